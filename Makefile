@@ -1,0 +1,117 @@
+# mlpviz build. `make` builds bin/mlpviz and lib/libmlpviz.a; `make test` and `make demo`
+# first install missing Debian packages (scripts/install-deps.sh).
+#
+# The files that compute in mv_real are compiled twice: float into the library, double into
+# build/core64.o, a partially linked object whose symbols are all local except the _f64
+# gradient-check entry points. Tests are built against each precision separately.
+
+ifeq ($(origin CC),default)
+  CC := gcc
+endif
+CFLAGS  ?= -O3
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wcast-qual -Wformat=2 -Werror
+BASE    := -std=c11 -D_DEFAULT_SOURCE -fopenmp -MMD -MP $(WARN)
+LDLIBS  := -lm
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+ifeq ($(SAN),1)
+  CFLAGS  := -O1 -g
+  BASE    += $(SAN_FLAGS)
+  LDFLAGS += $(SAN_FLAGS)
+  BUILD   := build/san
+  OUTDIR  := build/san/
+else
+  BUILD   := build/opt
+  OUTDIR  :=
+endif
+
+VARIANT_SRC := activations losses layers net gradcheck
+NEUTRAL_SRC := error rng arch gradcheck_report
+LIB_ONLY    := gradcheck_driver
+CLI_SRC     := cli cli_gradcheck
+
+F32_OBJ     := $(VARIANT_SRC:%=$(BUILD)/f32/%.o)
+F64_OBJ     := $(VARIANT_SRC:%=$(BUILD)/f64/%.o)
+NEUTRAL_OBJ := $(NEUTRAL_SRC:%=$(BUILD)/%.o)
+LIB_OBJ     := $(F32_OBJ) $(NEUTRAL_OBJ) $(LIB_ONLY:%=$(BUILD)/%.o) $(BUILD)/core64.o
+CLI_OBJ     := $(CLI_SRC:%=$(BUILD)/%.o)
+LIB         := $(OUTDIR)lib/libmlpviz.a
+BIN         := $(OUTDIR)bin/mlpviz
+TEST_BINS   := $(BUILD)/tests/test_core_f32 $(BUILD)/tests/test_core_f64 $(BUILD)/tests/test_api
+GEN_GOLDEN  := $(BUILD)/tests/gen_golden
+
+.PHONY: all deps tests test check mutation demo golden clean
+all: $(BIN) $(LIB)
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/f32/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE) $(CFLAGS) -c $< -o $@
+$(BUILD)/f64/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE) $(CFLAGS) -DMV_F64 -fvisibility=hidden -c $< -o $@
+$(BUILD)/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE) $(CFLAGS) -c $< -o $@
+
+# Partial link of the double copy, then every hidden symbol made local so that it cannot
+# clash with its float twin.
+$(BUILD)/core64.o: $(F64_OBJ)
+	ld -r -o $@.tmp $^
+	objcopy --localize-hidden $@.tmp $@
+	rm -f $@.tmp
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) -fopenmp $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+
+# ---- tests
+$(BUILD)/tests/f32/%.o: tests/%.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE) $(CFLAGS) -Isrc -c $< -o $@
+$(BUILD)/tests/f64/%.o: tests/%.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE) $(CFLAGS) -DMV_F64 -Isrc -c $< -o $@
+
+$(BUILD)/tests/test_core_f32: $(BUILD)/tests/f32/test_core.o $(F32_OBJ) $(NEUTRAL_OBJ)
+	$(CC) -fopenmp $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+$(BUILD)/tests/test_core_f64: $(BUILD)/tests/f64/test_core.o $(F64_OBJ) $(NEUTRAL_OBJ)
+	$(CC) -fopenmp $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+$(BUILD)/tests/test_api: $(BUILD)/tests/f32/test_api.o $(LIB)
+	$(CC) -fopenmp $(LDFLAGS) -o $@ $< $(LIB) -lcmocka $(LDLIBS)
+$(GEN_GOLDEN): $(BUILD)/tests/f64/gen_golden.o $(BUILD)/tests/f64/golden_cases.o $(F64_OBJ) $(NEUTRAL_OBJ)
+	$(CC) -fopenmp $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/tests/test_core_f32: $(BUILD)/tests/f32/golden_cases.o
+$(BUILD)/tests/test_core_f64: $(BUILD)/tests/f64/golden_cases.o
+
+tests: $(TEST_BINS)
+
+# Runs every suite and ends with one "N passed, N failed" line.
+check: $(BIN) $(LIB) $(TEST_BINS)
+	@BUILD=$(BUILD) MLPVIZ=$(BIN) tests/run.sh
+
+test: deps
+	@$(MAKE) --no-print-directory check
+
+# Regenerates tests/golden/ from the double build (only after a deliberate numeric change).
+golden: $(GEN_GOLDEN)
+	$(GEN_GOLDEN) tests/golden
+
+mutation: deps
+	@tests/mutation.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	@scripts/demo.sh
+
+clean:
+	rm -rf build bin lib
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,127 @@
+/* cli.c: the mlpviz binary: git-style subcommand dispatch and option-parsing helpers.
+ * Only this layer prints to the terminal and chooses exit statuses. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+void cli_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "mlpviz %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int cli_parse_int(const char *cmd, const char *option, const char *text, long lo, long hi,
+                  long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end || errno || v < lo || v > hi) {
+        cli_error(cmd, "--%s expects a whole number from %ld to %ld, got '%s'", option, lo, hi,
+                  text);
+        return 1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_double(const char *cmd, const char *option, const char *text, double lo,
+                     double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || *end || errno || !isfinite(v) || v < lo || v > hi) {
+        cli_error(cmd, "--%s expects a number from %g to %g, got '%s'", option, lo, hi, text);
+        return 1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_u64(const char *cmd, const char *option, const char *text, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (end == text || *end || errno || text[0] == '-') {
+        cli_error(cmd, "--%s expects a non-negative whole number, got '%s'", option, text);
+        return 1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_bad_option(const char *cmd, int opt, const char *arg0)
+{
+    (void)opt;
+    if (optopt)
+        cli_error(cmd, "option -%c is unknown or needs a value (see mlpviz %s --help)", optopt,
+                  cmd);
+    else
+        cli_error(cmd, "option '%s' is unknown or needs a value (see mlpviz %s --help)", arg0,
+                  cmd);
+    return MV_EXIT_USAGE;
+}
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"gradcheck", cmd_gradcheck, "check every backward formula against finite differences"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: mlpviz COMMAND [OPTIONS]\n\n"
+                 "Trains multilayer perceptrons with its own backpropagation and draws what they "
+                 "learned.\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-10s %s\n", "help", "show this list, or a command's help (help COMMAND)");
+    fprintf(out, "  %-10s %s\n", "version", "print the version");
+    fprintf(out, "\nRun 'mlpviz COMMAND --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return MV_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+        if (argc > 2 && strcmp(name, "help") == 0) {
+            char *help_argv[] = {argv[2], "--help", NULL};
+            for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+                if (!strcmp(argv[2], commands[i].name))
+                    return commands[i].run(2, help_argv);
+            fprintf(stderr, "mlpviz: unknown command '%s'\n", argv[2]);
+            return MV_EXIT_USAGE;
+        }
+        usage(stdout);
+        return MV_EXIT_OK;
+    }
+    if (!strcmp(name, "version") || !strcmp(name, "--version")) {
+        printf("mlpviz %s\n", MV_VERSION);
+        return MV_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(name, commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "mlpviz: unknown command '%s' (run 'mlpviz --help' for the list)\n", name);
+    return MV_EXIT_USAGE;
+}

@@ -1,0 +1,27 @@
+/* cli.h: shared helpers of the mlpviz command-line subcommands. */
+#ifndef MV_CLI_H
+#define MV_CLI_H
+
+#include "mlpviz.h"
+
+/* Exit statuses: 0 success, 1 the work failed (a check, a file), 2 the command line is wrong. */
+enum { MV_EXIT_OK = 0, MV_EXIT_FAIL = 1, MV_EXIT_USAGE = 2 };
+
+/* Prints "mlpviz CMD: message" on stderr. */
+void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Strict number parsing for option values: the whole text must be a number in [lo, hi].
+ * On failure they print an error naming the option and return non-zero. */
+int cli_parse_int(const char *cmd, const char *option, const char *text, long lo, long hi,
+                  long *out);
+int cli_parse_double(const char *cmd, const char *option, const char *text, double lo,
+                     double hi, double *out);
+int cli_parse_u64(const char *cmd, const char *option, const char *text, uint64_t *out);
+
+/* Unknown option / missing value reporting for getopt_long loops. */
+int cli_bad_option(const char *cmd, int opt, const char *arg0);
+
+/* The subcommands. argv[0] is the subcommand's name. */
+int cmd_gradcheck(int argc, char **argv);
+
+#endif

@@ -1,0 +1,229 @@
+/* cli_gradcheck.c: `mlpviz gradcheck`, finite-difference checks of every gradient the
+ * library computes, for an architecture given on the command line. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *const gradcheck_help =
+    "usage: mlpviz gradcheck --layers LIST [OPTIONS]\n"
+    "\n"
+    "Compares every analytic gradient (each weight and bias tensor, the input gradient of the\n"
+    "loss, and the input gradient of a class score) with central finite differences on a\n"
+    "random network and batch, then compares the float32 and float64 analytic gradients.\n"
+    "\n"
+    "  -l, --layers LIST      widths, input first: 784,64,32,10 (required)\n"
+    "  -a, --act NAME[,NAME]  hidden activation(s): identity sigmoid tanh relu leaky_relu[:a]\n"
+    "                         scaled_relu[:k] (or 5relu) softplus gelu; one for all hidden\n"
+    "                         layers or one per hidden layer (default relu)\n"
+    "  -L, --loss HEAD        ce (softmax+cross-entropy), bce (sigmoid+BCE), mse (default ce)\n"
+    "  -o, --objective OBJ    input-gradient objective: logit, output, logprob, hidden:LAYER\n"
+    "                         (default logit)\n"
+    "  -b, --batch N          rows of the random batch (default 4)\n"
+    "  -n, --samples N        coordinates checked per tensor, 0 = all (default 64)\n"
+    "  -s, --seed N           seed of weights, batch and sampled coordinates (default 1)\n"
+    "  -p, --precision P      double (default) or float\n"
+    "      --step H           finite-difference step (default 1e-3 double, 1e-2 float)\n"
+    "      --floor F          floor on the relative-error denominator (default 1e-4)\n"
+    "  -t, --tol T            largest relative error accepted (default 1e-6 double, 5e-2\n"
+    "                         float)\n"
+    "      --float-tol T      largest float32-vs-float64 difference accepted (default 1e-4)\n"
+    "  -h, --help             show this help\n"
+    "\n"
+    "Exit status: 0 when every tensor is within tolerance, 1 when one is not or a gradient\n"
+    "is all zero, 2 on a bad command line.\n";
+
+static int parse_acts(const char *cmd, const char *text, mv_arch *arch)
+{
+    const int hidden = arch->n_layers - 1;
+    char buf[256];
+    if (strlen(text) >= sizeof buf) {
+        cli_error(cmd, "--act list is too long");
+        return 1;
+    }
+    strcpy(buf, text);
+    int count = 0;
+    mv_activation acts[MV_MAX_LAYERS];
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (count == MV_MAX_LAYERS || mv_activation_parse(&acts[count], tok)) {
+            cli_error(cmd, "--act: %s", count == MV_MAX_LAYERS ? "too many activations"
+                                                                : mv_last_error());
+            return 1;
+        }
+        count++;
+    }
+    if (count != 1 && count != hidden) {
+        cli_error(cmd, "--act names %d activations but the network has %d hidden layers", count,
+                  hidden);
+        return 1;
+    }
+    for (int l = 0; l < hidden; l++)
+        arch->act[l] = acts[count == 1 ? 0 : l];
+    return 0;
+}
+
+static int parse_objective(const char *cmd, const char *text, mv_target *target)
+{
+    static const char *const names[] = {"logit", "output", "logprob"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(text, names[i])) {
+            target->kind = (mv_objective)i;
+            return 0;
+        }
+    long layer;
+    if (!strncmp(text, "hidden:", 7) &&
+        !cli_parse_int(cmd, "objective hidden:", text + 7, 0, MV_MAX_LAYERS, &layer)) {
+        target->kind = MV_OBJ_HIDDEN;
+        target->layer = (int)layer;
+        return 0;
+    }
+    cli_error(cmd, "--objective must be logit, output, logprob or hidden:LAYER, got '%s'", text);
+    return 1;
+}
+
+static void print_report(const mv_gradcheck_report *r, double tol)
+{
+    printf("%-11s %8s %8s %12s %12s  %s\n", "tensor", "checked", "skipped", "max|grad|",
+           "max rel err", "");
+    for (int t = 0; t < r->n_tensors; t++) {
+        const mv_gradcheck_tensor *x = &r->tensor[t];
+        printf("%-11s %8d %8d %12.4e %12.4e  %s\n", x->name, x->checked, x->skipped,
+               x->max_abs_grad, x->max_rel_error,
+               x->max_abs_grad == 0 ? "ALL ZERO" : x->max_rel_error <= tol ? "ok" : "FAIL");
+    }
+}
+
+typedef struct {
+    mv_gradcheck_config cfg;
+    mv_precision precision;
+    double tol, float_tol;
+} gradcheck_options;
+
+static int parse_gradcheck_args(int argc, char **argv, gradcheck_options *o)
+{
+    static const struct option longopts[] = {
+        {"layers", required_argument, 0, 'l'}, {"act", required_argument, 0, 'a'},
+        {"loss", required_argument, 0, 'L'},   {"objective", required_argument, 0, 'o'},
+        {"batch", required_argument, 0, 'b'},  {"samples", required_argument, 0, 'n'},
+        {"seed", required_argument, 0, 's'},   {"precision", required_argument, 0, 'p'},
+        {"step", required_argument, 0, 'S'},   {"floor", required_argument, 0, 'F'},
+        {"tol", required_argument, 0, 't'},    {"float-tol", required_argument, 0, 'T'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    const char *cmd = "gradcheck", *layers = NULL, *acts = "relu", *loss = "ce";
+    const char *objective = "logit";
+    mv_gradcheck_config *c = &o->cfg;
+    long v;
+    o->tol = -1;
+    o->float_tol = 1e-4;
+    o->precision = MV_PREC_DOUBLE;
+    opterr = 0;
+    optind = 1;
+    for (int opt; (opt = getopt_long(argc, argv, "l:a:L:o:b:n:s:p:t:h", longopts, NULL)) != -1;) {
+        switch (opt) {
+        case 'l': layers = optarg; break;
+        case 'a': acts = optarg; break;
+        case 'L': loss = optarg; break;
+        case 'o': objective = optarg; break;
+        case 'b':
+            if (cli_parse_int(cmd, "batch", optarg, 1, 4096, &v)) return MV_EXIT_USAGE;
+            c->batch = (int)v;
+            break;
+        case 'n':
+            if (cli_parse_int(cmd, "samples", optarg, 0, 1L << 30, &v)) return MV_EXIT_USAGE;
+            c->samples = (int)v;
+            break;
+        case 's':
+            if (cli_parse_u64(cmd, "seed", optarg, &c->seed)) return MV_EXIT_USAGE;
+            break;
+        case 'p':
+            if (strcmp(optarg, "double") && strcmp(optarg, "float")) {
+                cli_error(cmd, "--precision must be double or float, got '%s'", optarg);
+                return MV_EXIT_USAGE;
+            }
+            o->precision = optarg[0] == 'd' ? MV_PREC_DOUBLE : MV_PREC_FLOAT;
+            break;
+        case 'S':
+            if (cli_parse_double(cmd, "step", optarg, 1e-12, 1, &c->step)) return MV_EXIT_USAGE;
+            break;
+        case 'F':
+            if (cli_parse_double(cmd, "floor", optarg, 1e-30, 1e6, &c->floor)) return MV_EXIT_USAGE;
+            break;
+        case 't':
+            if (cli_parse_double(cmd, "tol", optarg, 0, 1e6, &o->tol)) return MV_EXIT_USAGE;
+            break;
+        case 'T':
+            if (cli_parse_double(cmd, "float-tol", optarg, 0, 1e6, &o->float_tol))
+                return MV_EXIT_USAGE;
+            break;
+        case 'h': fputs(gradcheck_help, stdout); return -1;
+        default: return cli_bad_option(cmd, opt, argv[optind - 1]);
+        }
+    }
+    if (optind < argc) {
+        cli_error(cmd, "unexpected argument '%s'", argv[optind]);
+        return MV_EXIT_USAGE;
+    }
+    if (!layers) {
+        cli_error(cmd, "--layers is required, e.g. --layers 784,64,32,10");
+        return MV_EXIT_USAGE;
+    }
+    if (mv_arch_parse_widths(&c->arch, layers) || mv_head_parse(&c->arch.head, loss)) {
+        cli_error(cmd, "%s", mv_last_error());
+        return MV_EXIT_USAGE;
+    }
+    if ((c->arch.n_layers > 1 && parse_acts(cmd, acts, &c->arch)) ||
+        parse_objective(cmd, objective, &c->target))
+        return MV_EXIT_USAGE;
+    if (mv_arch_validate(&c->arch)) {
+        cli_error(cmd, "%s", mv_last_error());
+        return MV_EXIT_USAGE;
+    }
+    if (o->tol < 0)
+        o->tol = o->precision == MV_PREC_DOUBLE ? 1e-6 : 5e-2;
+    return 0;
+}
+
+int cmd_gradcheck(int argc, char **argv)
+{
+    gradcheck_options o;
+    mv_arch empty = {0};
+    mv_gradcheck_defaults(&o.cfg, &empty);
+    int rc = parse_gradcheck_args(argc, argv, &o);
+    if (rc)
+        return rc < 0 ? MV_EXIT_OK : rc;
+
+    mv_gradcheck_report report;
+    if (mv_gradcheck(&o.cfg, o.precision, &report)) {
+        cli_error("gradcheck", "%s", mv_last_error());
+        return MV_EXIT_FAIL;
+    }
+    printf("gradcheck: %s, batch %d, %s, seed %llu, h = %g, floor = %g\n",
+           o.precision == MV_PREC_DOUBLE ? "float64" : "float32", o.cfg.batch,
+           mv_head_name(o.cfg.arch.head), (unsigned long long)o.cfg.seed,
+           o.cfg.step ? o.cfg.step : o.precision == MV_PREC_DOUBLE ? 1e-3 : 1e-2, o.cfg.floor);
+    print_report(&report, o.tol);
+    printf("max relative error %.3e (tolerance %.1e); float32 vs float64 %.3e (tolerance "
+           "%.1e)\n",
+           report.max_rel_error, o.tol, report.float_vs_double, o.float_tol);
+    int zero = mv_gradcheck_zero_tensor(&report);
+    if (zero >= 0) {
+        cli_error("gradcheck", "gradient of %s is all zero: nothing was checked",
+                  report.tensor[zero].name);
+        return MV_EXIT_FAIL;
+    }
+    for (int t = 0; t < report.n_tensors; t++)
+        if (report.tensor[t].checked == 0) {
+            cli_error("gradcheck", "no coordinate of %s could be checked (all %d straddle a kink)",
+                      report.tensor[t].name, report.tensor[t].skipped);
+            return MV_EXIT_FAIL;
+        }
+    if (report.max_rel_error > o.tol || report.float_vs_double > o.float_tol) {
+        cli_error("gradcheck", "FAILED: gradient error above tolerance");
+        return MV_EXIT_FAIL;
+    }
+    printf("gradcheck: ok\n");
+    return MV_EXIT_OK;
+}

@@ -1,0 +1,33 @@
+/* error.c: status codes and the thread-local last-error message (libfann-style: the library
+ * reports, the caller decides). */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+static _Thread_local char last_error[512] = "no error";
+
+const char *mv_status_string(mv_status status)
+{
+    switch (status) {
+    case MV_OK: return "ok";
+    case MV_ERR_ARG: return "invalid argument";
+    case MV_ERR_NOMEM: return "out of memory";
+    case MV_ERR_IO: return "input/output error";
+    case MV_ERR_FORMAT: return "bad format";
+    case MV_ERR_NUMERIC: return "non-finite number";
+    case MV_ERR_TOLERANCE: return "check failed";
+    }
+    return "unknown status";
+}
+
+const char *mv_last_error(void) { return last_error; }
+
+mv_status mv_fail(mv_status status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return status;
+}

@@ -1,0 +1,99 @@
+/* internal.h: declarations shared by the library's files, not part of the public API. */
+#ifndef MV_INTERNAL_H
+#define MV_INTERNAL_H
+
+#include "mlpviz.h"
+
+#if defined(__GNUC__)
+#define MV_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define MV_PRINTF(fmt, args)
+#endif
+
+/* Records a formatted message for mv_last_error() and returns status, so that a failing
+ * path reads `return mv_fail(MV_ERR_ARG, "...", ...);`. */
+mv_status mv_fail(mv_status status, const char *fmt, ...) MV_PRINTF(2, 3);
+
+/* The files that compute in mv_real are compiled twice: float (the library) and double
+ * (-DMV_F64, for gradient checks). In the double copy every symbol is made local to one
+ * partially linked object, except the entry points named with MV_VARIANT, which the float
+ * build reaches under their _f64 names. */
+#ifdef MV_F64
+#define MV_VARIANT(name) name##_f64
+#else
+#define MV_VARIANT(name) name##_f32
+#endif
+#define MV_EXPORTED __attribute__((visibility("default")))
+
+/* Math in the working precision. */
+#ifdef MV_F64
+#define MV_EXP exp
+#define MV_LOG1P log1p
+#define MV_TANH tanh
+#define MV_ERF erf
+#define MV_FABS fabs
+#else
+#define MV_EXP expf
+#define MV_LOG1P log1pf
+#define MV_TANH tanhf
+#define MV_ERF erff
+#define MV_FABS fabsf
+#endif
+
+/* ---- activations.c: elementwise over n values */
+/* a[i] = act(z[i]) */
+void mv_act_forward(mv_activation act, const mv_real *z, mv_real *a, size_t n);
+/* g[i] *= act'(z[i]), using the stored a[i] where that is cheaper */
+void mv_act_backward(mv_activation act, const mv_real *z, const mv_real *a, mv_real *g,
+                     size_t n);
+/* Scalar forms, for tests and finite differences. */
+double mv_act_value(mv_activation act, double z);
+double mv_act_slope(mv_activation act, double z);
+/* Non-zero for activations with a kink at 0 (finite differences must not straddle it). */
+int mv_act_has_kink(mv_activation act);
+
+/* ---- losses.c: the output head */
+/* Output activation of the head for rows [batch][n]. */
+void mv_head_forward(mv_head head, const mv_real *z, mv_real *a, int batch, int n);
+/* Mean loss; when delta != NULL writes dC/dz (divided by batch). */
+double mv_head_loss(mv_head head, const mv_real *z, const mv_real *a, const mv_real *y,
+                    mv_real *delta, int batch, int n);
+/* Seeds dS/dz[L-1] of row `row` for an objective on the output layer; returns S. */
+mv_status mv_head_objective_seed(mv_head head, mv_objective kind, const mv_real *z,
+                                 const mv_real *a, int n, int k, mv_real *delta,
+                                 mv_real *value);
+
+/* ---- layers.c: one dense layer, batched, row-major */
+/* out_z[B][n_out] = in[B][n_in] . W^T + b */
+void mv_dense_forward(const mv_real *in, const mv_real *W, const mv_real *b, mv_real *out_z,
+                      int batch, int n_in, int n_out);
+/* dW[n_out][n_in] = delta^T . in ; db[n_out] = column sums of delta (either may be NULL);
+ * din[B][n_in] = delta . W (when din != NULL). Every output element is reduced by one
+ * thread in a fixed order, so results do not depend on the thread count. */
+void mv_dense_backward(const mv_real *in, const mv_real *W, const mv_real *delta, mv_real *dW,
+                       mv_real *db, mv_real *din, int batch, int n_in, int n_out);
+
+/* ---- net.c */
+/* Runs the backward recursion from `top` (dC/dz of layer `top`, stored in ws->top_delta for
+ * the last layer or ws->delta[0] otherwise) down to the input. */
+void mv_backward_from(const mv_net *net, mv_workspace *ws, const mv_real *x, int batch,
+                      int top, const mv_real *top_delta, mv_params *grads, mv_real *grad_x);
+/* ---- arch.c */
+int mv_arch_max_width(const mv_arch *arch);
+
+/* ---- gradcheck.c, compiled in both precisions */
+mv_status mv_gradcheck_run_f32(const mv_gradcheck_config *config, mv_gradcheck_report *report);
+mv_status mv_gradcheck_run_f64(const mv_gradcheck_config *config, mv_gradcheck_report *report);
+/* Analytic gradients of the gradcheck setup, as doubles in report order: every parameter,
+ * then the input gradient of the loss, then of the target. *out belongs to the caller
+ * (free). */
+mv_status mv_gradcheck_analytic_f32(const mv_gradcheck_config *config, double **out,
+                                    size_t *count);
+mv_status mv_gradcheck_analytic_f64(const mv_gradcheck_config *config, double **out,
+                                    size_t *count);
+
+/* ---- gradcheck.c helpers shared with the tests */
+/* |a - b| / max(|a|, |b|, floor) */
+double mv_rel_error(double a, double b, double floor);
+
+#endif /* MV_INTERNAL_H */

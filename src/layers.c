@@ -1,0 +1,86 @@
+/* layers.c: the dense layer, forward and backward side by side.
+ *
+ * Shapes (row-major, one row per sample):
+ *   in    [B][n_in]      W  [n_out][n_in]     b [n_out]
+ *   z     [B][n_out]     delta = dC/dz [B][n_out]
+ *   dW    [n_out][n_in]  db [n_out]           din = dC/din [B][n_in]
+ *
+ * Determinism: every output element is reduced by a single thread in a fixed order, so the
+ * thread count never changes a bit of the result. Parallel loops therefore split outputs,
+ * never a reduction. */
+#include <string.h>
+
+#include "internal.h"
+
+/* Below this many multiply-adds a parallel region costs more than it saves. */
+#define MV_PARALLEL_WORK 32768
+
+/* Dot product with eight independent partial sums: the compiler keeps them in one vector
+ * register, and the summation order is fixed by the code, not by the thread count. */
+static inline mv_real dot(const mv_real *restrict a, const mv_real *restrict b, int n)
+{
+    mv_real acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    for (int j = 0; i < n; i++, j++) acc[j] += a[i] * b[i];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+/* y += alpha * x */
+static inline void axpy(mv_real alpha, const mv_real *restrict x, mv_real *restrict y, int n)
+{
+    for (int i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
+void mv_dense_forward(const mv_real *in, const mv_real *W, const mv_real *b, mv_real *out_z,
+                      int batch, int n_in, int n_out)
+{
+    const long work = (long)batch * n_in * n_out;
+    /* Split over outputs: each thread reads its own rows of W once per batch row. */
+#pragma omp parallel for schedule(static) if (work > MV_PARALLEL_WORK)
+    for (int o = 0; o < n_out; o++) {
+        const mv_real *w = W + (size_t)o * n_in;
+        for (int r = 0; r < batch; r++)
+            out_z[(size_t)r * n_out + o] = b[o] + dot(in + (size_t)r * n_in, w, n_in);
+    }
+}
+
+void mv_dense_backward(const mv_real *in, const mv_real *W, const mv_real *delta, mv_real *dW,
+                       mv_real *db, mv_real *din, int batch, int n_in, int n_out)
+{
+    const long work = (long)batch * n_in * n_out;
+    if (dW || db) {
+        /* One thread per output row of dW: the sum over the batch stays in row order. */
+#pragma omp parallel for schedule(static) if (work > MV_PARALLEL_WORK)
+        for (int o = 0; o < n_out; o++) {
+            mv_real bias_sum = 0;
+            mv_real *dw = dW ? dW + (size_t)o * n_in : NULL;
+            if (dw)
+                memset(dw, 0, sizeof *dw * (size_t)n_in);
+            for (int r = 0; r < batch; r++) {
+                mv_real d = delta[(size_t)r * n_out + o];
+                bias_sum += d;
+                if (dw)
+                    axpy(d, in + (size_t)r * n_in, dw, n_in);
+            }
+            if (db)
+                db[o] = bias_sum;
+        }
+    }
+    if (din) {
+        /* din = delta . W, split over (row, column block) pairs so that a batch of one row
+         * still uses every thread; each element sums over outputs in index order. */
+        enum { COLS = 256 };
+        const int blocks = (n_in + COLS - 1) / COLS;
+#pragma omp parallel for schedule(static) if (work > MV_PARALLEL_WORK)
+        for (int t = 0; t < batch * blocks; t++) {
+            const int r = t / blocks, c0 = (t % blocks) * COLS;
+            const int width = n_in - c0 < COLS ? n_in - c0 : COLS;
+            mv_real *out = din + (size_t)r * n_in + c0;
+            memset(out, 0, sizeof *out * (size_t)width);
+            for (int o = 0; o < n_out; o++)
+                axpy(delta[(size_t)r * n_out + o], W + (size_t)o * n_in + c0, out, width);
+        }
+    }
+}

@@ -1,0 +1,78 @@
+#!/bin/bash
+# mutation.sh: proves that the test suite bites. Each mutant plants one classic backprop bug
+# in a scratch copy of the tree; the suite (make check) must fail on every one of them, and
+# must pass on the unmodified copy first. Run by `make mutation` and by CI.
+set -u
+cd "$(dirname "$0")/.."
+root=$(pwd)
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+
+# name | file | sed program (applied alone; it must change the file)
+mutants=(
+  "tanh derivative sign flipped|src/activations.c|s/g\[i\] \*= 1 - a\[i\] \* a\[i\];/g[i] *= 1 + a[i] * a[i];/"
+  "sigmoid derivative loses (1 - a)|src/activations.c|s/g\[i\] \*= a\[i\] \* (1 - a\[i\]);/g[i] *= a[i];/"
+  "leaky relu slope dropped|src/activations.c|s/g\[i\] \*= z\[i\] > 0 ? 1 : p;/g[i] *= z[i] > 0 ? 1 : 0;/"
+  "gelu derivative misses z*pdf|src/activations.c|s/g\[i\] \*= cdf + z\[i\] \* pdf;/g[i] *= cdf + 0 * z[i] * pdf;/"
+  "W instead of W^T in delta.W|src/layers.c|s/axpy(delta\[(size_t)r \* n_out + o\], W + (size_t)o \* n_in + c0, out, width);/for (int i = 0; i < width; i++) out[i] += delta[(size_t)r * n_out + o] * W[(size_t)(c0 + i) * n_out + o];/"
+  "bias gradient missing|src/layers.c|s/db\[o\] = bias_sum;/db[o] = 0;/"
+  "forward ignores the bias|src/layers.c|s/= b\[o\] + dot(/= 0 * b[o] + dot(/"
+  "activation derivative dropped in backward|src/net.c|s/mv_act_backward(arch->act\[l - 1\]/if (0) mv_act_backward(arch->act[l - 1]/"
+  "off-by-one: backward stops before layer 0|src/net.c|/^void mv_backward_from/,/^}/ s/l >= 0; l--/l >= 1; l--/"
+  "pre-activation instead of activation in dW|src/net.c|/^void mv_backward_from/,/^}/ s/ws->a\[l - 1\];/ws->z[l - 1];/"
+  "input gradient seeded one layer too high|src/net.c|s/top = target.layer;/top = target.layer + 1;/"
+  "softmax-CE gradient sign flipped|src/losses.c|s/delta\[j\] = (a\[j\] \* ysum - y\[j\]) \* inv_batch;/delta[j] = (y[j] - a[j] * ysum) * inv_batch;/"
+  "BCE gradient averaged twice|src/losses.c|s/delta\[j\] = (a\[j\] - y\[j\]) \* inv_batch;/delta[j] = (a[j] - y[j]) * inv_batch * inv_batch;/"
+  "MSE gradient without the factor 2|src/losses.c|s/delta\[j\] = 2 \* (z\[j\] - y\[j\]) \* inv_batch;/delta[j] = (z[j] - y[j]) * inv_batch;/"
+  "log-softmax seed misses -p|src/losses.c|s/delta\[j\] = (j == k) - a\[j\];/delta[j] = (j == k);/"
+)
+
+cp -a src tests scripts Makefile "$scratch"/
+[ -d build ] && cp -a build "$scratch"/
+[ -d bin ] && cp -a bin "$scratch"/
+[ -d lib ] && cp -a lib "$scratch"/
+
+# Builds the scratch copy (status 3 when it does not compile), then runs the suite
+# (status 1 when it fails).
+run_suite() {
+    (cd "$scratch" && make -s all tests >"$scratch/log" 2>&1) || return 3
+    (cd "$scratch" && make -s check >"$scratch/log" 2>&1) || return 1
+}
+
+echo "mutation: baseline (no mutant) must pass"
+if ! run_suite; then
+    tail -n 20 "$scratch/log"
+    echo "mutation: the unmodified suite fails; fix that first"
+    exit 1
+fi
+
+caught=0
+missed=0
+for m in "${mutants[@]}"; do
+    IFS='|' read -r name file program <<<"$m"
+    cp "$root/$file" "$scratch/$file"
+    sed -i "$program" "$scratch/$file"
+    if cmp -s "$root/$file" "$scratch/$file"; then
+        echo "MISSED (mutant did not apply, fix its pattern): $name"
+        missed=$((missed + 1))
+        continue
+    fi
+    run_suite
+    status=$?
+    if [ "$status" -eq 0 ]; then
+        echo "MISSED: $name ($file) -- the suite still passes"
+        missed=$((missed + 1))
+    elif [ "$status" -eq 3 ]; then
+        echo "MISSED (mutant does not compile, fix it): $name"
+        grep -m1 'error:' "$scratch/log"
+        missed=$((missed + 1))
+    else
+        why=$(grep -m1 -E '^ERROR|^not ok|error:' "$scratch/log" | cut -c1-100)
+        echo "caught: $name  [$why]"
+        caught=$((caught + 1))
+    fi
+    cp "$root/$file" "$scratch/$file"
+    touch "$scratch/$file"
+done
+echo "mutation: $caught of ${#mutants[@]} planted bugs caught, $missed missed"
+[ "$missed" -eq 0 ]

@@ -1,0 +1,65 @@
+#!/bin/bash
+# run.sh: runs every test suite of mlpviz and ends with one line "N passed, N failed".
+# Called by `make check` / `make test` with BUILD set to the build directory.
+set -u
+cd "$(dirname "$0")/.."
+build=${BUILD:-build/opt}
+passed=0
+failed=0
+failures=()
+
+# A cmocka binary: count its own PASSED/FAILED lines; a crash without a summary is a failure.
+run_cmocka() {
+    local bin=$1 log
+    log=$(mktemp)
+    "$bin" >"$log" 2>&1
+    local status=$?
+    cat "$log"
+    local p f
+    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$log" | tail -n 1)
+    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s), listed below:/\1/p' "$log" | tail -n 1)
+    rm -f "$log"
+    p=${p:-0}
+    f=${f:-0}
+    if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
+        f=1
+        failures+=("$bin exited with status $status")
+    fi
+    [ "$f" -gt 0 ] && failures+=("$bin: $f failed")
+    passed=$((passed + p))
+    failed=$((failed + f))
+}
+
+# A shell suite printing "ok - NAME" / "not ok - NAME" lines.
+run_tap() {
+    local script=$1 log
+    log=$(mktemp)
+    MLPVIZ=${MLPVIZ:-bin/mlpviz} bash "$script" >"$log" 2>&1
+    local status=$?
+    cat "$log"
+    local p f
+    p=$(grep -c '^ok - ' "$log")
+    f=$(grep -c '^not ok - ' "$log")
+    rm -f "$log"
+    if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
+        f=1
+        failures+=("$script exited with status $status")
+    fi
+    [ "$f" -gt 0 ] && failures+=("$script: $f failed")
+    passed=$((passed + p))
+    failed=$((failed + f))
+}
+
+for t in test_core_f64 test_core_f32 test_api; do
+    echo "== $t"
+    run_cmocka "$build/tests/$t"
+done
+for t in tests/test_cli.sh; do
+    echo "== $t"
+    run_tap "$t"
+done
+
+echo
+for f in "${failures[@]+"${failures[@]}"}"; do echo "FAILED: $f"; done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -1,0 +1,86 @@
+#!/bin/bash
+# test_cli.sh: the mlpviz binary as a user runs it: exit statuses, messages on stderr,
+# help texts, and the gradient checks promised in the README.
+set -u
+cd "$(dirname "$0")/.."
+bin=${MLPVIZ:-bin/mlpviz}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+ok() { echo "ok - $1"; }
+not_ok() { echo "not ok - $1"; [ -n "${2:-}" ] && sed 's/^/    /' "$2"; }
+
+# expect STATUS NAME -- ARGS...: runs mlpviz, checks the exit status.
+expect() {
+    local want=$1 name=$2
+    shift 3
+    "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+    local got=$?
+    if [ "$got" -eq "$want" ]; then ok "$name"; else
+        echo "    exit $got, want $want: mlpviz $*"
+        not_ok "$name" "$tmp/err"
+    fi
+}
+
+# stderr of the last command must contain TEXT.
+stderr_has() {
+    if grep -qF -- "$2" "$tmp/err"; then ok "$1"; else not_ok "$1 (stderr lacks '$2')" "$tmp/err"; fi
+}
+stdout_has() {
+    if grep -qF -- "$2" "$tmp/out"; then ok "$1"; else not_ok "$1 (stdout lacks '$2')" "$tmp/out"; fi
+}
+
+expect 0 "top-level help" -- --help
+stdout_has "help lists gradcheck" "gradcheck"
+expect 0 "version" -- version
+stdout_has "version text" "mlpviz 0."
+expect 2 "no command" --
+expect 2 "unknown command" -- frobnicate
+stderr_has "unknown command named" "unknown command 'frobnicate'"
+expect 0 "gradcheck --help" -- gradcheck --help
+stdout_has "gradcheck help shows --layers" "--layers"
+expect 0 "help gradcheck" -- help gradcheck
+
+# The checks the foundation promises: every hidden activation on the README's network.
+for act in relu sigmoid tanh gelu softplus leaky_relu 5relu identity; do
+    expect 0 "gradcheck 784,128,64,10 $act ce in double" -- \
+        gradcheck --layers 784,128,64,10 --act "$act" --loss ce
+    if grep -q "max relative error" "$tmp/out"; then
+        err=$(sed -n 's/^max relative error \([^ ]*\) .*/\1/p' "$tmp/out")
+        awk -v e="$err" 'BEGIN { exit !(e <= 1e-6 && e > 0) }' && ok "$act: max rel err $err <= 1e-6" \
+            || not_ok "$act: max rel err $err"
+    else
+        not_ok "$act: no summary line" "$tmp/out"
+    fi
+done
+expect 0 "gradcheck per-layer activations, bce, hidden objective" -- \
+    gradcheck -l 20,16,12,8,3 -a tanh,gelu,leaky_relu:0.2 -L bce -o hidden:2 -n 0
+expect 0 "gradcheck mse, output objective, float32" -- \
+    gradcheck -l 20,16,3 -a softplus -L mse -o output -p float
+stdout_has "float32 run says so" "float32"
+
+# Failures: a tolerance no real check meets exits 1 and says why.
+expect 1 "tolerance 0 fails" -- gradcheck --layers 10,5,3 --tol 0
+stderr_has "failure message" "above tolerance"
+# Bad command lines exit 2 and name the option.
+expect 2 "missing --layers" -- gradcheck
+stderr_has "missing --layers named" "--layers is required"
+expect 2 "bad widths" -- gradcheck --layers 784,,10
+stderr_has "bad widths named" "bad layer list"
+expect 2 "zero batch" -- gradcheck --layers 4,3 --batch 0
+stderr_has "zero batch named" "--batch"
+expect 2 "NaN step" -- gradcheck --layers 4,3 --step nan
+stderr_has "NaN step named" "--step"
+expect 2 "unknown option" -- gradcheck --layers 4,3 --frob
+stderr_has "unknown option named" "--frob"
+expect 2 "missing value" -- gradcheck --layers
+expect 2 "unknown activation" -- gradcheck --layers 4,3,2 --act swish
+stderr_has "unknown activation named" "swish"
+expect 2 "activation count mismatch" -- gradcheck --layers 4,3,3,2 --act relu,tanh,gelu
+stderr_has "count mismatch explained" "2 hidden layers"
+expect 2 "unknown loss" -- gradcheck --layers 4,3 --loss hinge
+expect 2 "stray argument" -- gradcheck --layers 4,3 extra
+expect 1 "logprob needs a probability head" -- gradcheck --layers 4,3 --loss mse --objective logprob
+stderr_has "logprob message" "logprob"
+expect 1 "hidden objective on a one-layer net" -- gradcheck --layers 4,3 --objective hidden:0
+stderr_has "hidden message" "hidden layer 0"
