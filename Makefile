@@ -12,7 +12,8 @@ CFLAGS  ?= -O3
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wpointer-arith -Wcast-qual -Wformat=2 -Werror
 BASE    := -std=c11 -D_DEFAULT_SOURCE -fopenmp -MMD -MP $(WARN)
-LDLIBS  := -lm
+STB_LIBS := $(shell pkg-config --libs stb 2>/dev/null || echo -lstb)
+LDLIBS  := $(STB_LIBS) -lm
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 ifeq ($(SAN),1)
   CFLAGS  := -O1 -g
@@ -26,9 +27,9 @@ else
 endif
 
 VARIANT_SRC := activations losses layers net gradcheck
-NEUTRAL_SRC := error rng arch gradcheck_report
+NEUTRAL_SRC := error rng arch crc32 gradcheck_report image data model optim train draw fileio
 LIB_ONLY    := gradcheck_driver
-CLI_SRC     := cli cli_gradcheck
+CLI_SRC     := cli cli_gradcheck cli_convert cli_model cli_train cli_eval
 
 F32_OBJ     := $(VARIANT_SRC:%=$(BUILD)/f32/%.o)
 F64_OBJ     := $(VARIANT_SRC:%=$(BUILD)/f64/%.o)
@@ -37,10 +38,12 @@ LIB_OBJ     := $(F32_OBJ) $(NEUTRAL_OBJ) $(LIB_ONLY:%=$(BUILD)/%.o) $(BUILD)/cor
 CLI_OBJ     := $(CLI_SRC:%=$(BUILD)/%.o)
 LIB         := $(OUTDIR)lib/libmlpviz.a
 BIN         := $(OUTDIR)bin/mlpviz
-TEST_BINS   := $(BUILD)/tests/test_core_f32 $(BUILD)/tests/test_core_f64 $(BUILD)/tests/test_api
+TEST_BINS   := $(BUILD)/tests/test_core_f64 $(BUILD)/tests/test_core_f32 $(BUILD)/tests/test_api \
+               $(BUILD)/tests/test_data $(BUILD)/tests/test_model $(BUILD)/tests/test_train
+TEST_TOOLS  := $(BUILD)/tests/tool_make_model $(BUILD)/tests/tool_make_dataset
 GEN_GOLDEN  := $(BUILD)/tests/gen_golden
 
-.PHONY: all deps tests test check mutation demo golden clean
+.PHONY: all deps tests test check mutation demo model golden clean
 all: $(BIN) $(LIB)
 
 deps:
@@ -84,18 +87,26 @@ $(BUILD)/tests/test_core_f32: $(BUILD)/tests/f32/test_core.o $(F32_OBJ) $(NEUTRA
 	$(CC) -fopenmp $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 $(BUILD)/tests/test_core_f64: $(BUILD)/tests/f64/test_core.o $(F64_OBJ) $(NEUTRAL_OBJ)
 	$(CC) -fopenmp $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
-$(BUILD)/tests/test_api: $(BUILD)/tests/f32/test_api.o $(LIB)
-	$(CC) -fopenmp $(LDFLAGS) -o $@ $< $(LIB) -lcmocka $(LDLIBS)
+# Helper programs the shell suites call (not suites themselves).
+$(BUILD)/tests/tool_%: $(BUILD)/tests/f32/tool_%.o $(LIB)
+	$(CC) -fopenmp $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LDLIBS)
+
+# Suites that use the library as an embedder does.
+$(BUILD)/tests/test_%: $(BUILD)/tests/f32/test_%.o $(LIB)
+	$(CC) -fopenmp $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) -lcmocka $(LDLIBS)
+
+# Synthetic image classes, shared by the training suite and the dataset tool.
+$(BUILD)/tests/test_train $(BUILD)/tests/tool_make_dataset: $(BUILD)/tests/f32/synthetic.o
 $(GEN_GOLDEN): $(BUILD)/tests/f64/gen_golden.o $(BUILD)/tests/f64/golden_cases.o $(F64_OBJ) $(NEUTRAL_OBJ)
 	$(CC) -fopenmp $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/tests/test_core_f32: $(BUILD)/tests/f32/golden_cases.o
 $(BUILD)/tests/test_core_f64: $(BUILD)/tests/f64/golden_cases.o
 
-tests: $(TEST_BINS)
+tests: $(TEST_BINS) $(TEST_TOOLS)
 
 # Runs every suite and ends with one "N passed, N failed" line.
-check: $(BIN) $(LIB) $(TEST_BINS)
-	@BUILD=$(BUILD) MLPVIZ=$(BIN) tests/run.sh
+check: $(BIN) $(LIB) $(TEST_BINS) $(TEST_TOOLS)
+	@MLPVIZ=$(BIN) TOOLS=$(BUILD)/tests tests/run.sh $(TEST_BINS)
 
 test: deps
 	@$(MAKE) --no-print-directory check
@@ -109,7 +120,13 @@ mutation: deps
 
 demo: deps
 	@$(MAKE) --no-print-directory $(BIN)
+	@scripts/install-deps.sh dataset-fashion-mnist
 	@scripts/demo.sh
+
+# Retrains the committed default model; the same command gives the same bytes.
+model: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	@scripts/train-fashion-mnist.sh models/fashion-mnist.mlp
 
 clean:
 	rm -rf build bin lib

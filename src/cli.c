@@ -74,6 +74,36 @@ int cli_bad_option(const char *cmd, int opt, const char *arg0)
     return MV_EXIT_USAGE;
 }
 
+int cli_parse_acts(const char *cmd, const char *text, mv_arch *arch)
+{
+    const int hidden = arch->n_layers - 1;
+    char buf[256];
+    if (strlen(text) >= sizeof buf) {
+        cli_error(cmd, "--act list is too long");
+        return 1;
+    }
+    strcpy(buf, text);
+    int count = 0;
+    mv_activation acts[MV_MAX_LAYERS];
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (count == MV_MAX_LAYERS || mv_activation_parse(&acts[count], tok)) {
+            cli_error(cmd, "--act: %s", count == MV_MAX_LAYERS ? "too many activations"
+                                                                : mv_last_error());
+            return 1;
+        }
+        count++;
+    }
+    if (count != 1 && count != hidden) {
+        cli_error(cmd, "--act names %d activations but the network has %d hidden layers", count,
+                  hidden);
+        return 1;
+    }
+    for (int l = 0; l < hidden; l++)
+        arch->act[l] = acts[count == 1 ? 0 : l];
+    return 0;
+}
+
 typedef struct {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -81,6 +111,13 @@ typedef struct {
 } command;
 
 static const command commands[] = {
+    {"train", cmd_train, "train a classifier on an image folder or IDX files"},
+    {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix of a model"},
+    {"predict", cmd_predict, "top classes of images"},
+    {"grad", cmd_grad, "input gradient of a class score for an image, as .npy"},
+    {"info", cmd_info, "summary of a model file"},
+    {"export", cmd_export, "write a model's weights as NumPy .npy files"},
+    {"convert", cmd_convert, "turn IDX files (e.g. Fashion-MNIST) into an image folder"},
     {"gradcheck", cmd_gradcheck, "check every backward formula against finite differences"},
 };
 

@@ -18,10 +18,26 @@ int cli_parse_double(const char *cmd, const char *option, const char *text, doub
                      double hi, double *out);
 int cli_parse_u64(const char *cmd, const char *option, const char *text, uint64_t *out);
 
+/* "relu" for every hidden layer of arch, or "relu,tanh,..." one per hidden layer. */
+int cli_parse_acts(const char *cmd, const char *text, mv_arch *arch);
+
+/* Loads --data: an image folder, or an IDX image file (labels from `labels`, or from the
+ * images path with "images-idx3" replaced by "labels-idx1"); `names` is a comma list of class
+ * names for IDX data (may be NULL). Prints the error and returns non-zero on failure. */
+int cli_load_data(const char *cmd, const char *path, const char *labels, const char *names,
+                  const mv_load_options *options, mv_dataset **out);
+
 /* Unknown option / missing value reporting for getopt_long loops. */
 int cli_bad_option(const char *cmd, int opt, const char *arg0);
 
 /* The subcommands. argv[0] is the subcommand's name. */
-int cmd_gradcheck(int argc, char **argv);
+int cmd_gradcheck(int argc, char **argv); /* cli_gradcheck.c */
+int cmd_convert(int argc, char **argv);   /* cli_convert.c */
+int cmd_info(int argc, char **argv);      /* cli_model.c */
+int cmd_export(int argc, char **argv);    /* cli_model.c */
+int cmd_train(int argc, char **argv);     /* cli_train.c */
+int cmd_eval(int argc, char **argv);      /* cli_eval.c */
+int cmd_predict(int argc, char **argv);   /* cli_eval.c */
+int cmd_grad(int argc, char **argv);      /* cli_eval.c */
 
 #endif

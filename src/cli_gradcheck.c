@@ -35,36 +35,6 @@ static const char *const gradcheck_help =
     "Exit status: 0 when every tensor is within tolerance, 1 when one is not or a gradient\n"
     "is all zero, 2 on a bad command line.\n";
 
-static int parse_acts(const char *cmd, const char *text, mv_arch *arch)
-{
-    const int hidden = arch->n_layers - 1;
-    char buf[256];
-    if (strlen(text) >= sizeof buf) {
-        cli_error(cmd, "--act list is too long");
-        return 1;
-    }
-    strcpy(buf, text);
-    int count = 0;
-    mv_activation acts[MV_MAX_LAYERS];
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        if (count == MV_MAX_LAYERS || mv_activation_parse(&acts[count], tok)) {
-            cli_error(cmd, "--act: %s", count == MV_MAX_LAYERS ? "too many activations"
-                                                                : mv_last_error());
-            return 1;
-        }
-        count++;
-    }
-    if (count != 1 && count != hidden) {
-        cli_error(cmd, "--act names %d activations but the network has %d hidden layers", count,
-                  hidden);
-        return 1;
-    }
-    for (int l = 0; l < hidden; l++)
-        arch->act[l] = acts[count == 1 ? 0 : l];
-    return 0;
-}
-
 static int parse_objective(const char *cmd, const char *text, mv_target *target)
 {
     static const char *const names[] = {"logit", "output", "logprob"};
@@ -174,7 +144,7 @@ static int parse_gradcheck_args(int argc, char **argv, gradcheck_options *o)
         cli_error(cmd, "%s", mv_last_error());
         return MV_EXIT_USAGE;
     }
-    if ((c->arch.n_layers > 1 && parse_acts(cmd, acts, &c->arch)) ||
+    if ((c->arch.n_layers > 1 && cli_parse_acts(cmd, acts, &c->arch)) ||
         parse_objective(cmd, objective, &c->target))
         return MV_EXIT_USAGE;
     if (mv_arch_validate(&c->arch)) {

@@ -23,7 +23,8 @@ typedef struct {
     int *index;         /* [batch] unit of the input-gradient objective */
     mv_real *gx_loss;   /* [batch][w0] analytic dC/dx */
     mv_real *gx_target; /* [batch][w0] analytic d(sum_r S_r)/dx */
-    mv_real *z_base;    /* kinked layers' pre-activations at the unperturbed point */
+    mv_real *z_base[2]; /* kinked layers' pre-activations at the unperturbed point, for the
+                           loss's pass [0] and the objective's (no dropout) [1] */
     size_t z_count;
 } setup;
 
@@ -37,7 +38,8 @@ static void setup_free(setup *s)
     free(s->index);
     free(s->gx_loss);
     free(s->gx_target);
-    free(s->z_base);
+    free(s->z_base[0]);
+    free(s->z_base[1]);
 }
 
 static int objective_units(const mv_arch *arch, mv_target t)
@@ -83,6 +85,8 @@ static mv_status setup_create(setup *s, const mv_gradcheck_config *cfg)
     mv_status st = mv_arch_validate(arch);
     if (st)
         return st;
+    if (!(cfg->dropout >= 0 && cfg->dropout < 1))
+        return mv_fail(MV_ERR_ARG, "dropout must be in [0, 1), got %g", (double)cfg->dropout);
     if (cfg->batch < 1 || cfg->batch > 4096)
         return mv_fail(MV_ERR_ARG, "gradcheck batch must be 1..4096, got %d", cfg->batch);
     if (cfg->target.kind == MV_OBJ_HIDDEN &&
@@ -100,17 +104,26 @@ static mv_status setup_create(setup *s, const mv_gradcheck_config *cfg)
     s->index = malloc(sizeof *s->index * B);
     s->gx_loss = malloc(sizeof *s->gx_loss * B * w0);
     s->gx_target = malloc(sizeof *s->gx_target * B * w0);
-    s->z_base = malloc(sizeof *s->z_base * (s->z_count ? s->z_count : 1));
-    if (!s->x || !s->targets || !s->index || !s->gx_loss || !s->gx_target || !s->z_base)
+    for (int k = 0; k < 2; k++)
+        s->z_base[k] = malloc(sizeof *s->z_base[k] * (s->z_count ? s->z_count : 1));
+    if (!s->x || !s->targets || !s->index || !s->gx_loss || !s->gx_target || !s->z_base[0] ||
+        !s->z_base[1])
         return mv_fail(MV_ERR_NOMEM, "cannot allocate the gradient-check buffers");
     fill_random(s);
     return MV_OK;
 }
 
+/* The loss's forward pass: with dropout, always the same masks, so that the function the
+ * differences probe is the one the backward pass differentiates. */
+static void loss_forward(setup *s)
+{
+    mv_forward_train(s->net, s->ws, s->x, s->cfg.batch, s->cfg.dropout, s->cfg.seed + 2);
+}
+
 static mv_status analytic(setup *s)
 {
     const int B = s->cfg.batch;
-    mv_forward(s->net, s->ws, s->x, B);
+    loss_forward(s);
     mv_loss(s->net, s->ws, s->targets, B, 1);
     mv_backward(s->net, s->ws, s->x, B, s->grads, s->gx_loss);
     return mv_input_grad(s->net, s->ws, s->x, B, s->cfg.target, s->index, s->gx_target, NULL);
@@ -139,10 +152,12 @@ static double objective_sum(setup *s)
     return sum;
 }
 
-/* Copies (or compares with) the pre-activations of every kinked hidden layer. Returns
- * non-zero when comparing and some unit changed side of its kink. */
-static int kink_state(setup *s, int compare)
+/* Copies (or compares with) the pre-activations of every kinked hidden layer, for the pass
+ * of the loss (objective = 0) or of the objective. Returns non-zero when comparing and some
+ * unit changed side of its kink. */
+static int kink_state(setup *s, int objective, int compare)
 {
+    mv_real *base = s->z_base[objective];
     const mv_arch *arch = &s->cfg.arch;
     size_t at = 0;
     for (int l = 0; l + 1 < arch->n_layers; l++) {
@@ -151,8 +166,8 @@ static int kink_state(setup *s, int compare)
             const mv_real *z = s->ws->z[l];
             for (size_t i = 0; i < n; i++) {
                 if (!compare)
-                    s->z_base[at + i] = z[i];
-                else if ((z[i] > 0) != (s->z_base[at + i] > 0))
+                    base[at + i] = z[i];
+                else if ((z[i] > 0) != (base[at + i] > 0))
                     return 1;
             }
         }
@@ -164,8 +179,12 @@ static int kink_state(setup *s, int compare)
 /* f at the current point: the loss, or the objective sum when `objective`. */
 static double evaluate(setup *s, int objective)
 {
-    mv_forward(s->net, s->ws, s->x, s->cfg.batch);
-    return objective ? objective_sum(s) : mv_loss(s->net, s->ws, s->targets, s->cfg.batch, 0);
+    if (objective) {
+        mv_forward(s->net, s->ws, s->x, s->cfg.batch);
+        return objective_sum(s);
+    }
+    loss_forward(s);
+    return mv_loss(s->net, s->ws, s->targets, s->cfg.batch, 0);
 }
 
 /* Finite-difference derivative along one coordinate; returns 0 (and sets *kinked) when the
@@ -180,7 +199,7 @@ static double numeric(setup *s, mv_real *coord, int objective, int *kinked)
     for (int i = 0; i < 4; i++) {
         *coord = (mv_real)(saved + offsets[i] * h);
         f[i] = evaluate(s, objective);
-        *kinked |= kink_state(s, 1);
+        *kinked |= kink_state(s, objective, 1);
     }
     *coord = saved;
     /* The step actually taken is what the rounded coordinate moved, not h itself. */
@@ -246,8 +265,10 @@ MV_EXPORTED mv_status MV_VARIANT(mv_gradcheck_run)(const mv_gradcheck_config *co
         setup_free(&s);
         return st;
     }
-    mv_forward(s.net, s.ws, s.x, s.cfg.batch);
-    kink_state(&s, 0);
+    evaluate(&s, 0);
+    kink_state(&s, 0, 0);
+    evaluate(&s, 1);
+    kink_state(&s, 1, 0);
 
     mv_rng rng;
     mv_rng_seed(&rng, s.cfg.seed + 1);

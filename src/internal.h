@@ -92,6 +92,16 @@ mv_status mv_gradcheck_analytic_f32(const mv_gradcheck_config *config, double **
 mv_status mv_gradcheck_analytic_f64(const mv_gradcheck_config *config, double **out,
                                     size_t *count);
 
+/* ---- fileio.c */
+/* A piece of the bytes of a file being written. */
+typedef struct {
+    const void *data;
+    size_t size;
+} mv_byte_span;
+
+/* mv_write_file_atomic for a file made of several pieces. */
+mv_status mv_write_spans_atomic(const char *path, const mv_byte_span *spans, int n_spans);
+
 /* ---- gradcheck.c helpers shared with the tests */
 /* |a - b| / max(|a|, |b|, floor) */
 double mv_rel_error(double a, double b, double floor);

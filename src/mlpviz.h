@@ -18,6 +18,7 @@
 #ifndef MLPVIZ_H
 #define MLPVIZ_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -168,6 +169,9 @@ typedef struct {
     mv_real *a[MV_MAX_LAYERS];     /* [capacity][widths[l+1]] activations; a[L-1] = outputs */
     mv_real *delta[2];             /* [capacity][max width] ping-pong dC/dz buffers */
     mv_real *top_delta;            /* [capacity][widths[L]] dC/dz of the last layer */
+    mv_real *mask[MV_MAX_LAYERS];  /* [capacity][widths[l+1]] hidden layers: 0 or 1/(1-p) */
+    mv_real *kept[MV_MAX_LAYERS];  /* [capacity][widths[l+1]] hidden outputs after dropout */
+    int dropout_active;            /* set by mv_forward_train, cleared by mv_forward */
     mv_real *block;                /* owner of all of the above */
 } mv_workspace;
 
@@ -179,6 +183,13 @@ void mv_workspace_free(mv_workspace *ws);
 
 /* Forward pass of `batch` rows of x [batch][widths[0]]; fills ws->z and ws->a. */
 void mv_forward(const mv_net *net, mv_workspace *ws, const mv_real *x, int batch);
+
+/* Training forward pass with inverted dropout on every hidden layer: each hidden unit is
+ * zeroed with probability `dropout` (0 <= dropout < 1) and the survivors are scaled by
+ * 1/(1-dropout). Masks come from `seed` alone, so a step can be replayed exactly (resumed
+ * training, finite differences); mv_backward then differentiates through the same masks. */
+void mv_forward_train(const mv_net *net, mv_workspace *ws, const mv_real *x, int batch,
+                      float dropout, uint64_t seed);
 
 /* Mean loss over the batch of the last forward pass against targets [batch][widths[L]]
  * (one-hot or soft labels for CE, 0/1 for BCE, real values for MSE). When want_delta is
@@ -226,6 +237,7 @@ typedef struct {
     double step;           /* finite-difference step h */
     double floor;          /* floor on the relative-error denominator */
     mv_target target;      /* objective for the input-gradient check */
+    float dropout;         /* > 0: the loss is checked through fixed dropout masks */
 } mv_gradcheck_config;
 
 /* Fills a config with the defaults (batch 4, 64 samples, floor 1e-4,
@@ -261,6 +273,290 @@ mv_status mv_gradcheck(const mv_gradcheck_config *config, mv_precision precision
 /* Index of a tensor whose analytic gradient is all zero over the whole tensor, or -1.
  * A check that passes on zeros proves nothing. */
 int mv_gradcheck_zero_tensor(const mv_gradcheck_report *report);
+
+
+/* ---------------------------------------------------------------- images (image.c) */
+
+/* Default refusal threshold: an image whose header declares more pixels is not decoded. */
+#define MV_DEFAULT_MAX_PIXELS (1LL << 26)
+
+/* Loads one image (PNG, JPEG, BMP, TGA, GIF: what stb_image reads; the content decides, not
+ * the extension) converted to `channels` (1: luminance 0.299 R + 0.587 G + 0.114 B, 3: RGB,
+ * gray replicated; alpha dropped) and resized to width x height (area averaging when
+ * shrinking, bilinear when enlarging). The header is checked first: images of more than
+ * max_pixels pixels (0 = MV_DEFAULT_MAX_PIXELS) or of zero size are refused.
+ * out: [height][width][channels] floats in [0, 1], caller-allocated. */
+mv_status mv_image_load(const char *path, int channels, int width, int height,
+                        long long max_pixels, float *out);
+
+/* Reads only the header: size and channel count as stored (1..4). */
+mv_status mv_image_info(const char *path, int *width, int *height, int *channels);
+
+/* Writes an 8-bit PNG of [height][width][channels] floats in [0, 1] (clamped, rounded),
+ * atomically: a temporary file in the same directory, fsync, rename. When text_key is not
+ * NULL the PNG carries a tEXt chunk text_key = text_value. */
+mv_status mv_png_write(const char *path, const float *pixels, int width, int height,
+                       int channels, const char *text_key, const char *text_value);
+
+/* ---------------------------------------------------------------- datasets (data.c) */
+
+/* Labelled images in memory, all of one shape. */
+typedef struct {
+    int count;                 /* images */
+    int channels, height, width;
+    int n_classes;
+    char **class_names;        /* [n_classes], owned; sorted bytewise for image folders */
+    float *pixels;             /* [count][height][width][channels], values in [0, 1], owned */
+    int *labels;               /* [count], 0 .. n_classes-1, owned */
+} mv_dataset;
+
+typedef struct {
+    int width, height;         /* target size; 0 = the first image's size */
+    int channels;              /* 1 or 3; 0 = 1 when every image is gray, 3 otherwise */
+    int skip_bad;              /* non-zero: skip unreadable files (counted) instead of failing */
+    long long max_pixels;      /* per image; 0 = MV_DEFAULT_MAX_PIXELS */
+} mv_load_options;
+
+/* Zero options: every field chosen automatically, bad files are errors. */
+void mv_load_options_defaults(mv_load_options *options);
+
+/* Loads ROOT/<class>/<file>: classes are the sub-directories sorted bytewise, a file's label
+ * is the directory it is in, hidden files and directories are ignored, files are decoded in
+ * parallel. An empty class directory, fewer than 2 classes, or (without skip_bad) any
+ * unreadable file is an error naming the path. *skipped (may be NULL) receives the number of
+ * files skipped. *out belongs to the caller (mv_dataset_free). */
+mv_status mv_dataset_load_folder(mv_dataset **out, const char *root,
+                                 const mv_load_options *options, int *skipped);
+
+/* Loads an IDX image file (idx3, unsigned bytes, optionally gzip-compressed) and its IDX label
+ * file (idx1). class_names (may be NULL: "0", "1", ...) names labels 0..n_names-1; a label
+ * outside that range is an error. *out belongs to the caller (mv_dataset_free). */
+mv_status mv_dataset_load_idx(mv_dataset **out, const char *images_path,
+                              const char *labels_path, const char *const *class_names,
+                              int n_names);
+
+/* Writes every image as ROOT/<class-name>/<index, 5 digits>.png (directories created),
+ * in parallel, each file atomically. */
+mv_status mv_dataset_write_folder(const mv_dataset *data, const char *root);
+
+/* Releases a dataset; NULL is allowed. */
+void mv_dataset_free(mv_dataset *data);
+
+/* ---------------------------------------------------------------- model file (model.c) */
+
+/* A float32 array stored by name in a model file (optimizer moments, class means, ...). */
+typedef struct {
+    char name[32];
+    size_t count;
+    float *data;               /* [count], owned by the model */
+} mv_model_extra;
+
+#define MV_MODEL_MAX_EXTRAS 32
+
+/* A trained classifier as stored on disk: the network, how to feed it, what its outputs are
+ * called, and how it was made. docs/model-format.md describes the bytes. */
+typedef struct {
+    mv_net *net;               /* owned */
+    int channels, height, width; /* input image shape: channels*height*width == widths[0] */
+    float mean[4], std[4];     /* per channel: x = (pixel - mean[c]) / std[c] */
+    int n_classes;             /* == output width */
+    char **class_names;        /* [n_classes], owned */
+    char *meta;                /* "key=value\n" lines (command line, seed, accuracies...), owned,
+                                  may be NULL */
+    int n_extras;
+    mv_model_extra extras[MV_MODEL_MAX_EXTRAS];
+} mv_model;
+
+/* A model with a zeroed network of this shape, input shape 1 x widths[0] x 1, mean 0, std 1,
+ * classes named "0".."n-1". *out belongs to the caller (mv_model_free). */
+mv_status mv_model_create(mv_model **out, const mv_arch *arch);
+/* Releases a model; NULL is allowed. */
+void mv_model_free(mv_model *model);
+
+/* Replaces the class names (copied); n must equal the output width. */
+mv_status mv_model_set_class_names(mv_model *model, const char *const *names, int n);
+/* Sets (or replaces) one metadata key; keys and values may not contain '\n', keys not '='. */
+mv_status mv_model_meta_set(mv_model *model, const char *key, const char *value);
+/* Value of a metadata key, or NULL. Borrowed: valid until the model changes. */
+const char *mv_model_meta_get(const mv_model *model, const char *key);
+/* Stores a copy of a named float array, replacing one of the same name. */
+mv_status mv_model_extra_set(mv_model *model, const char *name, const float *data,
+                             size_t count);
+/* A named float array, or NULL; *count (may be NULL) receives its length. Borrowed. */
+const float *mv_model_extra_get(const mv_model *model, const char *name, size_t *count);
+
+/* Normalises n images of pixels [n][height][width][channels] into network inputs x. */
+void mv_model_prepare_input(const mv_model *model, const float *pixels, mv_real *x, int n);
+
+/* Writes the model atomically (temporary file, fsync, rename): a failure leaves any earlier
+ * file at path untouched. */
+mv_status mv_model_save(const mv_model *model, const char *path);
+/* Reads and fully validates a model: magic, version, sizes before any large allocation,
+ * CRC-32, finite weights. *out belongs to the caller (mv_model_free). */
+mv_status mv_model_load(mv_model **out, const char *path);
+
+/* CRC-32 (IEEE 802.3, as zlib and PNG); start with crc = 0. */
+uint32_t mv_crc32(uint32_t crc, const void *data, size_t size);
+
+
+/* ---------------------------------------------------------------- optimizers (optim.c) */
+
+typedef enum {
+    MV_OPT_SGD,
+    MV_OPT_MOMENTUM, /* heavy ball: v = mu v + g; theta -= lr v */
+    MV_OPT_NESTEROV, /* v = mu v + g; theta -= lr (g + mu v) */
+    MV_OPT_ADAM,     /* Kingma & Ba, bias-corrected; weight decay added to the gradient */
+    MV_OPT_ADAMW,    /* Adam with decoupled weight decay (Loshchilov & Hutter) */
+    MV_OPT_COUNT
+} mv_opt_kind;
+
+typedef struct {
+    mv_opt_kind kind;
+    double momentum;      /* mu, momentum and nesterov (default 0.9) */
+    double beta1, beta2;  /* adam, adamw (defaults 0.9, 0.999) */
+    double eps;           /* adam, adamw (default 1e-8) */
+    double weight_decay;  /* on weights only, never biases (default 0) */
+} mv_opt_config;
+
+/* Optimizer state: the moments, in the parameter layout. */
+typedef struct {
+    mv_opt_config config;
+    size_t count;
+    float *m;             /* [count] first moment / velocity, owned */
+    float *v;             /* [count] second moment (adam, adamw), owned */
+    long step;            /* updates done so far (adam's bias correction) */
+} mv_optimizer;
+
+/* Defaults for a kind (see mv_opt_config). */
+void mv_opt_defaults(mv_opt_config *config, mv_opt_kind kind);
+/* Parses sgd, momentum, nesterov, adam, adamw. */
+mv_status mv_opt_parse(mv_opt_kind *kind, const char *text);
+const char *mv_opt_name(mv_opt_kind kind);
+
+/* Zeroed state for a parameter block of this shape. *out belongs to the caller
+ * (mv_optimizer_free). */
+mv_status mv_optimizer_create(mv_optimizer **out, const mv_opt_config *config,
+                              const mv_arch *arch);
+void mv_optimizer_free(mv_optimizer *opt);
+/* One update of params from grads with learning rate lr. Elementwise, so the result does
+ * not depend on the thread count. */
+void mv_optimizer_step(mv_optimizer *opt, const mv_arch *arch, mv_params *params,
+                       const mv_params *grads, double lr);
+
+/* ---------------------------------------------------------------- training (train.c) */
+
+typedef enum { MV_LR_CONST, MV_LR_STEP, MV_LR_COSINE, MV_LR_COUNT } mv_lr_schedule;
+
+typedef struct {
+    mv_lr_schedule kind;
+    double lr;            /* peak learning rate */
+    double warmup_epochs; /* linear warm-up from 0 over this many epochs (may be fractional) */
+    int step_every;       /* MV_LR_STEP: multiply by gamma every this many epochs */
+    double gamma;
+    double min_lr;        /* MV_LR_COSINE: the floor it decays to */
+} mv_lr_config;
+
+/* Learning rate at update `step` (0-based) of a run of total_steps, steps_per_epoch each. */
+double mv_lr_at(const mv_lr_config *config, long step, long steps_per_epoch, long total_steps);
+mv_status mv_lr_parse(mv_lr_schedule *kind, const char *text);
+
+/* Per-epoch figures, as the metrics CSV records them. */
+typedef struct {
+    int epoch;            /* 1-based */
+    double lr;            /* at the epoch's last step */
+    double train_loss, train_accuracy; /* over the epoch's batches, as trained (augmented,
+                                          dropout) */
+    double val_loss, val_accuracy;     /* -1 when there is no validation set */
+    double seconds;       /* wall time of the epoch */
+} mv_epoch_metrics;
+
+/* What a progress callback sees after every batch (batch > 0) and at every epoch's end
+ * (batch == 0, metrics filled). */
+typedef struct {
+    int epoch, epochs;
+    long batch, batches;  /* within the epoch */
+    double loss, accuracy;/* running means over the epoch so far */
+    double samples_per_second;
+    double eta_seconds;   /* estimated time to the end of the run */
+    const mv_epoch_metrics *metrics; /* epoch end only */
+} mv_train_progress;
+
+typedef struct {
+    int epochs;
+    int batch;
+    mv_opt_config opt;
+    mv_lr_config lr;
+    float dropout;        /* on hidden layers */
+    float label_smoothing;/* targets (1 - e) one-hot + e / classes (Szegedy et al. 2016) */
+    int shift;            /* augmentation: random shifts of up to this many pixels */
+    int flip;             /* augmentation: random horizontal flips */
+    uint64_t seed;        /* shuffling, dropout, augmentation */
+    int keep_best;        /* end with the weights of the best validation accuracy */
+    const char *checkpoint_path; /* written atomically every epoch and on interruption */
+    const char *metrics_path;    /* CSV rewritten atomically every epoch (may be NULL) */
+    void (*progress)(const mv_train_progress *progress, void *user);
+    void *user;
+    volatile sig_atomic_t *interrupt; /* when non-zero: checkpoint and stop (may be NULL) */
+    const mv_model *resume;  /* a checkpoint to continue from (may be NULL); borrowed */
+} mv_train_config;
+
+/* Defaults: 10 epochs, batch 128, adam lr 1e-3, no schedule, no regularization, seed 1. */
+void mv_train_defaults(mv_train_config *config);
+
+/* Sets the model's input normalisation to the per-channel mean and standard deviation of
+ * the dataset's pixels (summed in double, in a fixed order). */
+void mv_model_fit_normalisation(mv_model *model, const mv_dataset *data);
+
+/* Trains model (network initialised, normalisation set, class names those of the dataset)
+ * on train, measuring on val (may be NULL) after every epoch. Every epoch, and when
+ * *config->interrupt becomes non-zero, a checkpoint (the model plus the training state) is
+ * written to config->checkpoint_path. With config->resume (a loaded checkpoint made with the
+ * same data and settings), training continues where it stopped and ends bitwise identical
+ * to an uninterrupted run. Returns MV_OK (check *interrupted), MV_ERR_NUMERIC when the loss
+ * became NaN or infinite (the model then holds the last completed epoch's weights), or
+ * another error. The model's meta receives the final figures ("train.accuracy", ...). */
+mv_status mv_train(mv_model *model, const mv_dataset *train, const mv_dataset *val,
+                   const mv_train_config *config, int *interrupted);
+
+/* Splits data into a training part and a validation part of round(fraction * count)
+ * images chosen by seed; both keep the original order. The parts belong to the caller
+ * (mv_dataset_free). */
+mv_status mv_dataset_split(const mv_dataset *data, double fraction, uint64_t seed,
+                           mv_dataset **train_out, mv_dataset **val_out);
+
+/* Accuracy and mean loss of a model on a dataset, and the confusion matrix
+ * confusion[true][predicted] (may be NULL; n_classes^2 counts, caller-allocated). */
+mv_status mv_evaluate(const mv_model *model, const mv_dataset *data, double *accuracy,
+                      double *loss, long *confusion);
+
+
+/* ---------------------------------------------------------------- drawing (draw.c) */
+
+/* Images here are [height][width][channels] floats in [0, 1]; color has `channels` values. */
+
+/* Fills the rectangle [x0, x1) x [y0, y1), clipped to the image. */
+void mv_fill_rect(float *image, int width, int height, int channels, int x0, int y0, int x1,
+                  int y1, const float *color);
+/* Draws ASCII text (stb_easy_font glyphs, 12 pixels high at scale 1) with its top-left corner
+ * at (x, y), clipped to the image; at most 255 characters. */
+void mv_draw_text(float *image, int width, int height, int channels, int x, int y,
+                  const char *text, int scale, const float *color);
+/* Width in pixels of text drawn at this scale. */
+int mv_text_width(const char *text, int scale);
+/* A colour for t in [0, 1] on a white-to-blue heat scale (rgb: 3 values). */
+void mv_heat_color(float t, float *rgb);
+
+
+/* ---------------------------------------------------------------- files (fileio.c) */
+
+/* Writes size bytes to path atomically: a temporary file in the same directory, fsync, then
+ * rename over path. On failure the temporary file is removed and an earlier file at path is
+ * untouched; the message names the path and the reason. */
+mv_status mv_write_file_atomic(const char *path, const void *data, size_t size);
+
+/* Writes a little-endian float32 NumPy .npy file (format 1.0, C order) of the given shape,
+ * atomically. */
+mv_status mv_npy_write(const char *path, const float *values, int ndim, const int *shape);
 
 #ifdef __cplusplus
 }

@@ -129,7 +129,7 @@ mv_status mv_workspace_create(mv_workspace **out, const mv_arch *arch, int capac
     const size_t cap = (size_t)capacity, maxw = (size_t)mv_arch_max_width(arch);
     size_t total = 2 * cap * maxw + cap * arch->widths[L];
     for (int l = 0; l < L; l++)
-        total += 2 * cap * arch->widths[l + 1];
+        total += (l + 1 < L ? 4 : 2) * cap * arch->widths[l + 1]; /* z, a (+ mask, kept) */
     mv_workspace *ws = calloc(1, sizeof *ws);
     mv_real *block = calloc(total, sizeof *block);
     if (!ws || !block) {
@@ -152,6 +152,13 @@ mv_status mv_workspace_create(mv_workspace **out, const mv_arch *arch, int capac
     ws->delta[1] = p;
     p += cap * maxw;
     ws->top_delta = p;
+    p += cap * arch->widths[L];
+    for (int l = 0; l + 1 < L; l++) {
+        ws->mask[l] = p;
+        p += cap * arch->widths[l + 1];
+        ws->kept[l] = p;
+        p += cap * arch->widths[l + 1];
+    }
     *out = ws;
     return MV_OK;
 }
@@ -164,19 +171,62 @@ void mv_workspace_free(mv_workspace *ws)
     free(ws);
 }
 
-void mv_forward(const mv_net *net, mv_workspace *ws, const mv_real *x, int batch)
+/* What layer l reads: the input, or the previous layer's output after dropout when a
+ * training pass applied it. */
+static const mv_real *layer_input(const mv_workspace *ws, const mv_real *x, int l)
+{
+    if (l == 0)
+        return x;
+    return ws->dropout_active ? ws->kept[l - 1] : ws->a[l - 1];
+}
+
+/* Draws the masks of every hidden layer, serially from one generator so that the masks
+ * do not depend on the thread count. */
+static void draw_dropout_masks(const mv_arch *arch, mv_workspace *ws, int batch, float dropout,
+                               uint64_t seed)
+{
+    mv_rng rng;
+    mv_rng_seed(&rng, seed);
+    const mv_real scale = (mv_real)(1.0 / (1.0 - dropout));
+    for (int l = 0; l + 1 < arch->n_layers; l++) {
+        const size_t n = (size_t)batch * arch->widths[l + 1];
+        for (size_t i = 0; i < n; i++)
+            ws->mask[l][i] = mv_rng_uniform(&rng) < dropout ? 0 : scale;
+    }
+}
+
+static void forward_layers(const mv_net *net, mv_workspace *ws, const mv_real *x, int batch)
 {
     const mv_arch *arch = &net->arch;
     const int L = arch->n_layers;
     for (int l = 0; l < L; l++) {
         const int n_in = arch->widths[l], n_out = arch->widths[l + 1];
-        const mv_real *in = l == 0 ? x : ws->a[l - 1];
+        const mv_real *in = layer_input(ws, x, l);
         mv_dense_forward(in, net->p.W[l], net->p.b[l], ws->z[l], batch, n_in, n_out);
-        if (l + 1 < L)
-            mv_act_forward(arch->act[l], ws->z[l], ws->a[l], (size_t)batch * n_out);
-        else
+        if (l + 1 == L) {
             mv_head_forward(arch->head, ws->z[l], ws->a[l], batch, n_out);
+            break;
+        }
+        const size_t n = (size_t)batch * n_out;
+        mv_act_forward(arch->act[l], ws->z[l], ws->a[l], n);
+        if (ws->dropout_active)
+            for (size_t i = 0; i < n; i++) ws->kept[l][i] = ws->a[l][i] * ws->mask[l][i];
     }
+}
+
+void mv_forward(const mv_net *net, mv_workspace *ws, const mv_real *x, int batch)
+{
+    ws->dropout_active = 0;
+    forward_layers(net, ws, x, batch);
+}
+
+void mv_forward_train(const mv_net *net, mv_workspace *ws, const mv_real *x, int batch,
+                      float dropout, uint64_t seed)
+{
+    ws->dropout_active = dropout > 0 && net->arch.n_layers > 1;
+    if (ws->dropout_active)
+        draw_dropout_masks(&net->arch, ws, batch, dropout, seed);
+    forward_layers(net, ws, x, batch);
 }
 
 double mv_loss(const mv_net *net, mv_workspace *ws, const mv_real *targets, int batch,
@@ -194,7 +244,7 @@ void mv_backward_from(const mv_net *net, mv_workspace *ws, const mv_real *x, int
     const mv_real *delta = top_delta; /* dC/dz[l], [batch][widths[l+1]] */
     for (int l = top; l >= 0; l--) {
         const int n_in = arch->widths[l], n_out = arch->widths[l + 1];
-        const mv_real *in = l == 0 ? x : ws->a[l - 1];
+        const mv_real *in = layer_input(ws, x, l);
         /* dC/da[l-1] goes to whichever ping-pong buffer does not hold delta. */
         mv_real *din = l == 0 ? grad_x : delta == ws->delta[0] ? ws->delta[1] : ws->delta[0];
         if (!grads && !din)
@@ -202,8 +252,10 @@ void mv_backward_from(const mv_net *net, mv_workspace *ws, const mv_real *x, int
         mv_dense_backward(in, net->p.W[l], delta, grads ? grads->W[l] : NULL,
                           grads ? grads->b[l] : NULL, din, batch, n_in, n_out);
         if (l > 0) {
-            mv_act_backward(arch->act[l - 1], ws->z[l - 1], ws->a[l - 1], din,
-                            (size_t)batch * n_in);
+            const size_t n = (size_t)batch * n_in;
+            if (ws->dropout_active) /* dropped units pass nothing back */
+                for (size_t i = 0; i < n; i++) din[i] *= ws->mask[l - 1][i];
+            mv_act_backward(arch->act[l - 1], ws->z[l - 1], ws->a[l - 1], din, n);
             delta = din;
         }
     }

@@ -1,9 +1,9 @@
 #!/bin/bash
 # run.sh: runs every test suite of mlpviz and ends with one line "N passed, N failed".
-# Called by `make check` / `make test` with BUILD set to the build directory.
+# Called by `make check` / `make test` as: run.sh CMOCKA-BINARY...; every tests/cli_*.sh runs
+# after them with MLPVIZ naming the binary under test.
 set -u
 cd "$(dirname "$0")/.."
-build=${BUILD:-build/opt}
 passed=0
 failed=0
 failures=()
@@ -50,11 +50,11 @@ run_tap() {
     failed=$((failed + f))
 }
 
-for t in test_core_f64 test_core_f32 test_api; do
+for t in "$@"; do
     echo "== $t"
-    run_cmocka "$build/tests/$t"
+    run_cmocka "$t"
 done
-for t in tests/test_cli.sh; do
+for t in tests/cli_*.sh; do
     echo "== $t"
     run_tap "$t"
 done

@@ -326,6 +326,56 @@ static void test_shallow_and_deep_networks(void **state)
     assert_gradcheck(cfg, "six layers");
 }
 
+static void test_gradients_through_dropout(void **state)
+{
+    (void)state;
+    for (int a = 0; a < N_ACTS; a++) {
+        mv_gradcheck_config cfg;
+        mv_gradcheck_defaults(&cfg, &(mv_arch){0});
+        cfg.arch = make_arch("9,8,7,4", all_acts[a], MV_HEAD_SOFTMAX_CE);
+        cfg.samples = 0;
+        cfg.dropout = 0.4f;
+        cfg.seed = 300 + (uint64_t)a;
+        assert_gradcheck(cfg, mv_act_name(all_acts[a].kind));
+    }
+}
+
+/* Dropout zeroes about p of the hidden units, scales the rest by 1/(1-p), depends only on
+ * the seed, and leaves plain forward passes alone. */
+static void test_dropout_masks(void **state)
+{
+    (void)state;
+    mv_arch arch = make_arch("50,400,300,5", (mv_activation){MV_ACT_RELU, 0},
+                             MV_HEAD_SOFTMAX_CE);
+    mv_net *net;
+    mv_workspace *ws;
+    assert_int_equal(mv_net_create(&net, &arch), MV_OK);
+    assert_int_equal(mv_workspace_create(&ws, &arch, 8), MV_OK);
+    mv_net_init(net, 2);
+    mv_real x[8 * 50];
+    for (int i = 0; i < 8 * 50; i++) x[i] = (mv_real)((i % 13) / 13.0);
+    mv_forward_train(net, ws, x, 8, 0.25f, 99);
+    size_t zeros = 0, n = 8 * 400;
+    for (size_t i = 0; i < n; i++) {
+        assert_true(ws->mask[0][i] == 0 || fabs(ws->mask[0][i] - 1 / 0.75) < 1e-6);
+        zeros += ws->mask[0][i] == 0;
+    }
+    assert_true(fabs((double)zeros / n - 0.25) < 0.03);
+    mv_real *first = malloc(sizeof *first * n);
+    assert_non_null(first);
+    memcpy(first, ws->mask[0], sizeof *first * n);
+    mv_forward_train(net, ws, x, 8, 0.25f, 99);
+    assert_memory_equal(first, ws->mask[0], sizeof *first * n);
+    mv_real out_plain[8 * 5];
+    mv_forward(net, ws, x, 8);
+    memcpy(out_plain, ws->a[2], sizeof out_plain);
+    mv_forward_train(net, ws, x, 8, 0, 99); /* p = 0 is the plain pass */
+    assert_memory_equal(out_plain, ws->a[2], sizeof out_plain);
+    free(first);
+    mv_net_free(net);
+    mv_workspace_free(ws);
+}
+
 /* ------------------------------------------------------------------ hand-derived cases */
 
 typedef struct {
@@ -829,6 +879,8 @@ int main(void)
         cmocka_unit_test(test_every_activation_and_head),
         cmocka_unit_test(test_input_gradient_objectives),
         cmocka_unit_test(test_shallow_and_deep_networks),
+        cmocka_unit_test(test_gradients_through_dropout),
+        cmocka_unit_test(test_dropout_masks),
         cmocka_unit_test(test_textbook_sigmoid_bce),
         cmocka_unit_test(test_textbook_identity),
         cmocka_unit_test(test_textbook_scaled_relu),

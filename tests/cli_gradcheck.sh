@@ -1,5 +1,5 @@
 #!/bin/bash
-# test_cli.sh: the mlpviz binary as a user runs it: exit statuses, messages on stderr,
+# cli_gradcheck.sh: the mlpviz binary as a user runs it: exit statuses, messages on stderr,
 # help texts, and the gradient checks promised in the README.
 set -u
 cd "$(dirname "$0")/.."

@@ -1,0 +1,382 @@
+/* cli_convert.c: `mlpviz convert`, IDX files (MNIST, Fashion-MNIST; plain or gzip) to an image
+ * folder DIR/<class>/<index>.png that `mlpviz train` and mv_dataset_load_folder() read.
+ *
+ * DIR appears complete or not at all: the images are written into a hidden sibling directory
+ * that is renamed to DIR at the end, and with --force an existing DIR is replaced only after
+ * that. */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define MAX_IDX_LABELS 256 /* IDX labels are bytes */
+
+static const char *const convert_help =
+    "usage: mlpviz convert --images FILE --labels FILE --out DIR [OPTIONS]\n"
+    "\n"
+    "Turns an IDX image file (idx3, unsigned bytes) and its IDX label file (idx1), each plain\n"
+    "or gzip-compressed, into an image folder: DIR/<class>/NNNNN.png, where NNNNN is the\n"
+    "image's index in the file. Labels 0, 1, ... are named by --names, or by their numbers.\n"
+    "\n"
+    "  -i, --images FILE   IDX image file, e.g. train-images-idx3-ubyte.gz (required)\n"
+    "  -l, --labels FILE   IDX label file, e.g. train-labels-idx1-ubyte.gz (required)\n"
+    "  -o, --out DIR       folder to create (required); its parent must exist\n"
+    "  -n, --names LIST    class names for labels 0, 1, ...: tshirt_top,trouser,...\n"
+    "                      (default: the label numbers)\n"
+    "  -f, --force         replace DIR if it exists (only an image folder: directories of\n"
+    "                      files), once the new folder is complete\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "The images are written into a hidden directory next to DIR (.DIR.tmp-XXXXXX) that is\n"
+    "renamed to DIR at the end, so DIR is never half-written; an interrupted run may leave\n"
+    "that hidden directory behind.\n"
+    "\n"
+    "Exit status: 0 on success, 1 when a file cannot be read or written, 2 on a bad command\n"
+    "line.\n";
+
+typedef struct {
+    const char *images, *labels, *out;
+    char **names; /* [n_names] or NULL */
+    int n_names;
+    int force;
+} convert_options;
+
+static void free_names(char **names, int n)
+{
+    for (int i = 0; names && i < n; i++) free(names[i]);
+    free(names);
+}
+
+/* Splits "a,b,c" into class names. Each becomes a directory, so each must be a non-empty,
+ * non-hidden single path component, and no two may be equal. */
+static int parse_names(const char *cmd, const char *text, convert_options *o)
+{
+    int n = 1;
+    for (const char *p = text; *p; p++) n += *p == ',';
+    if (n > MAX_IDX_LABELS) {
+        cli_error(cmd, "--names lists %d names; IDX labels go up to %d", n, MAX_IDX_LABELS);
+        return 1;
+    }
+    o->names = calloc((size_t)n, sizeof *o->names);
+    if (!o->names) {
+        cli_error(cmd, "out of memory");
+        return 1;
+    }
+    o->n_names = n;
+    const char *start = text;
+    for (int i = 0; i < n; i++) {
+        size_t len = strcspn(start, ",");
+        o->names[i] = strndup(start, len);
+        if (!o->names[i]) {
+            cli_error(cmd, "out of memory");
+            return 1;
+        }
+        const char *name = o->names[i];
+        if (!name[0] || name[0] == '.' || strchr(name, '/')) {
+            cli_error(cmd, "--names: class name %d '%s' must be non-empty, not start with '.' and "
+                      "not contain '/'", i, name);
+            return 1;
+        }
+        for (int k = 0; k < i; k++)
+            if (!strcmp(o->names[k], name)) {
+                cli_error(cmd, "--names: class name '%s' appears twice", name);
+                return 1;
+            }
+        start += len + 1;
+    }
+    return 0;
+}
+
+/* Fills o from the command line. Returns 0 to go on, -1 after --help, or an exit status. */
+static int parse_convert_args(int argc, char **argv, convert_options *o)
+{
+    static const struct option longopts[] = {
+        {"images", required_argument, 0, 'i'}, {"labels", required_argument, 0, 'l'},
+        {"out", required_argument, 0, 'o'},    {"names", required_argument, 0, 'n'},
+        {"force", no_argument, 0, 'f'},        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *cmd = "convert", *names = NULL;
+    opterr = 0;
+    optind = 1;
+    for (int opt; (opt = getopt_long(argc, argv, "i:l:o:n:fh", longopts, NULL)) != -1;) {
+        switch (opt) {
+        case 'i': o->images = optarg; break;
+        case 'l': o->labels = optarg; break;
+        case 'o': o->out = optarg; break;
+        case 'n': names = optarg; break;
+        case 'f': o->force = 1; break;
+        case 'h': fputs(convert_help, stdout); return -1;
+        default: return cli_bad_option(cmd, opt, argv[optind - 1]);
+        }
+    }
+    if (optind < argc) {
+        cli_error(cmd, "unexpected argument '%s'", argv[optind]);
+        return MV_EXIT_USAGE;
+    }
+    const char *missing = !o->images ? "--images" : !o->labels ? "--labels" : !o->out ? "--out"
+                                                                                    : NULL;
+    if (missing) {
+        cli_error(cmd, "%s is required (see mlpviz convert --help)", missing);
+        return MV_EXIT_USAGE;
+    }
+    if (names && parse_names(cmd, names, o))
+        return MV_EXIT_USAGE;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the output directory */
+
+/* DIR as "parent" and "base", trailing slashes ignored: the temporary directories are made in
+ * parent, so that renaming them to DIR stays within one filesystem. malloc'd. */
+static int split_out_path(const char *cmd, const char *out, char **parent, char **base)
+{
+    size_t n = strlen(out);
+    while (n > 1 && out[n - 1] == '/') n--;
+    size_t slash = n;
+    while (slash > 0 && out[slash - 1] != '/') slash--;
+    size_t base_len = n - slash;
+    if (base_len == 0 || (base_len == 1 && out[slash] == '.') ||
+        (base_len == 2 && !strncmp(out + slash, "..", 2))) {
+        cli_error(cmd, "--out '%s' must name a directory to create", out);
+        return MV_EXIT_USAGE;
+    }
+    *base = strndup(out + slash, base_len);
+    *parent = slash == 0 ? strdup(".") : strndup(out, slash > 1 ? slash - 1 : 1);
+    if (!*base || !*parent) {
+        cli_error(cmd, "out of memory");
+        return MV_EXIT_FAIL;
+    }
+    return 0;
+}
+
+/* Walks an image folder at most two levels deep (ROOT/entry, ROOT/dir/file), without following
+ * symbolic links. With remove = 0 it only checks that the tree has that shape, so that --force
+ * can never delete anything but an image folder (never a home directory given by mistake);
+ * with remove = 1 it deletes the tree. Returns 0 on success, else errno (ENOTDIR / EMLINK for
+ * a tree of another shape). */
+static int walk_image_folder(const char *root, int depth, int remove)
+{
+    DIR *d = opendir(root);
+    if (!d)
+        return errno;
+    int err = 0;
+    for (struct dirent *e; !err && (errno = 0, e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        size_t size = strlen(root) + strlen(e->d_name) + 2;
+        char *path = malloc(size);
+        if (path)
+            snprintf(path, size, "%s/%s", root, e->d_name);
+        struct stat st;
+        if (!path)
+            err = ENOMEM;
+        else if (lstat(path, &st) != 0)
+            err = errno;
+        else if (S_ISDIR(st.st_mode))
+            err = depth == 0 ? walk_image_folder(path, 1, remove) : EMLINK;
+        else if (!S_ISREG(st.st_mode))
+            err = ENOTDIR;
+        else if (remove && unlink(path) != 0)
+            err = errno;
+        free(path);
+    }
+    if (!err && errno)
+        err = errno;
+    closedir(d);
+    if (!err && remove && rmdir(root) != 0)
+        err = errno;
+    return err;
+}
+
+/* Whether DIR may be written: absent, or (with --force) an image folder to replace. Reports
+ * and returns non-zero otherwise. *exists receives whether it is there. */
+static int check_out_dir(const char *cmd, const convert_options *o, int *exists)
+{
+    struct stat st;
+    *exists = lstat(o->out, &st) == 0;
+    if (!*exists && errno == ENOENT)
+        return 0;
+    if (!*exists) {
+        cli_error(cmd, "%s: %s", o->out, strerror(errno));
+        return 1;
+    }
+    if (!o->force) {
+        cli_error(cmd, "%s already exists (use --force to replace it)", o->out);
+        return 1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        cli_error(cmd, "%s exists and is not a directory (a symbolic link or a file): not "
+                  "replaced", o->out);
+        return 1;
+    }
+    int err = walk_image_folder(o->out, 0, 0);
+    if (err) {
+        cli_error(cmd, "%s does not look like an image folder (only directories of files may be "
+                  "replaced by --force): %s; not replaced",
+                  o->out, err == EMLINK || err == ENOTDIR ? "it holds deeper directories, links "
+                                                            "or special files"
+                                                          : strerror(err));
+        return 1;
+    }
+    return 0;
+}
+
+/* Puts the complete folder tmp in place as DIR. An existing DIR (allowed by --force) is moved
+ * aside first, into a reserved empty directory it can be renamed onto, and deleted last. */
+static int install_folder(const char *cmd, const char *tmp, const char *out, const char *parent,
+                          const char *base, int replace)
+{
+    if (!replace) {
+        if (rename(tmp, out) == 0)
+            return 0;
+        cli_error(cmd, "%s: cannot create: %s", out, strerror(errno));
+        return 1;
+    }
+    size_t size = strlen(parent) + strlen(base) + sizeof "/..old-XXXXXX";
+    char *old = malloc(size);
+    if (!old) {
+        cli_error(cmd, "out of memory");
+        return 1;
+    }
+    snprintf(old, size, "%s/.%s.old-XXXXXX", parent, base);
+    int status = 1;
+    if (!mkdtemp(old)) {
+        cli_error(cmd, "%s: cannot create a directory next to it: %s", out, strerror(errno));
+    } else if (rename(out, old) != 0) {
+        cli_error(cmd, "%s: cannot move the old folder aside: %s", out, strerror(errno));
+        rmdir(old);
+    } else if (rename(tmp, out) != 0) {
+        cli_error(cmd, "%s: cannot create: %s", out, strerror(errno));
+        rename(old, out); /* put the old folder back */
+    } else {
+        status = 0;
+        int err = walk_image_folder(old, 0, 1);
+        if (err)
+            fprintf(stderr, "mlpviz %s: warning: %s: cannot remove the old folder: %s\n", cmd,
+                    old, strerror(err));
+    }
+    free(old);
+    return status;
+}
+
+/* ---------------------------------------------------------------- conversion */
+
+/* The classes the folder will have: the named ones, or 0 .. largest label. Every class needs
+ * an image, or its directory would be empty and the folder would not load back. */
+static int count_classes(const char *cmd, const mv_dataset *data, int named, int *n_classes)
+{
+    int n = data->n_classes;
+    if (!named) {
+        n = 0;
+        for (int i = 0; i < data->count; i++) n = data->labels[i] >= n ? data->labels[i] + 1 : n;
+    }
+    int *seen = calloc((size_t)n + 1, sizeof *seen); /* [n] images per class */
+    if (!seen) {
+        cli_error(cmd, "out of memory");
+        return 1;
+    }
+    for (int i = 0; i < data->count; i++) seen[data->labels[i]]++;
+    int empty = -1;
+    for (int c = 0; c < n && empty < 0; c++) empty = seen[c] ? -1 : c;
+    free(seen);
+    if (empty >= 0) {
+        cli_error(cmd, "class '%s' (label %d) has no image: its directory would be empty",
+                  data->class_names[empty], empty);
+        return 1;
+    }
+    if (n < 2) {
+        cli_error(cmd, "the labels name only %d class; an image folder needs at least 2", n);
+        return 1;
+    }
+    *n_classes = n;
+    return 0;
+}
+
+/* mkdtemp makes a directory only its owner may enter; DIR gets the permissions mkdir would
+ * have given it. Reading the umask means setting it, harmless while no thread runs. */
+static mode_t directory_mode(void)
+{
+    mode_t mask = umask(022);
+    umask(mask);
+    return 0777 & ~mask;
+}
+
+/* Loads the IDX pair and writes the image folder into a fresh hidden directory next to DIR,
+ * whose path is returned in tmp (malloc'd; removed again on failure). */
+static int write_temporary_folder(const char *cmd, const convert_options *o, const char *parent,
+                                  const char *base, char **tmp, mv_dataset *summary)
+{
+    mv_dataset *data = NULL;
+    if (mv_dataset_load_idx(&data, o->images, o->labels, (const char *const *)o->names,
+                            o->names ? o->n_names : MAX_IDX_LABELS)) {
+        cli_error(cmd, "%s", mv_last_error());
+        return 1;
+    }
+    mv_dataset view = *data; /* the same images, with only the classes that are used */
+    int status = count_classes(cmd, data, o->names != NULL, &view.n_classes);
+    size_t size = strlen(parent) + strlen(base) + sizeof "/..tmp-XXXXXX";
+    if (!status && !(*tmp = malloc(size))) {
+        cli_error(cmd, "out of memory");
+        status = 1;
+    }
+    if (!status) {
+        snprintf(*tmp, size, "%s/.%s.tmp-XXXXXX", parent, base);
+        if (!mkdtemp(*tmp)) {
+            cli_error(cmd, "%s: cannot create a directory next to it: %s", o->out,
+                      strerror(errno));
+            status = 1;
+        } else if (chmod(*tmp, directory_mode()) != 0) {
+            cli_error(cmd, "%s: %s", *tmp, strerror(errno));
+            rmdir(*tmp);
+            status = 1;
+        } else if (mv_dataset_write_folder(&view, *tmp)) {
+            cli_error(cmd, "%s", mv_last_error());
+            walk_image_folder(*tmp, 0, 1);
+            status = 1;
+        }
+        if (status) {
+            free(*tmp);
+            *tmp = NULL;
+        }
+    }
+    *summary = view;
+    summary->pixels = NULL;
+    summary->labels = NULL;
+    summary->class_names = NULL;
+    mv_dataset_free(data);
+    return status;
+}
+
+int cmd_convert(int argc, char **argv)
+{
+    const char *cmd = "convert";
+    convert_options o = {0};
+    char *parent = NULL, *base = NULL, *tmp = NULL;
+    int exists = 0, rc = parse_convert_args(argc, argv, &o);
+    if (!rc)
+        rc = split_out_path(cmd, o.out, &parent, &base);
+    if (!rc)
+        rc = check_out_dir(cmd, &o, &exists);
+    mv_dataset summary = {0};
+    if (!rc)
+        rc = write_temporary_folder(cmd, &o, parent, base, &tmp, &summary);
+    if (!rc) {
+        rc = install_folder(cmd, tmp, o.out, parent, base, exists);
+        if (rc)
+            walk_image_folder(tmp, 0, 1);
+    }
+    if (!rc)
+        printf("convert: %d images of %dx%d in %d classes written to %s\n", summary.count,
+               summary.width, summary.height, summary.n_classes, o.out);
+    free(tmp);
+    free(parent);
+    free(base);
+    free_names(o.names, o.n_names);
+    return rc < 0 ? MV_EXIT_OK : rc;
+}

@@ -1,0 +1,449 @@
+/* cli_eval.c: `mlpviz eval` (accuracy, per-class accuracy, confusion matrix as text and PNG)
+ * and `mlpviz predict` (top classes of images). */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *const eval_help =
+    "usage: mlpviz eval MODEL --data DATA [OPTIONS]\n"
+    "\n"
+    "Accuracy, per-class accuracy and the confusion matrix of MODEL on DATA (an image folder\n"
+    "whose class folders are matched to the model's classes by name, or IDX files).\n"
+    "\n"
+    "  -d, --data PATH       image folder or IDX image file\n"
+    "      --labels FILE     IDX label file (default: derived from the images path)\n"
+    "      --names A,B,...   class names of IDX labels (default: the model's)\n"
+    "  -c, --confusion PNG   heat map of the confusion matrix (default out/confusion.png;\n"
+    "                        'none' to skip)\n"
+    "      --skip-bad        skip unreadable images\n"
+    "  -h, --help\n";
+
+static const char *const predict_help =
+    "usage: mlpviz predict MODEL IMAGE... [--top K]\n"
+    "\n"
+    "Prints the K most probable classes of each image (default 3).\n";
+
+/* Loads MODEL, printing the error. */
+static int load_model(const char *cmd, const char *path, mv_model **model)
+{
+    if (mv_model_load(model, path)) {
+        cli_error(cmd, "%s", mv_last_error());
+        return 1;
+    }
+    return 0;
+}
+
+/* Rewrites the dataset's labels and class list into the model's class order, matching by
+ * name; a class the model does not know is an error. */
+static int match_classes(const mv_model *model, mv_dataset *data, const char *path)
+{
+    int *to_model = malloc(sizeof *to_model * (size_t)data->n_classes);
+    if (!to_model)
+        return 1;
+    for (int k = 0; k < data->n_classes; k++) {
+        to_model[k] = -1;
+        for (int j = 0; j < model->n_classes; j++)
+            if (!strcmp(data->class_names[k], model->class_names[j]))
+                to_model[k] = j;
+        if (to_model[k] < 0) {
+            cli_error("eval", "%s: class '%s' is not one of the model's classes", path,
+                      data->class_names[k]);
+            free(to_model);
+            return 1;
+        }
+    }
+    for (int i = 0; i < data->count; i++) data->labels[i] = to_model[data->labels[i]];
+    free(to_model);
+    char **names = calloc((size_t)model->n_classes, sizeof *names);
+    for (int j = 0; names && j < model->n_classes; j++)
+        if (!(names[j] = strdup(model->class_names[j]))) {
+            while (j--) free(names[j]);
+            free(names);
+            names = NULL;
+        }
+    if (!names)
+        return 1;
+    for (int k = 0; k < data->n_classes; k++) free(data->class_names[k]);
+    free(data->class_names);
+    data->class_names = names;
+    data->n_classes = model->n_classes;
+    return 0;
+}
+
+static void print_confusion(const mv_model *m, const long *confusion)
+{
+    const int K = m->n_classes;
+    printf("\n%-14s %9s %9s\n", "class", "images", "accuracy");
+    for (int t = 0; t < K; t++) {
+        long total = 0;
+        for (int p = 0; p < K; p++) total += confusion[t * K + p];
+        if (total)
+            printf("%-14s %9ld %9.4f\n", m->class_names[t], total,
+                   (double)confusion[t * K + t] / total);
+        else
+            printf("%-14s %9ld %9s\n", m->class_names[t], total, "-");
+    }
+    printf("\nconfusion matrix (rows: true class, columns: predicted)\n%14s", "");
+    for (int p = 0; p < K; p++) printf(" %6d", p);
+    printf("\n");
+    for (int t = 0; t < K; t++) {
+        printf("%2d %-11.11s", t, m->class_names[t]);
+        for (int p = 0; p < K; p++) printf(" %6ld", confusion[t * K + p]);
+        printf("\n");
+    }
+}
+
+/* The confusion matrix as a heat map, each row scaled by its class's count, with the
+ * class names along the left and the indices along the top. */
+static int write_confusion_png(const mv_model *m, const long *confusion, const char *path)
+{
+    const int K = m->n_classes, cell = 28, scale = 1;
+    int label_w = 0;
+    for (int k = 0; k < K; k++) {
+        const int w = mv_text_width(m->class_names[k], scale) + 24;
+        label_w = w > label_w ? w : label_w;
+    }
+    const int W = label_w + K * cell + 8, H = 24 + K * cell + 8;
+    float *img = malloc(sizeof *img * 3 * (size_t)W * H);
+    if (!img)
+        return 1;
+    const float white[3] = {1, 1, 1}, black[3] = {0, 0, 0}, light[3] = {1, 1, 1};
+    mv_fill_rect(img, W, H, 3, 0, 0, W, H, white);
+    for (int t = 0; t < K; t++) {
+        long total = 0;
+        for (int p = 0; p < K; p++) total += confusion[t * K + p];
+        char text[16];
+        snprintf(text, sizeof text, "%d", t);
+        mv_draw_text(img, W, H, 3, label_w + t * cell + 8, 8, text, scale, black);
+        snprintf(text, sizeof text, "%d ", t);
+        mv_draw_text(img, W, H, 3, 4, 24 + t * cell + 9, text, scale, black);
+        mv_draw_text(img, W, H, 3, 20, 24 + t * cell + 9, m->class_names[t], scale, black);
+        for (int p = 0; p < K; p++) {
+            const float share = total ? (float)confusion[t * K + p] / total : 0;
+            float rgb[3];
+            mv_heat_color(share, rgb);
+            const int x = label_w + p * cell, y = 24 + t * cell;
+            mv_fill_rect(img, W, H, 3, x, y, x + cell - 1, y + cell - 1, rgb);
+            if (share >= 0.005f) { /* percentage, white on dark cells */
+                snprintf(text, sizeof text, "%.0f", 100 * share);
+                mv_draw_text(img, W, H, 3, x + 4, y + 9, text, scale, share > 0.5f ? light : black);
+            }
+        }
+    }
+    const mv_status st = mv_png_write(path, img, W, H, 3, NULL, NULL);
+    free(img);
+    if (st) {
+        cli_error("eval", "%s", mv_last_error());
+        return 1;
+    }
+    return 0;
+}
+
+static int evaluate_and_report(const mv_model *model, const mv_dataset *data,
+                               const char *png_path)
+{
+    const int K = model->n_classes;
+    long *confusion = calloc((size_t)K * K, sizeof *confusion);
+    double accuracy, loss;
+    if (!confusion || mv_evaluate(model, data, &accuracy, &loss, confusion)) {
+        cli_error("eval", "%s", confusion ? mv_last_error() : "out of memory");
+        free(confusion);
+        return 1;
+    }
+    printf("accuracy %.4f (%d images), mean loss %.4f\n", accuracy, data->count, loss);
+    print_confusion(model, confusion);
+    int rc = 0;
+    if (strcmp(png_path, "none")) {
+        rc = write_confusion_png(model, confusion, png_path);
+        if (!rc)
+            printf("\nconfusion matrix written to %s\n", png_path);
+    }
+    free(confusion);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"data", required_argument, 0, 'd'},  {"labels", required_argument, 0, 'L'},
+        {"names", required_argument, 0, 'N'}, {"confusion", required_argument, 0, 'c'},
+        {"skip-bad", no_argument, 0, 'S'},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *data_path = NULL, *labels = NULL, *names = NULL, *png = "out/confusion.png";
+    mv_load_options load;
+    mv_load_options_defaults(&load);
+    opterr = 0;
+    optind = 1;
+    for (int opt; (opt = getopt_long(argc, argv, "d:c:h", longopts, NULL)) != -1;) {
+        switch (opt) {
+        case 'd': data_path = optarg; break;
+        case 'L': labels = optarg; break;
+        case 'N': names = optarg; break;
+        case 'c': png = optarg; break;
+        case 'S': load.skip_bad = 1; break;
+        case 'h': fputs(eval_help, stdout); return 0;
+        default: return cli_bad_option("eval", opt, argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 1 || !data_path) {
+        cli_error("eval", "give one MODEL and --data (see mlpviz eval --help)");
+        return 2;
+    }
+    mv_model *model = NULL;
+    mv_dataset *data = NULL;
+    if (load_model("eval", argv[optind], &model))
+        return 1;
+    load.width = model->width;
+    load.height = model->height;
+    load.channels = model->channels;
+    char *model_names = NULL;
+    if (!names) { /* IDX labels are the model's class indices */
+        size_t n = 1;
+        for (int k = 0; k < model->n_classes; k++) n += strlen(model->class_names[k]) + 1;
+        if ((model_names = calloc(n, 1)))
+            for (int k = 0; k < model->n_classes; k++) {
+                strcat(model_names, model->class_names[k]);
+                if (k + 1 < model->n_classes)
+                    strcat(model_names, ",");
+            }
+        names = model_names;
+    }
+    int rc = cli_load_data("eval", data_path, labels, names, &load, &data);
+    if (!rc)
+        rc = match_classes(model, data, data_path);
+    if (!rc)
+        rc = evaluate_and_report(model, data, png);
+    free(model_names);
+    mv_dataset_free(data);
+    mv_model_free(model);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ predict */
+
+static int predict_one(const mv_model *model, mv_workspace *ws, const char *path, int top,
+                       float *pixels, mv_real *x)
+{
+    if (mv_image_load(path, model->channels, model->width, model->height, 0, pixels)) {
+        cli_error("predict", "%s", mv_last_error());
+        return 1;
+    }
+    mv_model_prepare_input(model, pixels, x, 1);
+    mv_forward(model->net, ws, x, 1);
+    const int K = model->n_classes;
+    const mv_real *p = ws->a[model->net->arch.n_layers - 1];
+    printf("%s\n", path);
+    int used[1024] = {0};
+    for (int rank = 0; rank < top && rank < K && rank < 1024; rank++) {
+        int best = -1;
+        for (int k = 0; k < K && k < 1024; k++)
+            if (!used[k] && (best < 0 || p[k] > p[best]))
+                best = k;
+        used[best] = 1;
+        printf("  %d. %-20s %.4f\n", rank + 1, model->class_names[best], (double)p[best]);
+    }
+    return 0;
+}
+
+int cmd_predict(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"top", required_argument, 0, 'k'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    long top = 3;
+    opterr = 0;
+    optind = 1;
+    for (int opt; (opt = getopt_long(argc, argv, "k:h", longopts, NULL)) != -1;) {
+        switch (opt) {
+        case 'k': if (cli_parse_int("predict", "top", optarg, 1, 1024, &top)) return 2; break;
+        case 'h': fputs(predict_help, stdout); return 0;
+        default: return cli_bad_option("predict", opt, argv[optind - 1]);
+        }
+    }
+    if (argc - optind < 2) {
+        cli_error("predict", "give a MODEL and at least one IMAGE (see mlpviz predict --help)");
+        return 2;
+    }
+    mv_model *model;
+    if (load_model("predict", argv[optind], &model))
+        return 1;
+    mv_workspace *ws = NULL;
+    const size_t D = (size_t)model->net->arch.widths[0];
+    float *pixels = malloc(sizeof *pixels * D);
+    mv_real *x = malloc(sizeof *x * D);
+    int rc = 0;
+    if (!pixels || !x || mv_workspace_create(&ws, &model->net->arch, 1)) {
+        cli_error("predict", "out of memory");
+        rc = 1;
+    }
+    for (int i = optind + 1; !rc && i < argc; i++)
+        rc = predict_one(model, ws, argv[i], (int)top, pixels, x);
+    free(pixels);
+    free(x);
+    mv_workspace_free(ws);
+    mv_model_free(model);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ grad */
+
+static const char *const grad_help =
+    "usage: mlpviz grad MODEL IMAGE [--class K|NAME|all] [--objective OBJ] [--out FILE.npy]\n"
+    "\n"
+    "Writes the gradient of a class score with respect to the image's pixels (values in\n"
+    "[0, 1]) as a float32 NumPy array of shape (height, width, channels), or\n"
+    "(classes, height, width, channels) for --class all, computed in one batched pass.\n"
+    "\n"
+    "  -c, --class K      class index or name, or all (default: the predicted class)\n"
+    "  -o, --objective O  logit (default), logprob or prob\n"
+    "      --out FILE     (default out/grad.npy)\n"
+    "  -h, --help\n";
+
+/* Class index from a number or a name; -1 for "all"; -2 (after printing) when unknown. */
+static int parse_class(const mv_model *model, const char *text)
+{
+    if (!strcmp(text, "all"))
+        return -1;
+    for (int k = 0; k < model->n_classes; k++)
+        if (!strcmp(text, model->class_names[k]))
+            return k;
+    char *end;
+    const long k = strtol(text, &end, 10);
+    if (end != text && !*end && k >= 0 && k < model->n_classes)
+        return (int)k;
+    cli_error("grad", "--class: '%s' is neither a class name nor an index 0..%d", text,
+              model->n_classes - 1);
+    return -2;
+}
+
+/* Gradients of rows targets[0..rows) of the same image, rescaled from network inputs to
+ * pixels (x = (pixel - mean) / std, so dS/dpixel = dS/dx / std). */
+static int image_gradients(const mv_model *model, const float *pixels, const int *targets,
+                           int rows, mv_objective objective, float *out, mv_real *values)
+{
+    const mv_arch *arch = &model->net->arch;
+    const size_t D = (size_t)arch->widths[0];
+    mv_workspace *ws = NULL;
+    mv_real *x = malloc(sizeof *x * D * (size_t)rows);
+    if (!x || mv_workspace_create(&ws, arch, rows)) {
+        free(x);
+        cli_error("grad", "out of memory");
+        return 1;
+    }
+    for (int r = 0; r < rows; r++) mv_model_prepare_input(model, pixels, x + r * D, 1);
+    mv_status st = mv_input_grad(model->net, ws, x, rows, (mv_target){objective, 0}, targets,
+                                 out, values);
+    for (size_t i = 0; st == MV_OK && i < D * (size_t)rows; i++)
+        out[i] /= model->std[i % D % (size_t)model->channels];
+    mv_workspace_free(ws);
+    free(x);
+    if (st)
+        cli_error("grad", "%s", mv_last_error());
+    return st != MV_OK;
+}
+
+static int parse_objective_name(const char *text, mv_objective *objective)
+{
+    static const char *const names[] = {"logit", "prob", "logprob"};
+    static const mv_objective kinds[] = {MV_OBJ_LOGIT, MV_OBJ_OUTPUT, MV_OBJ_LOGPROB};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(text, names[i])) {
+            *objective = kinds[i];
+            return 0;
+        }
+    cli_error("grad", "--objective must be logit, prob or logprob, got '%s'", text);
+    return 1;
+}
+
+/* The predicted class of an image: the largest output of a plain forward pass (0 when the
+ * buffers cannot be allocated: the gradient is then of class 0, and says so). */
+static int predicted_class(const mv_model *model, const float *pixels)
+{
+    const mv_arch *arch = &model->net->arch;
+    mv_workspace *ws = NULL;
+    mv_real *x = malloc(sizeof *x * (size_t)arch->widths[0]);
+    int top = 0;
+    if (x && mv_workspace_create(&ws, arch, 1) == MV_OK) {
+        mv_model_prepare_input(model, pixels, x, 1);
+        mv_forward(model->net, ws, x, 1);
+        const mv_real *p = ws->a[arch->n_layers - 1];
+        for (int k = 1; k < model->n_classes; k++)
+            if (p[k] > p[top])
+                top = k;
+    }
+    mv_workspace_free(ws);
+    free(x);
+    return top;
+}
+
+int cmd_grad(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"class", required_argument, 0, 'c'}, {"objective", required_argument, 0, 'o'},
+        {"out", required_argument, 0, 'O'},   {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *class_text = NULL, *out_path = "out/grad.npy";
+    mv_objective objective = MV_OBJ_LOGIT;
+    opterr = 0;
+    optind = 1;
+    for (int opt; (opt = getopt_long(argc, argv, "c:o:h", longopts, NULL)) != -1;) {
+        switch (opt) {
+        case 'c': class_text = optarg; break;
+        case 'o': if (parse_objective_name(optarg, &objective)) return 2; break;
+        case 'O': out_path = optarg; break;
+        case 'h': fputs(grad_help, stdout); return 0;
+        default: return cli_bad_option("grad", opt, argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 2) {
+        cli_error("grad", "give one MODEL and one IMAGE (see mlpviz grad --help)");
+        return 2;
+    }
+    mv_model *model;
+    if (load_model("grad", argv[optind], &model))
+        return 1;
+    const int K = model->n_classes, D = model->net->arch.widths[0];
+    float *pixels = malloc(sizeof *pixels * (size_t)D);
+    float *grads = malloc(sizeof *grads * (size_t)D * K);
+    mv_real *values = malloc(sizeof *values * (size_t)K);
+    int *targets = malloc(sizeof *targets * (size_t)K);
+    int rc = !pixels || !grads || !values || !targets;
+    if (rc)
+        cli_error("grad", "out of memory");
+    if (!rc && mv_image_load(argv[optind + 1], model->channels, model->width, model->height, 0,
+                             pixels)) {
+        cli_error("grad", "%s", mv_last_error());
+        rc = 1;
+    }
+    int target = 0;
+    if (!rc) {
+        target = class_text ? parse_class(model, class_text) : predicted_class(model, pixels);
+        rc = target == -2 ? 2 : 0;
+    }
+    const int rows = target == -1 ? K : 1;
+    for (int r = 0; r < rows; r++) targets[r] = target == -1 ? r : target;
+    if (!rc)
+        rc = image_gradients(model, pixels, targets, rows, objective, grads, values);
+    if (!rc) {
+        const int shape[4] = {rows, model->height, model->width, model->channels};
+        if (mv_npy_write(out_path, grads, rows == 1 ? 3 : 4, rows == 1 ? shape + 1 : shape)) {
+            cli_error("grad", "%s", mv_last_error());
+            rc = 1;
+        }
+    }
+    for (int r = 0; !rc && r < rows; r++)
+        printf("%s: %s = %.6g\n", model->class_names[targets[r]],
+               objective == MV_OBJ_LOGIT ? "logit" : objective == MV_OBJ_OUTPUT ? "prob" : "logprob",
+               (double)values[r]);
+    if (!rc)
+        printf("gradient written to %s\n", out_path);
+    free(pixels);
+    free(grads);
+    free(values);
+    free(targets);
+    mv_model_free(model);
+    return rc;
+}

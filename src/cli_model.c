@@ -1,0 +1,576 @@
+/* cli_model.c: `mlpviz info` (a Keras-like summary of a model file, or JSON for machines)
+ * and `mlpviz export` (the weights as NumPy .npy files plus a model.json that says how to
+ * run them). Both load the model through mv_model_load, so a file is fully validated before
+ * anything about it is printed or written. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char *const info_help =
+    "usage: mlpviz info MODEL [--json]\n"
+    "\n"
+    "Validates a model file and prints a summary: one row per layer (output shape,\n"
+    "activation, parameter count), the total, the input shape and its normalisation, the\n"
+    "class names, the metadata, the named extra arrays with their sizes, and the file's size\n"
+    "and CRC-32.\n"
+    "\n"
+    "  -j, --json   print the summary as one JSON object (strings escaped, UTF-8)\n"
+    "  -h, --help   show this help\n"
+    "\n"
+    "Exit status: 0 on success, 1 when the model cannot be read or is damaged, 2 on a bad\n"
+    "command line.\n";
+
+static const char *const export_help =
+    "usage: mlpviz export MODEL --npy DIR\n"
+    "\n"
+    "Writes the weights of a model as NumPy files (format 1.0, little-endian float32):\n"
+    "DIR/W0.npy, DIR/b0.npy, DIR/W1.npy, ... with W of shape (outputs, inputs) and b of shape\n"
+    "(outputs,), and DIR/model.json with the widths, the activations, the head, the input\n"
+    "shape [channels, height, width] in HWC layout, the normalisation, the class names, the\n"
+    "metadata and how to run the network: z = x @ W.T + b. DIR is created when missing; each\n"
+    "file is written atomically.\n"
+    "\n"
+    "  -n, --npy DIR   directory to write into (required)\n"
+    "  -h, --help      show this help\n"
+    "\n"
+    "Exit status: 0 on success, 1 when the model cannot be read or a file cannot be\n"
+    "written, 2 on a bad command line.\n";
+
+/* ---------------------------------------------------------------- JSON and text output */
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes there are not one
+ * (overlong forms, surrogates and code points past U+10FFFF included). */
+static int utf8_sequence_length(const unsigned char *s)
+{
+    const unsigned c = s[0];
+    int n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+                                                  : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (n <= 1)
+        return n;
+    unsigned code = c & (0x7Fu >> n);
+    for (int i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        code = code << 6 | (s[i] & 0x3F);
+    }
+    static const unsigned smallest[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < smallest[n] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+/* Writes text as a JSON string: quotes, backslashes and control characters escaped, and
+ * any byte that is not valid UTF-8 replaced by U+FFFD, so the output always parses. */
+static void json_string(FILE *out, const char *text)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    fputc('"', out);
+    while (*s) {
+        const int n = utf8_sequence_length(s);
+        if (*s == '"' || *s == '\\')
+            fprintf(out, "\\%c", *s);
+        else if (*s == '\n')
+            fputs("\\n", out);
+        else if (*s == '\t')
+            fputs("\\t", out);
+        else if (*s < 0x20 || *s == 0x7F)
+            fprintf(out, "\\u%04x", *s);
+        else if (n == 0)
+            fputs("\\ufffd", out);
+        else
+            fwrite(s, 1, (size_t)n, out);
+        s += n > 0 ? n : 1;
+    }
+    fputc('"', out);
+}
+
+/* Writes text for a terminal: control characters become \xNN so a hostile class name or
+ * metadata value cannot move the cursor or change colours. */
+static void print_safe_n(FILE *out, const char *text, size_t n)
+{
+    for (const unsigned char *s = (const unsigned char *)text; n-- > 0 && *s; s++)
+        if (*s < 0x20 || *s == 0x7F)
+            fprintf(out, "\\x%02x", *s);
+        else
+            fputc(*s, out);
+}
+
+/* Whole-string form of print_safe_n. */
+static void print_safe(FILE *out, const char *text)
+{
+    print_safe_n(out, text, strlen(text));
+}
+
+/* A float as the shortest JSON number that reads back as the same float32 (0.2, not
+ * 0.200000003). */
+static void json_float(FILE *out, float value)
+{
+    char text[32];
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(text, sizeof text, "%.*g", digits, (double)value);
+        if ((float)strtod(text, NULL) == value)
+            break;
+    }
+    fputs(text, out);
+}
+
+/* A JSON array of floats. */
+static void json_float_list(FILE *out, const float *values, int n)
+{
+    fputc('[', out);
+    for (int i = 0; i < n; i++) {
+        if (i) fputs(", ", out);
+        json_float(out, values[i]);
+    }
+    fputc(']', out);
+}
+
+/* The class names as a JSON array of strings. */
+static void json_class_names(FILE *out, const mv_model *m)
+{
+    fputc('[', out);
+    for (int i = 0; i < m->n_classes; i++) {
+        if (i) fputs(", ", out);
+        json_string(out, m->class_names[i]);
+    }
+    fputc(']', out);
+}
+
+/* The "key=value\n" metadata as a JSON object of strings (validated by the loader). */
+static void json_meta(FILE *out, const char *meta)
+{
+    fputc('{', out);
+    for (const char *line = meta; line && *line;) {
+        const char *eq = strchr(line, '='), *end = strchr(line, '\n');
+        char *key = strndup(line, (size_t)(eq - line)), *value = strndup(eq + 1, (size_t)(end - eq - 1));
+        if (line != meta) fputs(", ", out);
+        json_string(out, key ? key : "?");
+        fputs(": ", out);
+        json_string(out, value ? value : "?");
+        free(key);
+        free(value);
+        line = end + 1;
+    }
+    fputc('}', out);
+}
+
+/* The output activation that each head applies, as a user knows it. */
+static const char *head_activation(mv_head head)
+{
+    return head == MV_HEAD_SOFTMAX_CE ? "softmax" : head == MV_HEAD_SIGMOID_BCE ? "sigmoid"
+                                                                                : "identity";
+}
+
+/* Non-zero for the activations whose parameter changes what they compute. */
+static int has_param(mv_act_kind kind)
+{
+    return kind == MV_ACT_LEAKY_RELU || kind == MV_ACT_SCALED_RELU;
+}
+
+/* ---------------------------------------------------------------- shared plumbing */
+
+/* What info reports about the file itself, beyond what the model holds. */
+typedef struct {
+    long long size;
+    unsigned version;
+    unsigned long crc; /* the stored CRC-32, already verified by mv_model_load */
+} file_facts;
+
+/* Reads size, format version and stored CRC of an already validated model file. */
+static int read_file_facts(const char *cmd, const char *path, file_facts *facts)
+{
+    unsigned char head[12], tail[4];
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int ok = fd >= 0 && !fstat(fd, &st) && st.st_size >= 16 &&
+             pread(fd, head, sizeof head, 0) == (ssize_t)sizeof head &&
+             pread(fd, tail, sizeof tail, st.st_size - 4) == (ssize_t)sizeof tail;
+    const int err = errno;
+    if (fd >= 0)
+        close(fd);
+    if (!ok) {
+        cli_error(cmd, "%s: cannot read: %s", path, strerror(err));
+        return 1;
+    }
+    facts->size = (long long)st.st_size;
+    facts->version = head[8] | head[9] << 8 | head[10] << 16 | (unsigned)head[11] << 24;
+    facts->crc = tail[0] | tail[1] << 8 | tail[2] << 16 | (unsigned long)tail[3] << 24;
+    return 0;
+}
+
+/* Loads a model, printing the library's message (which names the file) on failure. */
+static int load_model(const char *cmd, const char *path, mv_model **model)
+{
+    if (mv_model_load(model, path)) {
+        cli_error(cmd, "%s", mv_last_error());
+        return 1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- info */
+
+/* Layer table, Keras style: the input, then one dense layer per row. */
+static void print_layers(const mv_model *m)
+{
+    const mv_arch *arch = &m->net->arch;
+    const char *rule = "====================================================================";
+    printf("%-20s %-14s %-22s %10s\n%s\n", "Layer (type)", "Output shape", "Activation",
+           "Param #", rule);
+    char shape[32], act[64];
+    snprintf(shape, sizeof shape, "(None, %d)", arch->widths[0]);
+    printf("%-20s %-14s %-22s %10d\n", "input (Input)", shape, "-", 0);
+    for (int l = 0; l < arch->n_layers; l++) {
+        const int hidden = l + 1 < arch->n_layers;
+        char name[32];
+        snprintf(name, sizeof name, "dense_%d (Dense)", l);
+        snprintf(shape, sizeof shape, "(None, %d)", arch->widths[l + 1]);
+        if (!hidden)
+            snprintf(act, sizeof act, "%s (head %s)", head_activation(arch->head),
+                     mv_head_name(arch->head));
+        else if (has_param(arch->act[l].kind))
+            snprintf(act, sizeof act, "%s(%g)", mv_act_name(arch->act[l].kind),
+                     (double)arch->act[l].param);
+        else
+            snprintf(act, sizeof act, "%s", mv_act_name(arch->act[l].kind));
+        const size_t params = (size_t)arch->widths[l + 1] * ((size_t)arch->widths[l] + 1);
+        printf("%-20s %-14s %-22s %10zu\n", name, shape, act, params);
+    }
+    const size_t total = mv_arch_param_count(arch);
+    printf("%s\nTotal params: %zu (%.2f KiB as float32)\n", rule, total,
+           (double)total * 4 / 1024);
+}
+
+/* Class names, comma-separated and wrapped. */
+static void print_classes(const mv_model *m)
+{
+    printf("\nClasses (%d):", m->n_classes);
+    size_t column = 80;
+    for (int i = 0; i < m->n_classes; i++) {
+        const size_t len = strlen(m->class_names[i]) + 2;
+        if (column + len > 78) {
+            printf("\n ");
+            column = 1;
+        }
+        printf(" ");
+        print_safe(stdout, m->class_names[i]);
+        printf("%s", i + 1 < m->n_classes ? "," : "");
+        column += len;
+    }
+    printf("\n");
+}
+
+/* The human summary: file, input and normalisation, layers, classes, metadata, extras. */
+static void print_summary(const char *path, const mv_model *m, const file_facts *facts)
+{
+    printf("Model: ");
+    print_safe(stdout, path);
+    printf("\nFile: %lld bytes, format version %u, CRC-32 0x%08lx (verified)\n\n", facts->size,
+           facts->version, facts->crc);
+    printf("Input: %d x %d x %d (channels x height x width, stored HWC) = %d values\n",
+           m->channels, m->height, m->width, m->net->arch.widths[0]);
+    printf("Normalisation: x = (pixel - mean[c]) / std[c]\n");
+    for (int c = 0; c < m->channels; c++)
+        printf("  channel %d: mean %g, std %g\n", c, (double)m->mean[c], (double)m->std[c]);
+    printf("\n");
+    print_layers(m);
+    print_classes(m);
+    int n_meta = 0;
+    for (const char *p = m->meta; p && *p; p++) n_meta += *p == '\n';
+    printf("\nMetadata (%d):\n", n_meta);
+    for (const char *line = m->meta; line && *line;) {
+        const char *eq = strchr(line, '='), *end = strchr(line, '\n');
+        printf("  ");
+        print_safe_n(stdout, line, (size_t)(eq - line));
+        printf(" = ");
+        print_safe_n(stdout, eq + 1, (size_t)(end - eq - 1));
+        printf("\n");
+        line = end + 1;
+    }
+    printf("\nExtras (%d):\n", m->n_extras);
+    for (int e = 0; e < m->n_extras; e++)
+        printf("  %-31s %zu floats (%zu bytes)\n", m->extras[e].name, m->extras[e].count,
+               m->extras[e].count * sizeof(float));
+}
+
+/* The layer list of `info --json`. */
+static void json_layers(FILE *out, const mv_arch *arch)
+{
+    fputs("[", out);
+    for (int l = 0; l < arch->n_layers; l++) {
+        const int hidden = l + 1 < arch->n_layers;
+        fprintf(out, "%s\n    {\"name\": \"dense_%d\", \"inputs\": %d, \"outputs\": %d, "
+                     "\"activation\": \"%s\", ",
+                l ? "," : "", l, arch->widths[l], arch->widths[l + 1],
+                hidden ? mv_act_name(arch->act[l].kind) : head_activation(arch->head));
+        if (hidden) {
+            fputs("\"param\": ", out);
+            json_float(out, has_param(arch->act[l].kind) ? arch->act[l].param : 0);
+        } else {
+            fprintf(out, "\"head\": \"%s\"", mv_head_name(arch->head));
+        }
+        fprintf(out, ", \"params\": %zu}",
+                (size_t)arch->widths[l + 1] * ((size_t)arch->widths[l] + 1));
+    }
+    fputs("\n  ]", out);
+}
+
+/* The same facts as print_summary, as one JSON object for machines. */
+static void print_json(const char *path, const mv_model *m, const file_facts *facts)
+{
+    const mv_arch *arch = &m->net->arch;
+    printf("{\n  \"file\": ");
+    json_string(stdout, path);
+    printf(",\n  \"file_size\": %lld,\n  \"format_version\": %u,\n  \"crc32\": \"0x%08lx\",\n",
+           facts->size, facts->version, facts->crc);
+    printf("  \"input\": {\"channels\": %d, \"height\": %d, \"width\": %d, \"layout\": \"HWC\", "
+           "\"mean\": ", m->channels, m->height, m->width);
+    json_float_list(stdout, m->mean, m->channels);
+    printf(", \"std\": ");
+    json_float_list(stdout, m->std, m->channels);
+    printf("},\n  \"widths\": [");
+    for (int l = 0; l <= arch->n_layers; l++) printf("%s%d", l ? ", " : "", arch->widths[l]);
+    printf("],\n  \"head\": \"%s\",\n  \"layers\": ", mv_head_name(arch->head));
+    json_layers(stdout, arch);
+    printf(",\n  \"total_params\": %zu,\n  \"classes\": ", mv_arch_param_count(arch));
+    json_class_names(stdout, m);
+    printf(",\n  \"meta\": ");
+    json_meta(stdout, m->meta);
+    printf(",\n  \"extras\": [");
+    for (int e = 0; e < m->n_extras; e++) {
+        printf("%s{\"name\": ", e ? ", " : "");
+        json_string(stdout, m->extras[e].name);
+        printf(", \"count\": %zu, \"bytes\": %zu}", m->extras[e].count,
+               m->extras[e].count * sizeof(float));
+    }
+    printf("]\n}\n");
+}
+
+/* Parses `info` arguments; -1 after --help, 0 to go on, or an exit status. */
+static int parse_info_args(int argc, char **argv, const char **path, int *json)
+{
+    static const struct option longopts[] = {
+        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *cmd = "info";
+    opterr = 0;
+    optind = 1;
+    for (int opt; (opt = getopt_long(argc, argv, "jh", longopts, NULL)) != -1;) {
+        switch (opt) {
+        case 'j': *json = 1; break;
+        case 'h': fputs(info_help, stdout); return -1;
+        default: return cli_bad_option(cmd, opt, argv[optind - 1]);
+        }
+    }
+    if (optind >= argc) {
+        cli_error(cmd, "a model file is required (see mlpviz info --help)");
+        return MV_EXIT_USAGE;
+    }
+    if (optind + 1 < argc) {
+        cli_error(cmd, "unexpected argument '%s' (one model at a time)", argv[optind + 1]);
+        return MV_EXIT_USAGE;
+    }
+    *path = argv[optind];
+    return 0;
+}
+
+/* `mlpviz info`: prints nothing on stdout unless the whole file validated. */
+int cmd_info(int argc, char **argv)
+{
+    const char *path = NULL;
+    int json = 0;
+    int rc = parse_info_args(argc, argv, &path, &json);
+    if (rc)
+        return rc < 0 ? MV_EXIT_OK : rc;
+    mv_model *m;
+    file_facts facts;
+    if (load_model("info", path, &m))
+        return MV_EXIT_FAIL;
+    if (read_file_facts("info", path, &facts)) {
+        mv_model_free(m);
+        return MV_EXIT_FAIL;
+    }
+    if (json)
+        print_json(path, m, &facts);
+    else
+        print_summary(path, m, &facts);
+    mv_model_free(m);
+    if (fflush(stdout) || ferror(stdout)) {
+        cli_error("info", "cannot write the summary: %s", strerror(errno));
+        return MV_EXIT_FAIL;
+    }
+    return MV_EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- export */
+
+/* The "how to run it" part of model.json: plain statements a reimplementation follows. */
+static void json_recipe(FILE *out)
+{
+    fputs("  \"how_to_run\": [\n"
+          "    \"pixels: the image as [height][width][channels] values in [0, 1], flattened in "
+          "that order (HWC), giving x of length widths[0]\",\n"
+          "    \"x[k] = (x[k] - mean[k % channels]) / std[k % channels]\",\n"
+          "    \"for each layer l: z = x @ W{l}.T + b{l} (W{l}.npy has shape (outputs, "
+          "inputs))\",\n"
+          "    \"hidden layers: x = activation(z); the last layer: output = "
+          "output_activation(z)\"\n"
+          "  ],\n"
+          "  \"activation_formulas\": {\"identity\": \"z\", \"sigmoid\": \"1 / (1 + exp(-z))\", "
+          "\"tanh\": \"tanh(z)\", \"relu\": \"max(z, 0)\", \"leaky_relu\": \"z if z > 0 else "
+          "param * z\", \"scaled_relu\": \"param * max(z, 0)\", \"softplus\": \"log(1 + "
+          "exp(z))\", \"gelu\": \"z * 0.5 * (1 + erf(z / sqrt(2)))\", \"softmax\": \"exp(z) / "
+          "sum(exp(z))\"},\n",
+          out);
+}
+
+/* model.json: everything needed to run the exported weights without mlpviz. */
+static void json_export(FILE *out, const char *source, const mv_model *m)
+{
+    const mv_arch *arch = &m->net->arch;
+    fputs("{\n  \"format\": \"mlpviz-npy-export\",\n  \"format_version\": 1,\n  \"source\": ",
+          out);
+    json_string(out, source);
+    fputs(",\n  \"widths\": [", out);
+    for (int l = 0; l <= arch->n_layers; l++) fprintf(out, "%s%d", l ? ", " : "", arch->widths[l]);
+    fputs("],\n  \"hidden_activations\": [", out);
+    for (int l = 0; l + 1 < arch->n_layers; l++) {
+        fprintf(out, "%s{\"name\": \"%s\", \"param\": ", l ? ", " : "",
+                mv_act_name(arch->act[l].kind));
+        json_float(out, has_param(arch->act[l].kind) ? arch->act[l].param : 0);
+        fputs("}", out);
+    }
+    fprintf(out, "],\n  \"head\": \"%s\",\n  \"output_activation\": \"%s\",\n",
+            mv_head_name(arch->head), head_activation(arch->head));
+    fputs("  \"weights\": [", out);
+    for (int l = 0; l < arch->n_layers; l++)
+        fprintf(out, "%s{\"W\": \"W%d.npy\", \"W_shape\": [%d, %d], \"b\": \"b%d.npy\", "
+                     "\"b_shape\": [%d]}", l ? ", " : "", l, arch->widths[l + 1], arch->widths[l],
+                l, arch->widths[l + 1]);
+    fprintf(out, "],\n  \"input\": {\"shape\": [%d, %d, %d], \"shape_order\": "
+                 "\"channels, height, width\", \"layout\": \"HWC\", \"mean\": ",
+            m->channels, m->height, m->width);
+    json_float_list(out, m->mean, m->channels);
+    fputs(", \"std\": ", out);
+    json_float_list(out, m->std, m->channels);
+    fputs("},\n  \"classes\": ", out);
+    json_class_names(out, m);
+    fputs(",\n  \"meta\": ", out);
+    json_meta(out, m->meta);
+    fputs(",\n", out);
+    json_recipe(out);
+    fputs("  \"run\": \"z = x @ W.T + b\"\n}\n", out);
+}
+
+/* DIR, created when missing (its parent must exist); an existing non-directory is an error. */
+static int ensure_directory(const char *cmd, const char *dir)
+{
+    struct stat st;
+    if (!stat(dir, &st)) {
+        if (S_ISDIR(st.st_mode))
+            return 0;
+        cli_error(cmd, "--npy %s: not a directory", dir);
+        return 1;
+    }
+    if (mkdir(dir, 0777)) {
+        cli_error(cmd, "--npy %s: cannot create the directory: %s", dir, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* Writes every W/b pair, then model.json (last, so its presence means a complete export). */
+static int export_files(const char *cmd, const char *source, const char *dir, const mv_model *m)
+{
+    const mv_arch *arch = &m->net->arch;
+    char path[4096];
+    for (int l = 0; l < arch->n_layers; l++) {
+        const int shape[2] = {arch->widths[l + 1], arch->widths[l]}; /* (out, in) */
+        snprintf(path, sizeof path, "%s/W%d.npy", dir, l);
+        if (mv_npy_write(path, m->net->p.W[l], 2, shape)) {
+            cli_error(cmd, "%s", mv_last_error());
+            return 1;
+        }
+        snprintf(path, sizeof path, "%s/b%d.npy", dir, l);
+        if (mv_npy_write(path, m->net->p.b[l], 1, shape)) {
+            cli_error(cmd, "%s", mv_last_error());
+            return 1;
+        }
+    }
+    char *text = NULL;
+    size_t size = 0;
+    FILE *mem = open_memstream(&text, &size);
+    if (!mem) {
+        cli_error(cmd, "cannot build model.json: %s", strerror(errno));
+        return 1;
+    }
+    json_export(mem, source, m);
+    const int bad = fclose(mem);
+    snprintf(path, sizeof path, "%s/model.json", dir);
+    int rc = 0;
+    if (bad) {
+        cli_error(cmd, "cannot build %s: out of memory", path);
+        rc = 1;
+    } else if (mv_write_file_atomic(path, text, size)) {
+        cli_error(cmd, "%s", mv_last_error());
+        rc = 1;
+    }
+    free(text);
+    return rc;
+}
+
+/* Parses `export` arguments; -1 after --help, 0 to go on, or an exit status. */
+static int parse_export_args(int argc, char **argv, const char **path, const char **dir)
+{
+    static const struct option longopts[] = {
+        {"npy", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *cmd = "export";
+    opterr = 0;
+    optind = 1;
+    for (int opt; (opt = getopt_long(argc, argv, "n:h", longopts, NULL)) != -1;) {
+        switch (opt) {
+        case 'n': *dir = optarg; break;
+        case 'h': fputs(export_help, stdout); return -1;
+        default: return cli_bad_option(cmd, opt, argv[optind - 1]);
+        }
+    }
+    if (optind >= argc) {
+        cli_error(cmd, "a model file is required (see mlpviz export --help)");
+        return MV_EXIT_USAGE;
+    }
+    if (optind + 1 < argc) {
+        cli_error(cmd, "unexpected argument '%s' (one model at a time)", argv[optind + 1]);
+        return MV_EXIT_USAGE;
+    }
+    if (!*dir || !**dir) {
+        cli_error(cmd, "--npy DIR is required: the directory to write the .npy files into");
+        return MV_EXIT_USAGE;
+    }
+    *path = argv[optind];
+    return 0;
+}
+
+/* `mlpviz export`: the directory is touched only once the model has loaded. */
+int cmd_export(int argc, char **argv)
+{
+    const char *cmd = "export", *path = NULL, *dir = NULL;
+    int rc = parse_export_args(argc, argv, &path, &dir);
+    if (rc)
+        return rc < 0 ? MV_EXIT_OK : rc;
+    mv_model *m;
+    if (load_model(cmd, path, &m))
+        return MV_EXIT_FAIL;
+    rc = ensure_directory(cmd, dir) || export_files(cmd, path, dir, m) ? MV_EXIT_FAIL
+                                                                       : MV_EXIT_OK;
+    if (!rc)
+        printf("export: wrote %d weight and %d bias arrays and model.json to %s\n",
+               m->net->arch.n_layers, m->net->arch.n_layers, dir);
+    mv_model_free(m);
+    return rc;
+}

@@ -1,0 +1,540 @@
+/* cli_train.c: `mlpviz train`, and the data loading shared with the other subcommands. */
+#include <getopt.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char *const train_help =
+    "usage: mlpviz train --data DATA --out MODEL [OPTIONS]\n"
+    "\n"
+    "Trains a classifier on an image folder (DATA/<class>/<image>) or on IDX files, and\n"
+    "writes MODEL atomically, with MODEL's name ending .csv for the per-epoch metrics and\n"
+    ".ckpt for the checkpoint (written every epoch and on Ctrl-C).\n"
+    "\n"
+    "data\n"
+    "  -d, --data PATH        image folder, or IDX image file (optionally .gz)\n"
+    "      --labels FILE      IDX label file (default: DATA with images-idx3 -> labels-idx1)\n"
+    "      --names A,B,...    class names for IDX data (default 0,1,...)\n"
+    "      --val DIR          validation data (default: --val-split of the training data)\n"
+    "      --val-split F      fraction held out for validation (default 0.1; 0 = none)\n"
+    "      --test DIR         evaluate on this data at the end (recorded in the model)\n"
+    "      --size WxH         input size (default: the first image's)\n"
+    "      --channels 1|3     (default 1 when every image is gray)\n"
+    "      --skip-bad         skip unreadable images instead of stopping\n"
+    "network\n"
+    "  -l, --layers LIST      hidden widths, e.g. 512,256 (default 256,128)\n"
+    "  -a, --act NAME[,...]   hidden activation(s) (default relu; see gradcheck --help)\n"
+    "optimisation\n"
+    "  -e, --epochs N         (default 10)\n"
+    "  -b, --batch N          (default 128)\n"
+    "      --opt NAME         sgd, momentum, nesterov, adam, adamw (default adam)\n"
+    "      --lr X             peak learning rate (default 1e-3)\n"
+    "      --momentum X       for momentum and nesterov (default 0.9)\n"
+    "      --lr-schedule S    const, step, cosine (default const)\n"
+    "      --warmup E         linear warm-up over E epochs (default 0)\n"
+    "      --lr-step N        step schedule: every N epochs (default 10)\n"
+    "      --lr-gamma X       step schedule: multiply by X (default 0.1)\n"
+    "      --min-lr X         cosine schedule: final rate (default 0)\n"
+    "      --weight-decay X   (default 0; decoupled for adamw, L2 otherwise)\n"
+    "      --dropout P        on hidden layers (default 0)\n"
+    "      --label-smoothing E  train on targets (1-E) one-hot + E/classes (default 0)\n"
+    "      --shift N          augmentation: random shifts up to N pixels (default 0)\n"
+    "      --flip             augmentation: random horizontal flips\n"
+    "      --keep-best        end with the weights of the best validation epoch\n"
+    "run\n"
+    "  -o, --out MODEL        model file to write (required)\n"
+    "  -s, --seed N           (default 1)\n"
+    "  -t, --threads N        OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+    "      --resume CKPT      continue an interrupted run (same command otherwise)\n"
+    "  -q, --quiet            no progress output\n"
+    "  -h, --help\n"
+    "\n"
+    "The same command gives the same model, bit for bit, whatever the thread count.\n";
+
+/* ------------------------------------------------------------------ data */
+
+/* Splits "a,b,c" into a NULL-terminated array (strings point into *buffer). */
+static char **split_names(const char *text, char **buffer, int *count)
+{
+    *buffer = strdup(text);
+    char **names = calloc(strlen(text) + 2, sizeof *names);
+    *count = 0;
+    if (!*buffer || !names) {
+        free(names);
+        return NULL;
+    }
+    for (char *save = NULL, *tok = strtok_r(*buffer, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save))
+        names[(*count)++] = tok;
+    return names;
+}
+
+int cli_load_data(const char *cmd, const char *path, const char *labels, const char *names,
+                  const mv_load_options *options, mv_dataset **out)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        cli_error(cmd, "%s: no such file or directory", path);
+        return 1;
+    }
+    mv_status status;
+    if (S_ISDIR(st.st_mode)) {
+        int skipped = 0;
+        status = mv_dataset_load_folder(out, path, options, &skipped);
+        if (status == MV_OK && skipped)
+            fprintf(stderr, "mlpviz %s: skipped %d unreadable file(s) in %s\n", cmd, skipped,
+                    path);
+    } else {
+        char derived[4096];
+        if (!labels) {
+            const char *at = strstr(path, "images-idx3");
+            if (!at || strlen(path) >= sizeof derived) {
+                cli_error(cmd, "%s: give the IDX label file with --labels", path);
+                return 1;
+            }
+            snprintf(derived, sizeof derived, "%.*slabels-idx1%s", (int)(at - path), path,
+                     at + strlen("images-idx3"));
+            labels = derived;
+        }
+        char *buffer = NULL, **list = NULL;
+        int n = 0;
+        if (names && !(list = split_names(names, &buffer, &n))) {
+            cli_error(cmd, "out of memory");
+            return 1;
+        }
+        status = mv_dataset_load_idx(out, path, labels, (const char *const *)list, n);
+        free(list);
+        free(buffer);
+    }
+    if (status) {
+        cli_error(cmd, "%s", mv_last_error());
+        return 1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ progress */
+
+typedef struct {
+    int quiet, tty;
+    double last_print;
+} progress_state;
+
+static void format_eta(double seconds, char *out, size_t size)
+{
+    const long s = seconds > 0 && seconds < 1e7 ? (long)seconds : 0;
+    snprintf(out, size, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+}
+
+/* A bar redrawn in place on a terminal (at most 10 times a second); one line per epoch
+ * otherwise, so that logs stay readable. */
+static void on_progress(const mv_train_progress *p, void *user)
+{
+    progress_state *ps = user;
+    if (ps->quiet)
+        return;
+    if (p->metrics) {
+        const mv_epoch_metrics *m = p->metrics;
+        fprintf(stderr, "%sepoch %d/%d  loss %.4f  acc %.4f", ps->tty ? "\r\033[K" : "",
+                m->epoch, p->epochs, m->train_loss, m->train_accuracy);
+        if (m->val_accuracy >= 0)
+            fprintf(stderr, "  val loss %.4f  val acc %.4f", m->val_loss, m->val_accuracy);
+        fprintf(stderr, "  lr %.3g  %.1fs\n", m->lr, m->seconds);
+        return;
+    }
+    const double now = omp_get_wtime();
+    if (!ps->tty || (now - ps->last_print < 0.1 && p->batch != p->batches))
+        return;
+    ps->last_print = now;
+    char eta[32], bar[31];
+    const int filled = (int)(30.0 * p->batch / p->batches);
+    for (int i = 0; i < 30; i++) bar[i] = i < filled ? '=' : i == filled ? '>' : ' ';
+    bar[30] = 0;
+    format_eta(p->eta_seconds, eta, sizeof eta);
+    fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %ld/%ld  loss %.4f  acc %.4f  %.0f samples/s  "
+                    "ETA %s",
+            p->epoch, p->epochs, bar, p->batch, p->batches, p->loss, p->accuracy,
+            p->samples_per_second, eta);
+}
+
+/* ------------------------------------------------------------------ options */
+
+typedef struct {
+    const char *data, *labels, *names, *val_dir, *test_dir, *out, *resume;
+    const char *layers, *acts;
+    double val_split;
+    int threads, quiet;
+    mv_load_options load;
+    mv_train_config train;
+} train_options;
+
+enum {
+    OPT_LABELS = 256, OPT_NAMES, OPT_VAL, OPT_VAL_SPLIT, OPT_TEST, OPT_SIZE, OPT_CHANNELS,
+    OPT_SKIP_BAD, OPT_OPT, OPT_LR, OPT_MOMENTUM, OPT_SCHEDULE, OPT_WARMUP, OPT_LR_STEP,
+    OPT_LR_GAMMA, OPT_MIN_LR, OPT_WD, OPT_DROPOUT, OPT_SMOOTH, OPT_SHIFT, OPT_FLIP, OPT_KEEP_BEST,
+    OPT_RESUME
+};
+
+static const struct option train_longopts[] = {
+    {"data", required_argument, 0, 'd'},        {"labels", required_argument, 0, OPT_LABELS},
+    {"names", required_argument, 0, OPT_NAMES}, {"val", required_argument, 0, OPT_VAL},
+    {"val-split", required_argument, 0, OPT_VAL_SPLIT},
+    {"test", required_argument, 0, OPT_TEST},   {"size", required_argument, 0, OPT_SIZE},
+    {"channels", required_argument, 0, OPT_CHANNELS},
+    {"skip-bad", no_argument, 0, OPT_SKIP_BAD}, {"layers", required_argument, 0, 'l'},
+    {"act", required_argument, 0, 'a'},         {"epochs", required_argument, 0, 'e'},
+    {"batch", required_argument, 0, 'b'},       {"opt", required_argument, 0, OPT_OPT},
+    {"lr", required_argument, 0, OPT_LR},       {"momentum", required_argument, 0, OPT_MOMENTUM},
+    {"lr-schedule", required_argument, 0, OPT_SCHEDULE},
+    {"warmup", required_argument, 0, OPT_WARMUP},
+    {"lr-step", required_argument, 0, OPT_LR_STEP},
+    {"lr-gamma", required_argument, 0, OPT_LR_GAMMA},
+    {"min-lr", required_argument, 0, OPT_MIN_LR},
+    {"weight-decay", required_argument, 0, OPT_WD},
+    {"dropout", required_argument, 0, OPT_DROPOUT},
+    {"label-smoothing", required_argument, 0, OPT_SMOOTH},
+    {"shift", required_argument, 0, OPT_SHIFT}, {"flip", no_argument, 0, OPT_FLIP},
+    {"keep-best", no_argument, 0, OPT_KEEP_BEST}, {"out", required_argument, 0, 'o'},
+    {"seed", required_argument, 0, 's'},        {"threads", required_argument, 0, 't'},
+    {"resume", required_argument, 0, OPT_RESUME}, {"quiet", no_argument, 0, 'q'},
+    {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+
+static int parse_size(const char *text, mv_load_options *o)
+{
+    int w, h;
+    char extra;
+    if (sscanf(text, "%dx%d%c", &w, &h, &extra) != 2 || w < 1 || h < 1 || w > 4096 || h > 4096) {
+        cli_error("train", "--size expects WxH with 1..4096 each, got '%s'", text);
+        return 1;
+    }
+    o->width = w;
+    o->height = h;
+    return 0;
+}
+
+/* One option of the optimisation group; returns 0, or the exit status on a bad value. */
+static int parse_optimisation(int opt, const char *arg, mv_train_config *t)
+{
+    const char *cmd = "train";
+    long v;
+    double d;
+    switch (opt) {
+    case 'e': if (cli_parse_int(cmd, "epochs", arg, 1, 100000, &v)) return 2; t->epochs = (int)v; break;
+    case 'b': if (cli_parse_int(cmd, "batch", arg, 1, 1 << 20, &v)) return 2; t->batch = (int)v; break;
+    case OPT_OPT:
+        if (mv_opt_parse(&t->opt.kind, arg)) { cli_error(cmd, "%s", mv_last_error()); return 2; }
+        break;
+    case OPT_LR: if (cli_parse_double(cmd, "lr", arg, 1e-12, 100, &t->lr.lr)) return 2; break;
+    case OPT_MOMENTUM: if (cli_parse_double(cmd, "momentum", arg, 0, 0.999999, &t->opt.momentum)) return 2; break;
+    case OPT_SCHEDULE:
+        if (mv_lr_parse(&t->lr.kind, arg)) { cli_error(cmd, "%s", mv_last_error()); return 2; }
+        break;
+    case OPT_WARMUP: if (cli_parse_double(cmd, "warmup", arg, 0, 1e5, &t->lr.warmup_epochs)) return 2; break;
+    case OPT_LR_STEP: if (cli_parse_int(cmd, "lr-step", arg, 1, 100000, &v)) return 2; t->lr.step_every = (int)v; break;
+    case OPT_LR_GAMMA: if (cli_parse_double(cmd, "lr-gamma", arg, 1e-9, 1, &t->lr.gamma)) return 2; break;
+    case OPT_MIN_LR: if (cli_parse_double(cmd, "min-lr", arg, 0, 100, &t->lr.min_lr)) return 2; break;
+    case OPT_WD: if (cli_parse_double(cmd, "weight-decay", arg, 0, 10, &t->opt.weight_decay)) return 2; break;
+    case OPT_DROPOUT:
+        if (cli_parse_double(cmd, "dropout", arg, 0, 0.95, &d)) return 2;
+        t->dropout = (float)d;
+        break;
+    case OPT_SMOOTH:
+        if (cli_parse_double(cmd, "label-smoothing", arg, 0, 0.5, &d)) return 2;
+        t->label_smoothing = (float)d;
+        break;
+    case OPT_SHIFT: if (cli_parse_int(cmd, "shift", arg, 0, 64, &v)) return 2; t->shift = (int)v; break;
+    case OPT_FLIP: t->flip = 1; break;
+    case OPT_KEEP_BEST: t->keep_best = 1; break;
+    default: return -1;
+    }
+    return 0;
+}
+
+static int parse_train_args(int argc, char **argv, train_options *o)
+{
+    const char *cmd = "train";
+    long v;
+    opterr = 0;
+    optind = 1;
+    for (int opt; (opt = getopt_long(argc, argv, "d:l:a:e:b:o:s:t:qh", train_longopts, NULL)) != -1;) {
+        int rc = parse_optimisation(opt, optarg, &o->train);
+        if (rc > 0)
+            return rc;
+        if (rc == 0)
+            continue;
+        switch (opt) {
+        case 'd': o->data = optarg; break;
+        case OPT_LABELS: o->labels = optarg; break;
+        case OPT_NAMES: o->names = optarg; break;
+        case OPT_VAL: o->val_dir = optarg; break;
+        case OPT_VAL_SPLIT: if (cli_parse_double(cmd, "val-split", optarg, 0, 0.9, &o->val_split)) return 2; break;
+        case OPT_TEST: o->test_dir = optarg; break;
+        case OPT_SIZE: if (parse_size(optarg, &o->load)) return 2; break;
+        case OPT_CHANNELS:
+            if (strcmp(optarg, "1") && strcmp(optarg, "3")) {
+                cli_error(cmd, "--channels must be 1 or 3, got '%s'", optarg);
+                return 2;
+            }
+            o->load.channels = optarg[0] - '0';
+            break;
+        case OPT_SKIP_BAD: o->load.skip_bad = 1; break;
+        case 'l': o->layers = optarg; break;
+        case 'a': o->acts = optarg; break;
+        case 'o': o->out = optarg; break;
+        case 's': if (cli_parse_u64(cmd, "seed", optarg, &o->train.seed)) return 2; break;
+        case 't': if (cli_parse_int(cmd, "threads", optarg, 1, 1024, &v)) return 2; o->threads = (int)v; break;
+        case OPT_RESUME: o->resume = optarg; break;
+        case 'q': o->quiet = 1; break;
+        case 'h': fputs(train_help, stdout); return -1;
+        default: return cli_bad_option(cmd, opt, argv[optind - 1]);
+        }
+    }
+    if (optind < argc) {
+        cli_error(cmd, "unexpected argument '%s'", argv[optind]);
+        return 2;
+    }
+    if (!o->data || !o->out) {
+        cli_error(cmd, "--data and --out are required (see mlpviz train --help)");
+        return 2;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ the command */
+
+/* The network: input from the data, the hidden widths asked for, one output per class. */
+static int build_model(const train_options *o, const mv_dataset *data, mv_model **out)
+{
+    char widths[512];
+    const int input = data->channels * data->height * data->width;
+    snprintf(widths, sizeof widths, "%d,%s,%d", input, o->layers, data->n_classes);
+    mv_arch arch = {0};
+    arch.head = MV_HEAD_SOFTMAX_CE;
+    if (!strcmp(o->layers, "") ) /* no hidden layer: softmax regression */
+        snprintf(widths, sizeof widths, "%d,%d", input, data->n_classes);
+    if (mv_arch_parse_widths(&arch, widths)) {
+        cli_error("train", "--layers: %s", mv_last_error());
+        return 2;
+    }
+    if (arch.n_layers > 1 && cli_parse_acts("train", o->acts, &arch))
+        return 2;
+    if (mv_model_create(out, &arch) ||
+        mv_model_set_class_names(*out, (const char *const *)data->class_names, data->n_classes)) {
+        cli_error("train", "%s", mv_last_error());
+        return 1;
+    }
+    (*out)->channels = data->channels;
+    (*out)->height = data->height;
+    (*out)->width = data->width;
+    mv_net_init((*out)->net, o->train.seed);
+    mv_model_fit_normalisation(*out, data);
+    return 0;
+}
+
+/* MODEL.mlp -> MODEL.csv / MODEL.ckpt (the suffix appended when there is no .mlp). */
+static char *sibling_path(const char *model, const char *suffix)
+{
+    size_t n = strlen(model);
+    if (n > 4 && !strcmp(model + n - 4, ".mlp"))
+        n -= 4;
+    char *path = malloc(n + strlen(suffix) + 1);
+    if (path) {
+        memcpy(path, model, n);
+        strcpy(path + n, suffix);
+    }
+    return path;
+}
+
+/* Options that cannot change the trained weights; left out of the recorded command so that
+ * a resumed run, one with other threads, or one written elsewhere gives the very same model
+ * file. */
+static int changes_nothing(char **argv, int i, int *skip_next)
+{
+    static const char *const with_value[] = {"--resume", "--threads", "-t", "--out", "-o"};
+    static const char *const alone[] = {"--quiet", "-q"};
+    *skip_next = 0;
+    for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++) {
+        const size_t n = strlen(with_value[k]);
+        if (!strcmp(argv[i], with_value[k]))
+            return *skip_next = 1;
+        if (!strncmp(argv[i], with_value[k], n) && (argv[i][n] == '=' || n == 2))
+            return 1;
+    }
+    for (size_t k = 0; k < sizeof alone / sizeof *alone; k++)
+        if (!strcmp(argv[i], alone[k]))
+            return 1;
+    return 0;
+}
+
+static char *join_command_line(int argc, char **argv)
+{
+    size_t n = strlen("mlpviz") + 1;
+    for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
+    char *s = malloc(n);
+    if (!s)
+        return NULL;
+    strcpy(s, "mlpviz");
+    for (int i = 0; i < argc; i++) {
+        int skip_next;
+        if (changes_nothing(argv, i, &skip_next)) {
+            i += skip_next;
+            continue;
+        }
+        strcat(s, " ");
+        strcat(s, argv[i]);
+    }
+    return s;
+}
+
+static volatile sig_atomic_t interrupt_requested;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupt_requested = 1;
+}
+
+typedef struct {
+    mv_dataset *train, *val, *test;
+    mv_model *model, *checkpoint;
+    char *csv, *ckpt, *command;
+} train_resources;
+
+static void release(train_resources *r)
+{
+    mv_dataset_free(r->train);
+    mv_dataset_free(r->val);
+    mv_dataset_free(r->test);
+    mv_model_free(r->model);
+    mv_model_free(r->checkpoint);
+    free(r->csv);
+    free(r->ckpt);
+    free(r->command);
+}
+
+static int load_all_data(train_options *o, train_resources *r)
+{
+    if (cli_load_data("train", o->data, o->labels, o->names, &o->load, &r->train))
+        return 1;
+    /* Validation and test data take the training data's shape. */
+    mv_load_options same = o->load;
+    same.width = r->train->width;
+    same.height = r->train->height;
+    same.channels = r->train->channels;
+    if (o->val_dir) {
+        if (cli_load_data("train", o->val_dir, NULL, o->names, &same, &r->val))
+            return 1;
+    } else if (o->val_split > 0) {
+        mv_dataset *whole = r->train;
+        if (mv_dataset_split(whole, o->val_split, o->train.seed, &r->train, &r->val)) {
+            r->train = whole;
+            cli_error("train", "%s", mv_last_error());
+            return 1;
+        }
+        mv_dataset_free(whole);
+    }
+    if (o->test_dir && cli_load_data("train", o->test_dir, NULL, o->names, &same, &r->test))
+        return 1;
+    return 0;
+}
+
+static int finish_model(const train_options *o, train_resources *r)
+{
+    if (r->test) {
+        double accuracy;
+        if (mv_evaluate(r->model, r->test, &accuracy, NULL, NULL)) {
+            cli_error("train", "test data: %s", mv_last_error());
+            return 1;
+        }
+        char value[32];
+        snprintf(value, sizeof value, "%.6f", accuracy);
+        mv_model_meta_set(r->model, "test.accuracy", value);
+        if (!o->quiet)
+            fprintf(stderr, "test accuracy %.4f\n", accuracy);
+    }
+    if (mv_model_save(r->model, o->out)) {
+        cli_error("train", "%s", mv_last_error());
+        return 1;
+    }
+    if (!o->quiet)
+        fprintf(stderr, "model written to %s\n", o->out);
+    return 0;
+}
+
+static int run_training(train_options *o, train_resources *r)
+{
+    int interrupted = 0;
+    o->train.metrics_path = r->csv;
+    o->train.checkpoint_path = r->ckpt;
+    progress_state ps = {.quiet = o->quiet, .tty = isatty(STDERR_FILENO)};
+    o->train.progress = on_progress;
+    o->train.user = &ps;
+    o->train.interrupt = &interrupt_requested;
+    struct sigaction sa = {.sa_handler = on_sigint}, old_int, old_term;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    mv_status st = mv_train(r->model, r->train, r->val, &o->train, &interrupted);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (st == MV_ERR_NUMERIC) {
+        cli_error("train", "%s", mv_last_error());
+        if (mv_model_save(r->model, o->out) == MV_OK)
+            cli_error("train", "kept the last good weights in %s", o->out);
+        return 1;
+    }
+    if (st) {
+        cli_error("train", "%s", mv_last_error());
+        return 1;
+    }
+    if (interrupted) {
+        cli_error("train", "interrupted: checkpoint in %s; continue with the same command and "
+                           "--resume %s", r->ckpt, r->ckpt);
+        return 130;
+    }
+    return finish_model(o, r);
+}
+
+int cmd_train(int argc, char **argv)
+{
+    train_options o = {.layers = "256,128", .acts = "relu", .val_split = 0.1};
+    mv_load_options_defaults(&o.load);
+    mv_train_defaults(&o.train);
+    int rc = parse_train_args(argc, argv, &o);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (o.threads > 0)
+        omp_set_num_threads(o.threads);
+    train_resources r = {0};
+    r.csv = sibling_path(o.out, ".csv");
+    r.ckpt = sibling_path(o.out, ".ckpt");
+    r.command = join_command_line(argc, argv);
+    if (!r.csv || !r.ckpt || !r.command) {
+        cli_error("train", "out of memory");
+        release(&r);
+        return 1;
+    }
+    rc = load_all_data(&o, &r);
+    if (!rc)
+        rc = build_model(&o, r.train, &r.model);
+    if (!rc && o.resume) {
+        if (mv_model_load(&r.checkpoint, o.resume)) {
+            cli_error("train", "%s", mv_last_error());
+            rc = 1;
+        }
+        o.train.resume = r.checkpoint;
+    }
+    if (!rc && mv_model_meta_set(r.model, "command", r.command)) {
+        cli_error("train", "%s", mv_last_error());
+        rc = 1;
+    }
+    if (!rc)
+        rc = run_training(&o, &r);
+    release(&r);
+    return rc;
+}

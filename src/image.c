@@ -1,0 +1,292 @@
+/* image.c: one image file in, one PNG out.
+ *
+ * Decoding, resizing and encoding come from stb (Debian's libstb, linked as -lstb); this file
+ * adds what a training tool needs around them: the header is checked before any pixel is
+ * decoded, conversions are exact (luminance weights, k/255), and PNGs are written atomically. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <stb/stb_image.h>
+#include <stb/stb_image_resize.h>
+#include <stb/stb_image_write.h>
+
+#include "internal.h"
+
+/* Exported by libstb.so but declared by stb_image_write.h only inside its implementation
+ * section (STB_IMAGE_WRITE_IMPLEMENTATION), which must not be compiled here: the PNG is
+ * returned in a malloc'd buffer (release with free) of *out_len bytes, or NULL. */
+unsigned char *stbi_write_png_to_mem(const unsigned char *pixels, int stride_bytes, int x, int y,
+                                     int n, int *out_len);
+
+#define PNG_SIGNATURE_SIZE 8
+#define PNG_IHDR_CHUNK_SIZE 25 /* length 4 + type 4 + data 13 + CRC 4 */
+#define PNG_TEXT_KEY_MAX 79
+
+/* ---------------------------------------------------------------- reading */
+
+/* Opens path for reading only if it is a non-empty regular file: O_NONBLOCK keeps a FIFO from
+ * blocking the open, and the type is checked on the descriptor itself so that it cannot change
+ * between the check and the read. */
+static mv_status open_regular_file(const char *path, FILE **out)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return mv_fail(MV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int err = errno;
+        close(fd);
+        return mv_fail(MV_ERR_IO, "%s: not a regular file%s%s", path, err ? ": " : "",
+                       err ? strerror(err) : "");
+    }
+    if (st.st_size == 0) { /* stb would say "unknown image type", hiding the real cause */
+        close(fd);
+        return mv_fail(MV_ERR_FORMAT, "%s: empty file (0 bytes), not an image", path);
+    }
+    FILE *file = fdopen(fd, "rb");
+    if (!file) {
+        int err = errno;
+        close(fd);
+        return mv_fail(MV_ERR_IO, "%s: cannot open: %s", path, strerror(err));
+    }
+    *out = file;
+    return MV_OK;
+}
+
+/* Reads the header of an open image and refuses sizes no decoder should attempt: zero-size
+ * images and images of more than `limit` pixels. Leaves the file position unchanged
+ * (stbi_info_from_file restores it), so the caller can decode next. */
+static mv_status check_header(FILE *file, const char *path, long long limit, int *width,
+                              int *height, int *channels)
+{
+    errno = 0;
+    if (!stbi_info_from_file(file, width, height, channels)) {
+        if (ferror(file))
+            return mv_fail(MV_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+        return mv_fail(MV_ERR_FORMAT, "%s: not a readable image (%s)", path,
+                       stbi_failure_reason() ? stbi_failure_reason() : "unknown format");
+    }
+    if (*width <= 0 || *height <= 0)
+        return mv_fail(MV_ERR_FORMAT, "%s: image has zero size (%dx%d)", path, *width, *height);
+    if (*channels < 1 || *channels > 4)
+        return mv_fail(MV_ERR_FORMAT, "%s: unsupported channel count %d", path, *channels);
+    if ((long long)*width * *height > limit)
+        return mv_fail(MV_ERR_FORMAT, "%s: image of %dx%d pixels is larger than the limit of %lld "
+                       "pixels; not decoded", path, *width, *height, limit);
+    return MV_OK;
+}
+
+mv_status mv_image_info(const char *path, int *width, int *height, int *channels)
+{
+    if (!path || !width || !height || !channels)
+        return mv_fail(MV_ERR_ARG, "mv_image_info: NULL argument");
+    FILE *file;
+    mv_status status = open_regular_file(path, &file);
+    if (status)
+        return status;
+    int w, h, c;
+    status = check_header(file, path, LLONG_MAX, &w, &h, &c); /* the caller judges the size */
+    fclose(file);
+    if (status)
+        return status;
+    *width = w;
+    *height = h;
+    *channels = c;
+    return MV_OK;
+}
+
+/* Converts 8-bit pixels with `stored` channels (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) to
+ * floats with `wanted` channels (1 or 3): alpha is dropped, gray is replicated, and colour
+ * becomes luminance 0.299 R + 0.587 G + 0.114 B. Values are k/255 exactly when no mixing
+ * happens. src: [n][stored], dst: [n][wanted]. */
+static void convert_pixels(const unsigned char *src, int stored, float *dst, int wanted,
+                           size_t n)
+{
+    const int has_colour = stored >= 3;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *p = src + i * (size_t)stored;
+        float *q = dst + i * (size_t)wanted;
+        if (!has_colour) {
+            float gray = p[0] / 255.0f;
+            for (int c = 0; c < wanted; c++) q[c] = gray;
+        } else if (wanted == 3) {
+            for (int c = 0; c < 3; c++) q[c] = p[c] / 255.0f;
+        } else {
+            float luma = (0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2]) / 255.0f;
+            q[0] = luma > 1.0f ? 1.0f : luma; /* the weights sum to 1 only up to rounding */
+        }
+    }
+}
+
+/* Resizes [in_h][in_w][channels] to [out_h][out_w][channels]: per axis a box filter when
+ * shrinking (stb's trapezoid is exact area averaging) and a triangle filter when enlarging
+ * (bilinear between pixel centres, edges clamped). Results are clamped to [0, 1]. */
+static mv_status resize_pixels(const char *path, const float *in, int in_w, int in_h, float *out,
+                               int out_w, int out_h, int channels)
+{
+    stbir_filter fx = out_w < in_w ? STBIR_FILTER_BOX : STBIR_FILTER_TRIANGLE;
+    stbir_filter fy = out_h < in_h ? STBIR_FILTER_BOX : STBIR_FILTER_TRIANGLE;
+    if (!stbir_resize(in, in_w, in_h, 0, out, out_w, out_h, 0, STBIR_TYPE_FLOAT, channels,
+                      STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP, STBIR_EDGE_CLAMP, fx, fy,
+                      STBIR_COLORSPACE_LINEAR, NULL))
+        return mv_fail(MV_ERR_NOMEM, "%s: cannot resize %dx%d to %dx%d (out of memory)", path,
+                       in_w, in_h, out_w, out_h);
+    size_t n = (size_t)out_w * out_h * channels;
+    for (size_t i = 0; i < n; i++)
+        out[i] = out[i] < 0.0f ? 0.0f : out[i] > 1.0f ? 1.0f : out[i];
+    return MV_OK;
+}
+
+/* Decodes the whole image of an open file whose header check_header() accepted, and writes it
+ * converted and resized into out [height][width][channels]. */
+static mv_status decode_into(FILE *file, const char *path, int info_w, int info_h, int channels,
+                             int width, int height, float *out)
+{
+    int w, h, stored;
+    unsigned char *raw = stbi_load_from_file(file, &w, &h, &stored, 0); /* [h][w][stored] */
+    if (!raw)
+        return mv_fail(MV_ERR_FORMAT, "%s: cannot decode: %s", path,
+                       stbi_failure_reason() ? stbi_failure_reason() : "unknown error");
+    mv_status status = MV_OK;
+    if (w != info_w || h != info_h || stored < 1 || stored > 4) {
+        status = mv_fail(MV_ERR_FORMAT, "%s: decoded size %dx%d differs from the header's %dx%d",
+                         path, w, h, info_w, info_h);
+    } else if (w == width && h == height) {
+        convert_pixels(raw, stored, out, channels, (size_t)w * h);
+    } else {
+        float *full = malloc((size_t)w * h * channels * sizeof *full); /* [h][w][channels] */
+        if (!full) {
+            status = mv_fail(MV_ERR_NOMEM, "%s: out of memory for %dx%d pixels", path, w, h);
+        } else {
+            convert_pixels(raw, stored, full, channels, (size_t)w * h);
+            status = resize_pixels(path, full, w, h, out, width, height, channels);
+            free(full);
+        }
+    }
+    stbi_image_free(raw);
+    return status;
+}
+
+mv_status mv_image_load(const char *path, int channels, int width, int height,
+                        long long max_pixels, float *out)
+{
+    if (!path || !out)
+        return mv_fail(MV_ERR_ARG, "mv_image_load: NULL argument");
+    if (channels != 1 && channels != 3)
+        return mv_fail(MV_ERR_ARG, "%s: channels must be 1 or 3, got %d", path, channels);
+    if (width < 1 || height < 1 || max_pixels < 0)
+        return mv_fail(MV_ERR_ARG, "%s: bad target size %dx%d or pixel limit %lld", path, width,
+                       height, max_pixels);
+    FILE *file;
+    mv_status status = open_regular_file(path, &file);
+    if (status)
+        return status;
+    int w, h, stored;
+    status = check_header(file, path, max_pixels > 0 ? max_pixels : MV_DEFAULT_MAX_PIXELS, &w,
+                          &h, &stored);
+    if (!status)
+        status = decode_into(file, path, w, h, channels, width, height, out);
+    fclose(file);
+    return status;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+/* A tEXt keyword as the PNG specification allows it: 1..79 printable Latin-1 bytes, no leading,
+ * trailing or doubled space. */
+static int valid_text_key(const char *key)
+{
+    size_t n = strlen(key);
+    if (n < 1 || n > PNG_TEXT_KEY_MAX || key[0] == ' ' || key[n - 1] == ' ')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)key[i];
+        if (!((c >= 32 && c <= 126) || c >= 161) || (c == ' ' && key[i + 1] == ' '))
+            return 0;
+    }
+    return 1;
+}
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* Writes png (as stb made it) with a tEXt chunk key = value spliced in right after IHDR,
+ * where PNG readers expect ancillary text; the chunk's CRC covers its type and data. */
+static mv_status write_png_with_text(const char *path, const unsigned char *png, size_t png_len,
+                                     const char *key, const char *value)
+{
+    const size_t ihdr_end = PNG_SIGNATURE_SIZE + PNG_IHDR_CHUNK_SIZE;
+    if (png_len < ihdr_end || memcmp(png + PNG_SIGNATURE_SIZE + 4, "IHDR", 4) != 0)
+        return mv_fail(MV_ERR_FORMAT, "%s: the PNG encoder's output has no IHDR first", path);
+    size_t key_len = strlen(key) + 1, value_len = strlen(value); /* key with its NUL separator */
+    if (key_len + value_len > 0x7FFFFFFF)
+        return mv_fail(MV_ERR_ARG, "%s: tEXt value too long", path);
+    unsigned char head[8], tail[4]; /* chunk length and type; CRC */
+    put_be32(head, (uint32_t)(key_len + value_len));
+    memcpy(head + 4, "tEXt", 4);
+    uint32_t crc = mv_crc32(0, head + 4, 4);
+    crc = mv_crc32(crc, key, key_len);
+    crc = mv_crc32(crc, value, value_len);
+    put_be32(tail, crc);
+    const mv_byte_span spans[] = {{png, ihdr_end}, {head, sizeof head}, {key, key_len},
+                               {value, value_len}, {tail, sizeof tail},
+                               {png + ihdr_end, png_len - ihdr_end}};
+    return mv_write_spans_atomic(path, spans, (int)(sizeof spans / sizeof *spans));
+}
+
+/* Floats in [0, 1] to bytes: clamped (NaN becomes 0) and rounded to nearest, so k/255 comes
+ * back as k. */
+static void quantize(const float *pixels, unsigned char *bytes, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = pixels[i];
+        v = v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f;
+        bytes[i] = (unsigned char)(v * 255.0f + 0.5f);
+    }
+}
+
+mv_status mv_png_write(const char *path, const float *pixels, int width, int height,
+                       int channels, const char *text_key, const char *text_value)
+{
+    if (!path || !pixels)
+        return mv_fail(MV_ERR_ARG, "mv_png_write: NULL argument");
+    if (width < 1 || height < 1 || channels < 1 || channels > 4 ||
+        (long long)width * height * channels > 0x7FFFFFFF - height)
+        return mv_fail(MV_ERR_ARG, "%s: cannot write a %dx%d PNG with %d channels", path, width,
+                       height, channels);
+    if (text_key && !valid_text_key(text_key))
+        return mv_fail(MV_ERR_ARG, "%s: tEXt keyword '%s' is not 1-79 printable Latin-1 bytes "
+                       "without leading, trailing or double spaces", path, text_key);
+    size_t n = (size_t)width * height * channels;
+    unsigned char *bytes = malloc(n); /* [height][width][channels] */
+    if (!bytes)
+        return mv_fail(MV_ERR_NOMEM, "%s: out of memory", path);
+    quantize(pixels, bytes, n);
+    int png_len = 0;
+    unsigned char *png = stbi_write_png_to_mem(bytes, width * channels, width, height, channels,
+                                               &png_len);
+    free(bytes);
+    if (!png)
+        return mv_fail(MV_ERR_NOMEM, "%s: the PNG encoder ran out of memory", path);
+    mv_status status;
+    if (text_key) {
+        status = write_png_with_text(path, png, (size_t)png_len, text_key,
+                                     text_value ? text_value : "");
+    } else {
+        const mv_byte_span whole = {png, (size_t)png_len};
+        status = mv_write_spans_atomic(path, &whole, 1);
+    }
+    free(png);
+    return status;
+}

@@ -1,0 +1,1028 @@
+/* model.c: the model file: a network with its input shape, normalisation, class names,
+ * metadata and named float arrays, saved atomically and loaded with every field checked
+ * before it is trusted. docs/model-format.md describes the bytes; this file is the only
+ * writer and reader of that format, and the two must change together.
+ *
+ *   file    = magic[8] version:u32 section* crc:u32   (crc over every byte before it)
+ *   section = tag[4] length:u64 payload[length]
+ *
+ * Every number is little-endian and written byte by byte, never as a struct. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Weights are stored as IEEE-754 binary32 and copied bit for bit into mv_real. */
+_Static_assert(sizeof(float) == 4, "the model file stores IEEE-754 binary32 floats");
+_Static_assert(sizeof(mv_real) == sizeof(float), "model.c is compiled in float only");
+
+/* PNG-style: a high-bit byte catches 7-bit channels, CR LF catches line-ending conversion,
+ * 0x1A stops a DOS `type`, the final LF catches LF -> CR LF. */
+static const uint8_t model_magic[8] = {0x89, 'M', 'L', 'P', '\r', '\n', 0x1A, '\n'};
+
+enum {
+    MODEL_VERSION = 1,     /* the only version this build reads and writes */
+    HEADER_BYTES = 12,     /* magic + version */
+    TRAILER_BYTES = 4,     /* CRC-32 */
+    SECTION_HEAD_BYTES = 12, /* tag + u64 length */
+    MAX_CLASS_NAME = 255,  /* bytes in one class name (a file name's limit) */
+    MAX_EXTRA_NAME = (int)sizeof(((mv_model_extra *)0)->name) - 1,
+};
+/* The whole file is read into memory: bound it, and keep every count far from overflow. */
+#define MAX_FILE_BYTES ((uint64_t)1 << 31)
+
+/* ---------------------------------------------------------------- small helpers */
+
+/* Little-endian readers and writers: the file's byte order, whatever the machine's. */
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+static float get_f32(const uint8_t *p)
+{
+    uint32_t bits = get_u32(p);
+    float value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+static void put_u32_at(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* A copy of n bytes of text as a C string; NULL when out of memory. */
+static char *copy_text(const char *text, size_t n)
+{
+    char *copy = malloc(n + 1);
+    if (copy) {
+        memcpy(copy, text, n);
+        copy[n] = 0;
+    }
+    return copy;
+}
+
+/* Frees the first n names and the array; NULL is allowed. */
+static void free_names(char **names, int n)
+{
+    if (!names)
+        return;
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+/* Records "PATH: reason" so that every load failure names the file it is about. */
+static mv_status file_fail(const char *path, mv_status status, const char *fmt, ...)
+    MV_PRINTF(3, 4);
+static mv_status file_fail(const char *path, mv_status status, const char *fmt, ...)
+{
+    char reason[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    return mv_fail(status, "%s: %s", path, reason);
+}
+
+/* ---------------------------------------------------------------- metadata text */
+
+/* NULL when text[0..len) is well-formed metadata ("key=value\n" lines, non-empty keys, no
+ * NUL byte), else why not. */
+static const char *meta_text_problem(const char *text, size_t len)
+{
+    if (memchr(text, 0, len))
+        return "contains a NUL byte";
+    if (len > 0 && text[len - 1] != '\n')
+        return "does not end with a newline";
+    for (size_t at = 0; at < len;) {
+        const char *line = text + at, *end = memchr(line, '\n', len - at);
+        const char *eq = memchr(line, '=', (size_t)(end - line));
+        if (!eq)
+            return "has a line without '='";
+        if (eq == line)
+            return "has a line with an empty key";
+        at = (size_t)(end - text) + 1;
+    }
+    return NULL;
+}
+
+/* Values handed out by mv_model_meta_get. In the text a value ends with '\n', callers need
+ * a C string, and mv_model has no field to keep one in; so each value asked for is copied
+ * here, tagged with its model, until that model's metadata changes through this file or the
+ * model is freed. Equal values of one model share a copy, so repeated gets do not grow the
+ * list. Lookups compare contents, so a stale entry can only ever return equal text. */
+typedef struct meta_value {
+    const mv_model *model;
+    struct meta_value *next;
+    char text[]; /* NUL-terminated */
+} meta_value;
+
+static meta_value *meta_values;
+static pthread_mutex_t meta_values_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Releases every value kept for model: its metadata changed or it is going away. */
+static void meta_values_forget(const mv_model *model)
+{
+    pthread_mutex_lock(&meta_values_lock);
+    for (meta_value **at = &meta_values; *at;) {
+        meta_value *v = *at;
+        if (v->model == model) {
+            *at = v->next;
+            free(v);
+        } else {
+            at = &v->next;
+        }
+    }
+    pthread_mutex_unlock(&meta_values_lock);
+}
+
+/* The kept copy of value[0..len) for model, made if needed; NULL when out of memory. */
+static const char *meta_value_keep(const mv_model *model, const char *value, size_t len)
+{
+    pthread_mutex_lock(&meta_values_lock);
+    meta_value *v = meta_values;
+    while (v && !(v->model == model && !strncmp(v->text, value, len) && !v->text[len]))
+        v = v->next;
+    if (!v && (v = malloc(sizeof *v + len + 1))) {
+        v->model = model;
+        memcpy(v->text, value, len);
+        v->text[len] = 0;
+        v->next = meta_values;
+        meta_values = v;
+    }
+    pthread_mutex_unlock(&meta_values_lock);
+    return v ? v->text : NULL;
+}
+
+/* Makes a copy of text[0..len) the model's metadata (NULL when empty) and forgets the values
+ * handed out for the old one. The old metadata is released only on success. */
+static mv_status meta_store(mv_model *model, const char *text, size_t len)
+{
+    char *copy = NULL;
+    if (len > 0 && !(copy = copy_text(text, len)))
+        return mv_fail(MV_ERR_NOMEM, "cannot allocate %zu bytes of metadata", len);
+    meta_values_forget(model);
+    free(model->meta);
+    model->meta = copy;
+    return MV_OK;
+}
+
+/* ---------------------------------------------------------------- model in memory */
+
+/* Name of parameter i of a network ("W1[3][5]", "b0[2]") for error messages. */
+static void param_position(const mv_net *net, size_t i, char *out, size_t size)
+{
+    const mv_arch *arch = &net->arch;
+    for (int l = 0; l < arch->n_layers; l++) {
+        const size_t n_in = (size_t)arch->widths[l], n_out = (size_t)arch->widths[l + 1];
+        if (i < n_in * n_out) {
+            snprintf(out, size, "W%d[%zu][%zu]", l, i / n_in, i % n_in);
+            return;
+        }
+        i -= n_in * n_out;
+        if (i < n_out) {
+            snprintf(out, size, "b%d[%zu]", l, i);
+            return;
+        }
+        i -= n_out;
+    }
+    snprintf(out, size, "parameter %zu", i);
+}
+
+/* MV_OK when name is a usable class name: 1..MAX_CLASS_NAME bytes. */
+static mv_status check_class_name(const char *name, int index)
+{
+    if (!name)
+        return mv_fail(MV_ERR_ARG, "class name %d is missing", index);
+    size_t len = strlen(name);
+    if (len == 0 || len > MAX_CLASS_NAME)
+        return mv_fail(MV_ERR_ARG, "class name %d is %zu bytes long; names are 1..%d bytes",
+                       index, len, MAX_CLASS_NAME);
+    return MV_OK;
+}
+
+/* MV_OK when every extra has a proper unique name and finite data. */
+static mv_status check_extras(const mv_model *model)
+{
+    if (model->n_extras < 0 || model->n_extras > MV_MODEL_MAX_EXTRAS)
+        return mv_fail(MV_ERR_ARG, "%d extras; a model holds 0..%d", model->n_extras,
+                       MV_MODEL_MAX_EXTRAS);
+    for (int e = 0; e < model->n_extras; e++) {
+        const mv_model_extra *x = &model->extras[e];
+        size_t len = strnlen(x->name, sizeof x->name);
+        if (len == 0 || len > MAX_EXTRA_NAME)
+            return mv_fail(MV_ERR_ARG, "extra %d has no name of 1..%d bytes", e, MAX_EXTRA_NAME);
+        for (int other = 0; other < e; other++)
+            if (!strcmp(model->extras[other].name, x->name))
+                return mv_fail(MV_ERR_ARG, "two extras are named '%s'", x->name);
+        if (x->count > MAX_FILE_BYTES / 4 || !x->data)
+            return mv_fail(MV_ERR_ARG, "extra '%s' holds %zu values; 0..%llu are allowed",
+                           x->name, x->count, (unsigned long long)(MAX_FILE_BYTES / 4));
+        for (size_t i = 0; i < x->count; i++)
+            if (!isfinite(x->data[i]))
+                return mv_fail(MV_ERR_NUMERIC, "extra '%s'[%zu] is not finite (%g)", x->name,
+                               i, (double)x->data[i]);
+    }
+    return MV_OK;
+}
+
+/* MV_OK when the input shape and normalisation are usable: 1..4 channels, a shape whose
+ * size is the input width, finite means and positive finite deviations. */
+static mv_status check_input(const mv_model *model)
+{
+    const int C = model->channels, H = model->height, W = model->width;
+    if (C < 1 || C > 4 || H < 1 || W < 1 ||
+        (long long)C * H * W != model->net->arch.widths[0])
+        return mv_fail(MV_ERR_ARG,
+                       "input shape %d x %d x %d (channels x height x width) does not give "
+                       "the network's %d inputs",
+                       C, H, W, model->net->arch.widths[0]);
+    for (int c = 0; c < C; c++) {
+        if (!isfinite(model->mean[c]) || !isfinite(model->std[c]))
+            return mv_fail(MV_ERR_NUMERIC, "channel %d: mean %g / std %g is not finite", c,
+                           (double)model->mean[c], (double)model->std[c]);
+        if (!(model->std[c] > 0))
+            return mv_fail(MV_ERR_ARG, "channel %d: std must be > 0, got %g", c,
+                           (double)model->std[c]);
+    }
+    return MV_OK;
+}
+
+/* MV_OK when the model is complete and consistent: what mv_model_save writes is exactly
+ * what mv_model_load accepts. MV_ERR_NUMERIC for a NaN or infinity, MV_ERR_ARG otherwise. */
+static mv_status check_model(const mv_model *model)
+{
+    if (!model || !model->net)
+        return mv_fail(MV_ERR_ARG, "the model has no network");
+    const mv_net *net = model->net;
+    mv_status st = mv_arch_validate(&net->arch);
+    if (st || (st = check_input(model)))
+        return st;
+    const int n_out = net->arch.widths[net->arch.n_layers];
+    if (model->n_classes != n_out || !model->class_names)
+        return mv_fail(MV_ERR_ARG, "%d class names for %d outputs", model->n_classes, n_out);
+    for (int i = 0; i < n_out; i++)
+        if ((st = check_class_name(model->class_names[i], i)))
+            return st;
+    const char *problem = model->meta ? meta_text_problem(model->meta, strlen(model->meta))
+                                      : NULL;
+    if (problem)
+        return mv_fail(MV_ERR_ARG, "metadata %s", problem);
+    if (net->p.count != mv_arch_param_count(&net->arch))
+        return mv_fail(MV_ERR_ARG, "the network holds %zu parameters, its shape needs %zu",
+                       net->p.count, mv_arch_param_count(&net->arch));
+    for (size_t i = 0; i < net->p.count; i++)
+        if (!isfinite(net->p.data[i])) {
+            char where[64];
+            param_position(net, i, where, sizeof where);
+            return mv_fail(MV_ERR_NUMERIC, "weight %s is not finite (%g)", where,
+                           (double)net->p.data[i]);
+        }
+    return check_extras(model);
+}
+
+/* A consistent model from the start: everything check_model demands already holds. */
+mv_status mv_model_create(mv_model **out, const mv_arch *arch)
+{
+    *out = NULL;
+    mv_model *model = calloc(1, sizeof *model);
+    if (!model)
+        return mv_fail(MV_ERR_NOMEM, "cannot allocate a model");
+    mv_status st = mv_net_create(&model->net, arch);
+    if (st) {
+        free(model);
+        return st;
+    }
+    const int n_out = arch->widths[arch->n_layers];
+    model->channels = 1;
+    model->height = arch->widths[0];
+    model->width = 1;
+    for (int c = 0; c < 4; c++) model->std[c] = 1;
+    model->class_names = calloc((size_t)n_out, sizeof *model->class_names);
+    model->n_classes = model->class_names ? n_out : 0;
+    for (int i = 0; model->class_names && i < n_out; i++) {
+        char digits[16];
+        int len = snprintf(digits, sizeof digits, "%d", i);
+        if (!(model->class_names[i] = copy_text(digits, (size_t)len))) {
+            model->n_classes = 0;
+            break;
+        }
+    }
+    if (model->n_classes != n_out) {
+        mv_model_free(model);
+        return mv_fail(MV_ERR_NOMEM, "cannot allocate %d class names", n_out);
+    }
+    *out = model;
+    return MV_OK;
+}
+
+/* Frees everything the model owns, and the values meta_get handed out for it. */
+void mv_model_free(mv_model *model)
+{
+    if (!model)
+        return;
+    mv_net_free(model->net);
+    free_names(model->class_names, model->n_classes);
+    free(model->meta);
+    meta_values_forget(model);
+    for (int e = 0; e < model->n_extras && e < MV_MODEL_MAX_EXTRAS; e++)
+        free(model->extras[e].data);
+    free(model);
+}
+
+/* All names are checked and copied before the old ones go: a failure changes nothing. */
+mv_status mv_model_set_class_names(mv_model *model, const char *const *names, int n)
+{
+    const int n_out = model->net->arch.widths[model->net->arch.n_layers];
+    if (n < 1 || n != n_out || !names)
+        return mv_fail(MV_ERR_ARG, "%d class names given for a network of %d outputs", n,
+                       n_out);
+    mv_status st;
+    for (int i = 0; i < n; i++)
+        if ((st = check_class_name(names[i], i)))
+            return st;
+    char **copy = calloc((size_t)n, sizeof *copy);
+    for (int i = 0; copy && i < n; i++)
+        if (!(copy[i] = copy_text(names[i], strlen(names[i])))) {
+            free_names(copy, i);
+            copy = NULL;
+        }
+    if (!copy)
+        return mv_fail(MV_ERR_NOMEM, "cannot copy %d class names", n);
+    free_names(model->class_names, model->n_classes);
+    model->class_names = copy;
+    model->n_classes = n;
+    return MV_OK;
+}
+
+/* The line of meta whose key is key[0..key_len), or NULL: *line_len receives its length
+ * including the newline (if any), *value and *value_len where its value lies. Tolerates text
+ * that was not built by mv_model_meta_set (no final newline, lines without '='). */
+static const char *meta_find(const char *meta, const char *key, size_t key_len,
+                             size_t *line_len, const char **value, size_t *value_len)
+{
+    for (const char *line = meta; line && *line;) {
+        const char *end = strchr(line, '\n');
+        const size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len > key_len && line[key_len] == '=' && !memcmp(line, key, key_len)) {
+            *line_len = len + (end != NULL);
+            *value = line + key_len + 1;
+            *value_len = len - key_len - 1;
+            return line;
+        }
+        line = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* Replaces the key's line in place (keeping the order of the others) or appends one; a
+ * failure leaves the metadata as it was. */
+mv_status mv_model_meta_set(mv_model *model, const char *key, const char *value)
+{
+    if (!key || !*key || strpbrk(key, "=\n") || !value || strchr(value, '\n'))
+        return mv_fail(MV_ERR_ARG, "metadata key '%s' or its value is not usable: keys are "
+                       "non-empty without '=' or newline, values have no newline",
+                       key ? key : "(null)");
+    const size_t old_len = model->meta ? strlen(model->meta) : 0;
+    if (model->meta && meta_text_problem(model->meta, old_len))
+        return mv_fail(MV_ERR_ARG, "the model's metadata %s; cannot add '%s'",
+                       meta_text_problem(model->meta, old_len), key);
+    const size_t key_len = strlen(key), value_len = strlen(value);
+    size_t at = old_len, removed = 0, ignored; /* the replaced line, or the end */
+    const char *found, *old_value;
+    if (model->meta &&
+        (found = meta_find(model->meta, key, key_len, &removed, &old_value, &ignored)))
+        at = (size_t)(found - model->meta);
+    const size_t line_len = key_len + 1 + value_len + 1;
+    char *text = malloc(old_len - removed + line_len + 1);
+    if (!text)
+        return mv_fail(MV_ERR_NOMEM, "cannot allocate %zu bytes of metadata", old_len + line_len);
+    size_t len = 0;
+    memcpy(text, model->meta ? model->meta : "", at);
+    len += at;
+    len += (size_t)sprintf(text + len, "%s=%s\n", key, value);
+    memcpy(text + len, model->meta ? model->meta + at + removed : "", old_len - at - removed);
+    len += old_len - at - removed;
+    mv_status st = meta_store(model, text, len);
+    free(text);
+    return st;
+}
+
+/* Reads the text as it is now, so metadata assigned directly to model->meta works too. */
+const char *mv_model_meta_get(const mv_model *model, const char *key)
+{
+    size_t line_len, value_len;
+    const char *value;
+    if (!model->meta || !key ||
+        !meta_find(model->meta, key, strlen(key), &line_len, &value, &value_len))
+        return NULL;
+    return meta_value_keep(model, value, value_len);
+}
+
+/* Checks and copies before replacing, so a failure leaves any array of that name intact. */
+mv_status mv_model_extra_set(mv_model *model, const char *name, const float *data,
+                             size_t count)
+{
+    if (!name || !*name || strlen(name) > MAX_EXTRA_NAME)
+        return mv_fail(MV_ERR_ARG, "extra name '%s' must be 1..%d bytes", name ? name : "(null)",
+                       MAX_EXTRA_NAME);
+    if ((!data && count > 0) || count > MAX_FILE_BYTES / 4)
+        return mv_fail(MV_ERR_ARG, "extra '%s' must hold 0..%llu values, got %zu", name,
+                       (unsigned long long)(MAX_FILE_BYTES / 4), count);
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(data[i]))
+            return mv_fail(MV_ERR_NUMERIC, "extra '%s'[%zu] is not finite (%g)", name, i,
+                           (double)data[i]);
+    int slot = 0;
+    while (slot < model->n_extras && strcmp(model->extras[slot].name, name)) slot++;
+    if (slot == MV_MODEL_MAX_EXTRAS)
+        return mv_fail(MV_ERR_ARG, "a model holds at most %d extras; cannot add '%s'",
+                       MV_MODEL_MAX_EXTRAS, name);
+    float *copy = malloc((count ? count : 1) * sizeof *copy); /* never NULL: NULL = missing */
+    if (!copy)
+        return mv_fail(MV_ERR_NOMEM, "cannot allocate extra '%s' of %zu values", name, count);
+    if (count)
+        memcpy(copy, data, count * sizeof *copy);
+    mv_model_extra *x = &model->extras[slot];
+    if (slot == model->n_extras) {
+        memset(x, 0, sizeof *x);
+        strcpy(x->name, name);
+        model->n_extras++;
+    }
+    free(x->data);
+    x->data = copy;
+    x->count = count;
+    return MV_OK;
+}
+
+/* Exact name match; *count is 0 when there is no such array. */
+const float *mv_model_extra_get(const mv_model *model, const char *name, size_t *count)
+{
+    for (int e = 0; name && e < model->n_extras; e++)
+        if (!strcmp(model->extras[e].name, name)) {
+            if (count)
+                *count = model->extras[e].count;
+            return model->extras[e].data;
+        }
+    if (count)
+        *count = 0;
+    return NULL;
+}
+
+/* The normalisation the model was trained with; also the one documented for exports. */
+void mv_model_prepare_input(const mv_model *model, const float *pixels, mv_real *x, int n)
+{
+    const size_t D = (size_t)model->net->arch.widths[0];
+    const size_t C = (size_t)(model->channels > 0 ? model->channels : 1);
+    for (size_t i = 0; i < (size_t)(n > 0 ? n : 0); i++)
+        for (size_t k = 0; k < D; k++) { /* HWC: the channel is the fastest index */
+            const size_t c = k % C;
+            x[i * D + k] = (mv_real)((pixels[i * D + k] - model->mean[c]) / model->std[c]);
+        }
+}
+
+/* ---------------------------------------------------------------- writing */
+
+/* The file image being built; exactly sized up front, so appends never reallocate. */
+typedef struct {
+    uint8_t *data; /* [cap] */
+    size_t len, cap;
+} out_buffer;
+
+/* Appenders: the buffer was sized by image_size, so they never check for room. */
+static void put_bytes(out_buffer *b, const void *src, size_t n)
+{
+    memcpy(b->data + b->len, src, n);
+    b->len += n;
+}
+
+static void put_u32(out_buffer *b, uint32_t v)
+{
+    put_u32_at(b->data + b->len, v);
+    b->len += 4;
+}
+
+static void put_u64(out_buffer *b, uint64_t v)
+{
+    put_u32(b, (uint32_t)v);
+    put_u32(b, (uint32_t)(v >> 32));
+}
+
+static void put_f32(out_buffer *b, float v)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    put_u32(b, bits);
+}
+
+static void put_section_head(out_buffer *b, const char tag[4], uint64_t payload)
+{
+    put_bytes(b, tag, 4);
+    put_u64(b, payload);
+}
+
+/* Payload sizes of the sections, in file order; meta is omitted when empty. */
+typedef struct {
+    uint64_t arch, input, classes, meta, weights, extra[MV_MODEL_MAX_EXTRAS];
+} section_sizes;
+
+/* Exact size of the file that encodes model (already checked). */
+static uint64_t image_size(const mv_model *model, section_sizes *s)
+{
+    const mv_arch *arch = &model->net->arch;
+    const uint64_t L = (uint64_t)arch->n_layers;
+    s->arch = 4 + 4 * (L + 1) + 8 * (L - 1) + 4;
+    s->input = 12 + 8 * (uint64_t)model->channels;
+    s->classes = 4;
+    for (int i = 0; i < model->n_classes; i++) s->classes += 4 + strlen(model->class_names[i]);
+    s->meta = model->meta ? strlen(model->meta) : 0;
+    s->weights = 8 + 4 * (uint64_t)model->net->p.count;
+    uint64_t total = HEADER_BYTES + TRAILER_BYTES + 4 * SECTION_HEAD_BYTES + s->arch +
+                     s->input + s->classes + s->weights;
+    if (s->meta)
+        total += SECTION_HEAD_BYTES + s->meta;
+    for (int e = 0; e < model->n_extras; e++) {
+        s->extra[e] = 4 + strlen(model->extras[e].name) + 8 + 4 * (uint64_t)model->extras[e].count;
+        total += SECTION_HEAD_BYTES + s->extra[e];
+    }
+    return total;
+}
+
+/* Sections ARCH and INPT: the network's shape, then how to feed it. */
+static void put_shape_sections(out_buffer *b, const mv_model *model, const section_sizes *s)
+{
+    const mv_arch *arch = &model->net->arch;
+    put_section_head(b, "ARCH", s->arch);
+    put_u32(b, (uint32_t)arch->n_layers);
+    for (int l = 0; l <= arch->n_layers; l++) put_u32(b, (uint32_t)arch->widths[l]);
+    for (int l = 0; l + 1 < arch->n_layers; l++) {
+        put_u32(b, (uint32_t)arch->act[l].kind);
+        put_f32(b, arch->act[l].param);
+    }
+    put_u32(b, (uint32_t)arch->head);
+
+    put_section_head(b, "INPT", s->input);
+    put_u32(b, (uint32_t)model->channels);
+    put_u32(b, (uint32_t)model->height);
+    put_u32(b, (uint32_t)model->width);
+    for (int c = 0; c < model->channels; c++) put_f32(b, model->mean[c]);
+    for (int c = 0; c < model->channels; c++) put_f32(b, model->std[c]);
+}
+
+/* Every section in file order, then the CRC of everything before it. */
+static void put_model(out_buffer *b, const mv_model *model, const section_sizes *s)
+{
+    put_bytes(b, model_magic, sizeof model_magic);
+    put_u32(b, MODEL_VERSION);
+    put_shape_sections(b, model, s);
+    put_section_head(b, "CLAS", s->classes);
+    put_u32(b, (uint32_t)model->n_classes);
+    for (int i = 0; i < model->n_classes; i++) {
+        const size_t len = strlen(model->class_names[i]);
+        put_u32(b, (uint32_t)len);
+        put_bytes(b, model->class_names[i], len);
+    }
+    if (s->meta) {
+        put_section_head(b, "meta", s->meta);
+        put_bytes(b, model->meta, s->meta);
+    }
+    put_section_head(b, "WGHT", s->weights);
+    put_u64(b, model->net->p.count);
+    for (size_t i = 0; i < model->net->p.count; i++) put_f32(b, model->net->p.data[i]);
+    for (int e = 0; e < model->n_extras; e++) {
+        const mv_model_extra *x = &model->extras[e];
+        put_section_head(b, "xtra", s->extra[e]);
+        put_u32(b, (uint32_t)strlen(x->name));
+        put_bytes(b, x->name, strlen(x->name));
+        put_u64(b, x->count);
+        for (size_t i = 0; i < x->count; i++) put_f32(b, x->data[i]);
+    }
+    put_u32(b, mv_crc32(0, b->data, b->len));
+}
+
+/* Checks, encodes in memory, then writes atomically: a model the loader would refuse is
+ * never written, and a failed write never damages an earlier file. */
+mv_status mv_model_save(const mv_model *model, const char *path)
+{
+    mv_status st = check_model(model);
+    if (st) {
+        char why[400];
+        snprintf(why, sizeof why, "%s", mv_last_error()); /* mv_fail overwrites it */
+        return mv_fail(st, "cannot save %s: %s", path, why);
+    }
+    section_sizes sizes;
+    const uint64_t size = image_size(model, &sizes);
+    if (size > MAX_FILE_BYTES)
+        return mv_fail(MV_ERR_ARG, "cannot save %s: the model needs %llu bytes; model files "
+                       "are limited to %llu", path, (unsigned long long)size,
+                       (unsigned long long)MAX_FILE_BYTES);
+    out_buffer b = {malloc((size_t)size), 0, (size_t)size};
+    if (!b.data)
+        return mv_fail(MV_ERR_NOMEM, "cannot save %s: no memory for %llu bytes", path,
+                       (unsigned long long)size);
+    put_model(&b, model, &sizes);
+    st = mv_write_file_atomic(path, b.data, b.len); /* temporary file, fsync, rename */
+    free(b.data);
+    return st;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+/* The whole file in memory and the name it is reported under. */
+typedef struct {
+    const char *path;
+    const uint8_t *data; /* [size] */
+    size_t size;
+} model_file;
+
+/* Where a section's payload lies in the file. */
+typedef struct {
+    size_t at, len;
+    int present;
+} span;
+
+enum { SEC_ARCH, SEC_INPT, SEC_CLAS, SEC_WGHT, SEC_META, SEC_SINGLE_COUNT };
+static const char single_tags[SEC_SINGLE_COUNT][5] = {"ARCH", "INPT", "CLAS", "WGHT", "meta"};
+
+/* The sections this version understands; unknown optional ones are skipped, not kept. */
+typedef struct {
+    span single[SEC_SINGLE_COUNT];
+    span extra[MV_MODEL_MAX_EXTRAS];
+    int n_extras;
+} section_index;
+
+/* Reads path whole, refusing anything but a regular file of at most MAX_FILE_BYTES. */
+static mv_status read_whole_file(const char *path, uint8_t **out, size_t *size)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return file_fail(path, MV_ERR_IO, "cannot open: %s", strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st)) {
+        const int err = errno;
+        close(fd);
+        return file_fail(path, MV_ERR_IO, "cannot read: %s", strerror(err));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return file_fail(path, MV_ERR_IO, "cannot read: not a regular file");
+    }
+    if ((uint64_t)st.st_size > MAX_FILE_BYTES) {
+        close(fd);
+        return file_fail(path, MV_ERR_FORMAT, "%lld bytes is too large for a model file "
+                         "(at most %llu)", (long long)st.st_size,
+                         (unsigned long long)MAX_FILE_BYTES);
+    }
+    const size_t want = (size_t)st.st_size;
+    uint8_t *data = malloc(want ? want : 1);
+    if (!data) {
+        close(fd);
+        return file_fail(path, MV_ERR_NOMEM, "cannot allocate %zu bytes to read it", want);
+    }
+    size_t got = 0;
+    while (got < want) {
+        ssize_t n = read(fd, data + got, want - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            const int err = n < 0 ? errno : 0;
+            free(data);
+            close(fd);
+            return file_fail(path, MV_ERR_IO, "cannot read: %s",
+                             err ? strerror(err) : "the file shrank while being read");
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    *out = data;
+    *size = want;
+    return MV_OK;
+}
+
+/* Magic, version and CRC: what must hold before any byte inside is believed. The version is
+ * judged before the CRC, since a later version may protect its bytes differently. */
+static mv_status check_envelope(const model_file *f)
+{
+    const size_t magic_len = sizeof model_magic;
+    const size_t shown = f->size < magic_len ? f->size : magic_len;
+    if (memcmp(f->data, model_magic, shown)) {
+        if (f->size >= 5 && !memcmp(f->data, model_magic, 4) && f->data[4] == '\n')
+            return file_fail(f->path, MV_ERR_FORMAT, "not an mlpviz model: its line endings "
+                             "were converted (copied in text mode?)");
+        return file_fail(f->path, MV_ERR_FORMAT, "not an mlpviz model (wrong magic bytes)");
+    }
+    if (f->size < HEADER_BYTES + TRAILER_BYTES)
+        return file_fail(f->path, MV_ERR_FORMAT, "too short to be an mlpviz model (%zu bytes, "
+                         "at least %d needed): truncated", f->size, HEADER_BYTES + TRAILER_BYTES);
+    const uint32_t version = get_u32(f->data + magic_len);
+    if (version > MODEL_VERSION)
+        return file_fail(f->path, MV_ERR_FORMAT, "format version %u is newer than this build "
+                         "of mlpviz reads (version %d): upgrade mlpviz", version, MODEL_VERSION);
+    if (version < 1)
+        return file_fail(f->path, MV_ERR_FORMAT, "unknown format version %u (this build reads "
+                         "version %d)", version, MODEL_VERSION);
+    const size_t body = f->size - TRAILER_BYTES;
+    const uint32_t stored = get_u32(f->data + body), computed = mv_crc32(0, f->data, body);
+    if (stored != computed)
+        return file_fail(f->path, MV_ERR_FORMAT, "corrupted: CRC mismatch (stored 0x%08x, "
+                         "computed 0x%08x)", stored, computed);
+    return MV_OK;
+}
+
+/* Non-zero when the 4 tag bytes are letters, digits or spaces (so they can be printed). */
+static int tag_is_printable(const uint8_t *tag)
+{
+    for (int i = 0; i < 4; i++)
+        if (!((tag[i] >= 'A' && tag[i] <= 'Z') || (tag[i] >= 'a' && tag[i] <= 'z') ||
+              (tag[i] >= '0' && tag[i] <= '9') || tag[i] == ' '))
+            return 0;
+    return 1;
+}
+
+/* Records one section found at payload offset `at`: each known one at most once, extras up
+ * to MV_MODEL_MAX_EXTRAS, unknown required ones (upper-case first letter) refused. */
+static mv_status index_one(const model_file *f, section_index *idx, const uint8_t *tag,
+                           size_t at, size_t len)
+{
+    span found = {at, len, 1};
+    if (!memcmp(tag, "xtra", 4)) {
+        if (idx->n_extras == MV_MODEL_MAX_EXTRAS)
+            return file_fail(f->path, MV_ERR_FORMAT, "more than %d extra arrays",
+                             MV_MODEL_MAX_EXTRAS);
+        idx->extra[idx->n_extras++] = found;
+        return MV_OK;
+    }
+    for (int s = 0; s < SEC_SINGLE_COUNT; s++)
+        if (!memcmp(tag, single_tags[s], 4)) {
+            if (idx->single[s].present)
+                return file_fail(f->path, MV_ERR_FORMAT, "duplicate section '%s' at offset %zu",
+                                 single_tags[s], at - SECTION_HEAD_BYTES);
+            idx->single[s] = found;
+            return MV_OK;
+        }
+    if (tag[0] >= 'A' && tag[0] <= 'Z')
+        return file_fail(f->path, MV_ERR_FORMAT, "unknown required section '%.4s' at offset "
+                         "%zu (written by a newer mlpviz?)", (const char *)tag,
+                         at - SECTION_HEAD_BYTES);
+    return MV_OK; /* an optional section of a later version: skipped */
+}
+
+/* Walks the sections between the header and the CRC, checking every length against the
+ * bytes that are really there. */
+static mv_status index_sections(const model_file *f, section_index *idx)
+{
+    memset(idx, 0, sizeof *idx);
+    const size_t end = f->size - TRAILER_BYTES;
+    for (size_t pos = HEADER_BYTES; pos < end;) {
+        if (end - pos < SECTION_HEAD_BYTES)
+            return file_fail(f->path, MV_ERR_FORMAT, "truncated section header at offset %zu "
+                             "(%zu bytes left)", pos, end - pos);
+        const uint8_t *tag = f->data + pos;
+        if (!tag_is_printable(tag))
+            return file_fail(f->path, MV_ERR_FORMAT, "bad section tag at offset %zu", pos);
+        const uint64_t len = get_u64(f->data + pos + 4);
+        const size_t left = end - pos - SECTION_HEAD_BYTES;
+        if (len > left)
+            return file_fail(f->path, MV_ERR_FORMAT, "truncated section '%.4s' at offset %zu: "
+                             "it claims %llu bytes, %zu are left", (const char *)tag, pos,
+                             (unsigned long long)len, left);
+        mv_status st = index_one(f, idx, tag, pos + SECTION_HEAD_BYTES, (size_t)len);
+        if (st)
+            return st;
+        pos += SECTION_HEAD_BYTES + (size_t)len;
+    }
+    for (int s = 0; s < SEC_META; s++)
+        if (!idx->single[s].present)
+            return file_fail(f->path, MV_ERR_FORMAT, "missing required section '%s'",
+                             single_tags[s]);
+    return MV_OK;
+}
+
+/* ARCH: layer count, widths, hidden activations, head; validated with mv_arch_validate. */
+static mv_status parse_arch(const model_file *f, span s, mv_arch *arch)
+{
+    const uint8_t *p = f->data + s.at;
+    memset(arch, 0, sizeof *arch);
+    const uint32_t L = s.len >= 4 ? get_u32(p) : 0;
+    if (L < 1 || L > MV_MAX_LAYERS)
+        return file_fail(f->path, MV_ERR_FORMAT, "ARCH section: %u weight layers (1..%d "
+                         "allowed)", L, MV_MAX_LAYERS);
+    const size_t want = 4 + 4 * ((size_t)L + 1) + 8 * ((size_t)L - 1) + 4;
+    if (s.len != want)
+        return file_fail(f->path, MV_ERR_FORMAT, "ARCH section is %zu bytes; %u layers need %zu",
+                         s.len, L, want);
+    arch->n_layers = (int)L;
+    p += 4;
+    for (uint32_t l = 0; l <= L; l++, p += 4) {
+        const uint32_t w = get_u32(p);
+        arch->widths[l] = w > (uint32_t)INT32_MAX ? -1 : (int)w; /* -1: refused below */
+    }
+    for (uint32_t l = 0; l + 1 < L; l++, p += 8) {
+        const uint32_t kind = get_u32(p);
+        arch->act[l].kind = kind < MV_ACT_COUNT ? (mv_act_kind)kind : MV_ACT_COUNT;
+        arch->act[l].param = get_f32(p + 4);
+    }
+    const uint32_t head = get_u32(p);
+    arch->head = head < MV_HEAD_COUNT ? (mv_head)head : MV_HEAD_COUNT;
+    if (mv_arch_validate(arch)) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", mv_last_error());
+        return file_fail(f->path, MV_ERR_FORMAT, "bad architecture: %s", why);
+    }
+    return MV_OK;
+}
+
+/* INPT: channels, height, width, then channels means and channels deviations. The values
+ * themselves are judged later by check_model. */
+static mv_status parse_input(const model_file *f, span s, mv_model *model)
+{
+    const uint8_t *p = f->data + s.at;
+    const uint32_t C = s.len >= 4 ? get_u32(p) : 0;
+    if (C < 1 || C > 4)
+        return file_fail(f->path, MV_ERR_FORMAT, "INPT section: %u channels (1..4 allowed)", C);
+    if (s.len != 12 + 8 * (size_t)C)
+        return file_fail(f->path, MV_ERR_FORMAT, "INPT section is %zu bytes; %u channels need "
+                         "%zu", s.len, C, 12 + 8 * (size_t)C);
+    const uint32_t H = get_u32(p + 4), W = get_u32(p + 8);
+    const int inputs = model->net->arch.widths[0];
+    if (H < 1 || W < 1 || (uint64_t)C * H * W != (uint64_t)inputs)
+        return file_fail(f->path, MV_ERR_FORMAT, "input shape %u x %u x %u (channels x "
+                         "height x width) does not give the network's %d inputs", C, H, W,
+                         inputs);
+    model->channels = (int)C;
+    model->height = (int)H;
+    model->width = (int)W;
+    for (uint32_t c = 0; c < C; c++) {
+        model->mean[c] = get_f32(p + 12 + 4 * c);
+        model->std[c] = get_f32(p + 12 + 4 * (C + c));
+    }
+    return MV_OK;
+}
+
+/* CLAS: one length-prefixed name per output, each within the section and 1..255 bytes
+ * without NUL. Names are copied only once every one of them has been checked. */
+static mv_status parse_classes(const model_file *f, span s, mv_model *model)
+{
+    const uint8_t *p = f->data + s.at, *end = p + s.len;
+    const int n_out = model->net->arch.widths[model->net->arch.n_layers];
+    const uint32_t count = s.len >= 4 ? get_u32(p) : 0;
+    if (s.len < 4 || count != (uint32_t)n_out)
+        return file_fail(f->path, MV_ERR_FORMAT, "%u class names for %d outputs", count, n_out);
+    p += 4;
+    for (uint32_t i = 0; i < count; i++) {
+        if (end - p < 4)
+            return file_fail(f->path, MV_ERR_FORMAT, "class name %u: runs past the end of its "
+                             "section", i);
+        const uint32_t len = get_u32(p);
+        if (len < 1 || len > MAX_CLASS_NAME)
+            return file_fail(f->path, MV_ERR_FORMAT, "class name %u has an absurd length of %u "
+                             "bytes (names are 1..%d bytes)", i, len, MAX_CLASS_NAME);
+        if ((size_t)(end - p - 4) < len)
+            return file_fail(f->path, MV_ERR_FORMAT, "class name %u: its %u bytes run past the "
+                             "end of its section", i, len);
+        if (memchr(p + 4, 0, len))
+            return file_fail(f->path, MV_ERR_FORMAT, "class name %u contains a NUL byte", i);
+        p += 4 + len;
+    }
+    if (p != end)
+        return file_fail(f->path, MV_ERR_FORMAT, "%zu stray bytes after the class names",
+                         (size_t)(end - p));
+    p = f->data + s.at + 4;
+    for (int i = 0; i < n_out; i++) {
+        const uint32_t len = get_u32(p);
+        char *name = copy_text((const char *)p + 4, len);
+        if (!name)
+            return file_fail(f->path, MV_ERR_NOMEM, "cannot allocate class names");
+        free(model->class_names[i]);
+        model->class_names[i] = name;
+        p += 4 + len;
+    }
+    return MV_OK;
+}
+
+/* Copies n float32 values from p to out. */
+static void get_floats(const uint8_t *p, float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = get_f32(p + 4 * i);
+}
+
+/* xtra: a named float array (possibly empty); the name is 1..31 bytes, the count matches
+ * the length. */
+static mv_status parse_extra(const model_file *f, span s, mv_model *model)
+{
+    const uint8_t *p = f->data + s.at;
+    const uint32_t name_len = s.len >= 4 ? get_u32(p) : 0;
+    if (name_len < 1 || name_len > MAX_EXTRA_NAME || s.len < 4 + (size_t)name_len + 8)
+        return file_fail(f->path, MV_ERR_FORMAT, "extra array at offset %zu: name of absurd "
+                         "length %u (1..%d bytes)", s.at, name_len, MAX_EXTRA_NAME);
+    char name[MAX_EXTRA_NAME + 1];
+    memcpy(name, p + 4, name_len);
+    name[name_len] = 0;
+    const uint64_t count = get_u64(p + 4 + name_len);
+    if (strlen(name) != name_len || count != (s.len - 4 - name_len - 8) / 4 ||
+        (s.len - 4 - name_len - 8) % 4)
+        return file_fail(f->path, MV_ERR_FORMAT, "extra array '%s': a count of %llu does not "
+                         "match its %zu bytes (or its name holds a NUL)", name,
+                         (unsigned long long)count, s.len);
+    if (mv_model_extra_get(model, name, NULL))
+        return file_fail(f->path, MV_ERR_FORMAT, "two extra arrays are named '%s'", name);
+    float *data = malloc((size_t)(count ? count : 1) * sizeof *data);
+    if (!data)
+        return file_fail(f->path, MV_ERR_NOMEM, "cannot allocate extra array '%s'", name);
+    get_floats(p + 4 + name_len + 8, data, (size_t)count);
+    mv_model_extra *x = &model->extras[model->n_extras++];
+    memset(x, 0, sizeof *x);
+    memcpy(x->name, name, name_len + 1);
+    x->data = data;
+    x->count = (size_t)count;
+    return MV_OK;
+}
+
+/* WGHT, meta and xtra, into a model whose shape is known and whose weight section was
+ * already found to be exactly the right size. */
+static mv_status parse_contents(const model_file *f, const section_index *idx, mv_model *model)
+{
+    const span w = idx->single[SEC_WGHT];
+    get_floats(f->data + w.at + 8, model->net->p.data, model->net->p.count);
+    const span m = idx->single[SEC_META];
+    if (m.present) {
+        const char *text = (const char *)f->data + m.at, *problem = meta_text_problem(text, m.len);
+        if (problem)
+            return file_fail(f->path, MV_ERR_FORMAT, "metadata %s", problem);
+        if (meta_store(model, text, m.len))
+            return file_fail(f->path, MV_ERR_NOMEM, "cannot allocate the metadata");
+    }
+    for (int e = 0; e < idx->n_extras; e++) {
+        mv_status st = parse_extra(f, idx->extra[e], model);
+        if (st)
+            return st;
+    }
+    return MV_OK;
+}
+
+/* Builds the model from indexed sections: the shape first, then the weight section's size
+ * against that shape, and only then any allocation that the shape decides. */
+static mv_status build_model(const model_file *f, const section_index *idx, mv_model **out)
+{
+    mv_arch arch;
+    mv_status st = parse_arch(f, idx->single[SEC_ARCH], &arch);
+    if (st)
+        return st;
+    const uint64_t n_params = mv_arch_param_count(&arch);
+    const span w = idx->single[SEC_WGHT];
+    const uint64_t stored = w.len >= 8 ? get_u64(f->data + w.at) : 0;
+    if (w.len < 8 || stored != n_params || w.len - 8 != 4 * n_params)
+        return file_fail(f->path, MV_ERR_FORMAT, "the weight section holds %llu values in %zu "
+                         "bytes, but the architecture needs %llu parameters (%llu bytes)",
+                         (unsigned long long)stored, w.len, (unsigned long long)n_params,
+                         (unsigned long long)(8 + 4 * n_params));
+    mv_model *model;
+    if ((st = mv_model_create(&model, &arch)))
+        return file_fail(f->path, st, "%s", "cannot allocate the model");
+    if (!(st = parse_input(f, idx->single[SEC_INPT], model)) &&
+        !(st = parse_classes(f, idx->single[SEC_CLAS], model)) &&
+        !(st = parse_contents(f, idx, model)) && (st = check_model(model))) {
+        char why[400];
+        snprintf(why, sizeof why, "%s", mv_last_error());
+        st = file_fail(f->path, st == MV_ERR_NUMERIC ? st : MV_ERR_FORMAT, "%s", why);
+    }
+    if (st) {
+        mv_model_free(model);
+        return st;
+    }
+    *out = model;
+    return MV_OK;
+}
+
+/* Reads the whole file, trusts nothing before the envelope (magic, version, CRC) and the
+ * section lengths have been checked, and returns a model only when every check passed. */
+mv_status mv_model_load(mv_model **out, const char *path)
+{
+    *out = NULL;
+    uint8_t *data = NULL;
+    size_t size = 0;
+    mv_status st = read_whole_file(path, &data, &size);
+    if (st)
+        return st;
+    const model_file f = {path, data, size};
+    section_index idx;
+    if (!(st = check_envelope(&f)) && !(st = index_sections(&f, &idx)))
+        st = build_model(&f, &idx, out);
+    free(data);
+    return st;
+}

@@ -1,0 +1,127 @@
+/* optim.c: parameter updates. Every update is elementwise over the parameter block, so it
+ * parallelises without changing a bit of the result. Weight decay applies to weights only:
+ * decaying biases only shifts units without regularising anything. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static const char *const opt_names[MV_OPT_COUNT] = {"sgd", "momentum", "nesterov", "adam",
+                                                    "adamw"};
+
+const char *mv_opt_name(mv_opt_kind kind)
+{
+    return (unsigned)kind < MV_OPT_COUNT ? opt_names[kind] : "unknown";
+}
+
+mv_status mv_opt_parse(mv_opt_kind *kind, const char *text)
+{
+    for (int i = 0; i < MV_OPT_COUNT; i++)
+        if (strcmp(text, opt_names[i]) == 0) {
+            *kind = (mv_opt_kind)i;
+            return MV_OK;
+        }
+    return mv_fail(MV_ERR_ARG, "unknown optimizer '%s' (sgd, momentum, nesterov, adam, adamw)",
+                   text);
+}
+
+void mv_opt_defaults(mv_opt_config *config, mv_opt_kind kind)
+{
+    *config = (mv_opt_config){.kind = kind, .momentum = 0.9, .beta1 = 0.9, .beta2 = 0.999,
+                              .eps = 1e-8, .weight_decay = 0};
+}
+
+mv_status mv_optimizer_create(mv_optimizer **out, const mv_opt_config *config,
+                              const mv_arch *arch)
+{
+    *out = NULL;
+    if ((unsigned)config->kind >= MV_OPT_COUNT)
+        return mv_fail(MV_ERR_ARG, "unknown optimizer kind %d", config->kind);
+    if (!(config->weight_decay >= 0) || !(config->momentum >= 0 && config->momentum < 1) ||
+        !(config->beta1 >= 0 && config->beta1 < 1) || !(config->beta2 >= 0 && config->beta2 < 1) ||
+        !(config->eps > 0))
+        return mv_fail(MV_ERR_ARG, "optimizer settings out of range (momentum and betas in "
+                                   "[0, 1), eps > 0, weight decay >= 0)");
+    mv_status st = mv_arch_validate(arch);
+    if (st)
+        return st;
+    const size_t count = mv_arch_param_count(arch);
+    mv_optimizer *opt = calloc(1, sizeof *opt);
+    float *m = calloc(count, sizeof *m), *v = calloc(count, sizeof *v);
+    if (!opt || !m || !v) {
+        free(opt);
+        free(m);
+        free(v);
+        return mv_fail(MV_ERR_NOMEM, "cannot allocate optimizer state for %zu parameters",
+                       count);
+    }
+    *opt = (mv_optimizer){.config = *config, .count = count, .m = m, .v = v};
+    *out = opt;
+    return MV_OK;
+}
+
+void mv_optimizer_free(mv_optimizer *opt)
+{
+    if (!opt)
+        return;
+    free(opt->m);
+    free(opt->v);
+    free(opt);
+}
+
+/* One tensor's update. theta, g, m, v: [n]; decay is 0 for biases. */
+static void update(const mv_opt_config *c, float *restrict theta, const float *restrict g,
+                   float *restrict m, float *restrict v, size_t n, double lr, double decay,
+                   double bias1, double bias2)
+{
+    const float mu = (float)c->momentum, b1 = (float)c->beta1, b2 = (float)c->beta2;
+    const float rate = (float)lr, wd = (float)decay, eps = (float)c->eps;
+    const float step1 = (float)(lr / bias1), inv_sqrt_bias2 = (float)(1 / sqrt(bias2));
+    /* Large tensors only: a bias vector is not worth a parallel region. */
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        float grad = g[i];
+        if (c->kind != MV_OPT_ADAMW)
+            grad += wd * theta[i]; /* L2 penalty (wd/2)|theta|^2 */
+        switch (c->kind) {
+        case MV_OPT_SGD:
+            theta[i] -= rate * grad;
+            break;
+        case MV_OPT_MOMENTUM:
+            m[i] = mu * m[i] + grad;
+            theta[i] -= rate * m[i];
+            break;
+        case MV_OPT_NESTEROV:
+            m[i] = mu * m[i] + grad;
+            theta[i] -= rate * (grad + mu * m[i]);
+            break;
+        case MV_OPT_ADAM:
+        case MV_OPT_ADAMW:
+        case MV_OPT_COUNT:
+            m[i] = b1 * m[i] + (1 - b1) * grad;
+            v[i] = b2 * v[i] + (1 - b2) * grad * grad;
+            if (c->kind == MV_OPT_ADAMW)
+                theta[i] -= rate * wd * theta[i];
+            theta[i] -= step1 * m[i] / (sqrtf(v[i]) * inv_sqrt_bias2 + eps);
+            break;
+        }
+    }
+}
+
+void mv_optimizer_step(mv_optimizer *opt, const mv_arch *arch, mv_params *params,
+                       const mv_params *grads, double lr)
+{
+    opt->step++;
+    const double bias1 = 1 - pow(opt->config.beta1, (double)opt->step);
+    const double bias2 = 1 - pow(opt->config.beta2, (double)opt->step);
+    for (int l = 0; l < arch->n_layers; l++) {
+        const size_t nw = (size_t)arch->widths[l + 1] * arch->widths[l];
+        const size_t w_at = (size_t)(params->W[l] - params->data);
+        const size_t b_at = (size_t)(params->b[l] - params->data);
+        update(&opt->config, params->W[l], grads->W[l], opt->m + w_at, opt->v + w_at, nw, lr,
+               opt->config.weight_decay, bias1, bias2);
+        update(&opt->config, params->b[l], grads->b[l], opt->m + b_at, opt->v + b_at,
+               (size_t)arch->widths[l + 1], lr, 0, bias1, bias2);
+    }
+}

@@ -1,0 +1,740 @@
+/* train.c: the training loop, learning-rate schedules, checkpoints and evaluation.
+ *
+ * Reproducibility is the rule here. Every random choice of a step (the epoch's shuffle, the
+ * batch's shifts, flips and dropout masks) is drawn from a generator seeded by (seed, epoch,
+ * batch) alone, so a run resumed from a checkpoint replays exactly what an uninterrupted run
+ * does, and the kernels reduce in a fixed order whatever the thread count. Nothing that
+ * varies between runs (time, host, paths) goes into the model. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <omp.h>
+
+#include "internal.h"
+
+/* ------------------------------------------------------------------ schedules */
+
+static const char *const lr_names[MV_LR_COUNT] = {"const", "step", "cosine"};
+
+mv_status mv_lr_parse(mv_lr_schedule *kind, const char *text)
+{
+    for (int i = 0; i < MV_LR_COUNT; i++)
+        if (strcmp(text, lr_names[i]) == 0) {
+            *kind = (mv_lr_schedule)i;
+            return MV_OK;
+        }
+    return mv_fail(MV_ERR_ARG, "unknown learning-rate schedule '%s' (const, step, cosine)", text);
+}
+
+double mv_lr_at(const mv_lr_config *c, long step, long steps_per_epoch, long total_steps)
+{
+    const double warmup = c->warmup_epochs * (double)steps_per_epoch;
+    if (step < warmup)
+        return c->lr * (double)(step + 1) / warmup;
+    switch (c->kind) {
+    case MV_LR_STEP: {
+        const long epoch = step / (steps_per_epoch > 0 ? steps_per_epoch : 1);
+        return c->lr * pow(c->gamma, (double)(epoch / (c->step_every > 0 ? c->step_every : 1)));
+    }
+    case MV_LR_COSINE: {
+        const double span = (double)total_steps - warmup;
+        const double t = span > 1 ? ((double)step - warmup) / (span - 1) : 1;
+        return c->min_lr + (c->lr - c->min_lr) * 0.5 * (1 + cos(M_PI * fmin(t, 1)));
+    }
+    default:
+        return c->lr;
+    }
+}
+
+void mv_train_defaults(mv_train_config *config)
+{
+    memset(config, 0, sizeof *config);
+    config->epochs = 10;
+    config->batch = 128;
+    mv_opt_defaults(&config->opt, MV_OPT_ADAM);
+    config->lr = (mv_lr_config){.kind = MV_LR_CONST, .lr = 1e-3, .step_every = 10,
+                                .gamma = 0.1, .min_lr = 0};
+    config->seed = 1;
+}
+
+/* ------------------------------------------------------------------ normalisation */
+
+void mv_model_fit_normalisation(mv_model *model, const mv_dataset *data)
+{
+    const int C = data->channels;
+    const size_t per_image = (size_t)data->height * data->width * C;
+    for (int c = 0; c < C && c < 4; c++) {
+        double sum = 0, sq = 0;
+        size_t n = 0;
+        for (size_t i = 0; i < (size_t)data->count; i++) {
+            const float *p = data->pixels + i * per_image;
+            for (size_t k = (size_t)c; k < per_image; k += (size_t)C) {
+                sum += p[k];
+                sq += (double)p[k] * p[k];
+            }
+            n += per_image / (size_t)C;
+        }
+        const double mean = n ? sum / (double)n : 0;
+        const double var = n ? sq / (double)n - mean * mean : 0;
+        model->mean[c] = (float)mean;
+        /* a constant channel carries no information; 1 keeps it harmless */
+        model->std[c] = var > 1e-12 ? (float)sqrt(var) : 1.0f;
+    }
+}
+
+/* ------------------------------------------------------------------ the trainer */
+
+typedef struct {
+    const mv_train_config *cfg;
+    const mv_dataset *train, *val;
+    mv_model *model;
+    int D, K;                 /* input width, classes */
+    long steps_per_epoch, total_steps;
+    mv_workspace *ws;
+    mv_params *grads;
+    mv_optimizer *opt;
+    mv_real *x;               /* [batch][D] */
+    mv_real *y;               /* [batch][K] one-hot */
+    float *pixels;            /* [D] one augmented image */
+    int *perm;                /* [train count] this epoch's order */
+    /* progress, saved in checkpoints */
+    int epoch;                /* epochs completed */
+    long next_batch;          /* first batch not yet trained in epoch `epoch` */
+    double loss_sum;          /* over the current epoch's trained rows */
+    long correct, seen;
+    mv_epoch_metrics *history;/* [epochs] */
+    float *best;              /* [params] weights of the best validation accuracy */
+    double best_accuracy;
+    int best_epoch;
+    float *last_good;         /* [params] weights at the end of the last completed epoch */
+    uint64_t fingerprint;
+} trainer;
+
+static uint64_t mix(uint64_t a, uint64_t b)
+{
+    uint64_t z = a ^ (b + 0x9E3779B97F4A7C15ull + (a << 6) + (a >> 2));
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t hash_bytes(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001B3ull;
+    return h;
+}
+
+/* Everything a resumed run must share with the run that wrote the checkpoint (the epoch
+ * count may grow: the steps already taken stay valid for a constant or step schedule). */
+static uint64_t run_fingerprint(const trainer *t)
+{
+    const mv_train_config *c = t->cfg;
+    uint64_t h = 0xCBF29CE484222325ull;
+    h = hash_bytes(h, &t->model->net->arch, sizeof t->model->net->arch);
+    const double numbers[] = {c->opt.momentum, c->opt.beta1, c->opt.beta2, c->opt.eps,
+                              c->opt.weight_decay, c->lr.lr, c->lr.warmup_epochs, c->lr.gamma,
+                              c->lr.min_lr, c->dropout, c->label_smoothing};
+    const long integers[] = {c->batch, c->opt.kind, c->lr.kind, c->lr.step_every, c->shift,
+                             c->flip, c->keep_best, t->train->count, t->val ? t->val->count : -1,
+                             c->lr.kind == MV_LR_COSINE ? c->epochs : 0};
+    h = hash_bytes(h, numbers, sizeof numbers);
+    h = hash_bytes(h, integers, sizeof integers);
+    return hash_bytes(h, &c->seed, sizeof c->seed);
+}
+
+static mv_status check_inputs(const mv_model *m, const mv_dataset *d, const char *which)
+{
+    if (d->channels != m->channels || d->height != m->height || d->width != m->width)
+        return mv_fail(MV_ERR_ARG, "%s images are %dx%dx%d but the model takes %dx%dx%d", which,
+                       d->width, d->height, d->channels, m->width, m->height, m->channels);
+    if (d->n_classes != m->n_classes)
+        return mv_fail(MV_ERR_ARG, "%s data has %d classes, the model %d", which, d->n_classes,
+                       m->n_classes);
+    for (int k = 0; k < d->n_classes; k++)
+        if (strcmp(d->class_names[k], m->class_names[k]) != 0)
+            return mv_fail(MV_ERR_ARG, "%s class %d is '%s' but the model's is '%s'", which, k,
+                           d->class_names[k], m->class_names[k]);
+    if (d->count < 1)
+        return mv_fail(MV_ERR_ARG, "%s data holds no image", which);
+    return MV_OK;
+}
+
+static mv_status check_config(const mv_train_config *c)
+{
+    if (c->epochs < 1 || c->batch < 1 || c->batch > (1 << 20))
+        return mv_fail(MV_ERR_ARG, "epochs and batch must be positive (got %d, %d)", c->epochs,
+                       c->batch);
+    if (!(c->lr.lr > 0) || !isfinite(c->lr.lr) || !(c->lr.min_lr >= 0) ||
+        !(c->lr.warmup_epochs >= 0) || !(c->lr.gamma > 0) || (unsigned)c->lr.kind >= MV_LR_COUNT)
+        return mv_fail(MV_ERR_ARG, "learning-rate settings out of range (lr > 0, gamma > 0, "
+                                   "warm-up and min lr >= 0)");
+    if (!(c->label_smoothing >= 0 && c->label_smoothing < 1))
+        return mv_fail(MV_ERR_ARG, "label smoothing must be in [0, 1), got %g",
+                       (double)c->label_smoothing);
+    if (!(c->dropout >= 0 && c->dropout < 1))
+        return mv_fail(MV_ERR_ARG, "dropout must be in [0, 1), got %g", (double)c->dropout);
+    if (c->shift < 0 || c->shift > 64)
+        return mv_fail(MV_ERR_ARG, "shift must be 0..64 pixels, got %d", c->shift);
+    return MV_OK;
+}
+
+static void trainer_free(trainer *t)
+{
+    mv_workspace_free(t->ws);
+    mv_params_free(t->grads);
+    mv_optimizer_free(t->opt);
+    free(t->x);
+    free(t->y);
+    free(t->pixels);
+    free(t->perm);
+    free(t->history);
+    free(t->best);
+    free(t->last_good);
+}
+
+static mv_status trainer_init(trainer *t, mv_model *model, const mv_dataset *train,
+                              const mv_dataset *val, const mv_train_config *cfg)
+{
+    memset(t, 0, sizeof *t);
+    *t = (trainer){.cfg = cfg, .train = train, .val = val, .model = model, .best_accuracy = -1};
+    mv_status st = check_config(cfg);
+    if (st || (st = check_inputs(model, train, "training")) ||
+        (val && (st = check_inputs(model, val, "validation"))))
+        return st;
+    const mv_arch *arch = &model->net->arch;
+    t->D = arch->widths[0];
+    t->K = arch->widths[arch->n_layers];
+    t->steps_per_epoch = (train->count + cfg->batch - 1) / cfg->batch;
+    t->total_steps = t->steps_per_epoch * cfg->epochs;
+    const int B = cfg->batch < train->count ? cfg->batch : train->count;
+    const size_t P = model->net->p.count;
+    if ((st = mv_workspace_create(&t->ws, arch, B)) || (st = mv_params_create(&t->grads, arch)) ||
+        (st = mv_optimizer_create(&t->opt, &cfg->opt, arch)))
+        return st;
+    t->x = malloc(sizeof *t->x * (size_t)B * t->D);
+    t->y = malloc(sizeof *t->y * (size_t)B * t->K);
+    t->pixels = malloc(sizeof *t->pixels * (size_t)t->D);
+    t->perm = malloc(sizeof *t->perm * (size_t)train->count);
+    t->history = calloc((size_t)cfg->epochs, sizeof *t->history);
+    t->best = malloc(sizeof *t->best * P);
+    t->last_good = malloc(sizeof *t->last_good * P);
+    if (!t->x || !t->y || !t->pixels || !t->perm || !t->history || !t->best || !t->last_good)
+        return mv_fail(MV_ERR_NOMEM, "cannot allocate the training buffers");
+    memcpy(t->last_good, model->net->p.data, sizeof *t->last_good * P);
+    t->fingerprint = run_fingerprint(t);
+    return MV_OK;
+}
+
+/* ------------------------------------------------------------------ checkpoints */
+
+static mv_status meta_printf(mv_model *m, const char *key, const char *fmt, ...)
+    MV_PRINTF(3, 4);
+
+static mv_status meta_printf(mv_model *m, const char *key, const char *fmt, ...)
+{
+    char value[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(value, sizeof value, fmt, ap);
+    va_end(ap);
+    return mv_model_meta_set(m, key, value);
+}
+
+/* The model as it stands plus everything needed to continue: optimizer moments, progress
+ * counters (exact, as hexadecimal floats), history, best and last good weights. */
+static mv_status build_checkpoint(const trainer *t, mv_model **out)
+{
+    const mv_model *m = t->model;
+    const size_t P = m->net->p.count;
+    mv_model *ck;
+    mv_status st = mv_model_create(&ck, &m->net->arch);
+    if (st)
+        return st;
+    memcpy(ck->net->p.data, m->net->p.data, sizeof(float) * P);
+    ck->channels = m->channels;
+    ck->height = m->height;
+    ck->width = m->width;
+    memcpy(ck->mean, m->mean, sizeof ck->mean);
+    memcpy(ck->std, m->std, sizeof ck->std);
+    float *history = malloc(sizeof *history * 7 * (size_t)(t->epoch ? t->epoch : 1));
+    if (!history) {
+        mv_model_free(ck);
+        return mv_fail(MV_ERR_NOMEM, "cannot allocate the checkpoint");
+    }
+    for (int e = 0; e < t->epoch; e++) {
+        const mv_epoch_metrics *h = &t->history[e];
+        const double row[7] = {h->epoch, h->lr, h->train_loss, h->train_accuracy, h->val_loss,
+                               h->val_accuracy, h->seconds};
+        for (int k = 0; k < 7; k++) history[e * 7 + k] = (float)row[k];
+    }
+    if (m->meta && !(ck->meta = strdup(m->meta)))
+        st = mv_fail(MV_ERR_NOMEM, "cannot allocate the checkpoint");
+    if (st ||
+        (st = mv_model_set_class_names(ck, (const char *const *)m->class_names, m->n_classes)) ||
+        (st = meta_printf(ck, "train.epoch", "%d", t->epoch)) ||
+        (st = meta_printf(ck, "train.batch", "%ld", t->next_batch)) ||
+        (st = meta_printf(ck, "train.loss_sum", "%a", t->loss_sum)) ||
+        (st = meta_printf(ck, "train.correct", "%ld", t->correct)) ||
+        (st = meta_printf(ck, "train.seen", "%ld", t->seen)) ||
+        (st = meta_printf(ck, "train.opt_step", "%ld", t->opt->step)) ||
+        (st = meta_printf(ck, "train.best_accuracy", "%a", t->best_accuracy)) ||
+        (st = meta_printf(ck, "train.best_epoch", "%d", t->best_epoch)) ||
+        (st = meta_printf(ck, "train.fingerprint", "%016llx",
+                          (unsigned long long)t->fingerprint)) ||
+        (st = mv_model_extra_set(ck, "opt.m", t->opt->m, P)) ||
+        (st = mv_model_extra_set(ck, "opt.v", t->opt->v, P)) ||
+        (st = mv_model_extra_set(ck, "train.best", t->best, P)) ||
+        (st = mv_model_extra_set(ck, "train.last_good", t->last_good, P)) ||
+        (st = mv_model_extra_set(ck, "train.history", history, 7 * (size_t)t->epoch))) {
+        free(history);
+        mv_model_free(ck);
+        return st;
+    }
+    free(history);
+    *out = ck;
+    return MV_OK;
+}
+
+static mv_status write_checkpoint(const trainer *t)
+{
+    if (!t->cfg->checkpoint_path)
+        return MV_OK;
+    mv_model *ck;
+    mv_status st = build_checkpoint(t, &ck);
+    if (st == MV_OK)
+        st = mv_model_save(ck, t->cfg->checkpoint_path);
+    mv_model_free(ck);
+    return st;
+}
+
+/* Reads one number of a checkpoint's meta (integers in decimal or hexadecimal with 0x,
+ * doubles exactly as written by %a), failing with a message when it is absent. */
+static mv_status meta_number(const mv_model *ck, const char *key, double *out)
+{
+    const char *value = mv_model_meta_get(ck, key);
+    char *end;
+    if (value)
+        *out = strtod(value, &end);
+    if (!value || end == value || *end)
+        return mv_fail(MV_ERR_FORMAT, "checkpoint lacks a valid '%s'", key);
+    return MV_OK;
+}
+
+static mv_status meta_long(const mv_model *ck, const char *key, long *out)
+{
+    double v = 0;
+    mv_status st = meta_number(ck, key, &v);
+    if (st)
+        return st;
+    if (v != floor(v) || fabs(v) > 1e15)
+        return mv_fail(MV_ERR_FORMAT, "checkpoint's '%s' is not a whole number", key);
+    *out = (long)v;
+    return MV_OK;
+}
+
+static mv_status restore_extra(const mv_model *ck, const char *name, float *dst, size_t count)
+{
+    size_t n;
+    const float *src = mv_model_extra_get(ck, name, &n);
+    if (!src || n != count)
+        return mv_fail(MV_ERR_FORMAT, "checkpoint lacks '%s' of %zu values", name, count);
+    memcpy(dst, src, sizeof *dst * count);
+    return MV_OK;
+}
+
+static mv_status trainer_resume(trainer *t, const mv_model *ck)
+{
+    const char *fingerprint = mv_model_meta_get(ck, "train.fingerprint");
+    if (!fingerprint)
+        return mv_fail(MV_ERR_FORMAT, "not a checkpoint: no training state in it");
+    if (strtoull(fingerprint, NULL, 16) != t->fingerprint)
+        return mv_fail(MV_ERR_ARG, "the checkpoint was made with other data or settings "
+                                   "(architecture, batch, optimizer, schedule, seed...): resume "
+                                   "with the same command");
+    if (ck->net->p.count != t->model->net->p.count)
+        return mv_fail(MV_ERR_ARG, "the checkpoint's network has another shape");
+    const size_t P = t->model->net->p.count;
+    size_t n_history = 0;
+    const float *history = mv_model_extra_get(ck, "train.history", &n_history);
+    long epoch, best_epoch;
+    mv_status st;
+    if ((st = meta_long(ck, "train.epoch", &epoch)) ||
+        (st = meta_long(ck, "train.batch", &t->next_batch)) ||
+        (st = meta_number(ck, "train.loss_sum", &t->loss_sum)) ||
+        (st = meta_long(ck, "train.correct", &t->correct)) ||
+        (st = meta_long(ck, "train.seen", &t->seen)) ||
+        (st = meta_long(ck, "train.opt_step", &t->opt->step)) ||
+        (st = meta_number(ck, "train.best_accuracy", &t->best_accuracy)) ||
+        (st = meta_long(ck, "train.best_epoch", &best_epoch)) ||
+        (st = restore_extra(ck, "opt.m", t->opt->m, P)) ||
+        (st = restore_extra(ck, "opt.v", t->opt->v, P)) ||
+        (st = restore_extra(ck, "train.best", t->best, P)) ||
+        (st = restore_extra(ck, "train.last_good", t->last_good, P)))
+        return st;
+    if (epoch < 0 || epoch > t->cfg->epochs || t->next_batch < 0 ||
+        t->next_batch > t->steps_per_epoch || !history || n_history != 7 * (size_t)epoch)
+        return mv_fail(MV_ERR_FORMAT, "checkpoint progress (epoch %ld, batch %ld) does not fit "
+                                      "this run of %d epochs", epoch, t->next_batch,
+                       t->cfg->epochs);
+    t->epoch = (int)epoch;
+    t->best_epoch = (int)best_epoch;
+    for (int e = 0; e < t->epoch; e++) {
+        const float *r = history + 7 * e;
+        t->history[e] = (mv_epoch_metrics){(int)r[0], r[1], r[2], r[3], r[4], r[5], r[6]};
+    }
+    memcpy(t->model->net->p.data, ck->net->p.data, sizeof(float) * P);
+    return MV_OK;
+}
+
+/* ------------------------------------------------------------------ one epoch */
+
+/* This epoch's order of the training images: Fisher-Yates from (seed, epoch). */
+static void shuffle(trainer *t)
+{
+    mv_rng rng;
+    mv_rng_seed(&rng, mix(t->cfg->seed, 0x5u + (uint64_t)t->epoch));
+    const int n = t->train->count;
+    for (int i = 0; i < n; i++) t->perm[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        const int j = (int)mv_rng_below(&rng, (uint32_t)i + 1);
+        const int tmp = t->perm[i];
+        t->perm[i] = t->perm[j];
+        t->perm[j] = tmp;
+    }
+}
+
+/* Copies src [H][W][C] into t->pixels shifted by (dx, dy) and optionally mirrored; pixels
+ * shifted in from outside are 0. */
+static void augment(const trainer *t, const float *src, int dx, int dy, int flip)
+{
+    const int H = t->train->height, W = t->train->width, C = t->train->channels;
+    for (int yy = 0; yy < H; yy++)
+        for (int xx = 0; xx < W; xx++) {
+            const int sy = yy - dy, sx0 = xx - dx, sx = flip ? W - 1 - sx0 : sx0;
+            float *dst = t->pixels + ((size_t)yy * W + xx) * C;
+            if (sy < 0 || sy >= H || sx0 < 0 || sx0 >= W)
+                for (int c = 0; c < C; c++) dst[c] = 0;
+            else
+                memcpy(dst, src + ((size_t)sy * W + sx) * C, sizeof *dst * (size_t)C);
+        }
+}
+
+/* Fills t->x and t->y with rows [first, first + rows) of this epoch's order. */
+static void assemble_batch(trainer *t, long first, int rows, mv_rng *rng)
+{
+    const size_t D = (size_t)t->D;
+    const int s = t->cfg->shift;
+    const float smooth = t->cfg->label_smoothing, floor = smooth / (float)t->K;
+    for (size_t i = 0; i < (size_t)rows * t->K; i++) t->y[i] = floor;
+    for (int r = 0; r < rows; r++) {
+        const int index = t->perm[first + r];
+        const float *src = t->train->pixels + (size_t)index * D;
+        if (s > 0 || t->cfg->flip) {
+            const int dx = s ? (int)mv_rng_below(rng, 2 * (uint32_t)s + 1) - s : 0;
+            const int dy = s ? (int)mv_rng_below(rng, 2 * (uint32_t)s + 1) - s : 0;
+            const int flip = t->cfg->flip ? (int)(mv_rng_next(rng) >> 63) : 0;
+            augment(t, src, dx, dy, flip);
+            src = t->pixels;
+        }
+        mv_model_prepare_input(t->model, src, t->x + r * D, 1);
+        t->y[(size_t)r * t->K + t->train->labels[index]] = 1 - smooth + floor;
+    }
+}
+
+static int argmax(const mv_real *v, int n)
+{
+    int best = 0;
+    for (int j = 1; j < n; j++)
+        if (v[j] > v[best]) best = j;
+    return best;
+}
+
+/* One optimizer step on batch b of the current epoch. */
+static mv_status train_batch(trainer *t, long b)
+{
+    const mv_net *net = t->model->net;
+    const long first = b * t->cfg->batch;
+    const int rows = (int)(first + t->cfg->batch <= t->train->count ? t->cfg->batch
+                                                                    : t->train->count - first);
+    mv_rng rng;
+    mv_rng_seed(&rng, mix(mix(t->cfg->seed, 0xBA7Cu + (uint64_t)t->epoch), (uint64_t)b));
+    assemble_batch(t, first, rows, &rng);
+    mv_forward_train(net, t->ws, t->x, rows, t->cfg->dropout, mv_rng_next(&rng));
+    const double loss = mv_loss(net, t->ws, t->y, rows, 1);
+    if (!isfinite(loss))
+        return mv_fail(MV_ERR_NUMERIC, "the loss became %g at epoch %d, batch %ld: training "
+                                       "diverged (try a lower --lr)", loss, t->epoch + 1, b + 1);
+    mv_backward(net, t->ws, t->x, rows, t->grads, NULL);
+    const long step = t->epoch * t->steps_per_epoch + b;
+    mv_optimizer_step(t->opt, &net->arch, &t->model->net->p, t->grads,
+                      mv_lr_at(&t->cfg->lr, step, t->steps_per_epoch, t->total_steps));
+    const mv_real *out = t->ws->a[net->arch.n_layers - 1];
+    for (int r = 0; r < rows; r++)
+        t->correct += argmax(out + (size_t)r * t->K, t->K) == t->train->labels[t->perm[first + r]];
+    t->loss_sum += loss * rows;
+    t->seen += rows;
+    return MV_OK;
+}
+
+/* ------------------------------------------------------------------ evaluation, metrics */
+
+mv_status mv_evaluate(const mv_model *model, const mv_dataset *data, double *accuracy,
+                      double *loss, long *confusion)
+{
+    mv_status st = check_inputs(model, data, "evaluation");
+    if (st)
+        return st;
+    const mv_arch *arch = &model->net->arch;
+    const int B = data->count < 256 ? data->count : 256, D = arch->widths[0];
+    const int K = arch->widths[arch->n_layers];
+    mv_workspace *ws;
+    if ((st = mv_workspace_create(&ws, arch, B)))
+        return st;
+    mv_real *x = malloc(sizeof *x * (size_t)B * D), *y = calloc((size_t)B * K, sizeof *y);
+    if (!x || !y) {
+        free(x);
+        free(y);
+        mv_workspace_free(ws);
+        return mv_fail(MV_ERR_NOMEM, "cannot allocate evaluation buffers");
+    }
+    if (confusion)
+        memset(confusion, 0, sizeof *confusion * (size_t)K * K);
+    long correct = 0;
+    double loss_sum = 0;
+    for (int first = 0; first < data->count; first += B) {
+        const int rows = data->count - first < B ? data->count - first : B;
+        mv_model_prepare_input(model, data->pixels + (size_t)first * D, x, rows);
+        for (int r = 0; r < rows; r++) y[(size_t)r * K + data->labels[first + r]] = 1;
+        mv_forward(model->net, ws, x, rows);
+        loss_sum += mv_loss(model->net, ws, y, rows, 0) * rows;
+        for (int r = 0; r < rows; r++) {
+            const int truth = data->labels[first + r];
+            const int guess = argmax(ws->a[arch->n_layers - 1] + (size_t)r * K, K);
+            correct += guess == truth;
+            if (confusion)
+                confusion[(size_t)truth * K + guess]++;
+            y[(size_t)r * K + truth] = 0;
+        }
+    }
+    *accuracy = (double)correct / data->count;
+    if (loss)
+        *loss = loss_sum / data->count;
+    free(x);
+    free(y);
+    mv_workspace_free(ws);
+    return MV_OK;
+}
+
+/* Rewrites the metrics CSV from the history, atomically. */
+static mv_status write_metrics(const trainer *t)
+{
+    const char *path = t->cfg->metrics_path;
+    if (!path)
+        return MV_OK;
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (!f)
+        return mv_fail(MV_ERR_NOMEM, "%s: cannot format the metrics", path);
+    fprintf(f, "epoch,lr,train_loss,train_accuracy,val_loss,val_accuracy,seconds\n");
+    for (int e = 0; e < t->epoch; e++) {
+        const mv_epoch_metrics *h = &t->history[e];
+        fprintf(f, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.3f\n", h->epoch, h->lr, h->train_loss,
+                h->train_accuracy, h->val_loss, h->val_accuracy, h->seconds);
+    }
+    if (fclose(f)) {
+        free(text);
+        return mv_fail(MV_ERR_NOMEM, "%s: cannot format the metrics", path);
+    }
+    const mv_status st = mv_write_file_atomic(path, text, size);
+    free(text);
+    return st;
+}
+
+/* Measures, records, keeps the best weights, and writes the checkpoint and metrics. */
+static mv_status finish_epoch(trainer *t, double seconds)
+{
+    const size_t P = t->model->net->p.count;
+    mv_epoch_metrics *h = &t->history[t->epoch];
+    *h = (mv_epoch_metrics){.epoch = t->epoch + 1, .train_loss = t->loss_sum / t->seen,
+                            .train_accuracy = (double)t->correct / t->seen, .val_loss = -1,
+                            .val_accuracy = -1, .seconds = seconds};
+    h->lr = mv_lr_at(&t->cfg->lr, (t->epoch + 1) * t->steps_per_epoch - 1, t->steps_per_epoch,
+                     t->total_steps);
+    mv_status st;
+    if (t->val && (st = mv_evaluate(t->model, t->val, &h->val_accuracy, &h->val_loss, NULL)))
+        return st;
+    if (t->val && h->val_accuracy > t->best_accuracy) {
+        t->best_accuracy = h->val_accuracy;
+        t->best_epoch = t->epoch + 1;
+        memcpy(t->best, t->model->net->p.data, sizeof(float) * P);
+    }
+    memcpy(t->last_good, t->model->net->p.data, sizeof(float) * P);
+    t->epoch++;
+    t->next_batch = 0;
+    t->loss_sum = 0;
+    t->correct = t->seen = 0;
+    if ((st = write_checkpoint(t)) || (st = write_metrics(t)))
+        return st;
+    if (t->cfg->progress) {
+        mv_train_progress p = {.epoch = t->epoch, .epochs = t->cfg->epochs,
+                               .loss = h->train_loss, .accuracy = h->train_accuracy,
+                               .metrics = h};
+        t->cfg->progress(&p, t->cfg->user);
+    }
+    return MV_OK;
+}
+
+/* batches_done: batches trained in this epoch by this process (not restored ones). */
+static void report_batch(const trainer *t, long b, double started, long rows_this_run,
+                         long batches_done)
+{
+    if (!t->cfg->progress)
+        return;
+    const double elapsed = omp_get_wtime() - started;
+    const long remaining = (t->cfg->epochs - t->epoch) * t->steps_per_epoch - (b + 1);
+    mv_train_progress p = {.epoch = t->epoch + 1, .epochs = t->cfg->epochs, .batch = b + 1,
+                           .batches = t->steps_per_epoch, .loss = t->loss_sum / t->seen,
+                           .accuracy = (double)t->correct / t->seen,
+                           .samples_per_second = elapsed > 0 ? rows_this_run / elapsed : 0,
+                           .eta_seconds = elapsed / batches_done * remaining};
+    t->cfg->progress(&p, t->cfg->user);
+}
+
+/* Trains the rest of the current epoch; *stopped is set when interrupted. */
+static mv_status run_epoch(trainer *t, int *stopped)
+{
+    const double started = omp_get_wtime();
+    const long seen_before = t->seen, first_batch = t->next_batch;
+    shuffle(t);
+    for (long b = t->next_batch; b < t->steps_per_epoch; b++) {
+        mv_status st = train_batch(t, b);
+        if (st)
+            return st;
+        t->next_batch = b + 1;
+        report_batch(t, b, started, t->seen - seen_before, b + 1 - first_batch);
+        if (t->cfg->interrupt && *t->cfg->interrupt) {
+            *stopped = 1;
+            return write_checkpoint(t);
+        }
+    }
+    return finish_epoch(t, omp_get_wtime() - started);
+}
+
+/* Final figures in the model's meta: only what the run determines, never times. */
+static mv_status record_results(trainer *t)
+{
+    const mv_epoch_metrics *last = &t->history[t->epoch - 1];
+    mv_model *m = t->model;
+    mv_status st;
+    if ((st = meta_printf(m, "train.epochs", "%d", t->epoch)) ||
+        (st = meta_printf(m, "train.seed", "%llu", (unsigned long long)t->cfg->seed)) ||
+        (st = meta_printf(m, "train.loss", "%.6f", last->train_loss)) ||
+        (st = meta_printf(m, "train.accuracy", "%.6f", last->train_accuracy)))
+        return st;
+    if (!t->val)
+        return MV_OK;
+    if (t->cfg->keep_best && t->best_epoch > 0) {
+        memcpy(m->net->p.data, t->best, sizeof(float) * m->net->p.count);
+        if ((st = meta_printf(m, "train.kept_epoch", "%d", t->best_epoch)))
+            return st;
+    }
+    const double acc = t->cfg->keep_best && t->best_epoch ? t->best_accuracy : last->val_accuracy;
+    return meta_printf(m, "val.accuracy", "%.6f", acc);
+}
+
+mv_status mv_train(mv_model *model, const mv_dataset *train, const mv_dataset *val,
+                   const mv_train_config *config, int *interrupted)
+{
+    trainer t;
+    int stopped = 0;
+    mv_status st = trainer_init(&t, model, train, val, config);
+    if (st == MV_OK && config->resume)
+        st = trainer_resume(&t, config->resume);
+    while (st == MV_OK && !stopped && t.epoch < config->epochs)
+        st = run_epoch(&t, &stopped);
+    if (st == MV_ERR_NUMERIC) /* keep the last completed epoch's weights */
+        memcpy(model->net->p.data, t.last_good, sizeof(float) * model->net->p.count);
+    if (st == MV_OK && !stopped && t.epoch > 0)
+        st = record_results(&t);
+    if (interrupted)
+        *interrupted = stopped;
+    trainer_free(&t);
+    return st;
+}
+
+/* ------------------------------------------------------------------ validation split */
+
+/* An empty dataset of data's shape and classes, room for `count` images. */
+static mv_status dataset_like(const mv_dataset *data, int count, mv_dataset **out)
+{
+    mv_dataset *d = calloc(1, sizeof *d);
+    const size_t D = (size_t)data->channels * data->height * data->width;
+    if (d) {
+        *d = (mv_dataset){.count = count, .channels = data->channels, .height = data->height,
+                          .width = data->width, .n_classes = data->n_classes};
+        d->class_names = calloc((size_t)data->n_classes, sizeof *d->class_names);
+        d->pixels = malloc(sizeof *d->pixels * D * (size_t)(count ? count : 1));
+        d->labels = malloc(sizeof *d->labels * (size_t)(count ? count : 1));
+    }
+    int ok = d && d->class_names && d->pixels && d->labels;
+    for (int k = 0; ok && k < data->n_classes; k++)
+        ok = (d->class_names[k] = strdup(data->class_names[k])) != NULL;
+    if (!ok) {
+        mv_dataset_free(d);
+        return mv_fail(MV_ERR_NOMEM, "cannot allocate a dataset of %d images", count);
+    }
+    *out = d;
+    return MV_OK;
+}
+
+mv_status mv_dataset_split(const mv_dataset *data, double fraction, uint64_t seed,
+                           mv_dataset **train_out, mv_dataset **val_out)
+{
+    *train_out = *val_out = NULL;
+    const int n = data->count, n_val = (int)lround(fraction * n);
+    if (!(fraction > 0 && fraction < 1) || n_val < 1 || n_val >= n)
+        return mv_fail(MV_ERR_ARG, "a validation fraction of %g leaves no image on one side of "
+                                   "%d", fraction, n);
+    /* Pick the validation images by a partial Fisher-Yates shuffle, then keep order. */
+    int *order = malloc(sizeof *order * (size_t)n);
+    unsigned char *is_val = calloc((size_t)n, 1);
+    mv_dataset *train = NULL, *val = NULL;
+    mv_status st = order && is_val ? MV_OK : mv_fail(MV_ERR_NOMEM, "cannot split the dataset");
+    if (st == MV_OK) {
+        mv_rng rng;
+        mv_rng_seed(&rng, mix(seed, 0x5B117u));
+        for (int i = 0; i < n; i++) order[i] = i;
+        for (int i = 0; i < n_val; i++) {
+            const int j = i + (int)mv_rng_below(&rng, (uint32_t)(n - i));
+            const int tmp = order[i];
+            order[i] = order[j];
+            order[j] = tmp;
+            is_val[order[i]] = 1;
+        }
+    }
+    if (st == MV_OK && !(st = dataset_like(data, n - n_val, &train)))
+        st = dataset_like(data, n_val, &val);
+    if (st == MV_OK) {
+        const size_t D = (size_t)data->channels * data->height * data->width;
+        int at[2] = {0, 0};
+        for (int i = 0; i < n; i++) {
+            mv_dataset *dst = is_val[i] ? val : train;
+            const int k = at[is_val[i]]++;
+            memcpy(dst->pixels + (size_t)k * D, data->pixels + (size_t)i * D, sizeof(float) * D);
+            dst->labels[k] = data->labels[i];
+        }
+        *train_out = train;
+        *val_out = val;
+    } else {
+        mv_dataset_free(train);
+        mv_dataset_free(val);
+    }
+    free(order);
+    free(is_val);
+    return st;
+}

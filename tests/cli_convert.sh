@@ -1,0 +1,141 @@
+#!/bin/bash
+# cli_convert.sh: `mlpviz convert` as a user runs it: small IDX files (made here with printf
+# and gzip) become an image folder; exit statuses, messages, --force, and no folder (complete
+# or partial) left behind by a failure.
+set -u
+cd "$(dirname "$0")/.."
+bin=${MLPVIZ:-bin/mlpviz}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+ok() { echo "ok - $1"; }
+not_ok() { echo "not ok - $1"; [ -n "${2:-}" ] && sed 's/^/    /' "$2"; }
+
+# expect STATUS NAME -- ARGS...: runs mlpviz, checks the exit status.
+expect() {
+    local want=$1 name=$2
+    shift 3
+    "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+    local got=$?
+    if [ "$got" -eq "$want" ]; then ok "$name"; else
+        echo "    exit $got, want $want: mlpviz $*"
+        not_ok "$name" "$tmp/err"
+    fi
+}
+
+# stderr of the last command must contain TEXT.
+stderr_has() {
+    if grep -qF -- "$2" "$tmp/err"; then ok "$1"; else not_ok "$1 (stderr lacks '$2')" "$tmp/err"; fi
+}
+stdout_has() {
+    if grep -qF -- "$2" "$tmp/out"; then ok "$1"; else not_ok "$1 (stdout lacks '$2')" "$tmp/out"; fi
+}
+# check NAME COMMAND...: a test that passes when the command succeeds.
+check() {
+    local name=$1
+    shift
+    if "$@"; then ok "$name"; else not_ok "$name"; fi
+}
+
+# bytes N...: writes each number as one byte.
+bytes() {
+    local b
+    for b in "$@"; do printf "\\$(printf '%03o' "$b")"; done
+}
+
+# 3 images of 2x2 pixels and their labels 1, 0, 1.
+images_header="0 0 8 3  0 0 0 3  0 0 0 2  0 0 0 2"
+pixels="0 64 128 255  10 20 30 40  255 254 1 0"
+bytes $images_header $pixels >"$tmp/images.idx"
+bytes 0 0 8 1  0 0 0 3  1 0 1 >"$tmp/labels.idx"
+gzip -c "$tmp/images.idx" >"$tmp/images.idx.gz"
+gzip -c "$tmp/labels.idx" >"$tmp/labels.idx.gz"
+in=(--images "$tmp/images.idx" --labels "$tmp/labels.idx")
+
+png_count() { find "$1" -type f -name '*.png' | wc -l; }
+is_png() { [ "$(od -An -tx1 -N8 "$1" | tr -d ' \n')" = 89504e470d0a1a0a ]; }
+# No hidden temporary or old directory may stay next to the output folders.
+no_leftovers() { [ -z "$(find "$tmp" -maxdepth 1 -name '.*')" ]; }
+
+expect 0 "convert --help" -- convert --help
+stdout_has "help shows --images" "--images"
+stdout_has "help shows --force" "--force"
+expect 0 "help convert" -- help convert
+
+# ---- conversions
+expect 0 "convert plain IDX" -- convert "${in[@]}" --out "$tmp/plain" --names cat,dog
+stdout_has "summary line" "3 images of 2x2 in 2 classes"
+check "label 1 image 0 in dog/" test -f "$tmp/plain/dog/00000.png"
+check "label 0 image 1 in cat/" test -f "$tmp/plain/cat/00001.png"
+check "label 1 image 2 in dog/" test -f "$tmp/plain/dog/00002.png"
+check "exactly 3 files" test "$(png_count "$tmp/plain")" -eq 3
+check "files are PNGs" is_png "$tmp/plain/cat/00001.png"
+check "DIR has mkdir's permissions, not mkdtemp's 0700" \
+    test "$(stat -c %a "$tmp/plain")" = "$(printf '%o' $((0777 & ~$(umask))))"
+
+expect 0 "convert gzip IDX" -- convert --images "$tmp/images.idx.gz" \
+    --labels "$tmp/labels.idx.gz" --out "$tmp/gz/" -n cat,dog
+check "gzip gives the same PNGs" diff -r "$tmp/plain" "$tmp/gz"
+
+expect 0 "convert without --names" -- convert "${in[@]}" -o "$tmp/numbered"
+check "classes named by number" test -f "$tmp/numbered/0/00001.png" -a -f "$tmp/numbered/1/00002.png"
+check "no class beyond the largest label" test "$(ls "$tmp/numbered" | wc -l)" -eq 2
+
+# ---- an existing folder
+touch "$tmp/plain/dog/marker"
+expect 1 "existing DIR refused without --force" -- convert "${in[@]}" --out "$tmp/plain" -n x,y
+stderr_has "refusal explains --force" "--force"
+check "existing DIR untouched" test -f "$tmp/plain/dog/marker"
+expect 0 "--force replaces DIR" -- convert "${in[@]}" --out "$tmp/plain" -n x,y --force
+check "old contents gone" test ! -e "$tmp/plain/dog"
+check "new contents there" test -f "$tmp/plain/y/00000.png" -a "$(png_count "$tmp/plain")" -eq 3
+check "no temporary or old folder left" no_leftovers
+mkdir -p "$tmp/deep/a/b/c"
+expect 1 "--force refuses a tree that is not an image folder" -- \
+    convert "${in[@]}" --out "$tmp/deep" --force
+stderr_has "refusal names the folder" "$tmp/deep"
+check "that tree untouched" test -d "$tmp/deep/a/b/c"
+echo data >"$tmp/file"
+expect 1 "--force refuses a plain file" -- convert "${in[@]}" --out "$tmp/file" --force
+check "the file untouched" grep -q data "$tmp/file"
+
+# ---- bad command lines
+expect 2 "unknown option" -- convert "${in[@]}" --out "$tmp/x" --frob
+stderr_has "unknown option named" "--frob"
+expect 2 "missing --out" -- convert "${in[@]}"
+stderr_has "missing --out named" "--out is required"
+expect 2 "missing --labels" -- convert --images "$tmp/images.idx" --out "$tmp/x"
+stderr_has "missing --labels named" "--labels"
+expect 2 "missing option value" -- convert "${in[@]}" --out
+expect 2 "stray argument" -- convert "${in[@]}" --out "$tmp/x" extra
+stderr_has "stray argument named" "extra"
+expect 2 "empty class name" -- convert "${in[@]}" --out "$tmp/x" --names a,,b
+stderr_has "empty name explained" "--names"
+expect 2 "duplicate class name" -- convert "${in[@]}" --out "$tmp/x" --names a,a
+stderr_has "duplicate named" "'a' appears twice"
+expect 2 "class name with a slash" -- convert "${in[@]}" --out "$tmp/x" --names a,b/c
+expect 2 "hidden class name" -- convert "${in[@]}" --out "$tmp/x" --names a,.b
+
+# ---- failures leave nothing behind
+expect 1 "missing images file" -- convert --images "$tmp/nope.idx" --labels "$tmp/labels.idx" \
+    --out "$tmp/x"
+stderr_has "missing file named" "$tmp/nope.idx"
+check "no DIR after a missing file" test ! -e "$tmp/x"
+expect 1 "label without a name" -- convert "${in[@]}" --out "$tmp/x" --names only
+stderr_has "label error names the label file" "$tmp/labels.idx"
+check "no DIR after a bad label" test ! -e "$tmp/x"
+head -c 25 "$tmp/images.idx" >"$tmp/short.idx"
+expect 1 "truncated images file" -- convert --images "$tmp/short.idx" \
+    --labels "$tmp/labels.idx" --out "$tmp/x"
+stderr_has "truncation named" "truncated"
+check "no DIR after a truncated file" test ! -e "$tmp/x"
+head -c 30 "$tmp/images.idx.gz" >"$tmp/short.gz"
+expect 1 "truncated gzip file" -- convert --images "$tmp/short.gz" --labels "$tmp/labels.idx" \
+    --out "$tmp/x"
+stderr_has "truncated gzip named" "$tmp/short.gz"
+expect 1 "a named class without images" -- convert "${in[@]}" --out "$tmp/x" --names a,b,c
+stderr_has "empty class named" "'c'"
+check "no DIR after an empty class" test ! -e "$tmp/x"
+expect 1 "parent of DIR missing" -- convert "${in[@]}" --out "$tmp/no/such/x"
+stderr_has "missing parent named" "$tmp/no/such/x"
+check "no temporary folder left after the failures" no_leftovers

@@ -1,0 +1,388 @@
+/* test_train.c: optimizers and schedules against hand-computed updates, the validation
+ * split, normalisation, and training end to end: accuracy on synthetic classes, bitwise
+ * reproducibility across thread counts and across an interruption, divergence handling. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mlpviz.h"
+#include "synthetic.h"
+
+#define CLOSE(a, b) assert_true(fabs((double)(a) - (double)(b)) <= 1e-6 * (1 + fabs((double)(b))))
+
+/* ------------------------------------------------------------------ optimizers */
+
+/* A 1-layer 2->1 network: parameters W = (w0, w1), b. */
+static mv_arch tiny_arch(void)
+{
+    mv_arch arch = {.n_layers = 1, .widths = {2, 1}, .head = MV_HEAD_IDENTITY_MSE};
+    return arch;
+}
+
+static void run_steps(mv_opt_kind kind, double weight_decay, int steps, float *theta_out)
+{
+    mv_arch arch = tiny_arch();
+    mv_params *p, *g;
+    mv_optimizer *opt;
+    mv_opt_config cfg;
+    mv_opt_defaults(&cfg, kind);
+    cfg.weight_decay = weight_decay;
+    assert_int_equal(mv_params_create(&p, &arch), MV_OK);
+    assert_int_equal(mv_params_create(&g, &arch), MV_OK);
+    assert_int_equal(mv_optimizer_create(&opt, &cfg, &arch), MV_OK);
+    p->W[0][0] = 1.0f, p->W[0][1] = -2.0f, p->b[0][0] = 0.5f;
+    for (int s = 0; s < steps; s++) {
+        g->W[0][0] = 0.5f, g->W[0][1] = 0.25f, g->b[0][0] = -1.0f;
+        mv_optimizer_step(opt, &arch, p, g, 0.1);
+    }
+    memcpy(theta_out, p->data, sizeof(float) * 3);
+    mv_params_free(p);
+    mv_params_free(g);
+    mv_optimizer_free(opt);
+}
+
+static void test_optimizer_updates_by_hand(void **state)
+{
+    (void)state;
+    float t[3];
+    run_steps(MV_OPT_SGD, 0, 1, t); /* theta - lr g */
+    CLOSE(t[0], 1 - 0.1 * 0.5);
+    CLOSE(t[2], 0.5 + 0.1);
+    run_steps(MV_OPT_SGD, 0.1, 1, t); /* decay on weights, not on the bias */
+    CLOSE(t[0], 1 - 0.1 * (0.5 + 0.1 * 1));
+    CLOSE(t[2], 0.5 + 0.1);
+    run_steps(MV_OPT_MOMENTUM, 0, 2, t); /* v1 = g, v2 = 0.9 g + g */
+    CLOSE(t[0], 1 - 0.1 * 0.5 - 0.1 * 1.9 * 0.5);
+    run_steps(MV_OPT_NESTEROV, 0, 1, t); /* v1 = g; theta -= lr (g + mu v1) */
+    CLOSE(t[1], -2 - 0.1 * (0.25 + 0.9 * 0.25));
+    run_steps(MV_OPT_ADAM, 0, 1, t); /* first step moves each weight by ~lr sign(g) */
+    CLOSE(t[0], 1 - 0.1 * 0.5 / (0.5 + 1e-8));
+    CLOSE(t[2], 0.5 + 0.1 * 1 / (1 + 1e-8));
+    run_steps(MV_OPT_ADAM, 0, 3, t); /* constant gradient: bias-corrected steps stay lr */
+    assert_true(fabs(t[0] - (1 - 0.3)) < 1e-5);
+    run_steps(MV_OPT_ADAMW, 0.1, 1, t); /* decoupled decay: theta (1 - lr wd) - step */
+    CLOSE(t[0], 1 * (1 - 0.1 * 0.1) - 0.1);
+    run_steps(MV_OPT_ADAM, 0.1, 1, t); /* coupled: the decay enters the moments */
+    CLOSE(t[0], 1 - 0.1);
+    CLOSE(t[2], 0.5 + 0.1);
+}
+
+static void test_optimizer_names_and_limits(void **state)
+{
+    (void)state;
+    mv_opt_kind kind;
+    for (int k = 0; k < MV_OPT_COUNT; k++) {
+        assert_int_equal(mv_opt_parse(&kind, mv_opt_name((mv_opt_kind)k)), MV_OK);
+        assert_int_equal(kind, k);
+    }
+    assert_int_equal(mv_opt_parse(&kind, "rmsprop"), MV_ERR_ARG);
+    mv_opt_config cfg;
+    mv_opt_defaults(&cfg, MV_OPT_MOMENTUM);
+    cfg.momentum = 1.0;
+    mv_optimizer *opt;
+    mv_arch arch = tiny_arch();
+    assert_int_equal(mv_optimizer_create(&opt, &cfg, &arch), MV_ERR_ARG);
+    assert_null(opt);
+}
+
+static void test_lr_schedules(void **state)
+{
+    (void)state;
+    mv_lr_config c = {.kind = MV_LR_CONST, .lr = 0.1, .step_every = 2, .gamma = 0.5};
+    CLOSE(mv_lr_at(&c, 57, 10, 100), 0.1);
+    c.warmup_epochs = 1; /* 10 warm-up steps: lr (s + 1) / 10 */
+    CLOSE(mv_lr_at(&c, 0, 10, 100), 0.01);
+    CLOSE(mv_lr_at(&c, 9, 10, 100), 0.1);
+    c.kind = MV_LR_STEP;
+    c.warmup_epochs = 0;
+    CLOSE(mv_lr_at(&c, 19, 10, 100), 0.1);  /* epoch 1 */
+    CLOSE(mv_lr_at(&c, 20, 10, 100), 0.05); /* epoch 2 */
+    CLOSE(mv_lr_at(&c, 45, 10, 100), 0.025);
+    c.kind = MV_LR_COSINE;
+    c.min_lr = 0.001;
+    CLOSE(mv_lr_at(&c, 0, 10, 101), 0.1);
+    CLOSE(mv_lr_at(&c, 50, 10, 101), 0.001 + 0.099 * 0.5);
+    CLOSE(mv_lr_at(&c, 100, 10, 101), 0.001);
+    mv_lr_schedule kind;
+    assert_int_equal(mv_lr_parse(&kind, "cosine"), MV_OK);
+    assert_int_equal(kind, MV_LR_COSINE);
+    assert_int_equal(mv_lr_parse(&kind, "linear"), MV_ERR_ARG);
+}
+
+/* ------------------------------------------------------------------ data helpers */
+
+static void test_split_and_normalisation(void **state)
+{
+    (void)state;
+    mv_dataset *data, *train, *val, *train2, *val2;
+    assert_int_equal(synth_dataset(25, 8, 3, &data), MV_OK);
+    assert_int_equal(mv_dataset_split(data, 0.2, 7, &train, &val), MV_OK);
+    assert_int_equal(val->count, 20);
+    assert_int_equal(train->count, 80);
+    assert_string_equal(val->class_names[2], "rings");
+    assert_int_equal(mv_dataset_split(data, 0.2, 7, &train2, &val2), MV_OK);
+    assert_memory_equal(val->pixels, val2->pixels, sizeof(float) * 20 * 64);
+    /* every image lands on exactly one side: the pixel sums add up */
+    double all = 0, parts = 0;
+    for (int i = 0; i < 100 * 64; i++) all += data->pixels[i];
+    for (int i = 0; i < 80 * 64; i++) parts += train->pixels[i];
+    for (int i = 0; i < 20 * 64; i++) parts += val->pixels[i];
+    assert_true(fabs(all - parts) < 1e-6 * all);
+    mv_dataset *a, *b;
+    assert_int_equal(mv_dataset_split(data, 0, 7, &a, &b), MV_ERR_ARG);
+
+    mv_arch arch = {.n_layers = 1, .widths = {64, 4}, .head = MV_HEAD_SOFTMAX_CE};
+    mv_model *model;
+    assert_int_equal(mv_model_create(&model, &arch), MV_OK);
+    model->channels = 1, model->height = 8, model->width = 8;
+    mv_model_fit_normalisation(model, data);
+    double sq = 0, mean = all / (100 * 64);
+    for (int i = 0; i < 100 * 64; i++) sq += (data->pixels[i] - mean) * (data->pixels[i] - mean);
+    CLOSE(model->mean[0], mean);
+    assert_true(fabs(model->std[0] - sqrt(sq / (100 * 64))) < 1e-5);
+    mv_real x[64];
+    mv_model_prepare_input(model, data->pixels, x, 1);
+    CLOSE(x[5], (data->pixels[5] - model->mean[0]) / model->std[0]);
+    mv_model_free(model);
+    mv_dataset_free(data);
+    mv_dataset_free(train);
+    mv_dataset_free(val);
+    mv_dataset_free(train2);
+    mv_dataset_free(val2);
+}
+
+/* ------------------------------------------------------------------ training */
+
+typedef struct {
+    mv_dataset *train, *val;
+    mv_model *model;
+    mv_train_config cfg;
+    char dir[64];
+    char ckpt[128];
+} run;
+
+static void on_batch(const mv_train_progress *p, void *user);
+
+static volatile sig_atomic_t stop_flag;
+static long stop_at_batch; /* counts batches across epochs; 0 = never */
+static long batches_seen;
+
+static void on_batch(const mv_train_progress *p, void *user)
+{
+    (void)user;
+    if (p->metrics)
+        return;
+    if (++batches_seen == stop_at_batch)
+        stop_flag = 1;
+}
+
+static void run_setup(run *r, const char *hidden, float dropout, int shift)
+{
+    memset(r, 0, sizeof *r);
+    assert_int_equal(synth_dataset(60, 12, 11, &r->train), MV_OK);
+    assert_int_equal(synth_dataset(25, 12, 12, &r->val), MV_OK);
+    mv_arch arch = {0};
+    char widths[64];
+    snprintf(widths, sizeof widths, "144,%s,4", hidden);
+    assert_int_equal(mv_arch_parse_widths(&arch, widths), MV_OK);
+    for (int l = 0; l < arch.n_layers - 1; l++) arch.act[l] = (mv_activation){MV_ACT_RELU, 0};
+    assert_int_equal(mv_model_create(&r->model, &arch), MV_OK);
+    assert_int_equal(mv_model_set_class_names(r->model, synth_class_names, SYNTH_CLASSES), MV_OK);
+    r->model->channels = 1, r->model->height = 12, r->model->width = 12;
+    mv_net_init(r->model->net, 5);
+    mv_model_fit_normalisation(r->model, r->train);
+    mv_train_defaults(&r->cfg);
+    r->cfg.epochs = 6;
+    r->cfg.batch = 16;
+    r->cfg.lr.lr = 3e-3;
+    r->cfg.dropout = dropout;
+    r->cfg.shift = shift;
+    r->cfg.flip = shift > 0;
+    r->cfg.progress = on_batch;
+    r->cfg.interrupt = &stop_flag;
+    strcpy(r->dir, "/tmp/mlpviz-train-XXXXXX");
+    assert_non_null(mkdtemp(r->dir));
+    snprintf(r->ckpt, sizeof r->ckpt, "%s/run.ckpt", r->dir);
+    r->cfg.checkpoint_path = r->ckpt;
+    stop_flag = 0;
+    stop_at_batch = 0;
+    batches_seen = 0;
+}
+
+static void run_free(run *r)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/run.ckpt", r->dir);
+    unlink(path);
+    rmdir(r->dir);
+    mv_dataset_free(r->train);
+    mv_dataset_free(r->val);
+    mv_model_free(r->model);
+}
+
+static void test_learns_synthetic_classes(void **state)
+{
+    (void)state;
+    run r;
+    run_setup(&r, "32", 0.1f, 0);
+    int interrupted = 1;
+    assert_int_equal(mv_train(r.model, r.train, r.val, &r.cfg, &interrupted), MV_OK);
+    assert_false(interrupted);
+    double accuracy, loss;
+    long confusion[16];
+    assert_int_equal(mv_evaluate(r.model, r.val, &accuracy, &loss, confusion), MV_OK);
+    if (accuracy < 0.98)
+        fail_msg("validation accuracy %.3f < 0.98", accuracy);
+    long total = 0;
+    for (int i = 0; i < 16; i++) total += confusion[i];
+    assert_int_equal(total, r.val->count);
+    assert_non_null(mv_model_meta_get(r.model, "val.accuracy"));
+    assert_string_equal(mv_model_meta_get(r.model, "train.epochs"), "6");
+    /* the checkpoint of the last epoch is a loadable model */
+    mv_model *ck;
+    assert_int_equal(mv_model_load(&ck, r.ckpt), MV_OK);
+    assert_string_equal(mv_model_meta_get(ck, "train.epoch"), "6");
+    mv_model_free(ck);
+    run_free(&r);
+}
+
+/* Trains with the given thread count and interruption point; returns the weights. */
+static float *train_weights(int threads, long interrupt_at, size_t *count)
+{
+    run r;
+    run_setup(&r, "24,16", 0.2f, 1);
+    omp_set_num_threads(threads);
+    int interrupted = 0;
+    stop_at_batch = interrupt_at;
+    mv_status st = mv_train(r.model, r.train, r.val, &r.cfg, &interrupted);
+    assert_int_equal(st, MV_OK);
+    if (interrupt_at) {
+        assert_true(interrupted);
+        mv_model *ck;
+        assert_int_equal(mv_model_load(&ck, r.ckpt), MV_OK);
+        /* a fresh process would start from a fresh model: scramble ours to prove the
+         * weights come from the checkpoint */
+        mv_net_init(r.model->net, 999);
+        r.cfg.resume = ck;
+        stop_at_batch = 0;
+        stop_flag = 0;
+        assert_int_equal(mv_train(r.model, r.train, r.val, &r.cfg, &interrupted), MV_OK);
+        assert_false(interrupted);
+        mv_model_free(ck);
+    }
+    omp_set_num_threads(omp_get_num_procs());
+    *count = r.model->net->p.count;
+    float *w = malloc(sizeof *w * *count);
+    assert_non_null(w);
+    memcpy(w, r.model->net->p.data, sizeof *w * *count);
+    run_free(&r);
+    return w;
+}
+
+static void test_bitwise_reproducible(void **state)
+{
+    (void)state;
+    size_t n1, n2, n3;
+    float *one = train_weights(1, 0, &n1);
+    float *two = train_weights(2, 0, &n2);
+    float *resumed = train_weights(2, 23, &n3); /* mid-epoch 2 of 15 batches each */
+    assert_int_equal(n1, n2);
+    assert_int_equal(n1, n3);
+    assert_memory_equal(one, two, sizeof *one * n1);
+    assert_memory_equal(one, resumed, sizeof *one * n1);
+    free(one);
+    free(two);
+    free(resumed);
+}
+
+static void test_resume_refuses_other_settings(void **state)
+{
+    (void)state;
+    run r;
+    run_setup(&r, "16", 0, 0);
+    r.cfg.epochs = 2;
+    int interrupted;
+    assert_int_equal(mv_train(r.model, r.train, r.val, &r.cfg, &interrupted), MV_OK);
+    mv_model *ck;
+    assert_int_equal(mv_model_load(&ck, r.ckpt), MV_OK);
+    r.cfg.resume = ck;
+    r.cfg.seed = 2;
+    assert_int_equal(mv_train(r.model, r.train, r.val, &r.cfg, &interrupted), MV_ERR_ARG);
+    assert_non_null(strstr(mv_last_error(), "same command"));
+    mv_model_free(ck);
+    run_free(&r);
+}
+
+static void test_divergence_keeps_last_good_weights(void **state)
+{
+    (void)state;
+    run r;
+    run_setup(&r, "16", 0, 0);
+    r.cfg.opt.kind = MV_OPT_SGD;
+    r.cfg.lr.lr = 1e4; /* explodes within the first epochs */
+    int interrupted;
+    assert_int_equal(mv_train(r.model, r.train, r.val, &r.cfg, &interrupted), MV_ERR_NUMERIC);
+    assert_non_null(strstr(mv_last_error(), "diverged"));
+    for (size_t i = 0; i < r.model->net->p.count; i++)
+        assert_true(isfinite(r.model->net->p.data[i]));
+    run_free(&r);
+}
+
+static void test_keep_best_restores_best_epoch(void **state)
+{
+    (void)state;
+    run r;
+    run_setup(&r, "16", 0, 0);
+    r.cfg.keep_best = 1;
+    r.cfg.epochs = 4;
+    int interrupted;
+    assert_int_equal(mv_train(r.model, r.train, r.val, &r.cfg, &interrupted), MV_OK);
+    const char *kept = mv_model_meta_get(r.model, "train.kept_epoch");
+    assert_non_null(kept);
+    double accuracy;
+    assert_int_equal(mv_evaluate(r.model, r.val, &accuracy, NULL, NULL), MV_OK);
+    /* the recorded figure is the accuracy of the weights the model now holds */
+    CLOSE(accuracy, atof(mv_model_meta_get(r.model, "val.accuracy")));
+    run_free(&r);
+}
+
+static void test_rejects_mismatched_data(void **state)
+{
+    (void)state;
+    run r;
+    run_setup(&r, "16", 0, 0);
+    free(r.val->class_names[1]);
+    r.val->class_names[1] = strdup("zigzag");
+    int interrupted;
+    assert_int_equal(mv_train(r.model, r.train, r.val, &r.cfg, &interrupted), MV_ERR_ARG);
+    assert_non_null(strstr(mv_last_error(), "zigzag"));
+    r.cfg.epochs = 0;
+    assert_int_equal(mv_train(r.model, r.train, NULL, &r.cfg, &interrupted), MV_ERR_ARG);
+    run_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_optimizer_updates_by_hand),
+        cmocka_unit_test(test_optimizer_names_and_limits),
+        cmocka_unit_test(test_lr_schedules),
+        cmocka_unit_test(test_split_and_normalisation),
+        cmocka_unit_test(test_learns_synthetic_classes),
+        cmocka_unit_test(test_bitwise_reproducible),
+        cmocka_unit_test(test_resume_refuses_other_settings),
+        cmocka_unit_test(test_divergence_keeps_last_good_weights),
+        cmocka_unit_test(test_keep_best_restores_best_epoch),
+        cmocka_unit_test(test_rejects_mismatched_data),
+    };
+    return cmocka_run_group_tests_name("training", tests, NULL, NULL);
+}
