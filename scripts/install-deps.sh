@@ -4,7 +4,7 @@
 # (default: the build and test packages).
 set -eu
 
-packages=${*:-"gcc make libc6-dev binutils libcmocka-dev libstb-dev pkg-config"}
+packages=${*:-"gcc make libc6-dev binutils libcmocka-dev libstb-dev pkg-config python3"}
 
 missing=""
 for p in $packages; do

@@ -303,7 +303,7 @@ static mv_status write_checkpoint(const trainer *t)
 {
     if (!t->cfg->checkpoint_path)
         return MV_OK;
-    mv_model *ck;
+    mv_model *ck = NULL;
     mv_status st = build_checkpoint(t, &ck);
     if (st == MV_OK)
         st = mv_model_save(ck, t->cfg->checkpoint_path);

@@ -3,32 +3,7 @@
 # help texts, and the gradient checks promised in the README.
 set -u
 cd "$(dirname "$0")/.."
-bin=${MLPVIZ:-bin/mlpviz}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-ok() { echo "ok - $1"; }
-not_ok() { echo "not ok - $1"; [ -n "${2:-}" ] && sed 's/^/    /' "$2"; }
-
-# expect STATUS NAME -- ARGS...: runs mlpviz, checks the exit status.
-expect() {
-    local want=$1 name=$2
-    shift 3
-    "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
-    local got=$?
-    if [ "$got" -eq "$want" ]; then ok "$name"; else
-        echo "    exit $got, want $want: mlpviz $*"
-        not_ok "$name" "$tmp/err"
-    fi
-}
-
-# stderr of the last command must contain TEXT.
-stderr_has() {
-    if grep -qF -- "$2" "$tmp/err"; then ok "$1"; else not_ok "$1 (stderr lacks '$2')" "$tmp/err"; fi
-}
-stdout_has() {
-    if grep -qF -- "$2" "$tmp/out"; then ok "$1"; else not_ok "$1 (stdout lacks '$2')" "$tmp/out"; fi
-}
+. tests/checks.sh
 
 expect 0 "top-level help" -- --help
 stdout_has "help lists gradcheck" "gradcheck"

@@ -5,41 +5,8 @@
 # Models come from $TOOLS/tool_make_model (random weights through the library's own writer).
 set -u
 cd "$(dirname "$0")/.."
-bin=${MLPVIZ:-bin/mlpviz}
-tools=${TOOLS:-build/opt/tests}
+. tests/checks.sh
 make_model=$tools/tool_make_model
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-ok() { echo "ok - $1"; }
-not_ok() { echo "not ok - $1"; [ -n "${2:-}" ] && sed 's/^/    /' "$2"; }
-
-# expect STATUS NAME -- ARGS...: runs mlpviz, checks the exit status.
-expect() {
-    local want=$1 name=$2
-    shift 3
-    "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
-    local got=$?
-    if [ "$got" -eq "$want" ]; then ok "$name"; else
-        echo "    exit $got, want $want: mlpviz $*"
-        not_ok "$name" "$tmp/err"
-    fi
-}
-
-# stderr / stdout of the last command must contain TEXT.
-stderr_has() {
-    if grep -qF -- "$2" "$tmp/err"; then ok "$1"; else not_ok "$1 (stderr lacks '$2')" "$tmp/err"; fi
-}
-stdout_has() {
-    if grep -qF -- "$2" "$tmp/out"; then ok "$1"; else not_ok "$1 (stdout lacks '$2')" "$tmp/out"; fi
-}
-
-# check NAME COMMAND...: ok when the command succeeds; its output is shown when it does not.
-check() {
-    local name=$1
-    shift
-    if "$@" >"$tmp/check" 2>&1; then ok "$name"; else not_ok "$name" "$tmp/check"; fi
-}
 
 # Recomputes a network's outputs from an export (model.json + .npy files, read with the
 # standard library only) for the image the tool uses, and compares them with the outputs

@@ -4,32 +4,7 @@
 # resume after Ctrl-C, and the errors of bad input.
 set -u
 cd "$(dirname "$0")/.."
-bin=${MLPVIZ:-bin/mlpviz}
-tools=${TOOLS:-build/opt/tests}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-ok() { echo "ok - $1"; }
-not_ok() { echo "not ok - $1"; [ -n "${2:-}" ] && sed 's/^/    /' "$2" | head -20; }
-expect() {
-    local want=$1 name=$2
-    shift 3
-    "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
-    local got=$?
-    if [ "$got" -eq "$want" ]; then ok "$name"; else
-        echo "    exit $got, want $want: mlpviz $*"
-        not_ok "$name" "$tmp/err"
-    fi
-}
-stderr_has() {
-    if grep -qF -- "$2" "$tmp/err"; then ok "$1"; else not_ok "$1 (stderr lacks '$2')" "$tmp/err"; fi
-}
-stdout_has() {
-    if grep -qF -- "$2" "$tmp/out"; then ok "$1"; else not_ok "$1 (stdout lacks '$2')" "$tmp/out"; fi
-}
-same_file() {
-    if cmp -s "$2" "$3"; then ok "$1"; else not_ok "$1 ($2 and $3 differ)"; fi
-}
+. tests/checks.sh
 
 "$tools/tool_make_dataset" "$tmp/train" 60 12 1 && "$tools/tool_make_dataset" "$tmp/test" 25 12 2 \
     && ok "synthetic folders written" || not_ok "synthetic folders written"
