@@ -44,6 +44,9 @@ TEST_TOOLS  := $(BUILD)/tests/tool_make_model $(BUILD)/tests/tool_make_dataset
 GEN_GOLDEN  := $(BUILD)/tests/gen_golden
 
 .PHONY: all deps tests test check mutation demo model golden clean
+# Keep the objects of pattern rules: deleting them would rebuild them every time, and would
+# print "rm ..." after the test summary.
+.SECONDARY:
 all: $(BIN) $(LIB)
 
 deps:

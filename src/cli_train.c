@@ -484,8 +484,14 @@ static int run_training(train_options *o, train_resources *r)
     sigaction(SIGTERM, &old_term, NULL);
     if (st == MV_ERR_NUMERIC) {
         cli_error("train", "%s", mv_last_error());
-        if (mv_model_save(r->model, o->out) == MV_OK)
-            cli_error("train", "kept the last good weights in %s", o->out);
+        const char *epochs = mv_model_meta_get(r->model, "train.epochs");
+        if (!epochs)
+            cli_error("train", "no epoch completed: no model written");
+        else if (mv_model_save(r->model, o->out) == MV_OK)
+            cli_error("train", "kept the weights of epoch %s, the last good one, in %s", epochs,
+                      o->out);
+        else
+            cli_error("train", "%s", mv_last_error());
         return 1;
     }
     if (st) {

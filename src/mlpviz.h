@@ -513,8 +513,8 @@ void mv_model_fit_normalisation(mv_model *model, const mv_dataset *data);
  * written to config->checkpoint_path. With config->resume (a loaded checkpoint made with the
  * same data and settings), training continues where it stopped and ends bitwise identical
  * to an uninterrupted run. Returns MV_OK (check *interrupted), MV_ERR_NUMERIC when the loss
- * became NaN or infinite (the model then holds the last completed epoch's weights), or
- * another error. The model's meta receives the final figures ("train.accuracy", ...). */
+ * became NaN or infinite (the model then holds the last completed epoch's weights, and its
+ * meta "train.epochs" counts them when there was one), or another error. The model's meta receives the final figures ("train.accuracy", ...). */
 mv_status mv_train(mv_model *model, const mv_dataset *train, const mv_dataset *val,
                    const mv_train_config *config, int *interrupted);
 

@@ -657,8 +657,11 @@ mv_status mv_train(mv_model *model, const mv_dataset *train, const mv_dataset *v
         st = trainer_resume(&t, config->resume);
     while (st == MV_OK && !stopped && t.epoch < config->epochs)
         st = run_epoch(&t, &stopped);
-    if (st == MV_ERR_NUMERIC) /* keep the last completed epoch's weights */
+    if (st == MV_ERR_NUMERIC) { /* keep the last completed epoch's weights, and say how many */
         memcpy(model->net->p.data, t.last_good, sizeof(float) * model->net->p.count);
+        if (t.epoch > 0)
+            meta_printf(model, "train.epochs", "%d", t.epoch);
+    }
     if (st == MV_OK && !stopped && t.epoch > 0)
         st = record_results(&t);
     if (interrupted)

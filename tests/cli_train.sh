@@ -95,6 +95,13 @@ stderr_has "missing image named" "none.png"
 expect 1 "eval a corrupt model" -- eval "$tmp/m1.csv" --data "$tmp/test"
 stderr_has "corrupt model named" "m1.csv"
 
+# A diverging run stops with the reason, and writes no model when no epoch was good.
+expect 1 "diverging run fails" -- train "${common[@]}" --opt sgd --lr 50 --out "$tmp/nan.mlp"
+stderr_has "divergence explained" "diverged"
+stderr_has "no model without a good epoch" "no model written"
+[ ! -e "$tmp/nan.mlp" ] && ok "no model from a diverged first epoch" \
+    || not_ok "no model from a diverged first epoch"
+
 # grad: the input gradient as a NumPy file of the image's shape (or one per class); the
 # folder holds one colour image per class, so the model takes 3 channels.
 img="$tmp/test/rings/img 001.bmp"
