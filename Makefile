@@ -27,8 +27,10 @@ else
 endif
 
 VARIANT_SRC := activations losses layers net gradcheck
-NEUTRAL_SRC := error rng arch crc32 gradcheck_report image data model optim train draw fileio
-LIB_ONLY    := gradcheck_driver
+NEUTRAL_SRC := error rng arch crc32 gradcheck_report
+# Float-only parts of the library: they use the float network, so they must never be linked
+# next to the double copy in the float64 test build.
+LIB_ONLY    := gradcheck_driver image data model optim train draw fileio
 CLI_SRC     := cli cli_gradcheck cli_convert cli_model cli_train cli_eval
 
 F32_OBJ     := $(VARIANT_SRC:%=$(BUILD)/f32/%.o)

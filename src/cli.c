@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -60,6 +61,19 @@ int cli_parse_u64(const char *cmd, const char *option, const char *text, uint64_
     }
     *out = v;
     return 0;
+}
+
+void cli_ensure_parent(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path)
+        return;
+    char dir[4096];
+    if ((size_t)(slash - path) >= sizeof dir)
+        return;
+    memcpy(dir, path, (size_t)(slash - path));
+    dir[slash - path] = 0;
+    mkdir(dir, 0777); /* failure shows up, with its reason, when the file is written */
 }
 
 int cli_bad_option(const char *cmd, int opt, const char *arg0)

@@ -22,10 +22,15 @@ int cli_parse_u64(const char *cmd, const char *option, const char *text, uint64_
 int cli_parse_acts(const char *cmd, const char *text, mv_arch *arch);
 
 /* Loads --data: an image folder, or an IDX image file (labels from `labels`, or from the
- * images path with "images-idx3" replaced by "labels-idx1"); `names` is a comma list of class
- * names for IDX data (may be NULL). Prints the error and returns non-zero on failure. */
+ * images path with "images-idx3" replaced by "labels-idx1"). IDX classes are named by
+ * `names` (a comma list), else by default_names[0..n_default), else "0".."largest label".
+ * Prints the error and returns the exit status (0 on success). */
 int cli_load_data(const char *cmd, const char *path, const char *labels, const char *names,
+                  const char *const *default_names, int n_default,
                   const mv_load_options *options, mv_dataset **out);
+
+/* Creates the directory of a default output path such as out/x.png when it is missing. */
+void cli_ensure_parent(const char *path);
 
 /* Unknown option / missing value reporting for getopt_long loops. */
 int cli_bad_option(const char *cmd, int opt, const char *arg0);

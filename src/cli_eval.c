@@ -42,8 +42,10 @@ static int load_model(const char *cmd, const char *path, mv_model **model)
 static int match_classes(const mv_model *model, mv_dataset *data, const char *path)
 {
     int *to_model = malloc(sizeof *to_model * (size_t)data->n_classes);
-    if (!to_model)
+    if (!to_model) {
+        cli_error("eval", "out of memory");
         return 1;
+    }
     for (int k = 0; k < data->n_classes; k++) {
         to_model[k] = -1;
         for (int j = 0; j < model->n_classes; j++)
@@ -65,8 +67,10 @@ static int match_classes(const mv_model *model, mv_dataset *data, const char *pa
             free(names);
             names = NULL;
         }
-    if (!names)
+    if (!names) {
+        cli_error("eval", "out of memory");
         return 1;
+    }
     for (int k = 0; k < data->n_classes; k++) free(data->class_names[k]);
     free(data->class_names);
     data->class_names = names;
@@ -108,9 +112,11 @@ static int write_confusion_png(const mv_model *m, const long *confusion, const c
         label_w = w > label_w ? w : label_w;
     }
     const int W = label_w + K * cell + 8, H = 24 + K * cell + 8;
-    float *img = malloc(sizeof *img * 3 * (size_t)W * H);
-    if (!img)
+    float *img = malloc(sizeof *img * 3 * (size_t)W * H); /* [H][W][3] */
+    if (!img) {
+        cli_error("eval", "%s: out of memory", path);
         return 1;
+    }
     const float white[3] = {1, 1, 1}, black[3] = {0, 0, 0}, light[3] = {1, 1, 1};
     mv_fill_rect(img, W, H, 3, 0, 0, W, H, white);
     for (int t = 0; t < K; t++) {
@@ -158,6 +164,7 @@ static int evaluate_and_report(const mv_model *model, const mv_dataset *data,
     print_confusion(model, confusion);
     int rc = 0;
     if (strcmp(png_path, "none")) {
+        cli_ensure_parent(png_path);
         rc = write_confusion_png(model, confusion, png_path);
         if (!rc)
             printf("\nconfusion matrix written to %s\n", png_path);
@@ -200,24 +207,14 @@ int cmd_eval(int argc, char **argv)
     load.width = model->width;
     load.height = model->height;
     load.channels = model->channels;
-    char *model_names = NULL;
-    if (!names) { /* IDX labels are the model's class indices */
-        size_t n = 1;
-        for (int k = 0; k < model->n_classes; k++) n += strlen(model->class_names[k]) + 1;
-        if ((model_names = calloc(n, 1)))
-            for (int k = 0; k < model->n_classes; k++) {
-                strcat(model_names, model->class_names[k]);
-                if (k + 1 < model->n_classes)
-                    strcat(model_names, ",");
-            }
-        names = model_names;
-    }
-    int rc = cli_load_data("eval", data_path, labels, names, &load, &data);
+    /* IDX labels are the model's class indices unless --names says otherwise. */
+    int rc = cli_load_data("eval", data_path, labels, names,
+                           (const char *const *)model->class_names, model->n_classes, &load,
+                           &data);
     if (!rc)
         rc = match_classes(model, data, data_path);
     if (!rc)
         rc = evaluate_and_report(model, data, png);
-    free(model_names);
     mv_dataset_free(data);
     mv_model_free(model);
     return rc;
@@ -237,13 +234,18 @@ static int predict_one(const mv_model *model, mv_workspace *ws, const char *path
     const int K = model->n_classes;
     const mv_real *p = ws->a[model->net->arch.n_layers - 1];
     printf("%s\n", path);
-    int used[1024] = {0};
-    for (int rank = 0; rank < top && rank < K && rank < 1024; rank++) {
+    /* Selection of the top entries: K is small, and no sort needs a copy of p. */
+    double floor_value = INFINITY;
+    int floor_index = -1;
+    for (int rank = 0; rank < top && rank < K; rank++) {
         int best = -1;
-        for (int k = 0; k < K && k < 1024; k++)
-            if (!used[k] && (best < 0 || p[k] > p[best]))
+        for (int k = 0; k < K; k++) {
+            const int below = p[k] < floor_value || (p[k] == floor_value && k > floor_index);
+            if (below && (best < 0 || p[k] > p[best]))
                 best = k;
-        used[best] = 1;
+        }
+        floor_value = p[best];
+        floor_index = best;
         printf("  %d. %-20s %.4f\n", rank + 1, model->class_names[best], (double)p[best]);
     }
     return 0;
@@ -298,8 +300,8 @@ static const char *const grad_help =
     "(classes, height, width, channels) for --class all, computed in one batched pass.\n"
     "\n"
     "  -c, --class K      class index or name, or all (default: the predicted class)\n"
-    "  -o, --objective O  logit (default), logprob or prob\n"
-    "      --out FILE     (default out/grad.npy)\n"
+    "      --objective O  logit (default), logprob, or prob (also called output)\n"
+    "  -o, --out FILE     (default out/grad.npy)\n"
     "  -h, --help\n";
 
 /* Class index from a number or a name; -1 for "all"; -2 (after printing) when unknown. */
@@ -347,19 +349,20 @@ static int image_gradients(const mv_model *model, const float *pixels, const int
 
 static int parse_objective_name(const char *text, mv_objective *objective)
 {
-    static const char *const names[] = {"logit", "prob", "logprob"};
-    static const mv_objective kinds[] = {MV_OBJ_LOGIT, MV_OBJ_OUTPUT, MV_OBJ_LOGPROB};
-    for (int i = 0; i < 3; i++)
+    static const char *const names[] = {"logit", "prob", "output", "logprob"};
+    static const mv_objective kinds[] = {MV_OBJ_LOGIT, MV_OBJ_OUTPUT, MV_OBJ_OUTPUT,
+                                         MV_OBJ_LOGPROB};
+    for (int i = 0; i < 4; i++)
         if (!strcmp(text, names[i])) {
             *objective = kinds[i];
             return 0;
         }
-    cli_error("grad", "--objective must be logit, prob or logprob, got '%s'", text);
+    cli_error("grad", "--objective must be logit, prob (or output) or logprob, got '%s'", text);
     return 1;
 }
 
 /* The predicted class of an image: the largest output of a plain forward pass (0 when the
- * buffers cannot be allocated: the gradient is then of class 0, and says so). */
+ * buffers cannot be allocated; the printed class name then tells which one was used). */
 static int predicted_class(const mv_model *model, const float *pixels)
 {
     const mv_arch *arch = &model->net->arch;
@@ -382,8 +385,8 @@ static int predicted_class(const mv_model *model, const float *pixels)
 int cmd_grad(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"class", required_argument, 0, 'c'}, {"objective", required_argument, 0, 'o'},
-        {"out", required_argument, 0, 'O'},   {"help", no_argument, 0, 'h'},
+        {"class", required_argument, 0, 'c'}, {"objective", required_argument, 0, 'O'},
+        {"out", required_argument, 0, 'o'},   {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *class_text = NULL, *out_path = "out/grad.npy";
     mv_objective objective = MV_OBJ_LOGIT;
@@ -392,8 +395,8 @@ int cmd_grad(int argc, char **argv)
     for (int opt; (opt = getopt_long(argc, argv, "c:o:h", longopts, NULL)) != -1;) {
         switch (opt) {
         case 'c': class_text = optarg; break;
-        case 'o': if (parse_objective_name(optarg, &objective)) return 2; break;
-        case 'O': out_path = optarg; break;
+        case 'O': if (parse_objective_name(optarg, &objective)) return 2; break;
+        case 'o': out_path = optarg; break;
         case 'h': fputs(grad_help, stdout); return 0;
         default: return cli_bad_option("grad", opt, argv[optind - 1]);
         }
@@ -429,6 +432,7 @@ int cmd_grad(int argc, char **argv)
         rc = image_gradients(model, pixels, targets, rows, objective, grads, values);
     if (!rc) {
         const int shape[4] = {rows, model->height, model->width, model->channels};
+        cli_ensure_parent(out_path);
         if (mv_npy_write(out_path, grads, rows == 1 ? 3 : 4, rows == 1 ? shape + 1 : shape)) {
             cli_error("grad", "%s", mv_last_error());
             rc = 1;

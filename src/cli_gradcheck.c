@@ -30,10 +30,11 @@ static const char *const gradcheck_help =
     "  -t, --tol T            largest relative error accepted (default 1e-6 double, 5e-2\n"
     "                         float)\n"
     "      --float-tol T      largest float32-vs-float64 difference accepted (default 1e-4)\n"
+    "      --dropout P        check the loss through fixed dropout masks of rate P\n"
     "  -h, --help             show this help\n"
     "\n"
     "Exit status: 0 when every tensor is within tolerance, 1 when one is not or a gradient\n"
-    "is all zero, 2 on a bad command line.\n";
+    "is all zero, 2 on a bad command line (including objectives the network cannot have).\n";
 
 static int parse_objective(const char *cmd, const char *text, mv_target *target)
 {
@@ -72,6 +73,52 @@ typedef struct {
     double tol, float_tol;
 } gradcheck_options;
 
+/* One numeric option; 0 when it parsed, MV_EXIT_USAGE on a bad value, -1 when opt is not
+ * one of them. */
+static int parse_number_option(int opt, const char *arg, gradcheck_options *o)
+{
+    const char *cmd = "gradcheck";
+    mv_gradcheck_config *c = &o->cfg;
+    long v;
+    double d;
+    switch (opt) {
+    case 'b':
+        if (cli_parse_int(cmd, "batch", arg, 1, 4096, &v)) return MV_EXIT_USAGE;
+        c->batch = (int)v;
+        return 0;
+    case 'n':
+        if (cli_parse_int(cmd, "samples", arg, 0, 1L << 30, &v)) return MV_EXIT_USAGE;
+        c->samples = (int)v;
+        return 0;
+    case 's': return cli_parse_u64(cmd, "seed", arg, &c->seed) ? MV_EXIT_USAGE : 0;
+    case 'S': return cli_parse_double(cmd, "step", arg, 1e-12, 1, &c->step) ? MV_EXIT_USAGE : 0;
+    case 'F': return cli_parse_double(cmd, "floor", arg, 1e-30, 1e6, &c->floor) ? MV_EXIT_USAGE : 0;
+    case 't': return cli_parse_double(cmd, "tol", arg, 0, 1e6, &o->tol) ? MV_EXIT_USAGE : 0;
+    case 'T':
+        return cli_parse_double(cmd, "float-tol", arg, 0, 1e6, &o->float_tol) ? MV_EXIT_USAGE : 0;
+    case 'D':
+        if (cli_parse_double(cmd, "dropout", arg, 0, 0.95, &d)) return MV_EXIT_USAGE;
+        c->dropout = (float)d;
+        return 0;
+    default: return -1;
+    }
+}
+
+/* Combinations that cannot be checked are command-line errors too. */
+static int check_combination(const mv_gradcheck_config *c)
+{
+    if (c->target.kind == MV_OBJ_LOGPROB && c->arch.head == MV_HEAD_IDENTITY_MSE) {
+        cli_error("gradcheck", "--objective logprob needs --loss ce or bce, not mse");
+        return MV_EXIT_USAGE;
+    }
+    if (c->target.kind == MV_OBJ_HIDDEN && c->target.layer > c->arch.n_layers - 2) {
+        cli_error("gradcheck", "--objective hidden:%d: the network has %d hidden layer(s)",
+                  c->target.layer, c->arch.n_layers - 1);
+        return MV_EXIT_USAGE;
+    }
+    return 0;
+}
+
 static int parse_gradcheck_args(int argc, char **argv, gradcheck_options *o)
 {
     static const struct option longopts[] = {
@@ -81,52 +128,34 @@ static int parse_gradcheck_args(int argc, char **argv, gradcheck_options *o)
         {"seed", required_argument, 0, 's'},   {"precision", required_argument, 0, 'p'},
         {"step", required_argument, 0, 'S'},   {"floor", required_argument, 0, 'F'},
         {"tol", required_argument, 0, 't'},    {"float-tol", required_argument, 0, 'T'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+        {"dropout", required_argument, 0, 'D'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     const char *cmd = "gradcheck", *layers = NULL, *acts = "relu", *loss = "ce";
     const char *objective = "logit";
     mv_gradcheck_config *c = &o->cfg;
-    long v;
     o->tol = -1;
     o->float_tol = 1e-4;
     o->precision = MV_PREC_DOUBLE;
     opterr = 0;
     optind = 1;
     for (int opt; (opt = getopt_long(argc, argv, "l:a:L:o:b:n:s:p:t:h", longopts, NULL)) != -1;) {
+        const int rc = parse_number_option(opt, optarg, o);
+        if (rc >= 0) {
+            if (rc)
+                return rc;
+            continue;
+        }
         switch (opt) {
         case 'l': layers = optarg; break;
         case 'a': acts = optarg; break;
         case 'L': loss = optarg; break;
         case 'o': objective = optarg; break;
-        case 'b':
-            if (cli_parse_int(cmd, "batch", optarg, 1, 4096, &v)) return MV_EXIT_USAGE;
-            c->batch = (int)v;
-            break;
-        case 'n':
-            if (cli_parse_int(cmd, "samples", optarg, 0, 1L << 30, &v)) return MV_EXIT_USAGE;
-            c->samples = (int)v;
-            break;
-        case 's':
-            if (cli_parse_u64(cmd, "seed", optarg, &c->seed)) return MV_EXIT_USAGE;
-            break;
         case 'p':
             if (strcmp(optarg, "double") && strcmp(optarg, "float")) {
                 cli_error(cmd, "--precision must be double or float, got '%s'", optarg);
                 return MV_EXIT_USAGE;
             }
             o->precision = optarg[0] == 'd' ? MV_PREC_DOUBLE : MV_PREC_FLOAT;
-            break;
-        case 'S':
-            if (cli_parse_double(cmd, "step", optarg, 1e-12, 1, &c->step)) return MV_EXIT_USAGE;
-            break;
-        case 'F':
-            if (cli_parse_double(cmd, "floor", optarg, 1e-30, 1e6, &c->floor)) return MV_EXIT_USAGE;
-            break;
-        case 't':
-            if (cli_parse_double(cmd, "tol", optarg, 0, 1e6, &o->tol)) return MV_EXIT_USAGE;
-            break;
-        case 'T':
-            if (cli_parse_double(cmd, "float-tol", optarg, 0, 1e6, &o->float_tol))
-                return MV_EXIT_USAGE;
             break;
         case 'h': fputs(gradcheck_help, stdout); return -1;
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
@@ -153,7 +182,7 @@ static int parse_gradcheck_args(int argc, char **argv, gradcheck_options *o)
     }
     if (o->tol < 0)
         o->tol = o->precision == MV_PREC_DOUBLE ? 1e-6 : 5e-2;
-    return 0;
+    return check_combination(c);
 }
 
 int cmd_gradcheck(int argc, char **argv)

@@ -1,4 +1,5 @@
 /* cli_train.c: `mlpviz train`, and the data loading shared with the other subcommands. */
+#include <errno.h>
 #include <getopt.h>
 #include <omp.h>
 #include <signal.h>
@@ -59,28 +60,42 @@ static const char *const train_help =
 
 /* ------------------------------------------------------------------ data */
 
-/* Splits "a,b,c" into a NULL-terminated array (strings point into *buffer). */
+/* Splits "a,b,c" into an array whose strings point into *buffer; an empty name ("a,,b")
+ * would silently shift every later label, so it is refused (NULL, *count = -1). */
 static char **split_names(const char *text, char **buffer, int *count)
 {
     *buffer = strdup(text);
     char **names = calloc(strlen(text) + 2, sizeof *names);
     *count = 0;
     if (!*buffer || !names) {
+        free(*buffer);
         free(names);
         return NULL;
     }
-    for (char *save = NULL, *tok = strtok_r(*buffer, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save))
-        names[(*count)++] = tok;
-    return names;
+    for (char *p = *buffer;;) {
+        char *comma = strchr(p, ',');
+        if (comma)
+            *comma = 0;
+        if (!*p) {
+            *count = -1;
+            free(*buffer);
+            free(names);
+            return NULL;
+        }
+        names[(*count)++] = p;
+        if (!comma)
+            return names;
+        p = comma + 1;
+    }
 }
 
 int cli_load_data(const char *cmd, const char *path, const char *labels, const char *names,
+                  const char *const *default_names, int n_default,
                   const mv_load_options *options, mv_dataset **out)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
-        cli_error(cmd, "%s: no such file or directory", path);
+        cli_error(cmd, "%s: %s", path, strerror(errno));
         return 1;
     }
     mv_status status;
@@ -105,10 +120,12 @@ int cli_load_data(const char *cmd, const char *path, const char *labels, const c
         char *buffer = NULL, **list = NULL;
         int n = 0;
         if (names && !(list = split_names(names, &buffer, &n))) {
-            cli_error(cmd, "out of memory");
-            return 1;
+            cli_error(cmd, n < 0 ? "--names '%s' has an empty class name" : "out of memory (%s)",
+                      names);
+            return n < 0 ? 2 : 1;
         }
-        status = mv_dataset_load_idx(out, path, labels, (const char *const *)list, n);
+        status = list ? mv_dataset_load_idx(out, path, labels, (const char *const *)list, n)
+                      : mv_dataset_load_idx(out, path, labels, default_names, n_default);
         free(list);
         free(buffer);
     }
@@ -351,25 +368,49 @@ static char *sibling_path(const char *model, const char *suffix)
     return path;
 }
 
+/* The long option that text ("--thr", "--threads=2") names, as getopt_long resolves
+ * abbreviations: an exact name, or the only one it is a prefix of. NULL otherwise. */
+static const struct option *long_option_named(const char *text)
+{
+    const size_t n = strcspn(text, "=");
+    const struct option *found = NULL;
+    for (const struct option *o = train_longopts; o->name; o++) {
+        if (strncmp(o->name, text, n) != 0)
+            continue;
+        if (strlen(o->name) == n)
+            return o;
+        if (found)
+            return NULL; /* ambiguous: getopt_long refuses it too */
+        found = o;
+    }
+    return found;
+}
+
 /* Options that cannot change the trained weights; left out of the recorded command so that
  * a resumed run, one with other threads, or one written elsewhere gives the very same model
- * file. */
+ * file. *skip_next is set when the option's value is the next argument. */
 static int changes_nothing(char **argv, int i, int *skip_next)
 {
-    static const char *const with_value[] = {"--resume", "--threads", "-t", "--out", "-o"};
-    static const char *const alone[] = {"--quiet", "-q"};
+    static const char no_effect[] = "totq"; /* --threads --out (and --resume) --quiet */
+    const char *arg = argv[i];
+    int code = 0, has_inline_value = 0;
     *skip_next = 0;
-    for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++) {
-        const size_t n = strlen(with_value[k]);
-        if (!strcmp(argv[i], with_value[k]))
-            return *skip_next = 1;
-        if (!strncmp(argv[i], with_value[k], n) && (argv[i][n] == '=' || n == 2))
-            return 1;
+    if (arg[0] == '-' && arg[1] == '-' && arg[2]) {
+        const struct option *o = long_option_named(arg + 2);
+        if (!o)
+            return 0;
+        code = o->val;
+        has_inline_value = strchr(arg, '=') != NULL;
+        if (code == OPT_RESUME)
+            code = 'o';
+    } else if (arg[0] == '-' && arg[1] && strchr(no_effect, arg[1])) {
+        code = arg[1];
+        has_inline_value = arg[2] != 0;
     }
-    for (size_t k = 0; k < sizeof alone / sizeof *alone; k++)
-        if (!strcmp(argv[i], alone[k]))
-            return 1;
-    return 0;
+    if (!code || !strchr(no_effect, code))
+        return 0;
+    *skip_next = code != 'q' && !has_inline_value;
+    return 1;
 }
 
 static char *join_command_line(int argc, char **argv)
@@ -392,13 +433,10 @@ static char *join_command_line(int argc, char **argv)
     return s;
 }
 
+/* The signal that asked training to stop (SIGINT or SIGTERM), 0 while none did. */
 static volatile sig_atomic_t interrupt_requested;
 
-static void on_sigint(int sig)
-{
-    (void)sig;
-    interrupt_requested = 1;
-}
+static void on_stop_signal(int sig) { interrupt_requested = sig; }
 
 typedef struct {
     mv_dataset *train, *val, *test;
@@ -420,16 +458,17 @@ static void release(train_resources *r)
 
 static int load_all_data(train_options *o, train_resources *r)
 {
-    if (cli_load_data("train", o->data, o->labels, o->names, &o->load, &r->train))
-        return 1;
+    int rc = cli_load_data("train", o->data, o->labels, o->names, NULL, 0, &o->load, &r->train);
+    if (rc)
+        return rc;
     /* Validation and test data take the training data's shape. */
     mv_load_options same = o->load;
     same.width = r->train->width;
     same.height = r->train->height;
     same.channels = r->train->channels;
     if (o->val_dir) {
-        if (cli_load_data("train", o->val_dir, NULL, o->names, &same, &r->val))
-            return 1;
+        if ((rc = cli_load_data("train", o->val_dir, NULL, o->names, NULL, 0, &same, &r->val)))
+            return rc;
     } else if (o->val_split > 0) {
         mv_dataset *whole = r->train;
         if (mv_dataset_split(whole, o->val_split, o->train.seed, &r->train, &r->val)) {
@@ -439,9 +478,9 @@ static int load_all_data(train_options *o, train_resources *r)
         }
         mv_dataset_free(whole);
     }
-    if (o->test_dir && cli_load_data("train", o->test_dir, NULL, o->names, &same, &r->test))
-        return 1;
-    return 0;
+    if (o->test_dir)
+        rc = cli_load_data("train", o->test_dir, NULL, o->names, NULL, 0, &same, &r->test);
+    return rc;
 }
 
 static int finish_model(const train_options *o, train_resources *r)
@@ -454,7 +493,10 @@ static int finish_model(const train_options *o, train_resources *r)
         }
         char value[32];
         snprintf(value, sizeof value, "%.6f", accuracy);
-        mv_model_meta_set(r->model, "test.accuracy", value);
+        if (mv_model_meta_set(r->model, "test.accuracy", value)) {
+            cli_error("train", "%s", mv_last_error());
+            return 1;
+        }
         if (!o->quiet)
             fprintf(stderr, "test accuracy %.4f\n", accuracy);
     }
@@ -476,7 +518,7 @@ static int run_training(train_options *o, train_resources *r)
     o->train.progress = on_progress;
     o->train.user = &ps;
     o->train.interrupt = &interrupt_requested;
-    struct sigaction sa = {.sa_handler = on_sigint}, old_int, old_term;
+    struct sigaction sa = {.sa_handler = on_stop_signal}, old_int, old_term;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     mv_status st = mv_train(r->model, r->train, r->val, &o->train, &interrupted);
@@ -499,9 +541,11 @@ static int run_training(train_options *o, train_resources *r)
         return 1;
     }
     if (interrupted) {
-        cli_error("train", "interrupted: checkpoint in %s; continue with the same command and "
-                           "--resume %s", r->ckpt, r->ckpt);
-        return 130;
+        cli_error("train", "%s: checkpoint in %s; continue with the same command and "
+                           "--resume %s",
+                  interrupt_requested == SIGTERM ? "terminated" : "interrupted", r->ckpt,
+                  r->ckpt);
+        return 128 + interrupt_requested; /* as the shell reports a death by that signal */
     }
     return finish_model(o, r);
 }

@@ -64,10 +64,9 @@ static mv_status string_list_take(string_list *list, char *text, const char *con
     if (!text)
         return mv_fail(MV_ERR_NOMEM, "%s: out of memory", context);
     if (list->count == list->capacity) {
-        int capacity = list->capacity ? list->capacity * 2 : 64;
-        char **items = list->capacity < INT_MAX / 2
-                           ? realloc(list->items, (size_t)capacity * sizeof *items)
-                           : NULL;
+        const int grows = list->capacity < INT_MAX / 2;
+        const int capacity = !grows ? list->capacity : list->capacity ? list->capacity * 2 : 64;
+        char **items = grows ? realloc(list->items, (size_t)capacity * sizeof *items) : NULL;
         if (!items) {
             free(text);
             return mv_fail(MV_ERR_NOMEM, "%s: out of memory (or too many entries)", context);
@@ -751,7 +750,7 @@ mv_status mv_dataset_load_idx(mv_dataset **out, const char *images_path,
     if (!out || !images_path || !labels_path)
         return mv_fail(MV_ERR_ARG, "mv_dataset_load_idx: NULL argument");
     *out = NULL;
-    if (n_names < 1)
+    if (n_names < 1 && (class_names || n_names < 0))
         return mv_fail(MV_ERR_ARG, "%s: need at least one class name, got %d", labels_path,
                        n_names);
     for (int c = 0; class_names && c < n_names; c++)
@@ -763,6 +762,9 @@ mv_status mv_dataset_load_idx(mv_dataset **out, const char *images_path,
     if (!status)
         status = read_idx_bytes(labels_path, &labels, &labels_size);
     int count = 0, dims[2] = {0, 0};
+    if (!status && n_names == 0) /* unnamed: classes "0" .. the largest label */
+        for (size_t i = 8; i < labels_size; i++)
+            n_names = labels[i] + 1 > n_names ? labels[i] + 1 : n_names;
     if (!status)
         status = check_idx_pair(images_path, images, images_size, labels_path, labels,
                                 labels_size, n_names, &count, dims);

@@ -2,6 +2,7 @@
  * directory, flushed to disk, then renamed over the target, so that a reader (or a crash)
  * sees either the old file or the complete new one, never half of one. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,23 @@ static mv_status temp_path_for(const char *path, char **out)
     return MV_OK;
 }
 
+/* Flushes the directory entry that rename() changed, so that after a power loss the path
+ * holds the new file rather than the old one. Best effort: some filesystems refuse it. */
+static void sync_directory_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096] = ".";
+    if (slash && (size_t)(slash - path) < sizeof dir) {
+        memcpy(dir, path, slash == path ? 1 : (size_t)(slash - path));
+        dir[slash == path ? 1 : slash - path] = 0;
+    }
+    const int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
 mv_status mv_write_spans_atomic(const char *path, const mv_byte_span *spans, int n_spans)
 {
     char *tmp = NULL;
@@ -85,6 +103,8 @@ mv_status mv_write_spans_atomic(const char *path, const mv_byte_span *spans, int
         err = errno;
         ok = 0;
     }
+    if (ok)
+        sync_directory_of(path);
     if (!ok) {
         unlink(tmp);
         status = mv_fail(MV_ERR_IO, "%s: cannot write: %s", path, strerror(err ? err : EIO));

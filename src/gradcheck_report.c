@@ -1,5 +1,6 @@
 /* gradcheck_report.c: the precision-free parts of gradient checking: defaults, the error
- * measure, the verdicts, and mv_gradcheck(), which reaches both compiled variants. */
+ * measure and the verdicts. mv_gradcheck() itself, which reaches both compiled variants, is
+ * in gradcheck_driver.c. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -39,6 +39,7 @@ static mv_status open_regular_file(const char *path, FILE **out)
     if (fd < 0)
         return mv_fail(MV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
+    errno = 0; /* a non-regular file is not an error of fstat: no stale reason */
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         int err = errno;
         close(fd);

@@ -58,7 +58,8 @@ void mv_head_forward(mv_head head, const mv_real *z, mv_real *a, int batch, int 
 /* Mean loss; when delta != NULL writes dC/dz (divided by batch). */
 double mv_head_loss(mv_head head, const mv_real *z, const mv_real *a, const mv_real *y,
                     mv_real *delta, int batch, int n);
-/* Seeds dS/dz[L-1] of row `row` for an objective on the output layer; returns S. */
+/* Seeds delta = dS/dz[L-1] [n] of one row (z, a: that row's [n]) for an objective on output
+ * unit k, and stores S in *value. */
 mv_status mv_head_objective_seed(mv_head head, mv_objective kind, const mv_real *z,
                                  const mv_real *a, int n, int k, mv_real *delta,
                                  mv_real *value);

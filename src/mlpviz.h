@@ -181,7 +181,9 @@ void mv_workspace_free(mv_workspace *ws);
 
 /* ---------------------------------------------------------------- passes */
 
-/* Forward pass of `batch` rows of x [batch][widths[0]]; fills ws->z and ws->a. */
+/* Forward pass of `batch` rows of x [batch][widths[0]]; fills ws->z and ws->a. The passes
+ * trust their caller: ws must come from mv_workspace_create with net's architecture and
+ * batch <= ws->capacity (mv_input_grad checks the batch). */
 void mv_forward(const mv_net *net, mv_workspace *ws, const mv_real *x, int batch);
 
 /* Training forward pass with inverted dropout on every hidden layer: each hidden unit is
@@ -330,7 +332,8 @@ mv_status mv_dataset_load_folder(mv_dataset **out, const char *root,
 
 /* Loads an IDX image file (idx3, unsigned bytes, optionally gzip-compressed) and its IDX label
  * file (idx1). class_names (may be NULL: "0", "1", ...) names labels 0..n_names-1; a label
- * outside that range is an error. *out belongs to the caller (mv_dataset_free). */
+ * outside that range is an error. With class_names NULL and n_names 0, the classes are
+ * "0" .. the largest label. *out belongs to the caller (mv_dataset_free). */
 mv_status mv_dataset_load_idx(mv_dataset **out, const char *images_path,
                               const char *labels_path, const char *const *class_names,
                               int n_names);

@@ -318,7 +318,7 @@ mv_status mv_model_create(mv_model **out, const mv_arch *arch)
         char digits[16];
         int len = snprintf(digits, sizeof digits, "%d", i);
         if (!(model->class_names[i] = copy_text(digits, (size_t)len))) {
-            model->n_classes = 0;
+            model->n_classes = i; /* mv_model_free releases the names made so far */
             break;
         }
     }
@@ -669,7 +669,7 @@ typedef struct {
 static mv_status read_whole_file(const char *path, uint8_t **out, size_t *size)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not hang us */
     if (fd < 0)
         return file_fail(path, MV_ERR_IO, "cannot open: %s", strerror(errno));
     struct stat st;

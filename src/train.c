@@ -32,8 +32,8 @@ mv_status mv_lr_parse(mv_lr_schedule *kind, const char *text)
 double mv_lr_at(const mv_lr_config *c, long step, long steps_per_epoch, long total_steps)
 {
     const double warmup = c->warmup_epochs * (double)steps_per_epoch;
-    if (step < warmup)
-        return c->lr * (double)(step + 1) / warmup;
+    if (step < warmup) /* a fractional warm-up never overshoots the peak */
+        return c->lr * fmin(1, (double)(step + 1) / warmup);
     switch (c->kind) {
     case MV_LR_STEP: {
         const long epoch = step / (steps_per_epoch > 0 ? steps_per_epoch : 1);
@@ -105,7 +105,7 @@ typedef struct {
     long next_batch;          /* first batch not yet trained in epoch `epoch` */
     double loss_sum;          /* over the current epoch's trained rows */
     long correct, seen;
-    mv_epoch_metrics *history;/* [epochs] */
+    mv_epoch_metrics *history;/* [cfg->epochs], the first `epoch` filled */
     float *best;              /* [params] weights of the best validation accuracy */
     double best_accuracy;
     int best_epoch;
@@ -128,8 +128,9 @@ static uint64_t hash_bytes(uint64_t h, const void *data, size_t n)
     return h;
 }
 
-/* Everything a resumed run must share with the run that wrote the checkpoint (the epoch
- * count may grow: the steps already taken stay valid for a constant or step schedule). */
+/* Everything a resumed run must share with the run that wrote the checkpoint: shape, data,
+ * settings (the epoch count may grow: the steps already taken stay valid for a constant or
+ * step schedule). */
 static uint64_t run_fingerprint(const trainer *t)
 {
     const mv_train_config *c = t->cfg;
@@ -143,6 +144,16 @@ static uint64_t run_fingerprint(const trainer *t)
                              c->lr.kind == MV_LR_COSINE ? c->epochs : 0};
     h = hash_bytes(h, numbers, sizeof numbers);
     h = hash_bytes(h, integers, sizeof integers);
+    h = hash_bytes(h, t->model->mean, sizeof t->model->mean);
+    h = hash_bytes(h, t->model->std, sizeof t->model->std);
+    /* The data itself: resuming on other images of the same count must be refused. */
+    const mv_dataset *sets[2] = {t->train, t->val};
+    for (int k = 0; k < 2 && sets[k]; k++) {
+        const mv_dataset *d = sets[k];
+        const size_t D = (size_t)d->channels * d->height * d->width;
+        h = hash_bytes(h, d->labels, sizeof *d->labels * (size_t)d->count);
+        h = mix(h, mv_crc32(0, d->pixels, sizeof *d->pixels * D * (size_t)d->count));
+    }
     return hash_bytes(h, &c->seed, sizeof c->seed);
 }
 
@@ -225,6 +236,7 @@ static mv_status trainer_init(trainer *t, mv_model *model, const mv_dataset *tra
     if (!t->x || !t->y || !t->pixels || !t->perm || !t->history || !t->best || !t->last_good)
         return mv_fail(MV_ERR_NOMEM, "cannot allocate the training buffers");
     memcpy(t->last_good, model->net->p.data, sizeof *t->last_good * P);
+    memcpy(t->best, model->net->p.data, sizeof *t->best * P);
     t->fingerprint = run_fingerprint(t);
     return MV_OK;
 }
@@ -244,6 +256,44 @@ static mv_status meta_printf(mv_model *m, const char *key, const char *fmt, ...)
     return mv_model_meta_set(m, key, value);
 }
 
+/* The per-epoch figures as exact text: 7 hexadecimal floats per completed epoch, so that a
+ * resumed run reports (and records) the very numbers an uninterrupted one does. malloc'd. */
+static char *history_text(const trainer *t)
+{
+    char *text = malloc((size_t)t->epoch * 7 * 32 + 1);
+    if (!text)
+        return NULL;
+    size_t at = 0;
+    text[0] = 0;
+    for (int e = 0; e < t->epoch; e++) {
+        const mv_epoch_metrics *h = &t->history[e];
+        const double row[7] = {h->epoch, h->lr, h->train_loss, h->train_accuracy, h->val_loss,
+                               h->val_accuracy, h->seconds};
+        for (int k = 0; k < 7; k++)
+            at += (size_t)sprintf(text + at, "%s%a", at ? " " : "", row[k]);
+    }
+    return text;
+}
+
+/* Reads history_text back into t->history[0 .. epochs). */
+static mv_status parse_history(trainer *t, const char *text, int epochs)
+{
+    const char *p = text ? text : "";
+    for (int e = 0; e < epochs; e++) {
+        double row[7];
+        for (int k = 0; k < 7; k++) {
+            char *end;
+            row[k] = strtod(p, &end);
+            if (end == p)
+                return mv_fail(MV_ERR_FORMAT, "checkpoint history ends before epoch %d", e + 1);
+            p = end;
+        }
+        t->history[e] = (mv_epoch_metrics){(int)row[0], row[1], row[2], row[3], row[4], row[5],
+                                           row[6]};
+    }
+    return MV_OK;
+}
+
 /* The model as it stands plus everything needed to continue: optimizer moments, progress
  * counters (exact, as hexadecimal floats), history, best and last good weights. */
 static mv_status build_checkpoint(const trainer *t, mv_model **out)
@@ -260,16 +310,10 @@ static mv_status build_checkpoint(const trainer *t, mv_model **out)
     ck->width = m->width;
     memcpy(ck->mean, m->mean, sizeof ck->mean);
     memcpy(ck->std, m->std, sizeof ck->std);
-    float *history = malloc(sizeof *history * 7 * (size_t)(t->epoch ? t->epoch : 1));
+    char *history = history_text(t);
     if (!history) {
         mv_model_free(ck);
         return mv_fail(MV_ERR_NOMEM, "cannot allocate the checkpoint");
-    }
-    for (int e = 0; e < t->epoch; e++) {
-        const mv_epoch_metrics *h = &t->history[e];
-        const double row[7] = {h->epoch, h->lr, h->train_loss, h->train_accuracy, h->val_loss,
-                               h->val_accuracy, h->seconds};
-        for (int k = 0; k < 7; k++) history[e * 7 + k] = (float)row[k];
     }
     if (m->meta && !(ck->meta = strdup(m->meta)))
         st = mv_fail(MV_ERR_NOMEM, "cannot allocate the checkpoint");
@@ -289,7 +333,7 @@ static mv_status build_checkpoint(const trainer *t, mv_model **out)
         (st = mv_model_extra_set(ck, "opt.v", t->opt->v, P)) ||
         (st = mv_model_extra_set(ck, "train.best", t->best, P)) ||
         (st = mv_model_extra_set(ck, "train.last_good", t->last_good, P)) ||
-        (st = mv_model_extra_set(ck, "train.history", history, 7 * (size_t)t->epoch))) {
+        (st = mv_model_meta_set(ck, "train.history", history))) {
         free(history);
         mv_model_free(ck);
         return st;
@@ -358,8 +402,6 @@ static mv_status trainer_resume(trainer *t, const mv_model *ck)
     if (ck->net->p.count != t->model->net->p.count)
         return mv_fail(MV_ERR_ARG, "the checkpoint's network has another shape");
     const size_t P = t->model->net->p.count;
-    size_t n_history = 0;
-    const float *history = mv_model_extra_get(ck, "train.history", &n_history);
     long epoch, best_epoch;
     mv_status st;
     if ((st = meta_long(ck, "train.epoch", &epoch)) ||
@@ -376,16 +418,14 @@ static mv_status trainer_resume(trainer *t, const mv_model *ck)
         (st = restore_extra(ck, "train.last_good", t->last_good, P)))
         return st;
     if (epoch < 0 || epoch > t->cfg->epochs || t->next_batch < 0 ||
-        t->next_batch > t->steps_per_epoch || !history || n_history != 7 * (size_t)epoch)
+        t->next_batch > t->steps_per_epoch)
         return mv_fail(MV_ERR_FORMAT, "checkpoint progress (epoch %ld, batch %ld) does not fit "
                                       "this run of %d epochs", epoch, t->next_batch,
                        t->cfg->epochs);
     t->epoch = (int)epoch;
     t->best_epoch = (int)best_epoch;
-    for (int e = 0; e < t->epoch; e++) {
-        const float *r = history + 7 * e;
-        t->history[e] = (mv_epoch_metrics){(int)r[0], r[1], r[2], r[3], r[4], r[5], r[6]};
-    }
+    if ((st = parse_history(t, mv_model_meta_get(ck, "train.history"), t->epoch)))
+        return st;
     memcpy(t->model->net->p.data, ck->net->p.data, sizeof(float) * P);
     return MV_OK;
 }
@@ -559,6 +599,11 @@ static mv_status write_metrics(const trainer *t)
 static mv_status finish_epoch(trainer *t, double seconds)
 {
     const size_t P = t->model->net->p.count;
+    for (size_t i = 0; i < P; i++) /* the last step may have blown the weights up */
+        if (!isfinite(t->model->net->p.data[i]))
+            return mv_fail(MV_ERR_NUMERIC, "weights became infinite or NaN at the end of epoch "
+                                           "%d: training diverged (try a lower --lr)",
+                           t->epoch + 1);
     mv_epoch_metrics *h = &t->history[t->epoch];
     *h = (mv_epoch_metrics){.epoch = t->epoch + 1, .train_loss = t->loss_sum / t->seen,
                             .train_accuracy = (double)t->correct / t->seen, .val_loss = -1,

@@ -55,7 +55,10 @@ expect 2 "activation count mismatch" -- gradcheck --layers 4,3,3,2 --act relu,ta
 stderr_has "count mismatch explained" "2 hidden layers"
 expect 2 "unknown loss" -- gradcheck --layers 4,3 --loss hinge
 expect 2 "stray argument" -- gradcheck --layers 4,3 extra
-expect 1 "logprob needs a probability head" -- gradcheck --layers 4,3 --loss mse --objective logprob
+expect 2 "logprob needs a probability head" -- gradcheck --layers 4,3 --loss mse --objective logprob
 stderr_has "logprob message" "logprob"
-expect 1 "hidden objective on a one-layer net" -- gradcheck --layers 4,3 --objective hidden:0
-stderr_has "hidden message" "hidden layer 0"
+expect 2 "hidden objective on a one-layer net" -- gradcheck --layers 4,3 --objective hidden:0
+stderr_has "hidden message" "0 hidden layer"
+expect 0 "gradcheck through dropout masks" -- gradcheck -l 30,20,10,5 -a tanh,relu --dropout 0.3 -n 0
+expect 2 "dropout out of range" -- gradcheck -l 30,20,5 --dropout 1.5
+stderr_has "dropout named" "--dropout"

@@ -929,8 +929,17 @@ static void test_idx_errors(void **state)
     mv_dataset *data = NULL;
     expect_error(mv_dataset_load_idx(&data, at("idx/none"), at("idx/labels"), NULL, 3), MV_ERR_IO,
                  "idx/none");
-    expect_error(mv_dataset_load_idx(&data, at("idx/images"), at("idx/labels"), NULL, 0),
+    expect_error(mv_dataset_load_idx(&data, at("idx/images"), at("idx/labels"), NULL, -1),
                  MV_ERR_ARG, "idx/labels");
+    /* no names at all: the classes are "0" .. the largest label */
+    assert_int_equal(mv_dataset_load_idx(&data, at("idx/images"), at("idx/labels"), NULL, 0),
+                     MV_OK);
+    int largest = 0;
+    for (int i = 0; i < data->count; i++)
+        largest = data->labels[i] > largest ? data->labels[i] : largest;
+    assert_int_equal(data->n_classes, largest + 1);
+    assert_string_equal(data->class_names[0], "0");
+    mv_dataset_free(data);
 }
 
 /* ---------------------------------------------------------------- folder round trip */

@@ -112,6 +112,15 @@ static void test_lr_schedules(void **state)
     CLOSE(mv_lr_at(&c, 0, 10, 101), 0.1);
     CLOSE(mv_lr_at(&c, 50, 10, 101), 0.001 + 0.099 * 0.5);
     CLOSE(mv_lr_at(&c, 100, 10, 101), 0.001);
+    /* a warm-up shorter than one step never exceeds the peak */
+    c.warmup_epochs = 0.01;
+    CLOSE(mv_lr_at(&c, 0, 10, 101), 0.1);
+    /* cosine after 2 warm-up epochs: warm-up steps rise to the peak, then the decay spans
+     * the remaining steps */
+    c.warmup_epochs = 2;
+    CLOSE(mv_lr_at(&c, 9, 10, 101), 0.05);
+    CLOSE(mv_lr_at(&c, 20, 10, 101), 0.1);
+    CLOSE(mv_lr_at(&c, 100, 10, 101), 0.001);
     mv_lr_schedule kind;
     assert_int_equal(mv_lr_parse(&kind, "cosine"), MV_OK);
     assert_int_equal(kind, MV_LR_COSINE);
@@ -188,7 +197,8 @@ static void on_batch(const mv_train_progress *p, void *user)
 static void run_setup(run *r, const char *hidden, float dropout, int shift)
 {
     memset(r, 0, sizeof *r);
-    assert_int_equal(synth_dataset(60, 12, 11, &r->train), MV_OK);
+    /* 61 per class: 244 images, so that batches of 16 leave a partial last batch */
+    assert_int_equal(synth_dataset(61, 12, 11, &r->train), MV_OK);
     assert_int_equal(synth_dataset(25, 12, 12, &r->val), MV_OK);
     mv_arch arch = {0};
     char widths[64];
@@ -259,7 +269,8 @@ static void test_learns_synthetic_classes(void **state)
 static float *train_weights(int threads, long interrupt_at, size_t *count)
 {
     run r;
-    run_setup(&r, "24,16", 0.2f, 1);
+    /* 144 x 480 weights: the optimizer's parallel branch runs too */
+    run_setup(&r, "480,16", 0.2f, 1);
     omp_set_num_threads(threads);
     int interrupted = 0;
     stop_at_batch = interrupt_at;
@@ -294,7 +305,7 @@ static void test_bitwise_reproducible(void **state)
     size_t n1, n2, n3;
     float *one = train_weights(1, 0, &n1);
     float *two = train_weights(2, 0, &n2);
-    float *resumed = train_weights(2, 23, &n3); /* mid-epoch 2 of 15 batches each */
+    float *resumed = train_weights(2, 23, &n3); /* mid-epoch 2 of 16 batches each */
     assert_int_equal(n1, n2);
     assert_int_equal(n1, n3);
     assert_memory_equal(one, two, sizeof *one * n1);
@@ -348,10 +359,45 @@ static void test_keep_best_restores_best_epoch(void **state)
     assert_int_equal(mv_train(r.model, r.train, r.val, &r.cfg, &interrupted), MV_OK);
     const char *kept = mv_model_meta_get(r.model, "train.kept_epoch");
     assert_non_null(kept);
+    /* the model holds exactly the weights the last checkpoint kept as the best */
+    mv_model *ck;
+    assert_int_equal(mv_model_load(&ck, r.ckpt), MV_OK);
+    size_t n;
+    const float *best = mv_model_extra_get(ck, "train.best", &n);
+    assert_non_null(best);
+    assert_int_equal(n, r.model->net->p.count);
+    assert_memory_equal(best, r.model->net->p.data, sizeof *best * n);
+    mv_model_free(ck);
     double accuracy;
     assert_int_equal(mv_evaluate(r.model, r.val, &accuracy, NULL, NULL), MV_OK);
     /* the recorded figure is the accuracy of the weights the model now holds */
     CLOSE(accuracy, atof(mv_model_meta_get(r.model, "val.accuracy")));
+    run_free(&r);
+}
+
+/* Without validation there is no best epoch: the checkpoint's "best" weights are the
+ * initial ones, never uninitialised memory. */
+static void test_checkpoint_state_is_defined(void **state)
+{
+    (void)state;
+    run r;
+    run_setup(&r, "16", 0, 0);
+    r.cfg.epochs = 2;
+    const size_t P = r.model->net->p.count;
+    float *initial = malloc(sizeof *initial * P);
+    assert_non_null(initial);
+    memcpy(initial, r.model->net->p.data, sizeof *initial * P);
+    int interrupted;
+    assert_int_equal(mv_train(r.model, r.train, NULL, &r.cfg, &interrupted), MV_OK);
+    mv_model *ck;
+    assert_int_equal(mv_model_load(&ck, r.ckpt), MV_OK);
+    size_t n;
+    const float *best = mv_model_extra_get(ck, "train.best", &n);
+    assert_non_null(best);
+    assert_memory_equal(best, initial, sizeof *initial * P);
+    assert_non_null(mv_model_meta_get(ck, "train.history"));
+    mv_model_free(ck);
+    free(initial);
     run_free(&r);
 }
 
@@ -382,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_resume_refuses_other_settings),
         cmocka_unit_test(test_divergence_keeps_last_good_weights),
         cmocka_unit_test(test_keep_best_restores_best_epoch),
+        cmocka_unit_test(test_checkpoint_state_is_defined),
         cmocka_unit_test(test_rejects_mismatched_data),
     };
     return cmocka_run_group_tests_name("training", tests, NULL, NULL);
