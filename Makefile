@@ -30,8 +30,8 @@ VARIANT_SRC := activations losses layers net gradcheck
 NEUTRAL_SRC := error rng arch crc32 gradcheck_report
 # Float-only parts of the library: they use the float network, so they must never be linked
 # next to the double copy in the float64 test build.
-LIB_ONLY    := gradcheck_driver image data model optim train draw fileio
-CLI_SRC     := cli cli_gradcheck cli_convert cli_model cli_train cli_eval
+LIB_ONLY    := gradcheck_driver image data model optim train draw fileio visualize
+CLI_SRC     := cli cli_gradcheck cli_convert cli_model cli_train cli_eval cli_visualize
 
 F32_OBJ     := $(VARIANT_SRC:%=$(BUILD)/f32/%.o)
 F64_OBJ     := $(VARIANT_SRC:%=$(BUILD)/f64/%.o)
@@ -41,7 +41,8 @@ CLI_OBJ     := $(CLI_SRC:%=$(BUILD)/%.o)
 LIB         := $(OUTDIR)lib/libmlpviz.a
 BIN         := $(OUTDIR)bin/mlpviz
 TEST_BINS   := $(BUILD)/tests/test_core_f64 $(BUILD)/tests/test_core_f32 $(BUILD)/tests/test_api \
-               $(BUILD)/tests/test_data $(BUILD)/tests/test_model $(BUILD)/tests/test_train
+               $(BUILD)/tests/test_data $(BUILD)/tests/test_model $(BUILD)/tests/test_train \
+               $(BUILD)/tests/test_visualize
 TEST_TOOLS  := $(BUILD)/tests/tool_make_model $(BUILD)/tests/tool_make_dataset
 GEN_GOLDEN  := $(BUILD)/tests/gen_golden
 

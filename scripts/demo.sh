@@ -2,6 +2,7 @@
 # demo.sh: what `make demo` shows. Fashion-MNIST becomes image folders, the default recipe
 # trains on them with a progress bar, the model is evaluated on the test images (confusion
 # matrix in out/confusion.png) and compared with the committed models/fashion-mnist.mlp;
+# every class is drawn by gradient ascent (out/<class>.png, out/grid.png, out/report.*);
 # then the gradient checks of the core run on the same network shape (out/gradcheck.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,10 @@ else
     echo "out/fashion-mnist.mlp differs from the committed models/fashion-mnist.mlp"
     echo "(another compiler or CPU can round differently; the accuracy above is what counts)."
 fi
+
+echo
+echo "== what each class looks like to the model (gradient ascent on the pixels)"
+bin/mlpviz visualize out/fashion-mnist.mlp --out out
 
 echo
 echo "== gradient checks of the core (float64 finite differences)"

@@ -128,6 +128,7 @@ static const command commands[] = {
     {"train", cmd_train, "train a classifier on an image folder or IDX files"},
     {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix of a model"},
     {"predict", cmd_predict, "top classes of images"},
+    {"visualize", cmd_visualize, "draw what each class looks like to a model (gradient ascent)"},
     {"grad", cmd_grad, "input gradient of a class score for an image, as .npy"},
     {"info", cmd_info, "summary of a model file"},
     {"export", cmd_export, "write a model's weights as NumPy .npy files"},

@@ -44,5 +44,6 @@ int cmd_train(int argc, char **argv);     /* cli_train.c */
 int cmd_eval(int argc, char **argv);      /* cli_eval.c */
 int cmd_predict(int argc, char **argv);   /* cli_eval.c */
 int cmd_grad(int argc, char **argv);      /* cli_eval.c */
+int cmd_visualize(int argc, char **argv); /* cli_visualize.c */
 
 #endif

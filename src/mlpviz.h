@@ -561,6 +561,48 @@ mv_status mv_write_file_atomic(const char *path, const void *data, size_t size);
  * atomically. */
 mv_status mv_npy_write(const char *path, const float *values, int ndim, const int *shape);
 
+
+/* ---------------------------------------------------------------- visualization (visualize.c) */
+
+typedef enum { MV_INIT_GRAY, MV_INIT_NOISE, MV_INIT_IMAGE } mv_viz_init;
+
+/* Gradient ascent on the pixels (values in [0, 1]) of one image per target. */
+typedef struct {
+    int steps;            /* ascent steps (default 300) */
+    double lr;            /* step size, in pixel units (default 0.02) */
+    int normalize;        /* non-zero: step = lr * g / mean|g| (DeepDream style; default 1) */
+    mv_objective objective; /* MV_OBJ_LOGIT (default), MV_OBJ_OUTPUT or MV_OBJ_LOGPROB */
+    double l2;            /* objective - l2 * |x|^2 on the network input (default 0) */
+    double decay;         /* every step: p -= decay * (p - start) (default 0.002) */
+    int blur_every;       /* Gaussian blur of the image every this many steps (0 = never) */
+    double blur_sigma;    /* its sigma in pixels (default 0.5, every 4 steps) */
+    double grad_blur;     /* sigma of the blur of the gradient before each step (default 1) */
+    int jitter;           /* random shifts (with wrap) of up to this many pixels (default 1) */
+    int clamp;            /* clamp pixels to [0, 1] after every step (default 1) */
+    mv_viz_init init;     /* mid-gray (default), seeded noise, or a given image */
+    uint64_t seed;
+} mv_viz_config;
+
+/* What one image achieved, measured on the final image without jitter. */
+typedef struct {
+    double score;         /* the objective */
+    double logit, prob;   /* of the target class */
+    double margin;        /* target logit minus the largest other logit */
+    int first_top_step;   /* first step at which the target was the top class, or -1 */
+} mv_viz_result;
+
+void mv_viz_defaults(mv_viz_config *config);
+
+/* Optimises n images, images [n][height][width][channels] (caller-allocated, overwritten),
+ * row r towards class targets[r] of model; init_image [height][width][channels] is used by
+ * MV_INIT_IMAGE (else may be NULL). All rows go through one batched pass per step. */
+mv_status mv_visualize(const mv_model *model, const mv_viz_config *config, const int *targets,
+                       int n, const float *init_image, float *images, mv_viz_result *results);
+
+/* Separable Gaussian blur of image [H][W][C] in place, with half-sample symmetric borders so
+ * that a constant image stays constant and the mean is preserved; scratch [H][W][C]. */
+void mv_gaussian_blur(float *image, float *scratch, int W, int H, int C, double sigma);
+
 #ifdef __cplusplus
 }
 #endif
