@@ -129,6 +129,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix of a model"},
     {"predict", cmd_predict, "top classes of images"},
     {"visualize", cmd_visualize, "draw what each class looks like to a model (gradient ascent)"},
+    {"saliency", cmd_saliency, "heat map of where an image's class score is sensitive"},
     {"grad", cmd_grad, "input gradient of a class score for an image, as .npy"},
     {"info", cmd_info, "summary of a model file"},
     {"export", cmd_export, "write a model's weights as NumPy .npy files"},

@@ -45,5 +45,6 @@ int cmd_eval(int argc, char **argv);      /* cli_eval.c */
 int cmd_predict(int argc, char **argv);   /* cli_eval.c */
 int cmd_grad(int argc, char **argv);      /* cli_eval.c */
 int cmd_visualize(int argc, char **argv); /* cli_visualize.c */
+int cmd_saliency(int argc, char **argv);  /* cli_eval.c */
 
 #endif

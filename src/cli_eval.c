@@ -305,7 +305,7 @@ static const char *const grad_help =
     "  -h, --help\n";
 
 /* Class index from a number or a name; -1 for "all"; -2 (after printing) when unknown. */
-static int parse_class(const mv_model *model, const char *text)
+static int parse_class(const char *cmd, const mv_model *model, const char *text)
 {
     if (!strcmp(text, "all"))
         return -1;
@@ -316,7 +316,7 @@ static int parse_class(const mv_model *model, const char *text)
     const long k = strtol(text, &end, 10);
     if (end != text && !*end && k >= 0 && k < model->n_classes)
         return (int)k;
-    cli_error("grad", "--class: '%s' is neither a class name nor an index 0..%d", text,
+    cli_error(cmd, "--class: '%s' is neither a class name nor an index 0..%d", text,
               model->n_classes - 1);
     return -2;
 }
@@ -423,7 +423,8 @@ int cmd_grad(int argc, char **argv)
     }
     int target = 0;
     if (!rc) {
-        target = class_text ? parse_class(model, class_text) : predicted_class(model, pixels);
+        target = class_text ? parse_class("grad", model, class_text)
+                            : predicted_class(model, pixels);
         rc = target == -2 ? 2 : 0;
     }
     const int rows = target == -1 ? K : 1;
@@ -449,5 +450,112 @@ int cmd_grad(int argc, char **argv)
     free(values);
     free(targets);
     mv_model_free(model);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ saliency */
+
+static const char *const saliency_help =
+    "usage: mlpviz saliency MODEL IMAGE [--class K|NAME] [--out FILE.png] [--scale S]\n"
+    "\n"
+    "Writes, side by side: the image as the model sees it, the saliency |d logit / d pixel|\n"
+    "(largest over channels, white to blue), and the signed gradient (red raises the class\n"
+    "score, blue lowers it), each scaled to its largest value.\n"
+    "\n"
+    "  -c, --class K    class index or name (default: the predicted class)\n"
+    "  -o, --out FILE   (default out/saliency.png)\n"
+    "      --scale S    upscale S times (default 8)\n"
+    "  -h, --help\n";
+
+/* The three panels of a saliency sheet into sheet [H][3W + 2 gaps][3]. */
+static void draw_saliency(const mv_model *m, const float *pixels, const float *grad, int s,
+                          float *sheet, int sheet_w)
+{
+    const int w = m->width, h = m->height, C = m->channels, gap = 4;
+    const size_t D = (size_t)w * h * C;
+    double peak = 0;
+    for (size_t i = 0; i < D; i++) peak = fmax(peak, fabs(grad[i]));
+    const double inv = peak > 0 ? 1 / peak : 0;
+    for (int y = 0; y < h * s; y++)
+        for (int x = 0; x < w * s; x++) {
+            const size_t at = ((size_t)(y / s) * w + x / s) * C;
+            double strongest = 0, signed_sum = 0;
+            for (int c = 0; c < C; c++) {
+                strongest = fmax(strongest, fabs(grad[at + c]));
+                signed_sum += grad[at + c];
+            }
+            float *p0 = sheet + ((size_t)y * sheet_w + x) * 3;
+            float *p1 = p0 + (size_t)(w * s + gap) * 3, *p2 = p1 + (size_t)(w * s + gap) * 3;
+            for (int c = 0; c < 3; c++) p0[c] = pixels[at + (C == 3 ? c : 0)];
+            mv_heat_color((float)(strongest * inv), p1);
+            const float t = (float)fmax(-1, fmin(1, signed_sum * inv));
+            p2[0] = t < 0 ? 1 + t : 1; /* white at 0, red for +, blue for - */
+            p2[1] = 1 - fabsf(t);
+            p2[2] = t > 0 ? 1 - t : 1;
+        }
+}
+
+int cmd_saliency(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"class", required_argument, 0, 'c'}, {"out", required_argument, 0, 'o'},
+        {"scale", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *class_text = NULL, *out_path = "out/saliency.png";
+    long scale = 8;
+    opterr = 0;
+    optind = 1;
+    for (int opt; (opt = getopt_long(argc, argv, "c:o:h", longopts, NULL)) != -1;) {
+        switch (opt) {
+        case 'c': class_text = optarg; break;
+        case 'o': out_path = optarg; break;
+        case 'S': if (cli_parse_int("saliency", "scale", optarg, 1, 64, &scale)) return 2; break;
+        case 'h': fputs(saliency_help, stdout); return 0;
+        default: return cli_bad_option("saliency", opt, argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 2) {
+        cli_error("saliency", "give one MODEL and one IMAGE (see mlpviz saliency --help)");
+        return 2;
+    }
+    mv_model *m;
+    if (load_model("saliency", argv[optind], &m))
+        return 1;
+    const size_t D = (size_t)m->net->arch.widths[0];
+    const int s = (int)scale, gap = 4, W = 3 * m->width * s + 2 * gap, H = m->height * s;
+    float *pixels = malloc(sizeof *pixels * D), *grad = malloc(sizeof *grad * D);
+    float *sheet = malloc(sizeof *sheet * (size_t)W * H * 3); /* [H][W][3] */
+    int rc = !pixels || !grad || !sheet;
+    if (rc)
+        cli_error("saliency", "out of memory");
+    if (!rc && mv_image_load(argv[optind + 1], m->channels, m->width, m->height, 0, pixels)) {
+        cli_error("saliency", "%s", mv_last_error());
+        rc = 1;
+    }
+    int target = 0;
+    if (!rc) {
+        target = class_text ? parse_class("saliency", m, class_text) : predicted_class(m, pixels);
+        rc = target == -1 ? (cli_error("saliency", "--class all: give one class"), 2)
+             : target < 0 ? 2 : 0;
+    }
+    mv_real value;
+    if (!rc)
+        rc = image_gradients(m, pixels, &target, 1, MV_OBJ_LOGIT, grad, &value);
+    if (!rc) {
+        const float white[3] = {1, 1, 1};
+        mv_fill_rect(sheet, W, H, 3, 0, 0, W, H, white);
+        draw_saliency(m, pixels, grad, s, sheet, W);
+        cli_ensure_parent(out_path);
+        if (mv_png_write(out_path, sheet, W, H, 3, NULL, NULL)) {
+            cli_error("saliency", "%s", mv_last_error());
+            rc = 1;
+        }
+    }
+    if (!rc)
+        printf("%s: logit %.4f; saliency written to %s\n", m->class_names[target],
+               (double)value, out_path);
+    free(pixels);
+    free(grad);
+    free(sheet);
+    mv_model_free(m);
     return rc;
 }

@@ -1,7 +1,7 @@
 #!/bin/bash
-# cli_visualize.sh: `mlpviz visualize` as a user runs it on a model trained on synthetic
-# stripes: one PNG per class of the right size, the grid, the report, the provenance chunk,
-# reproducible bytes, and the errors of bad options.
+# cli_visualize.sh: `mlpviz visualize` and `mlpviz saliency` as a user runs them on a model
+# trained on synthetic stripes: one PNG per class of the right size, the grid, the report,
+# the provenance chunk, reproducible bytes, saliency sheets, and the errors of bad options.
 set -u
 cd "$(dirname "$0")/.."
 . tests/checks.sh
@@ -51,3 +51,19 @@ expect 1 "missing model" -- visualize "$tmp/none.mlp"
 stderr_has "missing model named" "none.mlp"
 expect 1 "missing init image" -- visualize "$tmp/m.mlp" --init "$tmp/none.png" --out "$tmp/x"
 stderr_has "init image named" "none.png"
+
+# saliency: the image, |gradient| and the signed gradient side by side.
+img="$tmp/data/rings/img 002.tga"
+expect 0 "saliency of the predicted class" -- saliency "$tmp/m.mlp" "$img" --out "$tmp/s.png"
+stdout_has "saliency names the class" "rings: logit"
+[ "$(png_size "$tmp/s.png" 2>/dev/null)" = "296x96" ] && ok "saliency sheet is 3 panels of 96" \
+    || not_ok "saliency sheet is 3 panels of 96 (got $(png_size "$tmp/s.png" 2>/dev/null))"
+expect 0 "saliency of a named class, scale 2" -- saliency "$tmp/m.mlp" "$img" --class vertical \
+    --scale 2 --out "$tmp/s2.png"
+[ "$(png_size "$tmp/s2.png" 2>/dev/null)" = "80x24" ] && ok "saliency scale 2 is 80x24" \
+    || not_ok "saliency scale 2 is 80x24"
+expect 2 "saliency of an unknown class" -- saliency "$tmp/m.mlp" "$img" --class zigzag
+stderr_has "saliency unknown class named" "zigzag"
+expect 2 "saliency of all classes" -- saliency "$tmp/m.mlp" "$img" --class all
+expect 1 "saliency of a missing image" -- saliency "$tmp/m.mlp" "$tmp/none.png"
+stderr_has "saliency missing image named" "none.png"
