@@ -63,6 +63,66 @@ int cli_parse_u64(const char *cmd, const char *option, const char *text, uint64_
     return 0;
 }
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes there are not one
+ * (overlong forms, surrogates and code points past U+10FFFF included). */
+static int utf8_sequence_length(const unsigned char *s)
+{
+    const unsigned c = s[0];
+    int n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+                                                  : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (n <= 1)
+        return n;
+    unsigned code = c & (0x7Fu >> n);
+    for (int i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        code = code << 6 | (s[i] & 0x3F);
+    }
+    static const unsigned smallest[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < smallest[n] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+/* Writes text as a JSON string: quotes, backslashes and control characters escaped, and
+ * any byte that is not valid UTF-8 replaced by U+FFFD, so the output always parses. */
+void cli_json_string(FILE *out, const char *text)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    fputc('"', out);
+    while (*s) {
+        const int n = utf8_sequence_length(s);
+        if (*s == '"' || *s == '\\')
+            fprintf(out, "\\%c", *s);
+        else if (*s == '\n')
+            fputs("\\n", out);
+        else if (*s == '\t')
+            fputs("\\t", out);
+        else if (*s < 0x20 || *s == 0x7F)
+            fprintf(out, "\\u%04x", *s);
+        else if (n == 0)
+            fputs("\\ufffd", out);
+        else
+            fwrite(s, 1, (size_t)n, out);
+        s += n > 0 ? n : 1;
+    }
+    fputc('"', out);
+}
+
+int cli_load_model(const char *cmd, const char *path, mv_model **model)
+{
+    if (mv_model_load(model, path)) {
+        cli_error(cmd, "%s", mv_last_error());
+        return 1;
+    }
+    return 0;
+}
+
+void cli_ensure_dir(const char *dir)
+{
+    mkdir(dir, 0777); /* failure shows up, with its reason, when a file is written there */
+}
+
 void cli_ensure_parent(const char *path)
 {
     const char *slash = strrchr(path, '/');
@@ -73,7 +133,7 @@ void cli_ensure_parent(const char *path)
         return;
     memcpy(dir, path, (size_t)(slash - path));
     dir[slash - path] = 0;
-    mkdir(dir, 0777); /* failure shows up, with its reason, when the file is written */
+    cli_ensure_dir(dir);
 }
 
 int cli_bad_option(const char *cmd, int opt, const char *arg0)

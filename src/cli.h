@@ -2,6 +2,8 @@
 #ifndef MV_CLI_H
 #define MV_CLI_H
 
+#include <stdio.h>
+
 #include "mlpviz.h"
 
 /* Exit statuses: 0 success, 1 the work failed (a check, a file), 2 the command line is wrong. */
@@ -29,8 +31,18 @@ int cli_load_data(const char *cmd, const char *path, const char *labels, const c
                   const char *const *default_names, int n_default,
                   const mv_load_options *options, mv_dataset **out);
 
-/* Creates the directory of a default output path such as out/x.png when it is missing. */
+/* Creates a directory (one level) when it is missing. */
+void cli_ensure_dir(const char *dir);
+/* Creates the directory of an output path such as out/x.png when it is missing. */
 void cli_ensure_parent(const char *path);
+
+/* Loads a model, printing the library's message (which names the file) on failure;
+ * returns the exit status. */
+int cli_load_model(const char *cmd, const char *path, mv_model **model);
+
+/* Writes text as a quoted JSON string that always parses: quotes, backslashes and control
+ * characters escaped, invalid UTF-8 replaced by U+FFFD. */
+void cli_json_string(FILE *out, const char *text);
 
 /* Unknown option / missing value reporting for getopt_long loops. */
 int cli_bad_option(const char *cmd, int opt, const char *arg0);

@@ -27,16 +27,6 @@ static const char *const predict_help =
     "\n"
     "Prints the K most probable classes of each image (default 3).\n";
 
-/* Loads MODEL, printing the error. */
-static int load_model(const char *cmd, const char *path, mv_model **model)
-{
-    if (mv_model_load(model, path)) {
-        cli_error(cmd, "%s", mv_last_error());
-        return 1;
-    }
-    return 0;
-}
-
 /* Rewrites the dataset's labels and class list into the model's class order, matching by
  * name; a class the model does not know is an error. */
 static int match_classes(const mv_model *model, mv_dataset *data, const char *path)
@@ -202,7 +192,7 @@ int cmd_eval(int argc, char **argv)
     }
     mv_model *model = NULL;
     mv_dataset *data = NULL;
-    if (load_model("eval", argv[optind], &model))
+    if (cli_load_model("eval", argv[optind], &model))
         return 1;
     load.width = model->width;
     load.height = model->height;
@@ -270,7 +260,7 @@ int cmd_predict(int argc, char **argv)
         return 2;
     }
     mv_model *model;
-    if (load_model("predict", argv[optind], &model))
+    if (cli_load_model("predict", argv[optind], &model))
         return 1;
     mv_workspace *ws = NULL;
     const size_t D = (size_t)model->net->arch.widths[0];
@@ -406,7 +396,7 @@ int cmd_grad(int argc, char **argv)
         return 2;
     }
     mv_model *model;
-    if (load_model("grad", argv[optind], &model))
+    if (cli_load_model("grad", argv[optind], &model))
         return 1;
     const int K = model->n_classes, D = model->net->arch.widths[0];
     float *pixels = malloc(sizeof *pixels * (size_t)D);
@@ -518,7 +508,7 @@ int cmd_saliency(int argc, char **argv)
         return 2;
     }
     mv_model *m;
-    if (load_model("saliency", argv[optind], &m))
+    if (cli_load_model("saliency", argv[optind], &m))
         return 1;
     const size_t D = (size_t)m->net->arch.widths[0];
     const int s = (int)scale, gap = 4, W = 3 * m->width * s + 2 * gap, H = m->height * s;

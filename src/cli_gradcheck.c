@@ -202,7 +202,7 @@ int cmd_gradcheck(int argc, char **argv)
     printf("gradcheck: %s, batch %d, %s, seed %llu, h = %g, floor = %g\n",
            o.precision == MV_PREC_DOUBLE ? "float64" : "float32", o.cfg.batch,
            mv_head_name(o.cfg.arch.head), (unsigned long long)o.cfg.seed,
-           o.cfg.step ? o.cfg.step : o.precision == MV_PREC_DOUBLE ? 1e-3 : 1e-2, o.cfg.floor);
+           o.cfg.step ? o.cfg.step : mv_gradcheck_default_step(o.precision), o.cfg.floor);
     print_report(&report, o.tol);
     printf("max relative error %.3e (tolerance %.1e); float32 vs float64 %.3e (tolerance "
            "%.1e)\n",

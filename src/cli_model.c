@@ -45,52 +45,6 @@ static const char *const export_help =
 
 /* ---------------------------------------------------------------- JSON and text output */
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes there are not one
- * (overlong forms, surrogates and code points past U+10FFFF included). */
-static int utf8_sequence_length(const unsigned char *s)
-{
-    const unsigned c = s[0];
-    int n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                                                  : (c & 0xF8) == 0xF0 ? 4 : 0;
-    if (n <= 1)
-        return n;
-    unsigned code = c & (0x7Fu >> n);
-    for (int i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        code = code << 6 | (s[i] & 0x3F);
-    }
-    static const unsigned smallest[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (code < smallest[n] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF))
-        return 0;
-    return n;
-}
-
-/* Writes text as a JSON string: quotes, backslashes and control characters escaped, and
- * any byte that is not valid UTF-8 replaced by U+FFFD, so the output always parses. */
-static void json_string(FILE *out, const char *text)
-{
-    const unsigned char *s = (const unsigned char *)text;
-    fputc('"', out);
-    while (*s) {
-        const int n = utf8_sequence_length(s);
-        if (*s == '"' || *s == '\\')
-            fprintf(out, "\\%c", *s);
-        else if (*s == '\n')
-            fputs("\\n", out);
-        else if (*s == '\t')
-            fputs("\\t", out);
-        else if (*s < 0x20 || *s == 0x7F)
-            fprintf(out, "\\u%04x", *s);
-        else if (n == 0)
-            fputs("\\ufffd", out);
-        else
-            fwrite(s, 1, (size_t)n, out);
-        s += n > 0 ? n : 1;
-    }
-    fputc('"', out);
-}
-
 /* Writes text for a terminal: control characters become \xNN so a hostile class name or
  * metadata value cannot move the cursor or change colours. */
 static void print_safe_n(FILE *out, const char *text, size_t n)
@@ -138,7 +92,7 @@ static void json_class_names(FILE *out, const mv_model *m)
     fputc('[', out);
     for (int i = 0; i < m->n_classes; i++) {
         if (i) fputs(", ", out);
-        json_string(out, m->class_names[i]);
+        cli_json_string(out, m->class_names[i]);
     }
     fputc(']', out);
 }
@@ -151,9 +105,9 @@ static void json_meta(FILE *out, const char *meta)
         const char *eq = strchr(line, '='), *end = strchr(line, '\n');
         char *key = strndup(line, (size_t)(eq - line)), *value = strndup(eq + 1, (size_t)(end - eq - 1));
         if (line != meta) fputs(", ", out);
-        json_string(out, key ? key : "?");
+        cli_json_string(out, key ? key : "?");
         fputs(": ", out);
-        json_string(out, value ? value : "?");
+        cli_json_string(out, value ? value : "?");
         free(key);
         free(value);
         line = end + 1;
@@ -202,16 +156,6 @@ static int read_file_facts(const char *cmd, const char *path, file_facts *facts)
     facts->size = (long long)st.st_size;
     facts->version = head[8] | head[9] << 8 | head[10] << 16 | (unsigned)head[11] << 24;
     facts->crc = tail[0] | tail[1] << 8 | tail[2] << 16 | (unsigned long)tail[3] << 24;
-    return 0;
-}
-
-/* Loads a model, printing the library's message (which names the file) on failure. */
-static int load_model(const char *cmd, const char *path, mv_model **model)
-{
-    if (mv_model_load(model, path)) {
-        cli_error(cmd, "%s", mv_last_error());
-        return 1;
-    }
     return 0;
 }
 
@@ -327,7 +271,7 @@ static void print_json(const char *path, const mv_model *m, const file_facts *fa
 {
     const mv_arch *arch = &m->net->arch;
     printf("{\n  \"file\": ");
-    json_string(stdout, path);
+    cli_json_string(stdout, path);
     printf(",\n  \"file_size\": %lld,\n  \"format_version\": %u,\n  \"crc32\": \"0x%08lx\",\n",
            facts->size, facts->version, facts->crc);
     printf("  \"input\": {\"channels\": %d, \"height\": %d, \"width\": %d, \"layout\": \"HWC\", "
@@ -346,7 +290,7 @@ static void print_json(const char *path, const mv_model *m, const file_facts *fa
     printf(",\n  \"extras\": [");
     for (int e = 0; e < m->n_extras; e++) {
         printf("%s{\"name\": ", e ? ", " : "");
-        json_string(stdout, m->extras[e].name);
+        cli_json_string(stdout, m->extras[e].name);
         printf(", \"count\": %zu, \"bytes\": %zu}", m->extras[e].count,
                m->extras[e].count * sizeof(float));
     }
@@ -390,7 +334,7 @@ int cmd_info(int argc, char **argv)
         return rc < 0 ? MV_EXIT_OK : rc;
     mv_model *m;
     file_facts facts;
-    if (load_model("info", path, &m))
+    if (cli_load_model("info", path, &m))
         return MV_EXIT_FAIL;
     if (read_file_facts("info", path, &facts)) {
         mv_model_free(m);
@@ -436,7 +380,7 @@ static void json_export(FILE *out, const char *source, const mv_model *m)
     const mv_arch *arch = &m->net->arch;
     fputs("{\n  \"format\": \"mlpviz-npy-export\",\n  \"format_version\": 1,\n  \"source\": ",
           out);
-    json_string(out, source);
+    cli_json_string(out, source);
     fputs(",\n  \"widths\": [", out);
     for (int l = 0; l <= arch->n_layers; l++) fprintf(out, "%s%d", l ? ", " : "", arch->widths[l]);
     fputs("],\n  \"hidden_activations\": [", out);
@@ -564,7 +508,7 @@ int cmd_export(int argc, char **argv)
     if (rc)
         return rc < 0 ? MV_EXIT_OK : rc;
     mv_model *m;
-    if (load_model(cmd, path, &m))
+    if (cli_load_model(cmd, path, &m))
         return MV_EXIT_FAIL;
     rc = ensure_directory(cmd, dir) || export_files(cmd, path, dir, m) ? MV_EXIT_FAIL
                                                                        : MV_EXIT_OK;

@@ -573,10 +573,7 @@ int cmd_train(int argc, char **argv)
     if (!rc)
         rc = build_model(&o, r.train, &r.model);
     if (!rc && o.resume) {
-        if (mv_model_load(&r.checkpoint, o.resume)) {
-            cli_error("train", "%s", mv_last_error());
-            rc = 1;
-        }
+        rc = cli_load_model("train", o.resume, &r.checkpoint);
         o.train.resume = r.checkpoint;
     }
     if (!rc && mv_model_meta_set(r.model, "command", r.command)) {

@@ -244,19 +244,6 @@ static int write_grid(const viz_output *v)
     return st != MV_OK;
 }
 
-/* text as a JSON string body: quotes, backslashes and control characters escaped. */
-static void json_text(FILE *f, const char *text)
-{
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-}
-
 static int write_report(const viz_output *v)
 {
     char *csv = NULL, *json = NULL;
@@ -271,17 +258,17 @@ static int write_report(const viz_output *v)
         return 1;
     }
     fprintf(c, "class,seed,score,logit,prob,margin,first_top_step\n");
-    fprintf(j, "{\n  \"model\": \"");
-    json_text(j, v->o->model_path);
-    fprintf(j, "\",\n  \"images\": [\n");
+    fprintf(j, "{\n  \"model\": ");
+    cli_json_string(j, v->o->model_path);
+    fprintf(j, ",\n  \"images\": [\n");
     for (int r = 0; r < v->rows; r++) {
         const mv_viz_result *x = &v->results[r];
         const char *name = v->m->class_names[v->targets[r % v->n_classes]];
         fprintf(c, "%s,%d,%.6g,%.6g,%.6g,%.6g,%d\n", name, r / v->n_classes, x->score, x->logit,
                 x->prob, x->margin, x->first_top_step);
-        fprintf(j, "    {\"class\": \"");
-        json_text(j, name);
-        fprintf(j, "\", \"seed\": %d, \"score\": %.6g, \"logit\": %.6g, \"prob\": %.6g, "
+        fprintf(j, "    {\"class\": ");
+        cli_json_string(j, name);
+        fprintf(j, ", \"seed\": %d, \"score\": %.6g, \"logit\": %.6g, \"prob\": %.6g, "
                    "\"margin\": %.6g, \"first_top_step\": %d}%s\n",
                 r / v->n_classes, x->score, x->logit, x->prob, x->margin, x->first_top_step,
                 r + 1 < v->rows ? "," : "");
@@ -357,9 +344,7 @@ static int run_visualize(viz_options *o, const mv_model *m, int argc, char **arg
     for (int i = 0; i < argc && at < (int)sizeof v.text; i++)
         at += snprintf(v.text + at, sizeof v.text - (size_t)at, " %s", argv[i]);
     if (!rc) {
-        char probe[4096]; /* DIR/x: creates DIR when it is missing */
-        snprintf(probe, sizeof probe, "%s/x", o->out);
-        cli_ensure_parent(probe);
+        cli_ensure_dir(o->out);
         rc = write_images(&v) || write_grid(&v) || write_report(&v);
     }
     for (int r = 0; !rc && r < rows; r++)
@@ -383,10 +368,8 @@ int cmd_visualize(int argc, char **argv)
     if (rc)
         return rc < 0 ? 0 : rc;
     mv_model *m;
-    if (mv_model_load(&m, o.model_path)) {
-        cli_error("visualize", "%s", mv_last_error());
+    if (cli_load_model("visualize", o.model_path, &m))
         return 1;
-    }
     rc = run_visualize(&o, m, argc, argv);
     mv_model_free(m);
     return rc;

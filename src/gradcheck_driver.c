@@ -51,12 +51,18 @@ static mv_status float_vs_double(const mv_gradcheck_config *config, double *resu
     return st;
 }
 
+double mv_gradcheck_default_step(mv_precision precision)
+{
+    /* 4-point stencil: truncation O(h^4), rounding O(eps / h); these balance the two. */
+    return precision == MV_PREC_DOUBLE ? 1e-3 : 1e-2;
+}
+
 mv_status mv_gradcheck(const mv_gradcheck_config *config, mv_precision precision,
                        mv_gradcheck_report *report)
 {
     mv_gradcheck_config cfg = *config;
     if (cfg.step == 0)
-        cfg.step = precision == MV_PREC_DOUBLE ? 1e-3 : 1e-2;
+        cfg.step = mv_gradcheck_default_step(precision);
     if (!(cfg.floor > 0 && isfinite(cfg.floor)))
         return mv_fail(MV_ERR_ARG, "the error floor must be > 0, got %g", cfg.floor);
     mv_status st = precision == MV_PREC_DOUBLE ? mv_gradcheck_run_f64(&cfg, report)

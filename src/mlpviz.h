@@ -272,6 +272,9 @@ typedef struct {
 mv_status mv_gradcheck(const mv_gradcheck_config *config, mv_precision precision,
                        mv_gradcheck_report *report);
 
+/* The finite-difference step used when config->step is 0: 1e-3 in double, 1e-2 in float. */
+double mv_gradcheck_default_step(mv_precision precision);
+
 /* Index of a tensor whose analytic gradient is all zero over the whole tensor, or -1.
  * A check that passes on zeros proves nothing. */
 int mv_gradcheck_zero_tensor(const mv_gradcheck_report *report);
