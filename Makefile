@@ -30,8 +30,9 @@ VARIANT_SRC := activations losses layers net gradcheck
 NEUTRAL_SRC := error rng arch crc32 gradcheck_report
 # Float-only parts of the library: they use the float network, so they must never be linked
 # next to the double copy in the float64 test build.
-LIB_ONLY    := gradcheck_driver image data model optim train draw fileio visualize
-CLI_SRC     := cli cli_gradcheck cli_convert cli_model cli_train cli_eval cli_visualize
+LIB_ONLY    := gradcheck_driver image data model optim train draw fileio visualize classstats
+CLI_SRC     := cli cli_gradcheck cli_convert cli_model cli_train cli_eval cli_visualize \
+               cli_viz_output cli_viz_search
 
 F32_OBJ     := $(VARIANT_SRC:%=$(BUILD)/f32/%.o)
 F64_OBJ     := $(VARIANT_SRC:%=$(BUILD)/f64/%.o)
@@ -42,11 +43,12 @@ LIB         := $(OUTDIR)lib/libmlpviz.a
 BIN         := $(OUTDIR)bin/mlpviz
 TEST_BINS   := $(BUILD)/tests/test_core_f64 $(BUILD)/tests/test_core_f32 $(BUILD)/tests/test_api \
                $(BUILD)/tests/test_data $(BUILD)/tests/test_model $(BUILD)/tests/test_train \
-               $(BUILD)/tests/test_visualize
-TEST_TOOLS  := $(BUILD)/tests/tool_make_model $(BUILD)/tests/tool_make_dataset
+               $(BUILD)/tests/test_visualize $(BUILD)/tests/test_classstats
+TEST_TOOLS  := $(BUILD)/tests/tool_make_model $(BUILD)/tests/tool_make_dataset \
+               $(BUILD)/tests/tool_make_shapes
 GEN_GOLDEN  := $(BUILD)/tests/gen_golden
 
-.PHONY: all deps tests test check mutation demo model golden clean
+.PHONY: all deps tests test check mutation demo model robust-model golden bench clean
 # Keep the objects of pattern rules: deleting them would rebuild them every time, and would
 # print "rm ..." after the test summary.
 .SECONDARY:
@@ -103,6 +105,8 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/f32/test_%.o $(LIB)
 
 # Synthetic image classes, shared by the training suite and the dataset tool.
 $(BUILD)/tests/test_train $(BUILD)/tests/tool_make_dataset: $(BUILD)/tests/f32/synthetic.o
+# Line-drawn shape classes: the second dataset the visualization targets are checked on.
+$(BUILD)/tests/tool_make_shapes: $(BUILD)/tests/f32/shapes.o $(BUILD)/tests/f32/synthetic.o
 $(GEN_GOLDEN): $(BUILD)/tests/f64/gen_golden.o $(BUILD)/tests/f64/golden_cases.o $(F64_OBJ) $(NEUTRAL_OBJ)
 	$(CC) -fopenmp $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/tests/test_core_f32: $(BUILD)/tests/f32/golden_cases.o
@@ -133,6 +137,19 @@ demo: deps
 model: deps
 	@$(MAKE) --no-print-directory $(BIN)
 	@scripts/train-fashion-mnist.sh models/fashion-mnist.mlp
+
+# Retrains the committed robust model (about 7 minutes), likewise.
+robust-model: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	@scripts/train-fashion-mnist-robust.sh models/fashion-mnist-robust.mlp
+
+# Timed workloads (docs/BENCHMARKS.md records the figures); never part of `make test`.
+$(BUILD)/bench: scripts/bench/bench.c $(LIB)
+	$(CC) $(BASE) $(CFLAGS) -Isrc -o $@ $< $(LIB) $(LDLIBS)
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BUILD)/bench
+	$(BUILD)/bench models/fashion-mnist.mlp
 
 clean:
 	rm -rf build bin lib

@@ -2,7 +2,9 @@
 # demo.sh: what `make demo` shows. Fashion-MNIST becomes image folders, the default recipe
 # trains on them with a progress bar, the model is evaluated on the test images (confusion
 # matrix in out/confusion.png) and compared with the committed models/fashion-mnist.mlp;
-# every class is drawn by gradient ascent (out/<class>.png, out/grid.png, out/report.*);
+# every class of the committed robust model is drawn by gradient ascent and judged by the
+# model just trained (out/<class>.png, out/grid.png, out/report.*), and the accurate model's
+# own drawings go to out/accurate-model/;
 # then the gradient checks of the core run on the same network shape (out/gradcheck.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,8 +27,14 @@ else
 fi
 
 echo
-echo "== what each class looks like to the model (gradient ascent on the pixels)"
-bin/mlpviz visualize out/fashion-mnist.mlp --out out
+echo "== what each class looks like to the robust model (gradient ascent on the pixels),"
+echo "   judged by the accurate model just trained (another architecture and seed)"
+bin/mlpviz visualize models/fashion-mnist-robust.mlp --judge out/fashion-mnist.mlp --out out
+
+echo
+echo "== the same ascent on the accurate, non-robust model: it finds what fools it"
+bin/mlpviz visualize out/fashion-mnist.mlp --judge models/fashion-mnist-robust.mlp \
+    --out out/accurate-model
 
 echo
 echo "== gradient checks of the core (float64 finite differences)"

@@ -48,6 +48,13 @@ static const char *const train_help =
     "      --shift N          augmentation: random shifts up to N pixels (default 0)\n"
     "      --flip             augmentation: random horizontal flips\n"
     "      --keep-best        end with the weights of the best validation epoch\n"
+    "      --adversarial A    none (default), fgsm, or pgd: train on worst-case inputs\n"
+    "                         within an L-inf ball (robust models draw legible classes)\n"
+    "      --eps E            the ball's radius in pixel units 0..1 (default 0.1)\n"
+    "      --adv-steps K      pgd steps per batch (default 7)\n"
+    "      --adv-step-size A  per pgd step (default 2.5 eps / K)\n"
+    "      --class-stats R    store each class's mean and a rank-R Gaussian, the starts of\n"
+    "                         visualize --init class-mean|class-sample (default 16)\n"
     "run\n"
     "  -o, --out MODEL        model file to write (required)\n"
     "  -s, --seed N           (default 1)\n"
@@ -187,6 +194,9 @@ typedef struct {
     const char *layers, *acts;
     double val_split;
     int threads, quiet;
+    const char *adversarial; /* none, fgsm, pgd */
+    int adv_steps;           /* --adv-steps, for pgd */
+    int class_stats;         /* rank of the per-class Gaussians stored for visualization */
     mv_load_options load;
     mv_train_config train;
 } train_options;
@@ -195,7 +205,7 @@ enum {
     OPT_LABELS = 256, OPT_NAMES, OPT_VAL, OPT_VAL_SPLIT, OPT_TEST, OPT_SIZE, OPT_CHANNELS,
     OPT_SKIP_BAD, OPT_OPT, OPT_LR, OPT_MOMENTUM, OPT_SCHEDULE, OPT_WARMUP, OPT_LR_STEP,
     OPT_LR_GAMMA, OPT_MIN_LR, OPT_WD, OPT_DROPOUT, OPT_SMOOTH, OPT_SHIFT, OPT_FLIP, OPT_KEEP_BEST,
-    OPT_RESUME
+    OPT_RESUME, OPT_ADVERSARIAL, OPT_EPS, OPT_ADV_STEPS, OPT_ADV_STEP_SIZE, OPT_CLASS_STATS
 };
 
 static const struct option train_longopts[] = {
@@ -218,6 +228,10 @@ static const struct option train_longopts[] = {
     {"label-smoothing", required_argument, 0, OPT_SMOOTH},
     {"shift", required_argument, 0, OPT_SHIFT}, {"flip", no_argument, 0, OPT_FLIP},
     {"keep-best", no_argument, 0, OPT_KEEP_BEST}, {"out", required_argument, 0, 'o'},
+    {"adversarial", required_argument, 0, OPT_ADVERSARIAL},
+    {"eps", required_argument, 0, OPT_EPS},     {"adv-steps", required_argument, 0, OPT_ADV_STEPS},
+    {"adv-step-size", required_argument, 0, OPT_ADV_STEP_SIZE},
+    {"class-stats", required_argument, 0, OPT_CLASS_STATS},
     {"seed", required_argument, 0, 's'},        {"threads", required_argument, 0, 't'},
     {"resume", required_argument, 0, OPT_RESUME}, {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
@@ -268,6 +282,8 @@ static int parse_optimisation(int opt, const char *arg, mv_train_config *t)
     case OPT_SHIFT: if (cli_parse_int(cmd, "shift", arg, 0, 64, &v)) return 2; t->shift = (int)v; break;
     case OPT_FLIP: t->flip = 1; break;
     case OPT_KEEP_BEST: t->keep_best = 1; break;
+    case OPT_EPS: if (cli_parse_double(cmd, "eps", arg, 1e-6, 1, &t->adv_eps)) return 2; break;
+    case OPT_ADV_STEP_SIZE: if (cli_parse_double(cmd, "adv-step-size", arg, 0, 1, &t->adv_step_size)) return 2; break;
     default: return -1;
     }
     return 0;
@@ -307,6 +323,15 @@ static int parse_train_args(int argc, char **argv, train_options *o)
         case 's': if (cli_parse_u64(cmd, "seed", optarg, &o->train.seed)) return 2; break;
         case 't': if (cli_parse_int(cmd, "threads", optarg, 1, 1024, &v)) return 2; o->threads = (int)v; break;
         case OPT_RESUME: o->resume = optarg; break;
+        case OPT_ADVERSARIAL:
+            if (strcmp(optarg, "none") && strcmp(optarg, "fgsm") && strcmp(optarg, "pgd")) {
+                cli_error(cmd, "--adversarial must be none, fgsm or pgd, got '%s'", optarg);
+                return 2;
+            }
+            o->adversarial = optarg;
+            break;
+        case OPT_ADV_STEPS: if (cli_parse_int(cmd, "adv-steps", optarg, 1, 1000, &v)) return 2; o->adv_steps = (int)v; break;
+        case OPT_CLASS_STATS: if (cli_parse_int(cmd, "class-stats", optarg, 0, 64, &v)) return 2; o->class_stats = (int)v; break;
         case 'q': o->quiet = 1; break;
         case 'h': fputs(train_help, stdout); return -1;
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
@@ -320,6 +345,12 @@ static int parse_train_args(int argc, char **argv, train_options *o)
         cli_error(cmd, "--data and --out are required (see mlpviz train --help)");
         return 2;
     }
+    if (o->adv_steps && strcmp(o->adversarial, "pgd")) {
+        cli_error(cmd, "--adv-steps is for --adversarial pgd (fgsm takes one step)");
+        return 2;
+    }
+    o->train.adv_steps = !strcmp(o->adversarial, "pgd")    ? (o->adv_steps ? o->adv_steps : 7)
+                         : !strcmp(o->adversarial, "fgsm") ? 1 : 0;
     return 0;
 }
 
@@ -483,8 +514,34 @@ static int load_all_data(train_options *o, train_resources *r)
     return rc;
 }
 
+/* Images in the smallest class (0 when a class has none, or out of memory). */
+static int smallest_class(const mv_dataset *data)
+{
+    int *count = calloc((size_t)data->n_classes, sizeof *count), smallest = 0;
+    if (!count)
+        return 0;
+    for (int i = 0; i < data->count; i++) count[data->labels[i]]++;
+    smallest = count[0];
+    for (int k = 1; k < data->n_classes; k++) smallest = count[k] < smallest ? count[k] : smallest;
+    free(count);
+    return smallest;
+}
+
 static int finish_model(const train_options *o, train_resources *r)
 {
+    /* Class-conditional starts for `visualize`; a class too small for the rank gets none. */
+    const int smallest = smallest_class(r->train) - 1;
+    int rank = o->class_stats < smallest ? o->class_stats : smallest;
+    const long D = (long)r->train->width * r->train->height * r->train->channels;
+    if (D > 4096 && rank > 0) { /* the covariance is D x D per class: keep it under 128 MB */
+        if (!o->quiet)
+            fprintf(stderr, "mlpviz train: %ld inputs: storing class means only, no Gaussians\n", D);
+        rank = 0;
+    }
+    if (mv_model_fit_class_stats(r->model, r->train, rank < 0 ? 0 : rank, o->train.seed)) {
+        cli_error("train", "class statistics: %s", mv_last_error());
+        return 1;
+    }
     if (r->test) {
         double accuracy;
         if (mv_evaluate(r->model, r->test, &accuracy, NULL, NULL)) {
@@ -552,9 +609,11 @@ static int run_training(train_options *o, train_resources *r)
 
 int cmd_train(int argc, char **argv)
 {
-    train_options o = {.layers = "256,128", .acts = "relu", .val_split = 0.1};
+    train_options o = {.layers = "256,128", .acts = "relu", .val_split = 0.1,
+                       .adversarial = "none", .class_stats = 16};
     mv_load_options_defaults(&o.load);
     mv_train_defaults(&o.train);
+    o.train.adv_eps = 0.1;
     int rc = parse_train_args(argc, argv, &o);
     if (rc)
         return rc < 0 ? 0 : rc;

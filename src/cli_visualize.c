@@ -1,120 +1,270 @@
-/* cli_visualize.c: `mlpviz visualize`, one synthesized image per class (and seed), a labelled
- * grid, and a report of what each image achieved. */
+/* cli_visualize.c: `mlpviz visualize`, one synthesized image per class or unit (and seed),
+ * from a preset or from settings given one by one, optionally judged by a second model. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "cli.h"
+#include <omp.h>
+
+#include "cli_viz.h"
 
 static const char *const visualize_help =
     "usage: mlpviz visualize MODEL [OPTIONS]\n"
     "\n"
-    "Synthesizes, for each class, the image that maximizes the class score by gradient ascent\n"
-    "on the pixels, all classes in one batch. Writes DIR/<class>.png (DIR/<class>-<seed>.png\n"
-    "with --seeds), DIR/grid.png with the class names, and DIR/report.csv and report.json.\n"
+    "Synthesizes, for each class (or hidden unit), the image that maximizes its score by\n"
+    "gradient ascent on the pixels, all targets in one batch. Writes DIR/<class>.png\n"
+    "(DIR/<class>-<seed>.png with --seeds), DIR/grid.png with the names drawn on it, and\n"
+    "DIR/report.csv and report.json (score, probability, margin, judge's probability).\n"
     "\n"
-    "  -c, --class LIST      all (default), or class indices/names separated by commas\n"
-    "  -k, --seeds K         images per class, from different starts (default 1)\n"
-    "  -n, --steps N         ascent steps (default 300)\n"
-    "      --lr X            step size in pixel units (default 0.02)\n"
-    "      --no-normalize    plain gradient steps instead of lr / mean|gradient|\n"
-    "      --objective O     logit (default), prob or logprob\n"
-    "      --l2 L            subtract L |x|^2 from the objective (default 0)\n"
-    "      --decay D         pull towards the start by D per step (default 0.002)\n"
-    "      --blur-every N    blur the image every N steps (default 4; 0 = never)\n"
-    "      --blur-sigma S    (default 0.5 pixels)\n"
-    "      --grad-blur S     blur the gradient before each step (default 1; 0 = off)\n"
-    "      --jitter J        random shifts of up to J pixels (default 1)\n"
-    "      --no-clamp        do not clamp pixels to [0, 1] after each step\n"
-    "      --init I          gray (default), noise, or an image file\n"
-    "  -s, --seed N          (default 1)\n"
-    "  -o, --out DIR         (default out)\n"
-    "      --scale S         upscale the written images S times (default 4)\n"
+    "targets\n"
+    "  -c, --class LIST        all (default), or class indices/names separated by commas\n"
+    "      --unit L:J[,J...]   hidden units J of hidden layer L (0 = the first) instead\n"
+    "  -k, --seeds K           images per target, from different starts (default 1)\n"
+    "settings (a preset first, then any of these on top)\n"
+    "  -p, --preset P          default, plain, yosinski1..yosinski4, or a file of flags such\n"
+    "                          as the preset.txt that --search writes\n"
+    "  -n, --steps N           ascent steps (default 300)\n"
+    "      --objective O       logit (default), prob, logprob or margin\n"
+    "      --l2 L              subtract L |x|^2 (network units) from the objective\n"
+    "      --step R            normalized (default: lr / mean|d|), fixed, or progress\n"
+    "      --lr X              step size in pixel units (default 0.02; the cap for progress)\n"
+    "      --progress X        progress rule: wanted rise of the objective per step (2)\n"
+    "      --optimizer O       plain (default), momentum or adam, on the pixels\n"
+    "      --momentum X        momentum, or adam's beta1 (default 0.9)\n"
+    "      --decay D           pull towards the reference by D per step (default 0.002)\n"
+    "      --decay-to R        start (default) or mean: the mean pixel, as Yosinski's decay\n"
+    "      --blur-every N      blur the image every N steps (default 4; 0 = never)\n"
+    "      --blur-sigma S      (default 0.5 pixels)\n"
+    "      --grad-blur S       blur the gradient before each step (default 1; 0 = off)\n"
+    "      --jitter J          random shifts of up to J pixels per step (default 1)\n"
+    "      --clamp, --no-clamp keep pixels in [0, 1] after every step (default on)\n"
+    "      --norm-pct P        set pixels of norm below the P-th percentile to the mean\n"
+    "      --contrib-pct P     likewise for a small contribution |x . gradient|\n"
+    "      --octaves N         start at 1/scale^(N-1) of the resolution (default 1)\n"
+    "      --octave-scale S    (default 1.5)\n"
+    "      --init I            gray (default), noise, mean, class-mean, class-sample, or an\n"
+    "                          image file\n"
+    "      --temperature T     spread of class-sample starts (default 1)\n"
+    "  -s, --seed N            (default 1)\n"
+    "search and judging\n"
+    "  -j, --judge MODEL       a second model scores every image (judge_prob in the report)\n"
+    "      --search N          try N settings (the given one first), keep the best: highest\n"
+    "                          judge probability, then own; writes search.csv, search.png,\n"
+    "                          preset.txt\n"
+    "output\n"
+    "  -o, --out DIR           (default out)\n"
+    "      --scale S           upscale the written images S times (default 4)\n"
+    "      --frames N          also save every N-th step: DIR/frames/, DIR/filmstrip.png\n"
+    "  -t, --threads N         OpenMP threads (the images do not depend on it)\n"
+    "  -q, --quiet             no progress bar\n"
     "  -h, --help\n";
 
-typedef struct {
-    const char *model_path, *classes, *init, *out;
-    int seeds, scale;
-    mv_viz_config viz;
-} viz_options;
+static const struct option viz_longopts[] = {
+    {"class", required_argument, 0, 'c'},        {"unit", required_argument, 0, VIZ_OPT_UNIT},
+    {"seeds", required_argument, 0, 'k'},        {"preset", required_argument, 0, 'p'},
+    {"steps", required_argument, 0, 'n'},        {"objective", required_argument, 0, VIZ_OPT_OBJECTIVE},
+    {"l2", required_argument, 0, VIZ_OPT_L2},    {"step", required_argument, 0, VIZ_OPT_STEP},
+    {"lr", required_argument, 0, VIZ_OPT_LR},    {"progress", required_argument, 0, VIZ_OPT_PROGRESS},
+    {"no-normalize", no_argument, 0, VIZ_OPT_NO_NORMALIZE},
+    {"optimizer", required_argument, 0, VIZ_OPT_OPTIMIZER},
+    {"momentum", required_argument, 0, VIZ_OPT_MOMENTUM},
+    {"decay", required_argument, 0, VIZ_OPT_DECAY}, {"decay-to", required_argument, 0, VIZ_OPT_DECAY_TO},
+    {"blur-every", required_argument, 0, VIZ_OPT_BLUR_EVERY},
+    {"blur-sigma", required_argument, 0, VIZ_OPT_BLUR_SIGMA},
+    {"grad-blur", required_argument, 0, VIZ_OPT_GRAD_BLUR},
+    {"jitter", required_argument, 0, VIZ_OPT_JITTER}, {"clamp", no_argument, 0, VIZ_OPT_CLAMP},
+    {"no-clamp", no_argument, 0, VIZ_OPT_NO_CLAMP},
+    {"norm-pct", required_argument, 0, VIZ_OPT_NORM_PCT},
+    {"contrib-pct", required_argument, 0, VIZ_OPT_CONTRIB_PCT},
+    {"octaves", required_argument, 0, VIZ_OPT_OCTAVES},
+    {"octave-scale", required_argument, 0, VIZ_OPT_OCTAVE_SCALE},
+    {"init", required_argument, 0, VIZ_OPT_INIT},
+    {"temperature", required_argument, 0, VIZ_OPT_TEMPERATURE},
+    {"seed", required_argument, 0, 's'},         {"judge", required_argument, 0, 'j'},
+    {"search", required_argument, 0, VIZ_OPT_SEARCH}, {"out", required_argument, 0, 'o'},
+    {"scale", required_argument, 0, VIZ_OPT_SCALE}, {"frames", required_argument, 0, VIZ_OPT_FRAMES},
+    {"threads", required_argument, 0, 't'},      {"quiet", no_argument, 0, 'q'},
+    {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
+static const char viz_shortopts[] = "c:k:p:n:s:j:o:t:qh";
 
-enum {
-    OPT_LR = 256, OPT_NO_NORMALIZE, OPT_OBJECTIVE, OPT_L2, OPT_DECAY, OPT_BLUR_EVERY,
-    OPT_BLUR_SIGMA, OPT_GRAD_BLUR, OPT_JITTER, OPT_NO_CLAMP, OPT_INIT, OPT_SCALE
-};
+/* Same codes for the short forms of settings. */
+static int setting_code(int opt) { return opt == 'n' ? VIZ_OPT_STEPS : opt == 's' ? VIZ_OPT_SEED : opt; }
 
-/* One numeric or switch option; 0 parsed, 2 bad value, -1 not one of them. */
-static int parse_viz_number(int opt, const char *arg, viz_options *o)
+/* Parses "name" with parse, printing its message under --option; 0 or 2. */
+#define PARSE_NAME(fn, option, arg, out) \
+    ((fn)((out), (arg)) ? (cli_error(cmd, "--%s: %s", (option), mv_last_error()), 2) : 0)
+
+int viz_parse_setting(int opt, const char *arg, mv_viz_config *v)
 {
     const char *cmd = "visualize";
-    mv_viz_config *v = &o->viz;
     long n;
-    switch (opt) {
-    case 'k': if (cli_parse_int(cmd, "seeds", arg, 1, 1000, &n)) return 2; o->seeds = (int)n; return 0;
-    case 'n': if (cli_parse_int(cmd, "steps", arg, 0, 1000000, &n)) return 2; v->steps = (int)n; return 0;
-    case OPT_LR: return cli_parse_double(cmd, "lr", arg, 0, 1e6, &v->lr) ? 2 : 0;
-    case OPT_NO_NORMALIZE: v->normalize = 0; return 0;
-    case OPT_L2: return cli_parse_double(cmd, "l2", arg, 0, 1e6, &v->l2) ? 2 : 0;
-    case OPT_DECAY: return cli_parse_double(cmd, "decay", arg, 0, 0.999, &v->decay) ? 2 : 0;
-    case OPT_BLUR_EVERY:
-        if (cli_parse_int(cmd, "blur-every", arg, 0, 1000000, &n)) return 2;
-        v->blur_every = (int)n;
+    switch (setting_code(opt)) {
+    case VIZ_OPT_STEPS: if (cli_parse_int(cmd, "steps", arg, 0, 1000000, &n)) return 2; v->steps = (int)n; return 0;
+    case VIZ_OPT_SEED: return cli_parse_u64(cmd, "seed", arg, &v->seed) ? 2 : 0;
+    case VIZ_OPT_OBJECTIVE:
+        if (!strcmp(arg, "unit")) { cli_error(cmd, "--objective unit: use --unit L:J"); return 2; }
+        return PARSE_NAME(mv_viz_objective_parse, "objective", arg, &v->objective);
+    case VIZ_OPT_L2: return cli_parse_double(cmd, "l2", arg, 0, 1e6, &v->l2) ? 2 : 0;
+    case VIZ_OPT_STEP: return PARSE_NAME(mv_viz_step_parse, "step", arg, &v->step);
+    case VIZ_OPT_LR: return cli_parse_double(cmd, "lr", arg, 0, 1e9, &v->lr) ? 2 : 0;
+    case VIZ_OPT_PROGRESS: return cli_parse_double(cmd, "progress", arg, 1e-9, 1e9, &v->progress) ? 2 : 0;
+    case VIZ_OPT_NO_NORMALIZE: v->step = MV_STEP_FIXED; return 0;
+    case VIZ_OPT_OPTIMIZER: return PARSE_NAME(mv_viz_optimizer_parse, "optimizer", arg, &v->optimizer);
+    case VIZ_OPT_MOMENTUM: return cli_parse_double(cmd, "momentum", arg, 0, 0.9999, &v->momentum) ? 2 : 0;
+    case VIZ_OPT_DECAY: return cli_parse_double(cmd, "decay", arg, 0, 0.999, &v->decay) ? 2 : 0;
+    case VIZ_OPT_DECAY_TO:
+        if (strcmp(arg, "start") && strcmp(arg, "mean")) {
+            cli_error(cmd, "--decay-to must be start or mean, got '%s'", arg);
+            return 2;
+        }
+        v->decay_to_mean = !strcmp(arg, "mean");
         return 0;
-    case OPT_BLUR_SIGMA: return cli_parse_double(cmd, "blur-sigma", arg, 0, 32, &v->blur_sigma) ? 2 : 0;
-    case OPT_GRAD_BLUR: return cli_parse_double(cmd, "grad-blur", arg, 0, 32, &v->grad_blur) ? 2 : 0;
-    case OPT_JITTER: if (cli_parse_int(cmd, "jitter", arg, 0, 64, &n)) return 2; v->jitter = (int)n; return 0;
-    case OPT_NO_CLAMP: v->clamp = 0; return 0;
-    case OPT_SCALE: if (cli_parse_int(cmd, "scale", arg, 1, 64, &n)) return 2; o->scale = (int)n; return 0;
-    case 's': return cli_parse_u64(cmd, "seed", arg, &v->seed) ? 2 : 0;
+    case VIZ_OPT_BLUR_EVERY: if (cli_parse_int(cmd, "blur-every", arg, 0, 1000000, &n)) return 2; v->blur_every = (int)n; return 0;
+    case VIZ_OPT_BLUR_SIGMA: return cli_parse_double(cmd, "blur-sigma", arg, 0, 32, &v->blur_sigma) ? 2 : 0;
+    case VIZ_OPT_GRAD_BLUR: return cli_parse_double(cmd, "grad-blur", arg, 0, 32, &v->grad_blur) ? 2 : 0;
+    case VIZ_OPT_JITTER: if (cli_parse_int(cmd, "jitter", arg, 0, 64, &n)) return 2; v->jitter = (int)n; return 0;
+    case VIZ_OPT_CLAMP: v->clamp = 1; return 0;
+    case VIZ_OPT_NO_CLAMP: v->clamp = 0; return 0;
+    case VIZ_OPT_NORM_PCT: return cli_parse_double(cmd, "norm-pct", arg, 0, 99.9, &v->norm_pct) ? 2 : 0;
+    case VIZ_OPT_CONTRIB_PCT: return cli_parse_double(cmd, "contrib-pct", arg, 0, 99.9, &v->contrib_pct) ? 2 : 0;
+    case VIZ_OPT_OCTAVES: if (cli_parse_int(cmd, "octaves", arg, 1, 8, &n)) return 2; v->octaves = (int)n; return 0;
+    case VIZ_OPT_OCTAVE_SCALE: return cli_parse_double(cmd, "octave-scale", arg, 1.01, 8, &v->octave_scale) ? 2 : 0;
+    case VIZ_OPT_TEMPERATURE: return cli_parse_double(cmd, "temperature", arg, 0, 100, &v->temperature) ? 2 : 0;
+    case VIZ_OPT_INIT:
+        if (!strcmp(arg, "image")) { cli_error(cmd, "--init: give the image file itself"); return 2; }
+        return PARSE_NAME(mv_viz_init_parse, "init", arg, &v->init);
     default: return -1;
     }
 }
 
+void viz_config_flags(const mv_viz_config *c, char *buf, size_t size)
+{
+    static const char *const objectives[] = {"logit", "prob", "logprob", "margin", "unit"};
+    static const char *const steps[] = {"fixed", "normalized", "progress"};
+    static const char *const optimizers[] = {"plain", "momentum", "adam"};
+    static const char *const inits[] = {"gray", "noise", "image", "mean", "class-mean",
+                                        "class-sample"};
+    snprintf(buf, size,
+             "--steps %d --objective %s --l2 %.9g --step %s --lr %.9g --progress %.9g "
+             "--optimizer %s --momentum %.9g --decay %.9g --decay-to %s --blur-every %d "
+             "--blur-sigma %.9g --grad-blur %.9g --jitter %d --%s --norm-pct %.9g "
+             "--contrib-pct %.9g --octaves %d --octave-scale %.9g --init %s --temperature %.9g",
+             c->steps, c->objective == MV_VIZ_UNIT ? "logit" : objectives[c->objective], c->l2,
+             steps[c->step], c->lr, c->progress, optimizers[c->optimizer], c->momentum, c->decay,
+             c->decay_to_mean ? "mean" : "start", c->blur_every, c->blur_sigma, c->grad_blur,
+             c->jitter, c->clamp ? "clamp" : "no-clamp", c->norm_pct, c->contrib_pct, c->octaves,
+             c->octave_scale, inits[c->init == MV_INIT_IMAGE ? MV_INIT_GRAY : c->init],
+             c->temperature);
+}
+
+/* Reads a preset file of settings flags (whitespace-separated, '#' starts a comment). */
+static int load_preset_file(const char *path, mv_viz_config *v)
+{
+    FILE *f = fopen(path, "r");
+    char text[8192];
+    size_t size = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (!f || ferror(f) || size == sizeof text - 1) {
+        cli_error("visualize", "--preset %s: %s", path,
+                  !f ? "neither a preset name (default, plain, yosinski1..4) nor a readable "
+                       "file" : "unreadable or longer than 8 KiB");
+        if (f) fclose(f);
+        return 2;
+    }
+    fclose(f);
+    text[size] = 0;
+    char *args[512];
+    int argc = 0;
+    args[argc++] = "preset";
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char *hash = strchr(line, '#');
+        if (hash) *hash = 0;
+        for (char *save = NULL, *tok = strtok_r(line, " \t\r", &save); tok && argc < 511;
+             tok = strtok_r(NULL, " \t\r", &save))
+            args[argc++] = tok;
+    }
+    args[argc] = NULL;
+    optind = 0;
+    opterr = 0;
+    for (int opt; (opt = getopt_long(argc, args, "n:s:", viz_longopts, NULL)) != -1;) {
+        const int rc = viz_parse_setting(opt, optarg, v);
+        if (rc < 0) {
+            cli_error("visualize", "--preset %s: '%s' is not a setting", path, args[optind - 1]);
+            return 2;
+        }
+        if (rc)
+            return rc;
+    }
+    if (optind < argc) {
+        cli_error("visualize", "--preset %s: unexpected '%s'", path, args[optind]);
+        return 2;
+    }
+    return 0;
+}
+
+/* The preset goes first whatever its place, so that other flags refine it. */
+static int apply_preset(int argc, char **argv, mv_viz_config *v)
+{
+    const char *preset = "default";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--"))
+            break;
+        if ((!strcmp(argv[i], "--preset") || !strcmp(argv[i], "-p")) && i + 1 < argc)
+            preset = argv[++i];
+        else if (!strncmp(argv[i], "--preset=", 9))
+            preset = argv[i] + 9;
+        else if (!strncmp(argv[i], "-p", 2) && argv[i][2])
+            preset = argv[i] + 2;
+    }
+    for (int k = 0; mv_viz_preset_names[k]; k++)
+        if (!strcmp(preset, mv_viz_preset_names[k]))
+            return mv_viz_preset(v, preset) ? 2 : 0;
+    mv_viz_defaults(v);
+    return load_preset_file(preset, v);
+}
+
 static int parse_viz_args(int argc, char **argv, viz_options *o)
 {
-    static const struct option longopts[] = {
-        {"class", required_argument, 0, 'c'},        {"seeds", required_argument, 0, 'k'},
-        {"steps", required_argument, 0, 'n'},        {"lr", required_argument, 0, OPT_LR},
-        {"no-normalize", no_argument, 0, OPT_NO_NORMALIZE},
-        {"objective", required_argument, 0, OPT_OBJECTIVE},
-        {"l2", required_argument, 0, OPT_L2},        {"decay", required_argument, 0, OPT_DECAY},
-        {"blur-every", required_argument, 0, OPT_BLUR_EVERY},
-        {"blur-sigma", required_argument, 0, OPT_BLUR_SIGMA},
-        {"grad-blur", required_argument, 0, OPT_GRAD_BLUR},
-        {"jitter", required_argument, 0, OPT_JITTER}, {"no-clamp", no_argument, 0, OPT_NO_CLAMP},
-        {"init", required_argument, 0, OPT_INIT},    {"seed", required_argument, 0, 's'},
-        {"out", required_argument, 0, 'o'},          {"scale", required_argument, 0, OPT_SCALE},
-        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
+    const char *cmd = "visualize";
+    long n;
+    int rc = apply_preset(argc, argv, &o->viz);
+    if (rc)
+        return rc;
     opterr = 0;
-    optind = 1;
-    for (int opt; (opt = getopt_long(argc, argv, "c:k:n:s:o:h", longopts, NULL)) != -1;) {
-        const int rc = parse_viz_number(opt, optarg, o);
-        if (rc >= 0) {
+    optind = 0;
+    for (int opt; (opt = getopt_long(argc, argv, viz_shortopts, viz_longopts, NULL)) != -1;) {
+        if (opt == VIZ_OPT_INIT) {
+            o->init = optarg; /* a name, or an image file */
+            continue;
+        }
+        if ((rc = viz_parse_setting(opt, optarg, &o->viz)) >= 0) {
             if (rc)
                 return rc;
             continue;
         }
         switch (opt) {
         case 'c': o->classes = optarg; break;
-        case OPT_INIT: o->init = optarg; break;
+        case VIZ_OPT_UNIT: o->units = optarg; break;
+        case 'p': break; /* applied first */
+        case 'k': if (cli_parse_int(cmd, "seeds", optarg, 1, 1000, &n)) return 2; o->seeds = (int)n; break;
+        case 'j': o->judge_path = optarg; break;
+        case VIZ_OPT_SEARCH: if (cli_parse_int(cmd, "search", optarg, 1, 10000, &n)) return 2; o->search = (int)n; break;
         case 'o': o->out = optarg; break;
-        case OPT_OBJECTIVE:
-            if (!strcmp(optarg, "logit")) o->viz.objective = MV_OBJ_LOGIT;
-            else if (!strcmp(optarg, "prob")) o->viz.objective = MV_OBJ_OUTPUT;
-            else if (!strcmp(optarg, "logprob")) o->viz.objective = MV_OBJ_LOGPROB;
-            else {
-                cli_error("visualize", "--objective must be logit, prob or logprob, got '%s'", optarg);
-                return 2;
-            }
+        case VIZ_OPT_SCALE: if (cli_parse_int(cmd, "scale", optarg, 1, 64, &n)) return 2; o->scale = (int)n; break;
+        case VIZ_OPT_FRAMES: if (cli_parse_int(cmd, "frames", optarg, 1, 1000000, &n)) return 2; o->frames = (int)n; break;
+        case 't':
+            if (cli_parse_int(cmd, "threads", optarg, 1, 1024, &n)) return 2;
+            omp_set_num_threads((int)n);
             break;
+        case 'q': o->quiet = 1; break;
         case 'h': fputs(visualize_help, stdout); return -1;
-        default: return cli_bad_option("visualize", opt, argv[optind - 1]);
+        default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
     }
     if (argc - optind != 1) {
-        cli_error("visualize", "give one MODEL (see mlpviz visualize --help)");
+        cli_error(cmd, "give one MODEL (see mlpviz visualize --help)");
         return 2;
     }
     o->model_path = argv[optind];
@@ -122,7 +272,7 @@ static int parse_viz_args(int argc, char **argv, viz_options *o)
 }
 
 /* Class indices of "all" or "3,coat,..."; *count of them. */
-static int parse_targets(const mv_model *m, const char *text, int *targets, int *count)
+static int parse_classes(const mv_model *m, const char *text, int *targets, int *count)
 {
     *count = 0;
     if (!strcmp(text, "all")) {
@@ -149,144 +299,32 @@ static int parse_targets(const mv_model *m, const char *text, int *targets, int 
     return 0;
 }
 
-/* Nearest-neighbour upscale of src [h][w][c] into dst [h*s][w*s][c]: crisp pixels. */
-static void upscale(const float *src, float *dst, int w, int h, int c, int s)
+/* "L:J[,J...]": units of hidden layer L. */
+static int parse_units(const mv_model *m, const char *text, int *layer, int *targets, int *count,
+                       int max)
 {
-    for (int y = 0; y < h * s; y++)
-        for (int x = 0; x < w * s; x++)
-            memcpy(dst + ((size_t)y * w * s + x) * c, src + ((size_t)(y / s) * w + x / s) * c,
-                   sizeof *dst * (size_t)c);
-}
-
-typedef struct {
-    const mv_model *m;
-    const viz_options *o;
-    const int *targets;
-    int rows, n_classes;
-    const float *images;
-    const mv_viz_result *results;
-    char text[512]; /* the PNG tEXt provenance */
-} viz_output;
-
-static int write_images(const viz_output *v)
-{
-    const mv_model *m = v->m;
-    const int s = v->o->scale, W = m->width * s, H = m->height * s, C = m->channels;
-    const size_t D = (size_t)m->width * m->height * C;
-    float *big = malloc(sizeof *big * (size_t)W * H * C); /* [H][W][C] */
-    if (!big) {
-        cli_error("visualize", "out of memory");
-        return 1;
+    const mv_arch *arch = &m->net->arch;
+    char *end;
+    const long l = strtol(text, &end, 10);
+    if (end == text || *end != ':' || l < 0 || l > arch->n_layers - 2) {
+        cli_error("visualize", "--unit '%s': expected L:J with L a hidden layer 0..%d", text,
+                  arch->n_layers - 2);
+        return 2;
     }
-    int rc = 0;
-    for (int r = 0; !rc && r < v->rows; r++) {
-        char path[4096];
-        const char *name = m->class_names[v->targets[r % v->n_classes]];
-        if (v->o->seeds > 1)
-            snprintf(path, sizeof path, "%s/%s-%d.png", v->o->out, name, r / v->n_classes);
-        else
-            snprintf(path, sizeof path, "%s/%s.png", v->o->out, name);
-        upscale(v->images + r * D, big, m->width, m->height, C, s);
-        if (mv_png_write(path, big, W, H, C, "mlpviz", v->text)) {
-            cli_error("visualize", "%s", mv_last_error());
-            rc = 1;
+    *layer = (int)l;
+    *count = 0;
+    for (const char *p = end + 1;;) {
+        const long j = strtol(p, &end, 10);
+        if (end == p || j < 0 || j >= arch->widths[l + 1] || (*end && *end != ',') || *count >= max) {
+            cli_error("visualize", "--unit '%s': units of layer %ld are 0..%d", text, l,
+                      arch->widths[l + 1] - 1);
+            return 2;
         }
+        targets[(*count)++] = (int)j;
+        if (!*end)
+            return 0;
+        p = end + 1;
     }
-    free(big);
-    return rc;
-}
-
-/* All images on one sheet: a column per class, a row per seed, the class names below. */
-static int write_grid(const viz_output *v)
-{
-    const mv_model *m = v->m;
-    const int s = v->o->scale, w = m->width * s, h = m->height * s, C = 3, pad = 4, label = 16;
-    const int cols = v->n_classes, seeds = v->o->seeds;
-    int cell_w = w;
-    for (int k = 0; k < cols; k++) {
-        const int tw = mv_text_width(m->class_names[v->targets[k]], 1);
-        cell_w = tw > cell_w ? tw : cell_w;
-    }
-    const int W = pad + cols * (cell_w + pad), H = pad + seeds * (h + pad) + label;
-    float *sheet = malloc(sizeof *sheet * (size_t)W * H * C);
-    float *big = malloc(sizeof *big * (size_t)w * h * m->channels);
-    if (!sheet || !big) {
-        free(sheet);
-        free(big);
-        cli_error("visualize", "out of memory");
-        return 1;
-    }
-    const float white[3] = {1, 1, 1}, black[3] = {0, 0, 0};
-    mv_fill_rect(sheet, W, H, C, 0, 0, W, H, white);
-    const size_t D = (size_t)m->width * m->height * m->channels;
-    for (int r = 0; r < v->rows; r++) {
-        const int col = r % cols, row = r / cols;
-        const int x0 = pad + col * (cell_w + pad) + (cell_w - w) / 2, y0 = pad + row * (h + pad);
-        upscale(v->images + r * D, big, m->width, m->height, m->channels, s);
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
-                for (int c = 0; c < C; c++)
-                    sheet[((size_t)(y0 + y) * W + x0 + x) * C + c] =
-                        big[((size_t)y * w + x) * m->channels + (m->channels == 3 ? c : 0)];
-    }
-    for (int k = 0; k < cols; k++) {
-        const char *name = m->class_names[v->targets[k]];
-        const int x = pad + k * (cell_w + pad) + (cell_w - mv_text_width(name, 1)) / 2;
-        mv_draw_text(sheet, W, H, C, x, H - label + 2, name, 1, black);
-    }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/grid.png", v->o->out);
-    const mv_status st = mv_png_write(path, sheet, W, H, C, "mlpviz", v->text);
-    free(sheet);
-    free(big);
-    if (st)
-        cli_error("visualize", "%s", mv_last_error());
-    return st != MV_OK;
-}
-
-static int write_report(const viz_output *v)
-{
-    char *csv = NULL, *json = NULL;
-    size_t csv_size = 0, json_size = 0;
-    FILE *c = open_memstream(&csv, &csv_size), *j = open_memstream(&json, &json_size);
-    if (!c || !j) {
-        if (c) fclose(c);
-        if (j) fclose(j);
-        free(csv);
-        free(json);
-        cli_error("visualize", "out of memory");
-        return 1;
-    }
-    fprintf(c, "class,seed,score,logit,prob,margin,first_top_step\n");
-    fprintf(j, "{\n  \"model\": ");
-    cli_json_string(j, v->o->model_path);
-    fprintf(j, ",\n  \"images\": [\n");
-    for (int r = 0; r < v->rows; r++) {
-        const mv_viz_result *x = &v->results[r];
-        const char *name = v->m->class_names[v->targets[r % v->n_classes]];
-        fprintf(c, "%s,%d,%.6g,%.6g,%.6g,%.6g,%d\n", name, r / v->n_classes, x->score, x->logit,
-                x->prob, x->margin, x->first_top_step);
-        fprintf(j, "    {\"class\": ");
-        cli_json_string(j, name);
-        fprintf(j, ", \"seed\": %d, \"score\": %.6g, \"logit\": %.6g, \"prob\": %.6g, "
-                   "\"margin\": %.6g, \"first_top_step\": %d}%s\n",
-                r / v->n_classes, x->score, x->logit, x->prob, x->margin, x->first_top_step,
-                r + 1 < v->rows ? "," : "");
-    }
-    fprintf(j, "  ]\n}\n");
-    fclose(c);
-    fclose(j);
-    char path[4096];
-    int rc = 0;
-    snprintf(path, sizeof path, "%s/report.csv", v->o->out);
-    if (mv_write_file_atomic(path, csv, csv_size)) rc = 1;
-    snprintf(path, sizeof path, "%s/report.json", v->o->out);
-    if (!rc && mv_write_file_atomic(path, json, json_size)) rc = 1;
-    if (rc)
-        cli_error("visualize", "%s", mv_last_error());
-    free(csv);
-    free(json);
-    return rc;
 }
 
 /* The CRC-32 stored at the end of the model file: which model made an image. */
@@ -303,74 +341,212 @@ static unsigned long model_crc(const char *path)
     return 0;
 }
 
-static int run_visualize(viz_options *o, const mv_model *m, int argc, char **argv)
+/* Frames collected during the ascent, and the progress bar. */
+typedef struct {
+    float *frames;   /* [capacity][rows][D] */
+    int *steps;      /* [capacity] */
+    int count, capacity, rows;
+    size_t D;
+    int bar;         /* draw a progress bar on stderr */
+} viz_watch;
+
+static void on_frame(int step, const float *images, int n, void *user)
 {
-    int targets_buf[4096], n_classes;
-    if (m->n_classes > 4096) {
-        cli_error("visualize", "%s: too many classes (%d)", o->model_path, m->n_classes);
-        return 1;
+    viz_watch *w = user;
+    if (w->count < w->capacity) {
+        memcpy(w->frames + (size_t)w->count * w->rows * w->D, images, sizeof(float) * w->D * (size_t)n);
+        w->steps[w->count++] = step;
     }
-    int rc = parse_targets(m, o->classes, targets_buf, &n_classes);
-    if (rc)
-        return rc;
-    const int rows = n_classes * o->seeds;
+}
+
+static void on_step(int step, int steps, void *user)
+{
+    const viz_watch *w = user;
+    if (!w->bar || (step % 10 && step != steps))
+        return;
+    const int width = 30, done = steps ? (int)((long)width * step / steps) : width;
+    fprintf(stderr, "\r\033[K[%.*s%*s] %d/%d steps", done, "==============================",
+            width - done, "", step, steps);
+    if (step == steps)
+        fputc('\n', stderr);
+}
+
+/* A class start that a preset chose but cannot apply falls back to gray, with a note. */
+static void resolve_class_start(viz_options *o, const mv_model *m, int unit_layer)
+{
+    const int class_start = o->viz.init == MV_INIT_CLASS_MEAN || o->viz.init == MV_INIT_CLASS_SAMPLE;
+    if (class_start && !o->init && (!mv_model_has_class_stats(m, NULL) || unit_layer >= 0)) {
+        fprintf(stderr, "mlpviz visualize: %s: %s; starting from gray\n", o->model_path,
+                unit_layer >= 0 ? "units have no class start"
+                                : "no class statistics for a class start");
+        o->viz.init = MV_INIT_GRAY;
+    }
+}
+
+static int run_ascent(viz_options *o, const mv_model *m, viz_output *v, float *images,
+                      mv_viz_result *results, viz_watch *w)
+{
     const size_t D = (size_t)m->width * m->height * m->channels;
-    int *targets = malloc(sizeof *targets * (size_t)rows);
-    float *images = malloc(sizeof *images * D * (size_t)rows), *init = NULL;
-    mv_viz_result *results = malloc(sizeof *results * (size_t)rows);
-    if (!targets || !images || !results) {
-        cli_error("visualize", "out of memory");
-        rc = 1;
-    }
-    for (int r = 0; !rc && r < rows; r++) targets[r] = targets_buf[r % n_classes];
-    if (!rc && strcmp(o->init, "gray") && strcmp(o->init, "noise")) {
+    float *init = NULL;
+    int rc = 0;
+    if (o->init && mv_viz_init_parse(&o->viz.init, o->init)) { /* not a name: a file */
         o->viz.init = MV_INIT_IMAGE;
         if (!(init = malloc(sizeof *init * D)) ||
             mv_image_load(o->init, m->channels, m->width, m->height, 0, init)) {
             cli_error("visualize", "--init: %s", init ? mv_last_error() : "out of memory");
-            rc = 1;
+            free(init);
+            return 1;
         }
-    } else if (!rc) {
-        o->viz.init = strcmp(o->init, "noise") ? MV_INIT_GRAY : MV_INIT_NOISE;
     }
-    if (!rc && mv_visualize(m, &o->viz, targets, rows, init, images, results)) {
+    *w = (viz_watch){.rows = v->rows, .D = D, .bar = !o->quiet && isatty(STDERR_FILENO)};
+    if (o->frames) {
+        w->capacity = o->viz.steps / o->frames + 1;
+        w->frames = malloc(sizeof *w->frames * D * (size_t)v->rows * (size_t)w->capacity);
+        w->steps = malloc(sizeof *w->steps * (size_t)w->capacity);
+        if (!w->frames || !w->steps) {
+            cli_error("visualize", "out of memory for %d frames", w->capacity);
+            free(init);
+            return 1;
+        }
+        o->viz.frame_every = o->frames;
+        o->viz.on_frame = on_frame;
+    }
+    o->viz.on_step = on_step;
+    o->viz.user = w;
+    if (mv_visualize(m, &o->viz, v->targets, v->rows, init, images, results)) {
         cli_error("visualize", "%s", mv_last_error());
         rc = 1;
     }
-    viz_output v = {.m = m, .o = o, .targets = targets, .rows = rows, .n_classes = n_classes,
-                    .images = images, .results = results};
+    free(init);
+    return rc;
+}
+
+static void print_summary(const viz_output *v)
+{
+    for (int r = 0; r < v->rows; r++) {
+        const mv_viz_result *x = &v->results[r];
+        char name[64];
+        printf("%-14s seed %d  score %9.4f  prob %.4f  top %-12s from step %4d",
+               viz_target_name(v, r, name, sizeof name), r / v->n_targets, x->score, x->prob,
+               v->m->class_names[x->top_class], x->first_top_step);
+        if (v->judge)
+            printf("  judge %.4f", viz_judge_prob(v, r));
+        putchar('\n');
+    }
+    if (v->judge && v->unit_layer < 0) {
+        double sum = 0;
+        int recognized = 0;
+        for (int r = 0; r < v->rows; r++) {
+            const float *p = v->judge_probs + (size_t)r * v->judge->n_classes;
+            int top = 0;
+            for (int k = 1; k < v->judge->n_classes; k++) top = p[k] > p[top] ? k : top;
+            recognized += top == v->targets[r % v->n_targets];
+            sum += viz_judge_prob(v, r);
+        }
+        printf("judge %s: recognizes %d of %d, mean probability %.4f\n", v->o->judge_path,
+               recognized, v->rows, sum / v->rows);
+    }
+    printf("images, grid.png and report.csv/json written to %s/\n", v->o->out);
+}
+
+/* The judge must see the same kind of image with the same class names. */
+static int check_judge(const mv_model *m, const mv_model *judge, const char *path)
+{
+    if (judge->width != m->width || judge->height != m->height || judge->channels != m->channels) {
+        cli_error("visualize", "--judge %s: takes %dx%dx%d images, the model %dx%dx%d", path,
+                  judge->width, judge->height, judge->channels, m->width, m->height, m->channels);
+        return 1;
+    }
+    for (int k = 0; k < m->n_classes; k++)
+        if (judge->n_classes != m->n_classes || strcmp(judge->class_names[k], m->class_names[k])) {
+            cli_error("visualize", "--judge %s: its classes differ from the model's", path);
+            return 1;
+        }
+    return 0;
+}
+
+static int visualize_with(viz_options *o, const mv_model *m, const mv_model *judge, int argc,
+                          char **argv)
+{
+    int targets_buf[4096], n_targets, unit_layer = -1;
+    int rc = o->units ? parse_units(m, o->units, &unit_layer, targets_buf, &n_targets, 4096)
+                      : m->n_classes > 4096 ? (cli_error("visualize", "too many classes"), 1)
+                                            : parse_classes(m, o->classes, targets_buf, &n_targets);
+    if (rc)
+        return rc;
+    if (o->units) {
+        o->viz.objective = MV_VIZ_UNIT;
+        o->viz.unit_layer = unit_layer;
+    }
+    const int rows = n_targets * o->seeds;
+    const size_t D = (size_t)m->width * m->height * m->channels;
+    int *targets = malloc(sizeof *targets * (size_t)rows);
+    float *images = malloc(sizeof *images * D * (size_t)rows);
+    mv_viz_result *results = malloc(sizeof *results * (size_t)rows);
+    float *judged = judge ? malloc(sizeof *judged * (size_t)rows * judge->n_classes) : NULL;
+    if (!targets || !images || !results || (judge && !judged)) {
+        cli_error("visualize", "out of memory");
+        rc = 1;
+    }
+    for (int r = 0; !rc && r < rows; r++) targets[r] = targets_buf[r % n_targets];
+    resolve_class_start(o, m, unit_layer);
+    if (!rc && o->search && o->init && mv_viz_init_parse(&o->viz.init, o->init)) {
+        cli_error("visualize", "--search tries its own starts: leave out --init %s", o->init);
+        rc = 2;
+    }
+    if (!rc && o->search)
+        rc = viz_search(o, m, judge, targets, rows, n_targets);
+    char flags[1024];
+    viz_config_flags(&o->viz, flags, sizeof flags);
+    viz_output v = {.m = m, .judge = judge, .o = o, .targets = targets, .rows = rows,
+                    .n_targets = n_targets, .unit_layer = unit_layer, .images = images,
+                    .results = results, .flags = flags};
+    viz_watch w = {0};
+    if (!rc)
+        rc = run_ascent(o, m, &v, images, results, &w);
+    if (!rc && judge && mv_model_predict(judge, images, rows, judged)) {
+        cli_error("visualize", "--judge %s: %s", o->judge_path, mv_last_error());
+        rc = 1;
+    }
+    v.judge_probs = judged;
+    v.frames = w.frames;
+    v.frame_steps = w.steps;
+    v.n_frames = w.count;
     int at = snprintf(v.text, sizeof v.text, "seed=%llu model_crc=%08lx command=mlpviz",
                       (unsigned long long)o->viz.seed, model_crc(o->model_path));
     for (int i = 0; i < argc && at < (int)sizeof v.text; i++)
         at += snprintf(v.text + at, sizeof v.text - (size_t)at, " %s", argv[i]);
-    if (!rc) {
-        cli_ensure_dir(o->out);
-        rc = write_images(&v) || write_grid(&v) || write_report(&v);
-    }
-    for (int r = 0; !rc && r < rows; r++)
-        printf("%-14s seed %d  logit %8.3f  prob %.4f  margin %8.3f  top from step %d\n",
-               m->class_names[targets[r]], r / n_classes, results[r].logit, results[r].prob,
-               results[r].margin, results[r].first_top_step);
-    if (!rc)
-        printf("images, grid.png and report.csv/json written to %s/\n", o->out);
+    if (!rc && !(rc = viz_write_outputs(&v)))
+        print_summary(&v);
     free(targets);
     free(images);
-    free(init);
     free(results);
+    free(judged);
+    free(w.frames);
+    free(w.steps);
     return rc;
 }
 
 int cmd_visualize(int argc, char **argv)
 {
-    viz_options o = {.classes = "all", .init = "gray", .out = "out", .seeds = 1, .scale = 4};
+    viz_options o = {.classes = "all", .out = "out", .seeds = 1, .scale = 4};
     mv_viz_defaults(&o.viz);
     int rc = parse_viz_args(argc, argv, &o);
     if (rc)
         return rc < 0 ? 0 : rc;
-    mv_model *m;
+    if (o.units && strcmp(o.classes, "all")) {
+        cli_error("visualize", "give --class or --unit, not both");
+        return 2;
+    }
+    mv_model *m = NULL, *judge = NULL;
     if (cli_load_model("visualize", o.model_path, &m))
         return 1;
-    rc = run_visualize(&o, m, argc, argv);
+    if (o.judge_path && (cli_load_model("visualize", o.judge_path, &judge) ||
+                         check_judge(m, judge, o.judge_path)))
+        rc = 1;
+    if (!rc)
+        rc = visualize_with(&o, m, judge, argc, argv);
     mv_model_free(m);
+    mv_model_free(judge);
     return rc;
 }

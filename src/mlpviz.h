@@ -496,6 +496,13 @@ typedef struct {
     float label_smoothing;/* targets (1 - e) one-hot + e / classes (Szegedy et al. 2016) */
     int shift;            /* augmentation: random shifts of up to this many pixels */
     int flip;             /* augmentation: random horizontal flips */
+    /* Adversarial training (Madry et al. 2018): every batch is replaced by the worst case
+     * found by adv_steps steps of projected gradient ascent on the loss inside the L-inf ball
+     * of radius adv_eps (pixel units, the image kept in [0, 1]), from a random start; one
+     * step without a random start is FGSM (Goodfellow et al. 2015). 0 steps = off. */
+    int adv_steps;
+    double adv_eps;
+    double adv_step_size; /* per step, pixel units; 0 = 2.5 eps / steps (eps for FGSM) */
     uint64_t seed;        /* shuffling, dropout, augmentation */
     int keep_best;        /* end with the weights of the best validation accuracy */
     const char *checkpoint_path; /* written atomically every epoch and on interruption */
@@ -565,42 +572,149 @@ mv_status mv_write_file_atomic(const char *path, const void *data, size_t size);
 mv_status mv_npy_write(const char *path, const float *values, int ndim, const int *shape);
 
 
+/* ---------------------------------------------------------------- class statistics (classstats.c) */
+
+/* Fits, for every class of data, the mean image and a low-rank Gaussian of its pixels (the
+ * top `rank` principal directions of the class covariance and the standard deviation along
+ * each, found by seeded subspace iteration in double), and stores them in the model as
+ * extras "class.mean" [K][D], "class.basis" [K][rank][D] (orthonormal rows) and
+ * "class.sd" [K][rank] (descending), D = height * width * channels, in pixel space [0, 1].
+ * They give class visualization its class-conditional starts (Santurkar et al. 2019). The
+ * result depends only on the data, rank and seed, never on the thread count. rank is
+ * 0..64 (0 stores the means alone) and below the smallest class size. */
+mv_status mv_model_fit_class_stats(mv_model *model, const mv_dataset *data, int rank,
+                                   uint64_t seed);
+
+/* Non-zero when the model carries consistent class statistics; *rank (may be NULL)
+ * receives their rank. */
+int mv_model_has_class_stats(const mv_model *model, int *rank);
+
+/* One start image for class k into out [D] (caller-allocated): the class mean plus
+ * temperature * sum_i sd_i z_i basis_i with z_i standard normal from rng, clamped to [0, 1].
+ * temperature 0 gives the mean. Fails when the model has no class statistics. */
+mv_status mv_class_sample(const mv_model *model, int k, double temperature, mv_rng *rng,
+                          float *out);
+
 /* ---------------------------------------------------------------- visualization (visualize.c) */
 
-typedef enum { MV_INIT_GRAY, MV_INIT_NOISE, MV_INIT_IMAGE } mv_viz_init;
+/* Where each image starts. */
+typedef enum {
+    MV_INIT_GRAY,         /* every pixel 0.5 */
+    MV_INIT_NOISE,        /* 0.5 + 0.1 N(0, 1), seeded */
+    MV_INIT_IMAGE,        /* a given image */
+    MV_INIT_MEAN,         /* the training data's mean pixel, plus N(0, 1/255) (Yosinski's
+                             "mean plus rand") */
+    MV_INIT_CLASS_MEAN,   /* the target class's mean image (needs class statistics) */
+    MV_INIT_CLASS_SAMPLE, /* a draw from the target class's Gaussian (Santurkar et al. 2019) */
+    MV_INIT_COUNT
+} mv_viz_init;
 
-/* Gradient ascent on the pixels (values in [0, 1]) of one image per target. */
+/* What each image climbs. */
+typedef enum {
+    MV_VIZ_LOGIT,         /* the target class's logit (Simonyan et al. 2013) */
+    MV_VIZ_PROB,          /* its softmax probability */
+    MV_VIZ_LOGPROB,       /* its log-probability */
+    MV_VIZ_MARGIN,        /* its logit minus the largest other logit */
+    MV_VIZ_UNIT,          /* a hidden unit's activation: targets are unit indices of
+                             hidden layer unit_layer */
+    MV_VIZ_OBJECTIVE_COUNT
+} mv_viz_objective;
+
+/* How the (smoothed) gradient direction d becomes a step. */
+typedef enum {
+    MV_STEP_FIXED,        /* lr * d */
+    MV_STEP_NORMALIZED,   /* lr * d / mean|d| (DeepDream style) */
+    MV_STEP_PROGRESS,     /* min(max_lr, progress / (g . d)) * d: the objective should rise by
+                             `progress` per step if it were linear (Yosinski et al. 2015) */
+    MV_STEP_COUNT
+} mv_viz_step;
+
+/* What turns the gradient into a direction. */
+typedef enum { MV_PIXOPT_PLAIN, MV_PIXOPT_MOMENTUM, MV_PIXOPT_ADAM, MV_PIXOPT_COUNT } mv_viz_optimizer;
+
+/* Gradient ascent on the pixels (values in [0, 1]) of one image per target. Each
+ * regularizer is off at 0. */
 typedef struct {
     int steps;            /* ascent steps (default 300) */
-    double lr;            /* step size, in pixel units (default 0.02) */
-    int normalize;        /* non-zero: step = lr * g / mean|g| (DeepDream style; default 1) */
-    mv_objective objective; /* MV_OBJ_LOGIT (default), MV_OBJ_OUTPUT or MV_OBJ_LOGPROB */
-    double l2;            /* objective - l2 * |x|^2 on the network input (default 0) */
-    double decay;         /* every step: p -= decay * (p - start) (default 0.002) */
-    int blur_every;       /* Gaussian blur of the image every this many steps (0 = never) */
+    mv_viz_objective objective; /* default MV_VIZ_LOGIT */
+    int unit_layer;       /* MV_VIZ_UNIT: the hidden layer, 0 .. n_layers-2 */
+    double l2;            /* objective - l2 * |x|^2 on the network input */
+    mv_viz_step step;     /* default MV_STEP_NORMALIZED */
+    double lr;            /* step size, pixel units (default 0.02); the cap for PROGRESS */
+    double progress;      /* MV_STEP_PROGRESS: wanted rise of the objective per step */
+    mv_viz_optimizer optimizer; /* default MV_PIXOPT_PLAIN */
+    double momentum;      /* MV_PIXOPT_MOMENTUM: mu (default 0.9); ADAM: beta1 (beta2 0.999) */
+    double decay;         /* every step: p -= decay * (p - reference) (default 0.002) */
+    int decay_to_mean;    /* reference: the data's mean pixel (Yosinski's L2 decay) instead of
+                             the start image */
+    int blur_every;       /* Gaussian blur of the image every this many steps */
     double blur_sigma;    /* its sigma in pixels (default 0.5, every 4 steps) */
     double grad_blur;     /* sigma of the blur of the gradient before each step (default 1) */
     int jitter;           /* random shifts (with wrap) of up to this many pixels (default 1) */
     int clamp;            /* clamp pixels to [0, 1] after every step (default 1) */
-    mv_viz_init init;     /* mid-gray (default), seeded noise, or a given image */
-    uint64_t seed;
+    double norm_pct;      /* Yosinski: pixels whose norm (over channels, network units) is
+                             below this percentile are set to the mean pixel, every step */
+    double contrib_pct;   /* Yosinski: likewise for |sum_c x_c g_c|, the pixel's first-order
+                             contribution to the objective */
+    int octaves;          /* multi-scale: the steps are split over this many octaves, the
+                             first at 1/octave_scale^(octaves-1) of the resolution (default 1) */
+    double octave_scale;  /* (default 1.5) */
+    mv_viz_init init;     /* default MV_INIT_GRAY */
+    double temperature;   /* MV_INIT_CLASS_SAMPLE: scale of the Gaussian's spread (default 1) */
+    uint64_t seed;        /* every random choice: starts and jitter */
+    int frame_every;      /* call on_frame every this many steps (0 = never) */
+    /* Receives the images [n][height][width][channels] after `step` steps (0 = the start);
+     * the buffer is borrowed for the call. */
+    void (*on_frame)(int step, const float *images, int n, void *user);
+    void (*on_step)(int step, int steps, void *user); /* after every step (may be NULL) */
+    void *user;
 } mv_viz_config;
 
 /* What one image achieved, measured on the final image without jitter. */
 typedef struct {
     double score;         /* the objective */
-    double logit, prob;   /* of the target class */
-    double margin;        /* target logit minus the largest other logit */
-    int first_top_step;   /* first step at which the target was the top class, or -1 */
+    double logit, prob;   /* of the target class (class objectives; else of top_class) */
+    double margin;        /* that logit minus the largest other logit */
+    int top_class;        /* the class the model gives the final image */
+    int first_top_step;   /* first step at which the target was the top class, or -1 (for a
+                             unit objective: the step at which the score first exceeded its
+                             start) */
 } mv_viz_result;
 
+/* The defaults listed in mv_viz_config. */
 void mv_viz_defaults(mv_viz_config *config);
 
+/* Fills config with a named preset (and the defaults for what the preset leaves alone):
+ * "default" (tuned on the committed Fashion-MNIST models: the defaults above, but starting
+ * from the class mean, which needs class statistics, climbing the log-probability at
+ * lr 0.004, without blurring the image), "plain" (unregularized ascent:
+ * fixed steps from gray, nothing else), or "yosinski1".."yosinski4" (the four settings of
+ * Yosinski et al. 2015, Table 1, translated from 0..255 mean-subtracted pixels to [0, 1]:
+ * learning rates divided by 255^2, decay towards the mean pixel, blur sigmas, percentiles and
+ * step counts kept). */
+mv_status mv_viz_preset(mv_viz_config *config, const char *name);
+/* The preset names, NULL-terminated. */
+extern const char *const mv_viz_preset_names[];
+
+/* Parses / names the enums above: "gray", "noise", "mean", "class-mean", "class-sample"
+ * (MV_INIT_IMAGE has no name: it needs a file); "logit", "prob", "logprob", "margin", "unit";
+ * "fixed", "normalized", "progress"; "plain", "momentum", "adam". */
+mv_status mv_viz_init_parse(mv_viz_init *init, const char *text);
+mv_status mv_viz_objective_parse(mv_viz_objective *objective, const char *text);
+mv_status mv_viz_step_parse(mv_viz_step *step, const char *text);
+mv_status mv_viz_optimizer_parse(mv_viz_optimizer *optimizer, const char *text);
+
 /* Optimises n images, images [n][height][width][channels] (caller-allocated, overwritten),
- * row r towards class targets[r] of model; init_image [height][width][channels] is used by
- * MV_INIT_IMAGE (else may be NULL). All rows go through one batched pass per step. */
+ * row r towards target targets[r] of model (a class, or a unit of config->unit_layer);
+ * init_image [height][width][channels] is used by MV_INIT_IMAGE (else may be NULL). All rows
+ * go through one batched pass per step; the result depends on the seed, never on the thread
+ * count. All buffers are allocated before the first step. */
 mv_status mv_visualize(const mv_model *model, const mv_viz_config *config, const int *targets,
                        int n, const float *init_image, float *images, mv_viz_result *results);
+
+/* Class probabilities [n][n_classes] of n images of pixels (caller-allocated): the model's
+ * verdict on synthesized images, e.g. a second model judging them. */
+mv_status mv_model_predict(const mv_model *model, const float *pixels, int n, float *probs);
 
 /* Separable Gaussian blur of image [H][W][C] in place, with half-sample symmetric borders so
  * that a constant image stays constant and the mean is preserved; scratch [H][W][C]. */

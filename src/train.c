@@ -98,6 +98,8 @@ typedef struct {
     mv_optimizer *opt;
     mv_real *x;               /* [batch][D] */
     mv_real *y;               /* [batch][K] one-hot */
+    mv_real *x_clean;         /* [batch][D] the batch before adversarial perturbation */
+    mv_real *grad_x;          /* [batch][D] dLoss/dx for the perturbation */
     float *pixels;            /* [D] one augmented image */
     int *perm;                /* [train count] this epoch's order */
     /* progress, saved in checkpoints */
@@ -138,10 +140,11 @@ static uint64_t run_fingerprint(const trainer *t)
     h = hash_bytes(h, &t->model->net->arch, sizeof t->model->net->arch);
     const double numbers[] = {c->opt.momentum, c->opt.beta1, c->opt.beta2, c->opt.eps,
                               c->opt.weight_decay, c->lr.lr, c->lr.warmup_epochs, c->lr.gamma,
-                              c->lr.min_lr, c->dropout, c->label_smoothing};
+                              c->lr.min_lr, c->dropout, c->label_smoothing, c->adv_eps,
+                              c->adv_step_size};
     const long integers[] = {c->batch, c->opt.kind, c->lr.kind, c->lr.step_every, c->shift,
                              c->flip, c->keep_best, t->train->count, t->val ? t->val->count : -1,
-                             c->lr.kind == MV_LR_COSINE ? c->epochs : 0};
+                             c->lr.kind == MV_LR_COSINE ? c->epochs : 0, c->adv_steps};
     h = hash_bytes(h, numbers, sizeof numbers);
     h = hash_bytes(h, integers, sizeof integers);
     h = hash_bytes(h, t->model->mean, sizeof t->model->mean);
@@ -190,6 +193,12 @@ static mv_status check_config(const mv_train_config *c)
         return mv_fail(MV_ERR_ARG, "dropout must be in [0, 1), got %g", (double)c->dropout);
     if (c->shift < 0 || c->shift > 64)
         return mv_fail(MV_ERR_ARG, "shift must be 0..64 pixels, got %d", c->shift);
+    if (c->adv_steps < 0 || c->adv_steps > 1000 ||
+        (c->adv_steps > 0 && !(c->adv_eps > 0 && c->adv_eps <= 1)) ||
+        !(c->adv_step_size >= 0 && c->adv_step_size <= 1))
+        return mv_fail(MV_ERR_ARG, "adversarial training needs 0..1000 steps, a radius in "
+                                   "(0, 1] and a step size in [0, 1] (got %d, %g, %g)",
+                       c->adv_steps, c->adv_eps, c->adv_step_size);
     return MV_OK;
 }
 
@@ -200,6 +209,8 @@ static void trainer_free(trainer *t)
     mv_optimizer_free(t->opt);
     free(t->x);
     free(t->y);
+    free(t->x_clean);
+    free(t->grad_x);
     free(t->pixels);
     free(t->perm);
     free(t->history);
@@ -229,6 +240,12 @@ static mv_status trainer_init(trainer *t, mv_model *model, const mv_dataset *tra
     t->x = malloc(sizeof *t->x * (size_t)B * t->D);
     t->y = malloc(sizeof *t->y * (size_t)B * t->K);
     t->pixels = malloc(sizeof *t->pixels * (size_t)t->D);
+    if (cfg->adv_steps > 0) {
+        t->x_clean = malloc(sizeof *t->x_clean * (size_t)B * t->D);
+        t->grad_x = malloc(sizeof *t->grad_x * (size_t)B * t->D);
+        if (!t->x_clean || !t->grad_x)
+            return mv_fail(MV_ERR_NOMEM, "cannot allocate the adversarial-training buffers");
+    }
     t->perm = malloc(sizeof *t->perm * (size_t)train->count);
     t->history = calloc((size_t)cfg->epochs, sizeof *t->history);
     t->best = malloc(sizeof *t->best * P);
@@ -493,6 +510,46 @@ static int argmax(const mv_real *v, int n)
     return best;
 }
 
+/* Keeps x[i] inside the eps-box around the clean input and inside the image range, both in
+ * network units: pixel p maps to (p - mean) / std, per channel. */
+static mv_real project(const trainer *t, size_t i, mv_real x)
+{
+    const int c = (int)(i % (size_t)t->model->channels);
+    const double mean = t->model->mean[c], std = t->model->std[c];
+    const double eps = t->cfg->adv_eps / std, lo = (0 - mean) / std, hi = (1 - mean) / std;
+    const double low = fmax(t->x_clean[i] - eps, lo), high = fmin(t->x_clean[i] + eps, hi);
+    return (mv_real)fmin(fmax(x, low), high);
+}
+
+/* Replaces the batch in t->x by adversarial inputs: projected gradient ascent on the loss
+ * (sign steps, L-inf ball), from a random point of the ball; FGSM for one step. The attack
+ * runs without dropout, so it sees the network that will be judged. */
+static void perturb_batch(trainer *t, int rows, mv_rng *rng)
+{
+    const mv_train_config *c = t->cfg;
+    const mv_net *net = t->model->net;
+    const size_t n = (size_t)rows * (size_t)t->D;
+    const int fgsm = c->adv_steps == 1, C = t->model->channels;
+    const double alpha = c->adv_step_size > 0 ? c->adv_step_size
+                         : fgsm               ? c->adv_eps
+                                              : 2.5 * c->adv_eps / c->adv_steps;
+    memcpy(t->x_clean, t->x, sizeof *t->x * n);
+    if (!fgsm)
+        for (size_t i = 0; i < n; i++) {
+            const double u = 2 * mv_rng_uniform(rng) - 1;
+            t->x[i] = project(t, i, t->x[i] + (mv_real)(u * c->adv_eps / t->model->std[i % C]));
+        }
+    for (int k = 0; k < c->adv_steps; k++) {
+        mv_forward(net, t->ws, t->x, rows);
+        mv_loss(net, t->ws, t->y, rows, 1);
+        mv_backward(net, t->ws, t->x, rows, NULL, t->grad_x);
+        for (size_t i = 0; i < n; i++) {
+            const mv_real g = t->grad_x[i], step = (mv_real)(alpha / t->model->std[i % C]);
+            t->x[i] = project(t, i, t->x[i] + (g > 0 ? step : g < 0 ? -step : 0));
+        }
+    }
+}
+
 /* One optimizer step on batch b of the current epoch. */
 static mv_status train_batch(trainer *t, long b)
 {
@@ -503,6 +560,8 @@ static mv_status train_batch(trainer *t, long b)
     mv_rng rng;
     mv_rng_seed(&rng, mix(mix(t->cfg->seed, 0xBA7Cu + (uint64_t)t->epoch), (uint64_t)b));
     assemble_batch(t, first, rows, &rng);
+    if (t->cfg->adv_steps > 0)
+        perturb_batch(t, rows, &rng);
     mv_forward_train(net, t->ws, t->x, rows, t->cfg->dropout, mv_rng_next(&rng));
     const double loss = mv_loss(net, t->ws, t->y, rows, 1);
     if (!isfinite(loss))
@@ -680,6 +739,11 @@ static mv_status record_results(trainer *t)
         (st = meta_printf(m, "train.seed", "%llu", (unsigned long long)t->cfg->seed)) ||
         (st = meta_printf(m, "train.loss", "%.6f", last->train_loss)) ||
         (st = meta_printf(m, "train.accuracy", "%.6f", last->train_accuracy)))
+        return st;
+    if (t->cfg->adv_steps > 0 &&
+        (st = meta_printf(m, "train.adversarial", "%s eps=%g steps=%d",
+                          t->cfg->adv_steps == 1 ? "fgsm" : "pgd", t->cfg->adv_eps,
+                          t->cfg->adv_steps)))
         return st;
     if (!t->val)
         return MV_OK;

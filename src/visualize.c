@@ -1,23 +1,145 @@
 /* visualize.c: class visualization by gradient ascent on the pixels (Simonyan et al. 2013),
  * with the regularizers that make the result look like something: jitter, gradient
- * smoothing, Gaussian blur of the image, decay towards the start, and clamping.
+ * smoothing, Gaussian blur of the image, decay, clamping, Yosinski et al.'s (2015) clipping of
+ * small pixels, multi-scale octaves, and class-conditional starts.
  *
  * Every target is one row of a single batch, so one batched forward/backward pass per step
- * serves all classes at once. The image lives in pixel space [0, 1]; the network sees
+ * serves all targets at once. The image lives in pixel space [0, 1]; the network sees
  * (pixel - mean) / std, so a gradient in network space is divided by std to become a pixel
  * gradient. All randomness comes from the seed, and nothing depends on the thread count. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <stb/stb_image_resize.h>
+
 #include "internal.h"
+
+/* ------------------------------------------------------------------ settings */
 
 void mv_viz_defaults(mv_viz_config *c)
 {
-    *c = (mv_viz_config){.steps = 300, .lr = 0.02, .normalize = 1, .objective = MV_OBJ_LOGIT,
-                         .l2 = 0, .decay = 0.002, .blur_every = 4, .blur_sigma = 0.5,
-                         .grad_blur = 1.0, .jitter = 1, .clamp = 1, .init = MV_INIT_GRAY,
+    *c = (mv_viz_config){.steps = 300, .objective = MV_VIZ_LOGIT, .step = MV_STEP_NORMALIZED,
+                         .lr = 0.02, .progress = 2.0, .optimizer = MV_PIXOPT_PLAIN,
+                         .momentum = 0.9, .decay = 0.002, .blur_every = 4, .blur_sigma = 0.5,
+                         .grad_blur = 1.0, .jitter = 1, .clamp = 1, .octaves = 1,
+                         .octave_scale = 1.5, .init = MV_INIT_GRAY, .temperature = 1,
                          .seed = 1};
+}
+
+const char *const mv_viz_preset_names[] = {"default", "plain", "yosinski1", "yosinski2",
+                                           "yosinski3", "yosinski4", NULL};
+
+/* Yosinski et al. used 0..255 pixels: a gradient per unit of 0..255 is 255 times smaller and
+ * a step in those units 255 times larger than in [0, 1], so learning rates scale by 1/255^2;
+ * percentiles, decay factors, blur widths, step counts and objective rises carry over. */
+#define YOSINSKI_LR(lr) ((lr) / (255.0 * 255.0))
+
+mv_status mv_viz_preset(mv_viz_config *c, const char *name)
+{
+    mv_viz_defaults(c);
+    if (!strcmp(name, "default")) {
+        /* Tuned on the committed models (see README): start from the class mean, climb the
+         * log-probability, so that the image convinces its model without leaving the data. */
+        c->init = MV_INIT_CLASS_MEAN;
+        c->objective = MV_VIZ_LOGPROB;
+        c->lr = 0.004;
+        c->blur_every = 0; /* the gradient blur is enough; blurring the image costs confidence */
+        return MV_OK;
+    }
+    /* The others start from nothing: no decay, blur, smoothing or jitter unless they say. */
+    c->decay = 0;
+    c->blur_every = 0;
+    c->grad_blur = 0;
+    c->jitter = 0;
+    if (!strcmp(name, "plain"))
+        return MV_OK;
+    c->init = MV_INIT_MEAN;
+    c->decay_to_mean = 1;
+    if (!strcmp(name, "yosinski1") || !strcmp(name, "yosinski4")) {
+        const int first = name[8] == '1';
+        c->blur_every = 4;
+        c->blur_sigma = 0.5;
+        c->step = MV_STEP_PROGRESS;
+        c->progress = 2.0;
+        c->lr = YOSINSKI_LR(first ? 100.0 : 1e8);
+        c->steps = first ? 500 : 1000;
+        c->norm_pct = first ? 50 : 0;
+        c->contrib_pct = first ? 0 : 90;
+        return MV_OK;
+    }
+    c->step = MV_STEP_FIXED;
+    c->lr = YOSINSKI_LR(100.0);
+    if (!strcmp(name, "yosinski2")) {
+        c->decay = 0.3;
+        c->norm_pct = 20;
+        c->steps = 750;
+        return MV_OK;
+    }
+    if (!strcmp(name, "yosinski3")) {
+        c->decay = 0.0001;
+        c->blur_every = 4;
+        c->blur_sigma = 1.0;
+        c->steps = 1000;
+        return MV_OK;
+    }
+    mv_viz_defaults(c);
+    return mv_fail(MV_ERR_ARG, "unknown preset '%s' (default, plain, yosinski1..yosinski4)",
+                   name);
+}
+
+/* Index of text in names[0..count), or -1. */
+static int name_index(const char *const *names, int count, const char *text)
+{
+    for (int i = 0; i < count; i++)
+        if (names[i] && !strcmp(names[i], text))
+            return i;
+    return -1;
+}
+
+static const char *const init_names[MV_INIT_COUNT] = {"gray", "noise", NULL, "mean",
+                                                      "class-mean", "class-sample"};
+static const char *const objective_names[MV_VIZ_OBJECTIVE_COUNT] = {"logit", "prob", "logprob",
+                                                                    "margin", "unit"};
+static const char *const step_names[MV_STEP_COUNT] = {"fixed", "normalized", "progress"};
+static const char *const optimizer_names[MV_PIXOPT_COUNT] = {"plain", "momentum", "adam"};
+
+mv_status mv_viz_init_parse(mv_viz_init *init, const char *text)
+{
+    const int i = name_index(init_names, MV_INIT_COUNT, text);
+    if (i < 0)
+        return mv_fail(MV_ERR_ARG, "unknown start '%s' (gray, noise, mean, class-mean, "
+                                   "class-sample, or an image file)", text);
+    *init = (mv_viz_init)i;
+    return MV_OK;
+}
+
+mv_status mv_viz_objective_parse(mv_viz_objective *objective, const char *text)
+{
+    const int i = name_index(objective_names, MV_VIZ_OBJECTIVE_COUNT, text);
+    if (i < 0)
+        return mv_fail(MV_ERR_ARG, "unknown objective '%s' (logit, prob, logprob, margin, unit)",
+                       text);
+    *objective = (mv_viz_objective)i;
+    return MV_OK;
+}
+
+mv_status mv_viz_step_parse(mv_viz_step *step, const char *text)
+{
+    const int i = name_index(step_names, MV_STEP_COUNT, text);
+    if (i < 0)
+        return mv_fail(MV_ERR_ARG, "unknown step rule '%s' (fixed, normalized, progress)", text);
+    *step = (mv_viz_step)i;
+    return MV_OK;
+}
+
+mv_status mv_viz_optimizer_parse(mv_viz_optimizer *optimizer, const char *text)
+{
+    const int i = name_index(optimizer_names, MV_PIXOPT_COUNT, text);
+    if (i < 0)
+        return mv_fail(MV_ERR_ARG, "unknown pixel optimizer '%s' (plain, momentum, adam)", text);
+    *optimizer = (mv_viz_optimizer)i;
+    return MV_OK;
 }
 
 /* ------------------------------------------------------------------ blur */
@@ -34,21 +156,32 @@ static int reflect(int i, int n)
     return i < n ? i : period - 1 - i;
 }
 
-/* One 1-D pass along rows (stride_x = C) or columns, from src to dst, [H][W][C] each. */
+/* One 1-D pass along rows (along_x) or columns, from src to dst, [H][W][C] each. Only the
+ * taps that fall outside the image need reflecting; the others are read directly, in the
+ * same order, so both paths give the same sums. */
 static void blur_pass(const float *src, float *dst, int W, int H, int C, const float *kernel,
                       int radius, int along_x)
 {
+    const size_t step = along_x ? (size_t)C : (size_t)W * C; /* between neighbouring taps */
     for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++)
+        for (int x = 0; x < W; x++) {
+            const int pos = along_x ? x : y, n = along_x ? W : H;
+            const int inside = pos - radius >= 0 && pos + radius < n;
             for (int c = 0; c < C; c++) {
                 float sum = 0;
-                for (int k = -radius; k <= radius; k++) {
-                    const int sx = along_x ? reflect(x + k, W) : x;
-                    const int sy = along_x ? y : reflect(y + k, H);
-                    sum += kernel[k + radius] * src[((size_t)sy * W + sx) * C + c];
+                if (inside) {
+                    const float *s = src + ((size_t)y * W + x) * C + c - radius * step;
+                    for (int k = 0; k <= 2 * radius; k++) sum += kernel[k] * s[k * step];
+                } else {
+                    for (int k = -radius; k <= radius; k++) {
+                        const int sx = along_x ? reflect(x + k, W) : x;
+                        const int sy = along_x ? y : reflect(y + k, H);
+                        sum += kernel[k + radius] * src[((size_t)sy * W + sx) * C + c];
+                    }
                 }
                 dst[((size_t)y * W + x) * C + c] = sum;
             }
+        }
 }
 
 /* Normalised Gaussian taps; returns the radius (at most 3 sigma, and below the image). */
@@ -76,37 +209,119 @@ void mv_gaussian_blur(float *image, float *scratch, int W, int H, int C, double 
     blur_pass(scratch, image, W, H, C, kernel, radius, 0);
 }
 
+/* ------------------------------------------------------------------ octaves */
+
+/* Separable resampling operators between the full size and one octave's size, built by
+ * letting stb_image_resize resample each 1-D basis vector (so the filter is stb's, and the
+ * steps only multiply small matrices: no allocation, no library call per step). */
+typedef struct {
+    int w, h;          /* this octave's size; w == W: no projection */
+    float *down_x;     /* [w][W] */
+    float *down_y;     /* [h][H] */
+    float *up_x;       /* [W][w] */
+    float *up_y;       /* [H][h] */
+    float *basis;      /* [max(W, H)] one basis vector */
+    float *column;     /* [max(W, H)] its image */
+} octave_ops;
+
+/* out[j][i] = resample(e_i)[j]: the matrix of resampling n_in points to n_out. */
+static mv_status resample_matrix(octave_ops *o, int n_in, int n_out, float *out)
+{
+    for (int i = 0; i < n_in; i++) {
+        memset(o->basis, 0, sizeof *o->basis * (size_t)n_in);
+        o->basis[i] = 1;
+        const stbir_filter filter = n_out < n_in ? STBIR_FILTER_BOX : STBIR_FILTER_TRIANGLE;
+        if (!stbir_resize_float_generic(o->basis, n_in, 1, 0, o->column, n_out, 1, 0, 1,
+                                        STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_REFLECT, filter,
+                                        STBIR_COLORSPACE_LINEAR, NULL))
+            return mv_fail(MV_ERR_NOMEM, "cannot build the octave resampling operator");
+        for (int j = 0; j < n_out; j++) out[(size_t)j * n_in + i] = o->column[j];
+    }
+    return MV_OK;
+}
+
+static mv_status octave_build(octave_ops *o, int W, int H, double factor)
+{
+    o->w = (int)lround(W / factor);
+    o->h = (int)lround(H / factor);
+    o->w = o->w < 2 ? 2 : o->w > W ? W : o->w;
+    o->h = o->h < 2 ? 2 : o->h > H ? H : o->h;
+    if (o->w == W && o->h == H)
+        return MV_OK;
+    mv_status st;
+    if ((st = resample_matrix(o, W, o->w, o->down_x)) || (st = resample_matrix(o, H, o->h, o->down_y)) ||
+        (st = resample_matrix(o, o->w, W, o->up_x)) || (st = resample_matrix(o, o->h, H, o->up_y)))
+        return st;
+    return MV_OK;
+}
+
+/* g [H][W][C] <- up(down(g)): only what the octave's resolution can hold. tmp [H*W*C]. */
+static void octave_project(const octave_ops *o, float *g, float *tmp, int W, int H, int C)
+{
+    if (o->w == W && o->h == H)
+        return;
+    const int w = o->w, h = o->h;
+    /* tmp[y][x'][c] = sum_x down_x[x'][x] g[y][x][c]; then tmp2[y'][x'] over y; then back. */
+    float *a = tmp, *b = tmp + (size_t)H * w * C;
+    for (int y = 0; y < H; y++)
+        for (int xs = 0; xs < w; xs++)
+            for (int c = 0; c < C; c++) {
+                float sum = 0;
+                for (int x = 0; x < W; x++) sum += o->down_x[(size_t)xs * W + x] * g[((size_t)y * W + x) * C + c];
+                a[((size_t)y * w + xs) * C + c] = sum;
+            }
+    for (int ys = 0; ys < h; ys++)
+        for (int i = 0; i < w * C; i++) {
+            float sum = 0;
+            for (int y = 0; y < H; y++) sum += o->down_y[(size_t)ys * H + y] * a[(size_t)y * w * C + i];
+            b[(size_t)ys * w * C + i] = sum;
+        }
+    for (int y = 0; y < H; y++)
+        for (int i = 0; i < w * C; i++) {
+            float sum = 0;
+            for (int ys = 0; ys < h; ys++) sum += o->up_y[(size_t)y * h + ys] * b[(size_t)ys * w * C + i];
+            a[(size_t)y * w * C + i] = sum;
+        }
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < C; c++) {
+                float sum = 0;
+                for (int xs = 0; xs < w; xs++) sum += o->up_x[(size_t)x * w + xs] * a[((size_t)y * w + xs) * C + c];
+                g[((size_t)y * W + x) * C + c] = sum;
+            }
+}
+
 /* ------------------------------------------------------------------ ascent */
 
 typedef struct {
     const mv_model *model;
     const mv_viz_config *cfg;
+    const int *targets;
     int n, W, H, C;
-    size_t D;
+    size_t D, P;     /* values and pixels per image */
     mv_workspace *ws;
     float *images;   /* [n][D] the images being optimised (caller's buffer) */
     float *start;    /* [n][D] where they started */
     float *shifted;  /* [n][D] jittered copies fed to the network */
     float *grad;     /* [n][D] pixel gradients */
-    float *scratch;  /* [n][D] blur scratch, one image per row */
+    float *scratch;  /* [n][2D] blur and projection scratch, per row */
+    float *m, *v;    /* [n][D] pixel-optimizer moments (momentum, adam) */
+    float *measure;  /* [n][2P] per-pixel clipping measure and its sorted copy */
     mv_real *x;      /* [n][D] network inputs */
     mv_real *gx;     /* [n][D] network-input gradients */
     mv_real *values; /* [n] objective per row */
     int *dx, *dy;    /* [n] this step's jitter */
+    octave_ops oct;
+    long t;          /* pixel-optimizer updates so far (adam's bias correction) */
 } ascent;
 
 static void ascent_free(ascent *a)
 {
     mv_workspace_free(a->ws);
-    free(a->start);
-    free(a->shifted);
-    free(a->grad);
-    free(a->scratch);
-    free(a->x);
-    free(a->gx);
-    free(a->values);
-    free(a->dx);
-    free(a->dy);
+    void *buffers[] = {a->start, a->shifted, a->grad, a->scratch, a->m, a->v, a->measure, a->x,
+                       a->gx, a->values, a->dx, a->dy, a->oct.down_x, a->oct.down_y,
+                       a->oct.up_x, a->oct.up_y, a->oct.basis, a->oct.column};
+    for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++) free(buffers[i]);
 }
 
 /* Copies src into dst rolled by (dx, dy), wrapping around: jitter moves content, it does not
@@ -123,24 +338,77 @@ static void roll(const float *src, float *dst, int W, int H, int C, int dx, int 
     }
 }
 
-static void init_images(ascent *a, const float *init_image)
+static int class_objective(const mv_viz_config *c) { return c->objective != MV_VIZ_UNIT; }
+
+static mv_status init_images(ascent *a, const float *init_image)
 {
+    const mv_viz_config *c = a->cfg;
     mv_rng rng;
-    mv_rng_seed(&rng, a->cfg->seed ^ 0x1417u);
-    for (int r = 0; r < a->n; r++)
-        for (size_t i = 0; i < a->D; i++) {
-            float v = 0.5f;
-            if (a->cfg->init == MV_INIT_NOISE)
-                v = (float)(0.5 + 0.1 * mv_rng_normal(&rng));
-            else if (a->cfg->init == MV_INIT_IMAGE)
-                v = init_image[i];
-            a->images[(size_t)r * a->D + i] = v < 0 ? 0 : v > 1 ? 1 : v;
+    mv_rng_seed(&rng, c->seed ^ 0x1417u);
+    for (int r = 0; r < a->n; r++) {
+        float *p = a->images + (size_t)r * a->D;
+        if (c->init == MV_INIT_CLASS_MEAN || c->init == MV_INIT_CLASS_SAMPLE) {
+            const double temperature = c->init == MV_INIT_CLASS_MEAN ? 0 : c->temperature;
+            mv_status st = mv_class_sample(a->model, a->targets[r], temperature, &rng, p);
+            if (st)
+                return st;
+            continue;
         }
+        for (size_t i = 0; i < a->D; i++) {
+            double v = 0.5;
+            if (c->init == MV_INIT_NOISE)
+                v = 0.5 + 0.1 * mv_rng_normal(&rng);
+            else if (c->init == MV_INIT_MEAN)
+                v = a->model->mean[i % (size_t)a->C] + mv_rng_normal(&rng) / 255;
+            else if (c->init == MV_INIT_IMAGE)
+                v = init_image[i];
+            p[i] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
+        }
+    }
     memcpy(a->start, a->images, sizeof *a->start * a->D * (size_t)a->n);
+    return MV_OK;
+}
+
+/* The margin's gradient: d(z_t - z_j)/dx with j the strongest other class at this input. */
+static void margin_gradients(ascent *a)
+{
+    const mv_net *net = a->model->net;
+    const int L = net->arch.n_layers, K = a->model->n_classes;
+    mv_forward(net, a->ws, a->x, a->n);
+    for (int r = 0; r < a->n; r++) {
+        const mv_real *z = a->ws->z[L - 1] + (size_t)r * K;
+        mv_real *seed = a->ws->top_delta + (size_t)r * K;
+        const int t = a->targets[r];
+        int j = t == 0 ? 1 : 0;
+        for (int k = 0; k < K; k++)
+            if (k != t && z[k] > z[j]) j = k;
+        memset(seed, 0, sizeof *seed * (size_t)K);
+        seed[t] = 1;
+        seed[j] = -1;
+        a->values[r] = z[t] - z[j];
+    }
+    mv_backward(net, a->ws, a->x, a->n, NULL, a->gx);
+}
+
+/* A unit climbs its pre-activation z, whose gradient lives even where a relu is off (a gray
+ * start leaves many units dead, and their activation's gradient is zero); it is scored by
+ * its activation. */
+static void unit_gradients(ascent *a)
+{
+    const mv_net *net = a->model->net;
+    const int layer = a->cfg->unit_layer, width = net->arch.widths[layer + 1];
+    mv_forward(net, a->ws, a->x, a->n);
+    mv_real *seed = a->ws->delta[0];
+    memset(seed, 0, sizeof *seed * (size_t)a->n * width);
+    for (int r = 0; r < a->n; r++) {
+        seed[(size_t)r * width + a->targets[r]] = 1;
+        a->values[r] = a->ws->a[layer][(size_t)r * width + a->targets[r]];
+    }
+    mv_backward_from(net, a->ws, a->x, a->n, layer, seed, NULL, a->gx);
 }
 
 /* Pixel gradients of every row's objective at the jittered images, with the L2 penalty. */
-static mv_status gradients(ascent *a, const int *targets, mv_rng *rng)
+static mv_status gradients(ascent *a, mv_rng *rng)
 {
     const mv_viz_config *c = a->cfg;
     const size_t D = a->D;
@@ -150,13 +418,21 @@ static mv_status gradients(ascent *a, const int *targets, mv_rng *rng)
         roll(a->images + r * D, a->shifted + r * D, a->W, a->H, a->C, a->dx[r], a->dy[r]);
     }
     mv_model_prepare_input(a->model, a->shifted, a->x, a->n);
-    mv_status st = mv_input_grad(a->model->net, a->ws, a->x, a->n,
-                                 (mv_target){c->objective, 0}, targets, a->gx, a->values);
-    if (st)
-        return st;
+    if (c->objective == MV_VIZ_MARGIN) {
+        margin_gradients(a);
+    } else if (c->objective == MV_VIZ_UNIT) {
+        unit_gradients(a);
+    } else {
+        static const mv_objective kinds[] = {MV_OBJ_LOGIT, MV_OBJ_OUTPUT, MV_OBJ_LOGPROB};
+        const mv_target target = {kinds[c->objective], 0};
+        mv_status st = mv_input_grad(a->model->net, a->ws, a->x, a->n, target, a->targets,
+                                     a->gx, a->values);
+        if (st)
+            return st;
+    }
     /* -l2 |x|^2 in network space; then d/dpixel = d/dx / std; then undo the jitter. */
     for (int r = 0; r < a->n; r++) {
-        float *g = a->scratch + r * D;
+        float *g = a->scratch + 3 * r * D;
         for (size_t i = 0; i < D; i++) {
             const size_t k = r * D + i;
             g[i] = (float)((a->gx[k] - 2 * c->l2 * a->x[k]) / a->model->std[i % (size_t)a->C]);
@@ -166,90 +442,270 @@ static mv_status gradients(ascent *a, const int *targets, mv_rng *rng)
     return MV_OK;
 }
 
-/* One update of row r: smooth the gradient, step, decay, blur, clamp. */
-static void update_row(ascent *a, int r, int step)
+static int compare_floats(const void *pa, const void *pb)
+{
+    const float x = *(const float *)pa, y = *(const float *)pb;
+    return (x > y) - (x < y);
+}
+
+/* Yosinski's clipping: pixels whose measure [P] lies below the pct-th percentile become the
+ * mean pixel (zero for the network). sorted [P] is scratch. */
+static void clip_below_percentile(ascent *a, float *p, float *measure, float *sorted, double pct)
+{
+    const size_t P = a->P;
+    memcpy(sorted, measure, sizeof *sorted * P);
+    qsort(sorted, P, sizeof *sorted, compare_floats);
+    const float threshold = sorted[(size_t)(pct / 100 * (double)(P - 1))];
+    for (size_t q = 0; q < P; q++)
+        if (measure[q] < threshold)
+            for (int c = 0; c < a->C; c++) p[q * (size_t)a->C + c] = a->model->mean[c];
+}
+
+/* The per-pixel measures, from the image p and its (unsmoothed) gradient g: the norm over
+ * channels of the network input, and |sum_c x_c g_c| in network units. */
+static void pixel_measures(const ascent *a, const float *p, const float *g, float *norm,
+                           float *contribution)
+{
+    const int C = a->C;
+    for (size_t q = 0; q < a->P; q++) {
+        double n2 = 0, dot = 0;
+        for (int c = 0; c < C; c++) {
+            const double centred = p[q * C + c] - a->model->mean[c];
+            n2 += centred * centred / ((double)a->model->std[c] * a->model->std[c]);
+            dot += centred * g[q * C + c]; /* x_c g_c = (centred / std)(g_pixel std) */
+        }
+        if (norm)
+            norm[q] = (float)sqrt(n2);
+        if (contribution)
+            contribution[q] = (float)fabs(dot);
+    }
+}
+
+/* Turns row r's gradient g into the step direction (in place) through the pixel optimizer,
+ * and returns the step's scale under the step rule. t counts updates from 1. */
+static double direction(ascent *a, int r, float *g, long t)
 {
     const mv_viz_config *c = a->cfg;
     const size_t D = a->D;
-    float *p = a->images + r * D, *g = a->grad + r * D, *s = a->scratch + r * D;
-    const float *p0 = a->start + r * D;
-    mv_gaussian_blur(g, s, a->W, a->H, a->C, c->grad_blur);
-    double scale = c->lr;
-    if (c->normalize) { /* DeepDream-style: a step of lr per mean absolute gradient */
-        double mean = 0;
-        for (size_t i = 0; i < D; i++) mean += fabs(g[i]);
-        mean /= (double)D;
-        scale = mean > 0 ? c->lr / mean : 0;
+    float *m = a->m ? a->m + r * D : NULL, *v = a->v ? a->v + r * D : NULL;
+    const double b1 = c->momentum, b2 = 0.999;
+    const double fix1 = 1 - pow(b1, (double)t), fix2 = 1 - pow(b2, (double)t);
+    double dot = 0, sum_abs = 0;
+    for (size_t i = 0; i < D; i++) {
+        const double gi = g[i];
+        double d = gi;
+        if (c->optimizer == MV_PIXOPT_MOMENTUM) {
+            m[i] = (float)(b1 * m[i] + gi);
+            d = m[i];
+        } else if (c->optimizer == MV_PIXOPT_ADAM) {
+            m[i] = (float)(b1 * m[i] + (1 - b1) * gi);
+            v[i] = (float)(b2 * v[i] + (1 - b2) * gi * gi);
+            d = (m[i] / fix1) / (sqrt(v[i] / fix2) + 1e-8);
+        }
+        dot += gi * d;
+        sum_abs += fabs(d);
+        g[i] = (float)d;
     }
-    for (size_t i = 0; i < D; i++)
-        p[i] += (float)(scale * g[i] - c->decay * (p[i] - p0[i]));
+    switch (c->step) {
+    case MV_STEP_NORMALIZED: return sum_abs > 0 ? c->lr * (double)D / sum_abs : 0;
+    case MV_STEP_PROGRESS: return dot > 0 ? fmin(c->lr, c->progress / dot) : 0;
+    default: return c->lr;
+    }
+}
+
+/* One update of row r: smooth the gradient, step, decay, blur, clamp, clip. */
+static void update_row(ascent *a, int r, int step)
+{
+    const mv_viz_config *c = a->cfg;
+    const size_t D = a->D, P = a->P;
+    float *p = a->images + r * D, *g = a->grad + r * D, *s = a->scratch + 3 * r * D;
+    float *measure = a->measure + 2 * r * P;
+    if (c->contrib_pct > 0) /* judged at the image the gradient was taken at */
+        pixel_measures(a, p, g, NULL, measure);
+    mv_gaussian_blur(g, s, a->W, a->H, a->C, c->grad_blur);
+    octave_project(&a->oct, g, s + D, a->W, a->H, a->C);
+    const double scale = direction(a, r, g, step + 1);
+    const float *start = a->start + r * D;
+    for (size_t i = 0; i < D; i++) {
+        const float reference = c->decay_to_mean ? a->model->mean[i % (size_t)a->C] : start[i];
+        p[i] += (float)(scale * g[i] - c->decay * (p[i] - reference));
+    }
     if (c->blur_every > 0 && (step + 1) % c->blur_every == 0)
         mv_gaussian_blur(p, s, a->W, a->H, a->C, c->blur_sigma);
     if (c->clamp)
         for (size_t i = 0; i < D; i++) p[i] = p[i] < 0 ? 0 : p[i] > 1 ? 1 : p[i];
+    if (c->contrib_pct > 0)
+        clip_below_percentile(a, p, measure, measure + P, c->contrib_pct);
+    if (c->norm_pct > 0) {
+        pixel_measures(a, p, NULL, measure, NULL);
+        clip_below_percentile(a, p, measure, measure + P, c->norm_pct);
+    }
 }
 
-/* The step at which row r's target first became the top class (during the ascent). */
-static void note_top(ascent *a, const int *targets, int step, mv_viz_result *results)
+/* The scores the last forward pass left in the workspace, for row r: the layer that the
+ * objective looks at, and its width. */
+static const mv_real *scored_layer(const ascent *a, int r, int *width)
 {
-    const int L = a->model->net->arch.n_layers, K = a->model->n_classes;
+    const mv_arch *arch = &a->model->net->arch;
+    const int layer = class_objective(a->cfg) ? arch->n_layers - 1 : a->cfg->unit_layer;
+    *width = arch->widths[layer + 1];
+    /* logits for classes; activations for units (what the unit objective climbs) */
+    const mv_real *v = class_objective(a->cfg) ? a->ws->z[layer] : a->ws->a[layer];
+    return v + (size_t)r * *width;
+}
+
+static int index_of_max(const mv_real *v, int n)
+{
+    int best = 0;
+    for (int k = 1; k < n; k++)
+        if (v[k] > v[best]) best = k;
+    return best;
+}
+
+/* The step at which row r's target first became the top class (or the most active unit of
+ * its layer), during the ascent. */
+static void note_top(ascent *a, int step, mv_viz_result *results)
+{
     for (int r = 0; r < a->n; r++) {
-        const mv_real *z = a->ws->z[L - 1] + (size_t)r * K;
-        int top = 0;
-        for (int k = 1; k < K; k++)
-            if (z[k] > z[top]) top = k;
-        if (top == targets[r] && results[r].first_top_step < 0)
+        int width;
+        const mv_real *z = scored_layer(a, r, &width);
+        if (index_of_max(z, width) == a->targets[r] && results[r].first_top_step < 0)
             results[r].first_top_step = step;
     }
 }
 
-/* Logit, probability and margin of every row's target at the final, unjittered image. */
-static void final_scores(ascent *a, const int *targets, mv_viz_result *results)
+/* Scores of every row at the final, unjittered image. */
+static void final_scores(ascent *a, mv_viz_result *results)
 {
+    const mv_viz_config *c = a->cfg;
     const int L = a->model->net->arch.n_layers, K = a->model->n_classes;
     mv_model_prepare_input(a->model, a->images, a->x, a->n);
     mv_forward(a->model->net, a->ws, a->x, a->n);
     for (int r = 0; r < a->n; r++) {
         const mv_real *z = a->ws->z[L - 1] + (size_t)r * K, *p = a->ws->a[L - 1] + (size_t)r * K;
-        const int t = targets[r];
+        const int top = index_of_max(z, K), t = class_objective(c) ? a->targets[r] : top;
         double runner_up = -INFINITY;
         for (int k = 0; k < K; k++)
             if (k != t && z[k] > runner_up) runner_up = z[k];
-        results[r].logit = z[t];
-        results[r].prob = p[t];
-        results[r].margin = z[t] - runner_up;
-        results[r].score = a->cfg->objective == MV_OBJ_LOGIT ? z[t]
-                           : a->cfg->objective == MV_OBJ_OUTPUT ? p[t] : log(p[t]);
+        mv_viz_result *x = &results[r];
+        x->top_class = top;
+        x->logit = z[t];
+        x->prob = p[t];
+        x->margin = z[t] - runner_up;
+        switch (c->objective) {
+        case MV_VIZ_PROB: x->score = p[t]; break;
+        case MV_VIZ_LOGPROB: x->score = log(p[t]); break;
+        case MV_VIZ_MARGIN: x->score = x->margin; break;
+        case MV_VIZ_UNIT:
+            x->score = a->ws->a[c->unit_layer][(size_t)r * a->model->net->arch.widths[c->unit_layer + 1] + a->targets[r]];
+            break;
+        default: x->score = z[t]; break;
+        }
     }
 }
 
-static mv_status ascent_init(ascent *a, const mv_model *model, const mv_viz_config *cfg, int n,
-                             float *images)
+static mv_status check_config(const mv_model *model, const mv_viz_config *c)
+{
+    if (c->steps < 0 || !(c->lr >= 0) || !isfinite(c->lr) || c->jitter < 0 || c->jitter > 64 ||
+        !(c->decay >= 0 && c->decay < 1) || !(c->l2 >= 0) || !(c->blur_sigma >= 0) ||
+        !(c->grad_blur >= 0) || c->blur_every < 0 || !(c->momentum >= 0 && c->momentum < 1) ||
+        !(c->progress > 0) || !(c->norm_pct >= 0 && c->norm_pct < 100) ||
+        !(c->contrib_pct >= 0 && c->contrib_pct < 100) || c->octaves < 1 || c->octaves > 8 ||
+        !(c->octave_scale > 1 && c->octave_scale <= 8) || !(c->temperature >= 0) ||
+        c->frame_every < 0)
+        return mv_fail(MV_ERR_ARG, "visualization settings out of range (steps, lr, jitter "
+                                   "0..64, decay and momentum in [0, 1), percentiles in "
+                                   "[0, 100), octaves 1..8 with a scale in (1, 8], sigmas, l2 "
+                                   "and temperature >= 0)");
+    if ((unsigned)c->objective >= MV_VIZ_OBJECTIVE_COUNT || (unsigned)c->step >= MV_STEP_COUNT ||
+        (unsigned)c->optimizer >= MV_PIXOPT_COUNT || (unsigned)c->init >= MV_INIT_COUNT)
+        return mv_fail(MV_ERR_ARG, "unknown objective, step rule, optimizer or start");
+    const int class_start = c->init == MV_INIT_CLASS_MEAN || c->init == MV_INIT_CLASS_SAMPLE;
+    if (class_start && !class_objective(c))
+        return mv_fail(MV_ERR_ARG, "a class start needs a class objective, not a unit");
+    if (class_start && !mv_model_has_class_stats(model, NULL))
+        return mv_fail(MV_ERR_ARG, "the model has no class statistics for a class start "
+                                   "(train it with --class-stats)");
+    if (c->objective == MV_VIZ_UNIT &&
+        (c->unit_layer < 0 || c->unit_layer > model->net->arch.n_layers - 2))
+        return mv_fail(MV_ERR_ARG, "hidden layer %d does not exist (0..%d)", c->unit_layer,
+                       model->net->arch.n_layers - 2);
+    if (c->objective == MV_VIZ_MARGIN && model->n_classes < 2)
+        return mv_fail(MV_ERR_ARG, "the margin objective needs two classes or more");
+    return MV_OK;
+}
+
+static mv_status check_targets(const mv_model *model, const mv_viz_config *c, const int *targets,
+                               int n)
+{
+    const mv_arch *arch = &model->net->arch;
+    const int units = c->objective == MV_VIZ_UNIT ? arch->widths[c->unit_layer + 1]
+                                                  : arch->widths[arch->n_layers];
+    for (int r = 0; r < n; r++)
+        if (targets[r] < 0 || targets[r] >= units)
+            return mv_fail(MV_ERR_ARG, "target %d of row %d is not one of the %d %s", targets[r],
+                           r, units, c->objective == MV_VIZ_UNIT ? "units" : "classes");
+    return MV_OK;
+}
+
+static mv_status ascent_init(ascent *a, const mv_model *model, const mv_viz_config *cfg,
+                             const int *targets, int n, float *images)
 {
     memset(a, 0, sizeof *a);
-    *a = (ascent){.model = model, .cfg = cfg, .n = n, .W = model->width, .H = model->height,
-                  .C = model->channels, .images = images};
-    a->D = (size_t)a->W * a->H * a->C;
-    if (cfg->steps < 0 || !(cfg->lr >= 0) || cfg->jitter < 0 || !(cfg->decay >= 0) ||
-        !(cfg->decay < 1) || !(cfg->l2 >= 0) || !(cfg->blur_sigma >= 0) || !(cfg->grad_blur >= 0))
-        return mv_fail(MV_ERR_ARG, "visualization settings out of range (steps, lr, jitter, "
-                                   "decay in [0, 1), l2 and sigmas >= 0)");
-    mv_status st = mv_workspace_create(&a->ws, &model->net->arch, n);
-    if (st)
+    *a = (ascent){.model = model, .cfg = cfg, .targets = targets, .n = n, .W = model->width,
+                  .H = model->height, .C = model->channels, .images = images};
+    a->P = (size_t)a->W * a->H;
+    a->D = a->P * (size_t)a->C;
+    mv_status st = check_config(model, cfg);
+    if (st || (st = check_targets(model, cfg, targets, n)) || (st = mv_workspace_create(&a->ws, &model->net->arch, n)))
         return st;
-    const size_t total = a->D * (size_t)n;
+    const size_t total = a->D * (size_t)n, side = (size_t)(a->W > a->H ? a->W : a->H);
+    const int moments = cfg->optimizer != MV_PIXOPT_PLAIN, second = cfg->optimizer == MV_PIXOPT_ADAM;
     a->start = malloc(sizeof *a->start * total);
     a->shifted = malloc(sizeof *a->shifted * total);
     a->grad = malloc(sizeof *a->grad * total);
-    a->scratch = malloc(sizeof *a->scratch * total);
+    a->scratch = malloc(sizeof *a->scratch * 3 * total);
+    a->m = moments ? calloc(total, sizeof *a->m) : NULL;
+    a->v = second ? calloc(total, sizeof *a->v) : NULL;
+    a->measure = malloc(sizeof *a->measure * 2 * a->P * (size_t)n);
     a->x = malloc(sizeof *a->x * total);
     a->gx = malloc(sizeof *a->gx * total);
     a->values = malloc(sizeof *a->values * (size_t)n);
     a->dx = malloc(sizeof *a->dx * (size_t)n);
     a->dy = malloc(sizeof *a->dy * (size_t)n);
-    if (!a->start || !a->shifted || !a->grad || !a->scratch || !a->x || !a->gx || !a->values ||
-        !a->dx || !a->dy)
+    a->oct = (octave_ops){.w = a->W, .h = a->H,
+                          .down_x = malloc(sizeof(float) * (size_t)a->W * a->W),
+                          .down_y = malloc(sizeof(float) * (size_t)a->H * a->H),
+                          .up_x = malloc(sizeof(float) * (size_t)a->W * a->W),
+                          .up_y = malloc(sizeof(float) * (size_t)a->H * a->H),
+                          .basis = malloc(sizeof(float) * side),
+                          .column = malloc(sizeof(float) * side)};
+    if (!a->start || !a->shifted || !a->grad || !a->scratch || (moments && !a->m) ||
+        (second && !a->v) || !a->measure || !a->x || !a->gx || !a->values || !a->dx || !a->dy ||
+        !a->oct.down_x || !a->oct.down_y || !a->oct.up_x || !a->oct.up_y || !a->oct.basis ||
+        !a->oct.column)
         return mv_fail(MV_ERR_NOMEM, "cannot allocate visualization buffers for %d images", n);
+    return MV_OK;
+}
+
+/* The steps of one octave: [first, last). */
+static mv_status climb(ascent *a, int first, int last, mv_rng *rng, mv_viz_result *results)
+{
+    const mv_viz_config *c = a->cfg;
+    for (int step = first; step < last; step++) {
+        mv_status st = gradients(a, rng);
+        if (st)
+            return st;
+        note_top(a, step, results);
+        /* Rows are independent: one thread per image, each with its own scratch rows, so the
+         * result does not depend on the thread count. */
+#pragma omp parallel for schedule(static) if (a->n > 1 && a->D * (size_t)a->n > 4096)
+        for (int r = 0; r < a->n; r++) update_row(a, r, step);
+        if (c->on_frame && c->frame_every > 0 && (step + 1) % c->frame_every == 0)
+            c->on_frame(step + 1, a->images, a->n, c->user);
+        if (c->on_step)
+            c->on_step(step + 1, c->steps, c->user);
+    }
     return MV_OK;
 }
 
@@ -261,24 +717,45 @@ mv_status mv_visualize(const mv_model *model, const mv_viz_config *cfg, const in
     if (cfg->init == MV_INIT_IMAGE && !init_image)
         return mv_fail(MV_ERR_ARG, "an image start needs the image");
     ascent a;
-    mv_status st = ascent_init(&a, model, cfg, n, images);
+    mv_status st = ascent_init(&a, model, cfg, targets, n, images);
+    if (st == MV_OK)
+        st = init_images(&a, init_image);
     mv_rng rng;
     mv_rng_seed(&rng, cfg->seed);
-    if (st == MV_OK) {
-        init_images(&a, init_image);
-        for (int r = 0; r < n; r++) results[r] = (mv_viz_result){.first_top_step = -1};
-    }
-    for (int step = 0; st == MV_OK && step < cfg->steps; step++) {
-        st = gradients(&a, targets, &rng);
-        if (st)
-            break;
-        note_top(&a, targets, step, results);
-        /* Rows are independent: one thread per image, each with its own scratch row. */
-#pragma omp parallel for schedule(static) if (n > 1 && a.D * (size_t)n > 4096)
-        for (int r = 0; r < n; r++) update_row(&a, r, step);
+    for (int r = 0; r < n; r++) results[r] = (mv_viz_result){.first_top_step = -1};
+    if (st == MV_OK && cfg->on_frame && cfg->frame_every > 0)
+        cfg->on_frame(0, images, n, cfg->user);
+    /* Octave o of O runs steps [o S / O, (o + 1) S / O) at 1 / scale^(O - 1 - o) resolution. */
+    for (int o = 0; st == MV_OK && o < cfg->octaves; o++) {
+        const double factor = pow(cfg->octave_scale, cfg->octaves - 1 - o);
+        st = octave_build(&a.oct, a.W, a.H, factor);
+        if (st == MV_OK)
+            st = climb(&a, (int)((long)cfg->steps * o / cfg->octaves),
+                       (int)((long)cfg->steps * (o + 1) / cfg->octaves), &rng, results);
     }
     if (st == MV_OK)
-        final_scores(&a, targets, results);
+        final_scores(&a, results);
     ascent_free(&a);
+    return st;
+}
+
+mv_status mv_model_predict(const mv_model *model, const float *pixels, int n, float *probs)
+{
+    const mv_arch *arch = &model->net->arch;
+    const int L = arch->n_layers, K = arch->widths[L], B = n < 256 ? (n > 0 ? n : 1) : 256;
+    const size_t D = (size_t)arch->widths[0];
+    mv_workspace *ws = NULL;
+    mv_real *x = malloc(sizeof *x * D * (size_t)B);
+    mv_status st = x ? mv_workspace_create(&ws, arch, B)
+                     : mv_fail(MV_ERR_NOMEM, "cannot allocate a batch of %d images", B);
+    for (int first = 0; st == MV_OK && first < n; first += B) {
+        const int rows = n - first < B ? n - first : B;
+        mv_model_prepare_input(model, pixels + (size_t)first * D, x, rows);
+        mv_forward(model->net, ws, x, rows);
+        for (size_t i = 0; i < (size_t)rows * K; i++)
+            probs[(size_t)first * K + i] = (float)ws->a[L - 1][i];
+    }
+    mv_workspace_free(ws);
+    free(x);
     return st;
 }

@@ -132,3 +132,20 @@ stdout_has "IDX classes named by label" "0, 1"
 expect 2 "an empty name in --names" -- train --data "$tmp/i-images-idx3-ubyte" --names a,,b \
     --out "$tmp/x.mlp"
 stderr_has "empty name explained" "empty class name"
+
+# Adversarial training and class statistics, as recorded in the model.
+expect 0 "pgd training" -- train --data "$tmp/train" --layers 16 --epochs 2 --batch 16 --quiet \
+    --adversarial pgd --eps 0.05 --adv-steps 3 --class-stats 4 --out "$tmp/adv.mlp"
+expect 0 "info of the pgd model" -- info "$tmp/adv.mlp"
+stdout_has "adversarial run recorded" "train.adversarial = pgd eps=0.05 steps=3"
+stdout_has "class statistics stored" "class.basis"
+expect 0 "fgsm training" -- train --data "$tmp/train" --layers 16 --epochs 1 --batch 16 --quiet \
+    --adversarial fgsm --out "$tmp/fgsm.mlp"
+expect 0 "info of the fgsm model" -- info "$tmp/fgsm.mlp"
+stdout_has "fgsm recorded" "train.adversarial = fgsm eps=0.1 steps=1"
+expect 2 "unknown attack" -- train --data "$tmp/train" --adversarial cw --out "$tmp/x.mlp"
+stderr_has "unknown attack named" "'cw'"
+expect 2 "adv-steps without pgd" -- train --data "$tmp/train" --adv-steps 3 --out "$tmp/x.mlp"
+stderr_has "adv-steps explained" "--adv-steps is for --adversarial pgd"
+expect 2 "zero radius" -- train --data "$tmp/train" --adversarial pgd --eps 0 --out "$tmp/x.mlp"
+expect 2 "class-stats out of range" -- train --data "$tmp/train" --class-stats 65 --out "$tmp/x.mlp"

@@ -45,12 +45,82 @@ same_file "same seed, same bytes" "$tmp/w-first/rings-1.png" "$tmp/w/rings-1.png
 
 expect 2 "unknown class" -- visualize "$tmp/m.mlp" --class zigzag --out "$tmp/x"
 stderr_has "unknown class named" "zigzag"
-expect 2 "bad objective" -- visualize "$tmp/m.mlp" --objective margin
+expect 2 "bad objective" -- visualize "$tmp/m.mlp" --objective banana
+stderr_has "bad objective named" "banana"
 expect 2 "negative steps" -- visualize "$tmp/m.mlp" --steps -1
 expect 1 "missing model" -- visualize "$tmp/none.mlp"
 stderr_has "missing model named" "none.mlp"
 expect 1 "missing init image" -- visualize "$tmp/m.mlp" --init "$tmp/none.png" --out "$tmp/x"
 stderr_has "init image named" "none.png"
+
+img0="$tmp/data/rings/img 002.tga"
+# Presets, and flags on top of them; the settings land in the report.
+expect 0 "yosinski3 preset, fewer steps" -- visualize "$tmp/m.mlp" --preset yosinski3 --steps 40 \
+    --out "$tmp/y3" --quiet
+grep -q -- "--decay 0.0001 --decay-to mean --blur-every 4 --blur-sigma 1 " "$tmp/y3/report.json" \
+    && grep -q -- "--steps 40 " "$tmp/y3/report.json" && ok "preset and override in the report" \
+    || not_ok "preset and override in the report" "$tmp/y3/report.json"
+expect 2 "unknown preset" -- visualize "$tmp/m.mlp" --preset yosinski9 --out "$tmp/x"
+stderr_has "unknown preset named" "yosinski9"
+printf -- "--steps 10 --banana 3\n" >"$tmp/bad-preset.txt"
+expect 2 "preset file with a bad flag" -- visualize "$tmp/m.mlp" --preset "$tmp/bad-preset.txt"
+stderr_has "bad preset file named" "bad-preset.txt"
+
+# Every objective, step rule and start runs; class starts come from the stored statistics.
+for args in "--objective margin" "--objective logprob --step progress --lr 1" \
+            "--optimizer adam" "--optimizer momentum --step fixed --lr 0.001" \
+            "--init class-mean" "--init class-sample --temperature 0.5" "--init mean" \
+            "--octaves 3 --norm-pct 20" "--contrib-pct 50 --decay-to mean"; do
+    expect 0 "visualize $args" -- visualize "$tmp/m.mlp" $args --steps 30 --out "$tmp/o" --quiet
+done
+
+# Hidden units: one image per unit, named by layer and index.
+expect 0 "two hidden units" -- visualize "$tmp/m.mlp" --unit 0:3,17 --steps 30 --out "$tmp/u"
+[ -s "$tmp/u/unit-0-3.png" ] && [ -s "$tmp/u/unit-0-17.png" ] && ok "unit images" \
+    || not_ok "unit images"
+awk -F, 'NR > 1 && $3 <= 0 { bad = 1 } END { exit bad }' "$tmp/u/report.csv" \
+    && ok "units end active" || not_ok "units end active" "$tmp/u/report.csv"
+expect 2 "unit of a missing layer" -- visualize "$tmp/m.mlp" --unit 1:0
+stderr_has "unit error names the layers" "hidden layer 0..0"
+expect 2 "unit out of range" -- visualize "$tmp/m.mlp" --unit 0:32
+expect 2 "class and unit together" -- visualize "$tmp/m.mlp" --unit 0:1 --class rings
+
+# Frames every 10 steps of 30: steps 0, 10, 20, 30 of 4 classes, and a filmstrip.
+expect 0 "frames" -- visualize "$tmp/m.mlp" --steps 30 --frames 10 --out "$tmp/f" --quiet
+[ "$(ls "$tmp/f/frames" | wc -l)" -eq 16 ] && ok "16 frames written" \
+    || not_ok "16 frames written (got $(ls "$tmp/f/frames" | wc -l))"
+[ -s "$tmp/f/frames/rings-0-00030.png" ] && [ -s "$tmp/f/filmstrip.png" ] && ok "filmstrip" \
+    || not_ok "filmstrip"
+
+# A judge: the model judging itself agrees with its own probabilities.
+expect 0 "self-judged" -- visualize "$tmp/m.mlp" --judge "$tmp/m.mlp" --steps 30 --out "$tmp/j"
+stdout_has "judge summary" "recognizes 4 of 4"
+python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert all(abs(i["judge_prob"] - i["prob"]) < 1e-5 for i in d["images"]), d' "$tmp/j/report.json" \
+    && ok "judge_prob equals own prob for the same model" || not_ok "judge_prob equals own prob"
+"$tools/tool_make_dataset" "$tmp/data16" 10 16 1 >/dev/null
+"$bin" train --data "$tmp/data16" --layers 8 --epochs 1 --quiet --out "$tmp/m16.mlp"
+expect 1 "judge of another image size" -- visualize "$tmp/m.mlp" --judge "$tmp/m16.mlp"
+stderr_has "judge size error" "m16.mlp: takes 16x16x3 images"
+
+# Search: trial 0 is the given setting; the winner is written as a preset that reproduces it.
+expect 0 "search 4 settings" -- visualize "$tmp/m.mlp" --judge "$tmp/m.mlp" --search 4 \
+    --steps 20 --out "$tmp/s"
+[ "$(wc -l <"$tmp/s/search.csv")" -eq 5 ] && [ -s "$tmp/s/search.png" ] && [ -s "$tmp/s/preset.txt" ] \
+    && ok "search outputs" || not_ok "search outputs"
+expect 0 "the winning preset again" -- visualize "$tmp/m.mlp" --judge "$tmp/m.mlp" \
+    --preset "$tmp/s/preset.txt" --out "$tmp/s2"
+cut -d, -f1-8 "$tmp/s/report.csv" >"$tmp/s-a.csv"
+cut -d, -f1-8 "$tmp/s2/report.csv" >"$tmp/s-b.csv"
+same_file "preset.txt reproduces the winner" "$tmp/s-a.csv" "$tmp/s-b.csv"
+expect 2 "search with an image start" -- visualize "$tmp/m.mlp" --search 2 --init "$img0"
+
+# The thread count changes nothing.
+expect 0 "one thread" -- visualize "$tmp/m.mlp" --steps 30 --threads 1 --out "$tmp/t1" --quiet
+expect 0 "two threads" -- visualize "$tmp/m.mlp" --steps 30 --threads 2 --out "$tmp/t2" --quiet
+same_file "1 and 2 threads give the same report" "$tmp/t1/report.csv" "$tmp/t2/report.csv"
 
 # saliency: the image, |gradient| and the signed gradient side by side.
 img="$tmp/data/rings/img 002.tga"

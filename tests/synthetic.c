@@ -34,30 +34,40 @@ void synth_image(int label, int size, mv_rng *rng, float *out)
         }
 }
 
-mv_status synth_dataset(int per_class, int size, uint64_t seed, mv_dataset **out)
+mv_status synth_alloc(int count, int size, int n_classes, const char *const *names,
+                      mv_dataset **out)
 {
-    const int n = per_class * SYNTH_CLASSES;
     mv_dataset *d = calloc(1, sizeof *d);
     if (!d)
         return MV_ERR_NOMEM;
-    *d = (mv_dataset){.count = n, .channels = 1, .height = size, .width = size,
-                      .n_classes = SYNTH_CLASSES};
-    d->class_names = calloc(SYNTH_CLASSES, sizeof *d->class_names);
-    d->pixels = malloc(sizeof *d->pixels * (size_t)n * size * size);
-    d->labels = malloc(sizeof *d->labels * (size_t)n);
+    *d = (mv_dataset){.count = count, .channels = 1, .height = size, .width = size,
+                      .n_classes = n_classes};
+    d->class_names = calloc((size_t)n_classes, sizeof *d->class_names);
+    d->pixels = malloc(sizeof *d->pixels * (size_t)count * size * size);
+    d->labels = malloc(sizeof *d->labels * (size_t)count);
     int ok = d->class_names && d->pixels && d->labels;
-    for (int k = 0; ok && k < SYNTH_CLASSES; k++)
-        ok = (d->class_names[k] = strdup(synth_class_names[k])) != NULL;
+    for (int k = 0; ok && k < n_classes; k++)
+        ok = (d->class_names[k] = strdup(names[k])) != NULL;
     if (!ok) {
         mv_dataset_free(d);
         return MV_ERR_NOMEM;
     }
+    for (int i = 0; i < count; i++) d->labels[i] = i % n_classes;
+    *out = d;
+    return MV_OK;
+}
+
+mv_status synth_dataset(int per_class, int size, uint64_t seed, mv_dataset **out)
+{
+    mv_dataset *d;
+    mv_status st = synth_alloc(per_class * SYNTH_CLASSES, size, SYNTH_CLASSES,
+                               synth_class_names, &d);
+    if (st)
+        return st;
     mv_rng rng;
     mv_rng_seed(&rng, seed);
-    for (int i = 0; i < n; i++) {
-        d->labels[i] = i % SYNTH_CLASSES;
+    for (int i = 0; i < d->count; i++)
         synth_image(d->labels[i], size, &rng, d->pixels + (size_t)i * size * size);
-    }
     *out = d;
     return MV_OK;
 }

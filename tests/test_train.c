@@ -416,6 +416,84 @@ static void test_rejects_mismatched_data(void **state)
     run_free(&r);
 }
 
+/* Accuracy on data under a PGD attack of radius eps (pixel units) written here with the
+ * public input gradient, independently of the trainer's own: steps of eps/4 down the
+ * log-probability of the true class, projected to the ball and to [0, 1]. */
+static double attacked_accuracy(const mv_model *m, const mv_dataset *d, double eps)
+{
+    const int D = 144, n = d->count;
+    mv_workspace *ws;
+    assert_int_equal(mv_workspace_create(&ws, &m->net->arch, 1), MV_OK);
+    float p[144];
+    mv_real x[144], g[144];
+    int correct = 0;
+    for (int i = 0; i < n; i++) {
+        const float *clean = d->pixels + (size_t)i * D;
+        memcpy(p, clean, sizeof p);
+        for (int step = 0; step < 10; step++) {
+            mv_model_prepare_input(m, p, x, 1);
+            assert_int_equal(mv_input_grad(m->net, ws, x, 1, (mv_target){MV_OBJ_LOGPROB, 0},
+                                           &d->labels[i], g, NULL), MV_OK);
+            for (int j = 0; j < D; j++) {
+                double v = p[j] - (g[j] > 0 ? eps / 4 : g[j] < 0 ? -eps / 4 : 0);
+                v = fmin(fmax(v, clean[j] - eps), clean[j] + eps);
+                p[j] = (float)fmin(fmax(v, 0), 1);
+            }
+        }
+        float probs[4];
+        assert_int_equal(mv_model_predict(m, p, 1, probs), MV_OK);
+        int top = 0;
+        for (int k = 1; k < 4; k++) top = probs[k] > probs[top] ? k : top;
+        correct += top == d->labels[i];
+    }
+    mv_workspace_free(ws);
+    return (double)correct / n;
+}
+
+/* PGD training (Madry et al.) buys accuracy under attack; FGSM runs; bad settings are
+ * refused; the adversarial run is recorded in the model. */
+static void test_adversarial_training_resists_attack(void **state)
+{
+    (void)state;
+    const double eps = 0.1;
+    double attacked[2];
+    for (int robust = 0; robust < 2; robust++) {
+        run r;
+        run_setup(&r, "64", 0, 0);
+        r.cfg.epochs = 8;
+        if (robust) {
+            r.cfg.adv_steps = 5;
+            r.cfg.adv_eps = eps;
+        }
+        int interrupted = 0;
+        assert_int_equal(mv_train(r.model, r.train, r.val, &r.cfg, &interrupted), MV_OK);
+        attacked[robust] = attacked_accuracy(r.model, r.val, eps);
+        const char *adv = mv_model_meta_get(r.model, "train.adversarial");
+        if (robust)
+            assert_string_equal(adv, "pgd eps=0.1 steps=5");
+        else
+            assert_null(adv);
+        run_free(&r);
+    }
+    print_message("accuracy under attack: %.3f clean-trained, %.3f pgd-trained\n", attacked[0], attacked[1]);
+    if (!(attacked[1] > attacked[0] + 0.2))
+        fail_msg("accuracy under attack: %.3f clean-trained, %.3f pgd-trained", attacked[0],
+                 attacked[1]);
+    run r;
+    run_setup(&r, "16", 0, 0);
+    r.cfg.epochs = 1;
+    r.cfg.adv_steps = 1; /* FGSM */
+    r.cfg.adv_eps = eps;
+    int interrupted = 0;
+    assert_int_equal(mv_train(r.model, r.train, NULL, &r.cfg, &interrupted), MV_OK);
+    assert_string_equal(mv_model_meta_get(r.model, "train.adversarial"), "fgsm eps=0.1 steps=1");
+    r.cfg.adv_eps = 0;
+    assert_int_equal(mv_train(r.model, r.train, NULL, &r.cfg, &interrupted), MV_ERR_ARG);
+    r.cfg.adv_eps = 1.5;
+    assert_int_equal(mv_train(r.model, r.train, NULL, &r.cfg, &interrupted), MV_ERR_ARG);
+    run_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -430,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_keep_best_restores_best_epoch),
         cmocka_unit_test(test_checkpoint_state_is_defined),
         cmocka_unit_test(test_rejects_mismatched_data),
+        cmocka_unit_test(test_adversarial_training_resists_attack),
     };
     return cmocka_run_group_tests_name("training", tests, NULL, NULL);
 }

@@ -143,6 +143,267 @@ static void test_rejects_bad_settings(void **state)
     mv_model_free(m);
 }
 
+/* Every objective rises under the default regularizers. */
+static void test_every_objective_rises(void **state)
+{
+    (void)state;
+    mv_model *m = random_model();
+    float images[4 * 100];
+    mv_viz_result start[4], end[4];
+    for (int o = 0; o < MV_VIZ_OBJECTIVE_COUNT; o++) {
+        mv_viz_config c;
+        mv_viz_defaults(&c);
+        c.objective = (mv_viz_objective)o;
+        c.unit_layer = 0; /* units 0..3 of the hidden layer */
+        c.steps = 0;
+        run(m, &c, images, start);
+        c.steps = 60;
+        run(m, &c, images, end);
+        for (int k = 0; k < 4; k++)
+            if (!(end[k].score > start[k].score + 1e-3))
+                fail_msg("objective %d, target %d: %g -> %g", o, k, start[k].score, end[k].score);
+    }
+    mv_model_free(m);
+}
+
+/* Every step rule and pixel optimizer climbs. */
+static void test_every_step_rule_and_optimizer_climbs(void **state)
+{
+    (void)state;
+    mv_model *m = random_model();
+    float images[4 * 100];
+    mv_viz_result start[4], end[4];
+    for (int s = 0; s < MV_STEP_COUNT; s++)
+        for (int o = 0; o < MV_PIXOPT_COUNT; o++) {
+            mv_viz_config c;
+            mv_viz_preset(&c, "plain");
+            c.step = (mv_viz_step)s;
+            c.optimizer = (mv_viz_optimizer)o;
+            c.lr = s == MV_STEP_FIXED ? 0.002 : s == MV_STEP_PROGRESS ? 1.0 : 0.01;
+            c.progress = 0.05;
+            c.steps = 0;
+            run(m, &c, images, start);
+            c.steps = 40;
+            run(m, &c, images, end);
+            for (int k = 0; k < 4; k++)
+                if (!(end[k].logit > start[k].logit + 0.1))
+                    fail_msg("step %d optimizer %d class %d: %g -> %g", s, o, k, start[k].logit,
+                             end[k].logit);
+        }
+    mv_model_free(m);
+}
+
+typedef struct {
+    int count, steps[64];
+    float first[100], at[64][100]; /* image 0 at each frame */
+} frames;
+
+static void keep_frame(int step, const float *images, int n, void *user)
+{
+    frames *f = user;
+    (void)n;
+    if (f->count < 64) {
+        f->steps[f->count] = step;
+        memcpy(f->at[f->count++], images, sizeof f->first);
+    }
+}
+
+static void test_frames_come_every_n_steps(void **state)
+{
+    (void)state;
+    mv_model *m = random_model();
+    mv_viz_config c;
+    mv_viz_defaults(&c);
+    frames f = {0};
+    c.steps = 25;
+    c.frame_every = 10;
+    c.on_frame = keep_frame;
+    c.user = &f;
+    float images[4 * 100];
+    mv_viz_result res[4];
+    run(m, &c, images, res);
+    assert_int_equal(f.count, 3); /* 0, 10, 20 */
+    assert_int_equal(f.steps[0], 0);
+    assert_int_equal(f.steps[2], 20);
+    for (int i = 0; i < 100; i++) assert_true(f.at[0][i] == 0.5f); /* the gray start */
+    assert_memory_not_equal(f.at[1], f.at[2], sizeof f.at[1]);
+    mv_model_free(m);
+}
+
+/* Sum of |differences| between neighbours: how much fine detail an image holds. */
+static double total_variation(const float *p, int side)
+{
+    double tv = 0;
+    for (int y = 0; y < side; y++)
+        for (int x = 0; x + 1 < side; x++)
+            tv += fabs(p[y * side + x + 1] - p[y * side + x]) + fabs(p[x * side + y] - p[(x + 1) * side + y]);
+    return tv;
+}
+
+/* The first octave works at a coarse resolution, so its image holds less fine detail than
+ * the same number of full-resolution steps. */
+static void test_octaves_start_coarse(void **state)
+{
+    (void)state;
+    mv_model *m = random_model_of(28);
+    float *images = malloc(sizeof *images * 4 * 784);
+    mv_viz_result res[4];
+    frames *coarse = calloc(1, sizeof *coarse), *fine = calloc(1, sizeof *fine);
+    assert_true(images && coarse && fine);
+    mv_viz_config c;
+    mv_viz_preset(&c, "plain");
+    c.steps = 60;
+    c.frame_every = 20;
+    c.on_frame = keep_frame;
+    c.user = fine;
+    run(m, &c, images, res);
+    c.octaves = 3;
+    c.octave_scale = 2;
+    c.user = coarse;
+    run(m, &c, images, res);
+    assert_int_equal(coarse->count, 4);
+    const double tv_coarse = total_variation(coarse->at[1], 28);
+    const double tv_fine = total_variation(fine->at[1], 28);
+    if (!(tv_coarse < 0.6 * tv_fine))
+        fail_msg("after the first octave: variation %g, full resolution %g", tv_coarse, tv_fine);
+    free(images);
+    free(coarse);
+    free(fine);
+    mv_model_free(m);
+}
+
+/* Yosinski's clipping leaves at least the given share of pixels at the mean pixel. */
+static void test_percentile_clipping(void **state)
+{
+    (void)state;
+    mv_model *m = random_model();
+    float images[4 * 100];
+    mv_viz_result res[4];
+    for (int which = 0; which < 2; which++) {
+        mv_viz_config c;
+        mv_viz_defaults(&c);
+        c.init = MV_INIT_NOISE;
+        c.steps = 20;
+        const double pct = which ? 90 : 50;
+        if (which)
+            c.contrib_pct = pct;
+        else
+            c.norm_pct = pct;
+        run(m, &c, images, res);
+        for (int r = 0; r < 4; r++) {
+            int at_mean = 0;
+            for (int i = 0; i < 100; i++) at_mean += images[r * 100 + i] == m->mean[0];
+            if (at_mean < pct - 2)
+                fail_msg("%s clipping at %g%%: %d of 100 pixels at the mean", which ? "contribution" : "norm", pct, at_mean);
+        }
+    }
+    mv_model_free(m);
+}
+
+static void test_presets(void **state)
+{
+    (void)state;
+    mv_viz_config c;
+    for (int k = 0; mv_viz_preset_names[k]; k++)
+        assert_int_equal(mv_viz_preset(&c, mv_viz_preset_names[k]), MV_OK);
+    assert_int_equal(mv_viz_preset(&c, "yosinski3"), MV_OK);
+    assert_int_equal(c.steps, 1000);
+    assert_true(c.decay == 0.0001 && c.blur_every == 4 && c.blur_sigma == 1.0);
+    assert_true(fabs(c.lr - 100.0 / (255.0 * 255.0)) < 1e-12 && c.step == MV_STEP_FIXED);
+    assert_true(c.decay_to_mean && c.init == MV_INIT_MEAN && c.jitter == 0 && c.grad_blur == 0);
+    assert_int_equal(mv_viz_preset(&c, "yosinski4"), MV_OK);
+    assert_true(c.contrib_pct == 90 && c.norm_pct == 0 && c.step == MV_STEP_PROGRESS);
+    assert_int_equal(mv_viz_preset(&c, "yosinski1"), MV_OK);
+    assert_true(c.norm_pct == 50 && c.steps == 500);
+    assert_int_equal(mv_viz_preset(&c, "yosinski5"), MV_ERR_ARG);
+}
+
+/* Decay alone (no steps) pulls a noisy start to the mean pixel. */
+static void test_decay_pulls_to_the_reference(void **state)
+{
+    (void)state;
+    mv_model *m = random_model();
+    mv_viz_config c;
+    mv_viz_preset(&c, "plain");
+    c.step = MV_STEP_FIXED;
+    c.lr = 0;
+    c.init = MV_INIT_NOISE;
+    c.decay = 0.5;
+    c.decay_to_mean = 1;
+    c.steps = 40;
+    float images[4 * 100];
+    mv_viz_result res[4];
+    run(m, &c, images, res);
+    for (int i = 0; i < 400; i++) assert_true(fabsf(images[i] - m->mean[0]) < 1e-5f);
+    mv_model_free(m);
+}
+
+/* Class starts: the mean image exactly; refused without statistics or for units. */
+static void test_class_starts(void **state)
+{
+    (void)state;
+    mv_model *m = random_model();
+    float images[4 * 100];
+    mv_viz_result res[4];
+    const int targets[4] = {0, 1, 2, 3};
+    mv_viz_config c;
+    mv_viz_defaults(&c);
+    c.init = MV_INIT_CLASS_MEAN;
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, images, res), MV_ERR_ARG);
+    mv_dataset d = {.count = 40, .channels = 1, .height = 10, .width = 10, .n_classes = 4};
+    float pixels[40 * 100];
+    int labels[40];
+    mv_rng rng;
+    mv_rng_seed(&rng, 5);
+    for (int i = 0; i < 40; i++) {
+        labels[i] = i % 4;
+        for (int j = 0; j < 100; j++)
+            pixels[i * 100 + j] = (float)(0.2 * labels[i] * (j % 10 < 5) + 0.1 * mv_rng_uniform(&rng));
+    }
+    d.pixels = pixels;
+    d.labels = labels;
+    assert_int_equal(mv_model_fit_class_stats(m, &d, 3, 1), MV_OK);
+    c.steps = 0;
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, images, res), MV_OK);
+    const float *means = mv_model_extra_get(m, "class.mean", NULL);
+    assert_non_null(means);
+    assert_memory_equal(images, means, sizeof images);
+    c.init = MV_INIT_CLASS_SAMPLE;
+    c.steps = 30;
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, images, res), MV_OK);
+    c.objective = MV_VIZ_UNIT;
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, images, res), MV_ERR_ARG);
+    mv_model_free(m);
+}
+
+/* The judge's verdict is the model's softmax. */
+static void test_predict_gives_probabilities(void **state)
+{
+    (void)state;
+    mv_model *m = random_model();
+    float pixels[3 * 100], probs[3 * 4];
+    mv_rng rng;
+    mv_rng_seed(&rng, 9);
+    for (int i = 0; i < 300; i++) pixels[i] = (float)mv_rng_uniform(&rng);
+    assert_int_equal(mv_model_predict(m, pixels, 3, probs), MV_OK);
+    for (int r = 0; r < 3; r++) {
+        double sum = 0;
+        for (int k = 0; k < 4; k++) sum += probs[r * 4 + k];
+        assert_true(fabs(sum - 1) < 1e-5);
+    }
+    /* the same as the visualizer's own measure of an image */
+    mv_viz_config c;
+    mv_viz_defaults(&c);
+    c.steps = 0;
+    c.init = MV_INIT_IMAGE;
+    const int target[1] = {2};
+    float out[100];
+    mv_viz_result res;
+    assert_int_equal(mv_visualize(m, &c, target, 1, pixels, out, &res), MV_OK);
+    assert_true(fabs(res.prob - probs[2]) < 1e-6);
+    mv_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -150,6 +411,15 @@ int main(void)
         cmocka_unit_test(test_ascent_raises_the_objective),
         cmocka_unit_test(test_same_seed_same_bytes_any_threads),
         cmocka_unit_test(test_rejects_bad_settings),
+        cmocka_unit_test(test_every_objective_rises),
+        cmocka_unit_test(test_every_step_rule_and_optimizer_climbs),
+        cmocka_unit_test(test_frames_come_every_n_steps),
+        cmocka_unit_test(test_octaves_start_coarse),
+        cmocka_unit_test(test_percentile_clipping),
+        cmocka_unit_test(test_presets),
+        cmocka_unit_test(test_decay_pulls_to_the_reference),
+        cmocka_unit_test(test_class_starts),
+        cmocka_unit_test(test_predict_gives_probabilities),
     };
     return cmocka_run_group_tests_name("visualization", tests, NULL, NULL);
 }

@@ -1,0 +1,71 @@
+/* cli_viz.h: what the parts of `mlpviz visualize` share (options, outputs, search). */
+#ifndef MV_CLI_VIZ_H
+#define MV_CLI_VIZ_H
+
+#include "cli.h"
+
+typedef struct {
+    const char *model_path, *classes, *units, *init, *out, *judge_path;
+    int seeds, scale, frames, search, quiet;
+    mv_viz_config viz;
+} viz_options;
+
+/* One run's results, as the writers see them. */
+typedef struct {
+    const mv_model *m;
+    const mv_model *judge;    /* may be NULL */
+    const viz_options *o;
+    const int *targets;       /* [rows]: classes, or units of unit_layer */
+    int rows, n_targets;      /* rows = n_targets * seeds, target-major within a seed */
+    int unit_layer;           /* -1 for class targets */
+    const float *images;      /* [rows][D] */
+    const mv_viz_result *results;
+    const float *judge_probs; /* [rows][judge classes] or NULL */
+    const float *frames;      /* [n_frames][rows][D] or NULL */
+    const int *frame_steps;   /* [n_frames] */
+    int n_frames;
+    const char *flags;        /* the settings as command-line flags */
+    char text[2048];          /* the PNG tEXt provenance */
+} viz_output;
+
+/* "coat", or "unit-1-17" for a unit target: the name of row r's target. */
+const char *viz_target_name(const viz_output *v, int r, char *buf, size_t size);
+
+/* The probability the judge gives row r's target class (-1 without a judge). */
+double viz_judge_prob(const viz_output *v, int r);
+
+/* Writes DIR/<target>.png per row, DIR/grid.png, DIR/report.csv and report.json, and with
+ * frames DIR/frames/<target>-<step>.png and DIR/filmstrip.png. Returns the exit status. */
+int viz_write_outputs(const viz_output *v);
+
+/* A labelled sheet: `rows` rows of `cols` images [rows*cols][D] (row-major), with a label
+ * under each column and one left of each row (either list may be NULL). */
+int viz_write_sheet(const char *path, const mv_model *m, int scale, const float *images,
+                    int rows, int cols, const char *const *col_labels,
+                    const char *const *row_labels, const char *text);
+
+/* The settings as flags that `--preset FILE` reads back. */
+void viz_config_flags(const mv_viz_config *c, char *buf, size_t size);
+
+/* Parses one settings option (the ones a preset file may hold); 0 parsed, 2 bad value,
+ * -1 not a settings option. */
+int viz_parse_setting(int opt, const char *arg, mv_viz_config *v);
+
+/* `--search N`: tries N settings, writes DIR/search.csv, DIR/search.png and DIR/preset.txt,
+ * and leaves the winner in o->viz. Returns the exit status. */
+int viz_search(viz_options *o, const mv_model *m, const mv_model *judge, const int *targets,
+               int rows, int n_targets);
+
+/* Option codes of the settings (long options only). */
+enum {
+    VIZ_OPT_LR = 256, VIZ_OPT_NO_NORMALIZE, VIZ_OPT_OBJECTIVE, VIZ_OPT_L2, VIZ_OPT_DECAY,
+    VIZ_OPT_DECAY_TO, VIZ_OPT_BLUR_EVERY, VIZ_OPT_BLUR_SIGMA, VIZ_OPT_GRAD_BLUR, VIZ_OPT_JITTER,
+    VIZ_OPT_NO_CLAMP, VIZ_OPT_STEP, VIZ_OPT_PROGRESS, VIZ_OPT_OPTIMIZER, VIZ_OPT_MOMENTUM,
+    VIZ_OPT_NORM_PCT, VIZ_OPT_CONTRIB_PCT, VIZ_OPT_OCTAVES, VIZ_OPT_OCTAVE_SCALE,
+    VIZ_OPT_TEMPERATURE, VIZ_OPT_STEPS, VIZ_OPT_SEED, VIZ_OPT_CLAMP,
+    /* not settings */
+    VIZ_OPT_INIT, VIZ_OPT_SCALE, VIZ_OPT_PRESET, VIZ_OPT_UNIT, VIZ_OPT_FRAMES, VIZ_OPT_JUDGE,
+    VIZ_OPT_SEARCH
+};
+
+#endif

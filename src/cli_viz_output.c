@@ -1,0 +1,253 @@
+/* cli_viz_output.c: what `mlpviz visualize` writes: one PNG per target, the labelled grid,
+ * frames and a filmstrip, and the report (CSV and JSON). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_viz.h"
+
+const char *viz_target_name(const viz_output *v, int r, char *buf, size_t size)
+{
+    const int t = v->targets[r % v->n_targets];
+    if (v->unit_layer >= 0) {
+        snprintf(buf, size, "unit-%d-%d", v->unit_layer, t);
+        return buf;
+    }
+    return v->m->class_names[t];
+}
+
+double viz_judge_prob(const viz_output *v, int r)
+{
+    if (!v->judge_probs || v->unit_layer >= 0)
+        return -1;
+    return v->judge_probs[(size_t)r * v->judge->n_classes + v->targets[r % v->n_targets]];
+}
+
+/* Nearest-neighbour upscale of src [h][w][c] into dst [h*s][w*s][c]: crisp pixels. */
+static void upscale(const float *src, float *dst, int w, int h, int c, int s)
+{
+    for (int y = 0; y < h * s; y++)
+        for (int x = 0; x < w * s; x++)
+            memcpy(dst + ((size_t)y * w * s + x) * c, src + ((size_t)(y / s) * w + x / s) * c,
+                   sizeof *dst * (size_t)c);
+}
+
+/* DIR/<name>.png (or <name>-<seed>.png) per row, upscaled. */
+static int write_images(const viz_output *v)
+{
+    const mv_model *m = v->m;
+    const int s = v->o->scale, W = m->width * s, H = m->height * s, C = m->channels;
+    const size_t D = (size_t)m->width * m->height * C;
+    float *big = malloc(sizeof *big * (size_t)W * H * C); /* [H][W][C] */
+    if (!big) {
+        cli_error("visualize", "out of memory");
+        return 1;
+    }
+    int rc = 0;
+    for (int r = 0; !rc && r < v->rows; r++) {
+        char path[4096], buf[64];
+        const char *name = viz_target_name(v, r, buf, sizeof buf);
+        if (v->o->seeds > 1)
+            snprintf(path, sizeof path, "%s/%s-%d.png", v->o->out, name, r / v->n_targets);
+        else
+            snprintf(path, sizeof path, "%s/%s.png", v->o->out, name);
+        upscale(v->images + r * D, big, m->width, m->height, C, s);
+        if (mv_png_write(path, big, W, H, C, "mlpviz", v->text)) {
+            cli_error("visualize", "%s", mv_last_error());
+            rc = 1;
+        }
+    }
+    free(big);
+    return rc;
+}
+
+int viz_write_sheet(const char *path, const mv_model *m, int scale, const float *images,
+                    int rows, int cols, const char *const *col_labels,
+                    const char *const *row_labels, const char *text)
+{
+    const int w = m->width * scale, h = m->height * scale, C = 3, pad = 4, label = 16;
+    int cell_w = w, left = 0;
+    for (int k = 0; col_labels && k < cols; k++) {
+        const int tw = mv_text_width(col_labels[k], 1);
+        cell_w = tw > cell_w ? tw : cell_w;
+    }
+    for (int r = 0; row_labels && r < rows; r++) {
+        const int tw = mv_text_width(row_labels[r], 1) + pad;
+        left = tw > left ? tw : left;
+    }
+    const int W = left + pad + cols * (cell_w + pad), H = pad + rows * (h + pad) + label;
+    float *sheet = malloc(sizeof *sheet * (size_t)W * H * C);
+    float *big = malloc(sizeof *big * (size_t)w * h * m->channels);
+    if (!sheet || !big) {
+        free(sheet);
+        free(big);
+        cli_error("visualize", "out of memory");
+        return 1;
+    }
+    const float white[3] = {1, 1, 1}, black[3] = {0, 0, 0};
+    mv_fill_rect(sheet, W, H, C, 0, 0, W, H, white);
+    const size_t D = (size_t)m->width * m->height * m->channels;
+    for (int i = 0; i < rows * cols; i++) {
+        const int col = i % cols, row = i / cols;
+        const int x0 = left + pad + col * (cell_w + pad) + (cell_w - w) / 2;
+        const int y0 = pad + row * (h + pad);
+        upscale(images + i * D, big, m->width, m->height, m->channels, scale);
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                for (int c = 0; c < C; c++)
+                    sheet[((size_t)(y0 + y) * W + x0 + x) * C + c] =
+                        big[((size_t)y * w + x) * m->channels + (m->channels == 3 ? c : 0)];
+    }
+    for (int k = 0; col_labels && k < cols; k++) {
+        const int x = left + pad + k * (cell_w + pad) + (cell_w - mv_text_width(col_labels[k], 1)) / 2;
+        mv_draw_text(sheet, W, H, C, x, H - label + 2, col_labels[k], 1, black);
+    }
+    for (int r = 0; row_labels && r < rows; r++)
+        mv_draw_text(sheet, W, H, C, pad, pad + r * (h + pad) + h / 2 - 6, row_labels[r], 1, black);
+    const mv_status st = mv_png_write(path, sheet, W, H, C, "mlpviz", text);
+    free(sheet);
+    free(big);
+    if (st)
+        cli_error("visualize", "%s", mv_last_error());
+    return st != MV_OK;
+}
+
+/* All images on one sheet: a column per target, a row per seed, the names below. */
+static int write_grid(const viz_output *v)
+{
+    const char **names = calloc((size_t)v->n_targets, sizeof *names);
+    char (*buf)[64] = calloc((size_t)v->n_targets, sizeof *buf);
+    int rc = 1;
+    if (names && buf) {
+        for (int k = 0; k < v->n_targets; k++) names[k] = viz_target_name(v, k, buf[k], 64);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/grid.png", v->o->out);
+        rc = viz_write_sheet(path, v->m, v->o->scale, v->images, v->o->seeds, v->n_targets,
+                             names, NULL, v->text);
+    } else {
+        cli_error("visualize", "out of memory");
+    }
+    free(names);
+    free(buf);
+    return rc;
+}
+
+/* DIR/frames/<target>-<step>.png, and DIR/filmstrip.png: a row per image, a column per
+ * frame, the step numbers below. */
+static int write_frames(const viz_output *v)
+{
+    const mv_model *m = v->m;
+    const size_t D = (size_t)m->width * m->height * m->channels;
+    const int F = v->n_frames, R = v->rows;
+    char path[4096], name[64];
+    snprintf(path, sizeof path, "%s/frames", v->o->out);
+    cli_ensure_dir(path);
+    for (int f = 0; f < F; f++)
+        for (int r = 0; r < R; r++) {
+            snprintf(path, sizeof path, "%s/frames/%s-%d-%05d.png", v->o->out,
+                     viz_target_name(v, r, name, sizeof name), r / v->n_targets,
+                     v->frame_steps[f]);
+            if (mv_png_write(path, v->frames + ((size_t)f * R + r) * D, m->width, m->height,
+                             m->channels, "mlpviz", v->text)) {
+                cli_error("visualize", "%s", mv_last_error());
+                return 1;
+            }
+        }
+    float *strip = malloc(sizeof *strip * D * (size_t)F * R); /* [R][F][D] */
+    char (*labels)[16] = calloc((size_t)F, sizeof *labels);
+    const char **cols = calloc((size_t)F, sizeof *cols), **rows = calloc((size_t)R, sizeof *rows);
+    char (*row_names)[64] = calloc((size_t)R, sizeof *row_names);
+    int rc = 1;
+    if (strip && labels && cols && rows && row_names) {
+        for (int f = 0; f < F; f++) {
+            snprintf(labels[f], sizeof labels[f], "%d", v->frame_steps[f]);
+            cols[f] = labels[f];
+            for (int r = 0; r < R; r++)
+                memcpy(strip + ((size_t)r * F + f) * D, v->frames + ((size_t)f * R + r) * D,
+                       sizeof *strip * D);
+        }
+        for (int r = 0; r < R; r++) rows[r] = viz_target_name(v, r, row_names[r], 64);
+        snprintf(path, sizeof path, "%s/filmstrip.png", v->o->out);
+        rc = viz_write_sheet(path, m, v->o->scale > 2 ? 2 : v->o->scale, strip, R, F, cols,
+                             rows, v->text);
+    } else {
+        cli_error("visualize", "out of memory");
+    }
+    free(strip);
+    free(labels);
+    free(cols);
+    free(rows);
+    free(row_names);
+    return rc;
+}
+
+static void report_row(const viz_output *v, int r, FILE *csv, FILE *json)
+{
+    const mv_viz_result *x = &v->results[r];
+    char buf[64];
+    const char *name = viz_target_name(v, r, buf, sizeof buf);
+    const char *top = v->m->class_names[x->top_class];
+    const double judge = viz_judge_prob(v, r);
+    fprintf(csv, "%s,%d,%.6g,%.6g,%.6g,%.6g,%s,%d,", name, r / v->n_targets, x->score,
+            x->logit, x->prob, x->margin, top, x->first_top_step);
+    if (judge >= 0)
+        fprintf(csv, "%.6g", judge);
+    fputc('\n', csv);
+    fprintf(json, "    {\"target\": ");
+    cli_json_string(json, name);
+    fprintf(json, ", \"seed\": %d, \"score\": %.6g, \"logit\": %.6g, \"prob\": %.6g, "
+                  "\"margin\": %.6g, \"top_class\": ",
+            r / v->n_targets, x->score, x->logit, x->prob, x->margin);
+    cli_json_string(json, top);
+    fprintf(json, ", \"first_top_step\": %d", x->first_top_step);
+    if (judge >= 0)
+        fprintf(json, ", \"judge_prob\": %.6g", judge);
+    fprintf(json, "}%s\n", r + 1 < v->rows ? "," : "");
+}
+
+static int write_report(const viz_output *v)
+{
+    char *csv = NULL, *json = NULL;
+    size_t csv_size = 0, json_size = 0;
+    FILE *c = open_memstream(&csv, &csv_size), *j = open_memstream(&json, &json_size);
+    if (!c || !j) {
+        if (c) fclose(c);
+        if (j) fclose(j);
+        free(csv);
+        free(json);
+        cli_error("visualize", "out of memory");
+        return 1;
+    }
+    fprintf(c, "target,seed,score,logit,prob,margin,top_class,first_top_step,judge_prob\n");
+    fprintf(j, "{\n  \"model\": ");
+    cli_json_string(j, v->o->model_path);
+    if (v->judge) {
+        fprintf(j, ",\n  \"judge\": ");
+        cli_json_string(j, v->o->judge_path);
+    }
+    fprintf(j, ",\n  \"settings\": ");
+    cli_json_string(j, v->flags);
+    fprintf(j, ",\n  \"images\": [\n");
+    for (int r = 0; r < v->rows; r++) report_row(v, r, c, j);
+    fprintf(j, "  ]\n}\n");
+    fclose(c);
+    fclose(j);
+    char path[4096];
+    int rc = 0;
+    snprintf(path, sizeof path, "%s/report.csv", v->o->out);
+    if (mv_write_file_atomic(path, csv, csv_size)) rc = 1;
+    snprintf(path, sizeof path, "%s/report.json", v->o->out);
+    if (!rc && mv_write_file_atomic(path, json, json_size)) rc = 1;
+    if (rc)
+        cli_error("visualize", "%s", mv_last_error());
+    free(csv);
+    free(json);
+    return rc;
+}
+
+int viz_write_outputs(const viz_output *v)
+{
+    cli_ensure_dir(v->o->out);
+    return write_images(v) || write_grid(v) || (v->n_frames && write_frames(v)) ||
+           write_report(v);
+}
