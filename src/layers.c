@@ -69,18 +69,23 @@ void mv_dense_backward(const mv_real *in, const mv_real *W, const mv_real *delta
         }
     }
     if (din) {
-        /* din = delta . W, split over (row, column block) pairs so that a batch of one row
-         * still uses every thread; each element sums over outputs in index order. */
-        enum { COLS = 256 };
-        const int blocks = (n_in + COLS - 1) / COLS;
+        /* din = delta . W, split over (group of ROWS rows, column block) pairs so that a
+         * small batch still uses every thread; a block of W is read once per group, not once
+         * per row. Each element sums over outputs in index order, whatever the split. */
+        enum { COLS = 256, ROWS = 4 };
+        const int blocks = (n_in + COLS - 1) / COLS, groups = (batch + ROWS - 1) / ROWS;
 #pragma omp parallel for schedule(static) if (work > MV_PARALLEL_WORK)
-        for (int t = 0; t < batch * blocks; t++) {
-            const int r = t / blocks, c0 = (t % blocks) * COLS;
+        for (int t = 0; t < groups * blocks; t++) {
+            const int r0 = t / blocks * ROWS, c0 = (t % blocks) * COLS;
+            const int rows = batch - r0 < ROWS ? batch - r0 : ROWS;
             const int width = n_in - c0 < COLS ? n_in - c0 : COLS;
-            mv_real *out = din + (size_t)r * n_in + c0;
-            memset(out, 0, sizeof *out * (size_t)width);
-            for (int o = 0; o < n_out; o++)
-                axpy(delta[(size_t)r * n_out + o], W + (size_t)o * n_in + c0, out, width);
+            for (int r = r0; r < r0 + rows; r++)
+                memset(din + (size_t)r * n_in + c0, 0, sizeof *din * (size_t)width);
+            for (int o = 0; o < n_out; o++) {
+                const mv_real *w = W + (size_t)o * n_in + c0;
+                for (int r = r0; r < r0 + rows; r++)
+                    axpy(delta[(size_t)r * n_out + o], w, din + (size_t)r * n_in + c0, width);
+            }
         }
     }
 }
