@@ -14,7 +14,7 @@ mutants=(
   "sigmoid derivative loses (1 - a)|src/activations.c|s/g\[i\] \*= a\[i\] \* (1 - a\[i\]);/g[i] *= a[i];/"
   "leaky relu slope dropped|src/activations.c|s/g\[i\] \*= z\[i\] > 0 ? 1 : p;/g[i] *= z[i] > 0 ? 1 : 0;/"
   "gelu derivative misses z*pdf|src/activations.c|s/g\[i\] \*= cdf + z\[i\] \* pdf;/g[i] *= cdf + 0 * z[i] * pdf;/"
-  "W instead of W^T in delta.W|src/layers.c|s/axpy(delta\[(size_t)r \* n_out + o\], w, din + (size_t)r \* n_in + c0, width);/for (int i = 0; i < width; i++) din[(size_t)r * n_in + c0 + i] += delta[(size_t)r * n_out + o] * W[(size_t)(c0 + i) * n_out + o];/"
+  "W instead of W^T in delta.W|src/layers.c|s/axpy(delta\[(size_t)r \* n_out + o\], w, din + (size_t)r \* n_in + c0, width);/{ (void)w; for (int i = 0; i < width; i++) din[(size_t)r * n_in + c0 + i] += delta[(size_t)r * n_out + o] * W[(size_t)(c0 + i) * n_out + o]; }/"
   "bias gradient missing|src/layers.c|s/db\[o\] = bias_sum;/db[o] = 0;/"
   "forward ignores the bias|src/layers.c|s/= b\[o\] + dot(/= 0 * b[o] + dot(/"
   "activation derivative dropped in backward|src/net.c|s/mv_act_backward(arch->act\[l - 1\]/if (0) mv_act_backward(arch->act[l - 1]/"
