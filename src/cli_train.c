@@ -51,7 +51,7 @@ static const char *const train_help =
     "      --adversarial A    none (default), fgsm, or pgd: train on worst-case inputs\n"
     "                         within an L-inf ball (robust models draw legible classes)\n"
     "      --eps E            the ball's radius in pixel units 0..1 (default 0.1)\n"
-    "      --adv-steps K      pgd steps per batch (default 7)\n"
+    "      --adv-steps K      pgd steps per batch (default 7; 1 is fgsm)\n"
     "      --adv-step-size A  per pgd step (default 2.5 eps / K)\n"
     "      --class-stats R    store each class's mean and a rank-R Gaussian, the starts of\n"
     "                         visualize --init class-mean|class-sample (default 16)\n"
@@ -195,6 +195,7 @@ typedef struct {
     double val_split;
     int threads, quiet;
     const char *adversarial; /* none, fgsm, pgd */
+    int adv_settings;        /* --eps or --adv-step-size was given */
     int adv_steps;           /* --adv-steps, for pgd */
     int class_stats;         /* rank of the per-class Gaussians stored for visualization */
     mv_load_options load;
@@ -299,8 +300,10 @@ static int parse_train_args(int argc, char **argv, train_options *o)
         int rc = parse_optimisation(opt, optarg, &o->train);
         if (rc > 0)
             return rc;
-        if (rc == 0)
+        if (rc == 0) {
+            o->adv_settings |= opt == OPT_EPS || opt == OPT_ADV_STEP_SIZE;
             continue;
+        }
         switch (opt) {
         case 'd': o->data = optarg; break;
         case OPT_LABELS: o->labels = optarg; break;
@@ -343,6 +346,10 @@ static int parse_train_args(int argc, char **argv, train_options *o)
     }
     if (!o->data || !o->out) {
         cli_error(cmd, "--data and --out are required (see mlpviz train --help)");
+        return 2;
+    }
+    if ((o->adv_steps || o->adv_settings) && !strcmp(o->adversarial, "none")) {
+        cli_error(cmd, "--eps, --adv-steps and --adv-step-size need --adversarial pgd|fgsm");
         return 2;
     }
     if (o->adv_steps && strcmp(o->adversarial, "pgd")) {
@@ -529,19 +536,21 @@ static int smallest_class(const mv_dataset *data)
 
 static int finish_model(const train_options *o, train_resources *r)
 {
-    /* Class-conditional starts for `visualize`; a class too small for the rank gets none. */
-    const int smallest = smallest_class(r->train) - 1;
-    int rank = o->class_stats < smallest ? o->class_stats : smallest;
+    /* Class-conditional starts for `visualize`, at a rank below the smallest class. They are
+     * a bonus: when they cannot be fitted, the trained model is still written. */
+    const int smallest = smallest_class(r->train);
+    int rank = o->class_stats < smallest - 1 ? o->class_stats : smallest - 1;
     const long D = (long)r->train->width * r->train->height * r->train->channels;
     if (D > 4096 && rank > 0) { /* the covariance is D x D per class: keep it under 128 MB */
         if (!o->quiet)
             fprintf(stderr, "mlpviz train: %ld inputs: storing class means only, no Gaussians\n", D);
         rank = 0;
     }
-    if (mv_model_fit_class_stats(r->model, r->train, rank < 0 ? 0 : rank, o->train.seed)) {
-        cli_error("train", "class statistics: %s", mv_last_error());
-        return 1;
-    }
+    if (smallest < 1)
+        fprintf(stderr, "mlpviz train: a class has no training image: no class statistics "
+                        "stored (visualize cannot start from the class mean)\n");
+    else if (mv_model_fit_class_stats(r->model, r->train, rank < 0 ? 0 : rank, o->train.seed))
+        fprintf(stderr, "mlpviz train: class statistics not stored: %s\n", mv_last_error());
     if (r->test) {
         double accuracy;
         if (mv_evaluate(r->model, r->test, &accuracy, NULL, NULL)) {

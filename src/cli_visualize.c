@@ -22,8 +22,11 @@ static const char *const visualize_help =
     "targets\n"
     "  -c, --class LIST        all (default), or class indices/names separated by commas\n"
     "      --unit L:J[,J...]   hidden units J of hidden layer L (0 = the first) instead\n"
-    "  -k, --seeds K           images per target, from different starts (default 1)\n"
-    "settings (a preset first, then any of these on top)\n"
+    "  -k, --seeds K           images per target, each with its own jitter and noise or\n"
+    "                          class-sample start (default 1)\n"
+    "settings (a preset first, then any of these on top; the defaults shown are the default\n"
+    "preset's, except where it differs: it starts from the class mean, climbs logprob at lr\n"
+    "0.004 and does not blur the image, see README)\n"
     "  -p, --preset P          default, plain, yosinski1..yosinski4, or a file of flags such\n"
     "                          as the preset.txt that --search writes\n"
     "  -n, --steps N           ascent steps (default 300)\n"
@@ -51,9 +54,9 @@ static const char *const visualize_help =
     "  -s, --seed N            (default 1)\n"
     "search and judging\n"
     "  -j, --judge MODEL       a second model scores every image (judge_prob in the report)\n"
-    "      --search N          try N settings (the given one first), keep the best: highest\n"
-    "                          judge probability, then own; writes search.csv, search.png,\n"
-    "                          preset.txt\n"
+    "      --search N          try N settings (the given one first), keep the best: every\n"
+    "                          image >= 0.99 for its model, then the judge's mean, then its\n"
+    "                          own; writes search.csv, search.png, preset.txt\n"
     "output\n"
     "  -o, --out DIR           (default out)\n"
     "      --scale S           upscale the written images S times (default 4)\n"
@@ -148,16 +151,17 @@ void viz_config_flags(const mv_viz_config *c, char *buf, size_t size)
     static const char *const inits[] = {"gray", "noise", "image", "mean", "class-mean",
                                         "class-sample"};
     snprintf(buf, size,
-             "--steps %d --objective %s --l2 %.9g --step %s --lr %.9g --progress %.9g "
-             "--optimizer %s --momentum %.9g --decay %.9g --decay-to %s --blur-every %d "
-             "--blur-sigma %.9g --grad-blur %.9g --jitter %d --%s --norm-pct %.9g "
-             "--contrib-pct %.9g --octaves %d --octave-scale %.9g --init %s --temperature %.9g",
+             "--steps %d --objective %s --l2 %.17g --step %s --lr %.17g --progress %.17g "
+             "--optimizer %s --momentum %.17g --decay %.17g --decay-to %s --blur-every %d "
+             "--blur-sigma %.17g --grad-blur %.17g --jitter %d --%s --norm-pct %.17g "
+             "--contrib-pct %.17g --octaves %d --octave-scale %.17g --init %s --temperature %.17g "
+             "--seed %llu",
              c->steps, c->objective == MV_VIZ_UNIT ? "logit" : objectives[c->objective], c->l2,
              steps[c->step], c->lr, c->progress, optimizers[c->optimizer], c->momentum, c->decay,
              c->decay_to_mean ? "mean" : "start", c->blur_every, c->blur_sigma, c->grad_blur,
              c->jitter, c->clamp ? "clamp" : "no-clamp", c->norm_pct, c->contrib_pct, c->octaves,
              c->octave_scale, inits[c->init == MV_INIT_IMAGE ? MV_INIT_GRAY : c->init],
-             c->temperature);
+             c->temperature, (unsigned long long)c->seed);
 }
 
 /* Reads a preset file of settings flags (whitespace-separated, '#' starts a comment). */
@@ -207,17 +211,14 @@ static int load_preset_file(const char *path, mv_viz_config *v)
 /* The preset goes first whatever its place, so that other flags refine it. */
 static int apply_preset(int argc, char **argv, mv_viz_config *v)
 {
+    /* A first getopt pass that looks only at -p, so that every spelling getopt accepts
+     * (-qp X, --pre=X) counts; the second pass reads everything else. */
     const char *preset = "default";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--"))
-            break;
-        if ((!strcmp(argv[i], "--preset") || !strcmp(argv[i], "-p")) && i + 1 < argc)
-            preset = argv[++i];
-        else if (!strncmp(argv[i], "--preset=", 9))
-            preset = argv[i] + 9;
-        else if (!strncmp(argv[i], "-p", 2) && argv[i][2])
-            preset = argv[i] + 2;
-    }
+    opterr = 0;
+    optind = 0;
+    for (int opt; (opt = getopt_long(argc, argv, viz_shortopts, viz_longopts, NULL)) != -1;)
+        if (opt == 'p')
+            preset = optarg;
     for (int k = 0; mv_viz_preset_names[k]; k++)
         if (!strcmp(preset, mv_viz_preset_names[k]))
             return mv_viz_preset(v, preset) ? 2 : 0;
@@ -383,21 +384,27 @@ static void resolve_class_start(viz_options *o, const mv_model *m, int unit_laye
     }
 }
 
+/* --init: a start's name, or an image file loaded into *image (owned by the caller). */
+static int resolve_init(viz_options *o, const mv_model *m, float **image)
+{
+    *image = NULL;
+    if (!o->init || mv_viz_init_parse(&o->viz.init, o->init) == MV_OK)
+        return 0;
+    const size_t D = (size_t)m->width * m->height * m->channels;
+    o->viz.init = MV_INIT_IMAGE;
+    if (!(*image = malloc(sizeof **image * D)) ||
+        mv_image_load(o->init, m->channels, m->width, m->height, 0, *image)) {
+        cli_error("visualize", "--init: %s", *image ? mv_last_error() : "out of memory");
+        return 1;
+    }
+    return 0;
+}
+
 static int run_ascent(viz_options *o, const mv_model *m, viz_output *v, float *images,
-                      mv_viz_result *results, viz_watch *w)
+                      mv_viz_result *results, viz_watch *w, const float *init)
 {
     const size_t D = (size_t)m->width * m->height * m->channels;
-    float *init = NULL;
     int rc = 0;
-    if (o->init && mv_viz_init_parse(&o->viz.init, o->init)) { /* not a name: a file */
-        o->viz.init = MV_INIT_IMAGE;
-        if (!(init = malloc(sizeof *init * D)) ||
-            mv_image_load(o->init, m->channels, m->width, m->height, 0, init)) {
-            cli_error("visualize", "--init: %s", init ? mv_last_error() : "out of memory");
-            free(init);
-            return 1;
-        }
-    }
     *w = (viz_watch){.rows = v->rows, .D = D, .bar = !o->quiet && isatty(STDERR_FILENO)};
     if (o->frames) {
         w->capacity = o->viz.steps / o->frames + 1;
@@ -405,7 +412,6 @@ static int run_ascent(viz_options *o, const mv_model *m, viz_output *v, float *i
         w->steps = malloc(sizeof *w->steps * (size_t)w->capacity);
         if (!w->frames || !w->steps) {
             cli_error("visualize", "out of memory for %d frames", w->capacity);
-            free(init);
             return 1;
         }
         o->viz.frame_every = o->frames;
@@ -417,7 +423,6 @@ static int run_ascent(viz_options *o, const mv_model *m, viz_output *v, float *i
         cli_error("visualize", "%s", mv_last_error());
         rc = 1;
     }
-    free(init);
     return rc;
 }
 
@@ -489,8 +494,11 @@ static int visualize_with(viz_options *o, const mv_model *m, const mv_model *jud
         rc = 1;
     }
     for (int r = 0; !rc && r < rows; r++) targets[r] = targets_buf[r % n_targets];
+    float *init = NULL;
+    if (!rc)
+        rc = resolve_init(o, m, &init);
     resolve_class_start(o, m, unit_layer);
-    if (!rc && o->search && o->init && mv_viz_init_parse(&o->viz.init, o->init)) {
+    if (!rc && o->search && o->viz.init == MV_INIT_IMAGE) {
         cli_error("visualize", "--search tries its own starts: leave out --init %s", o->init);
         rc = 2;
     }
@@ -503,7 +511,7 @@ static int visualize_with(viz_options *o, const mv_model *m, const mv_model *jud
                     .results = results, .flags = flags};
     viz_watch w = {0};
     if (!rc)
-        rc = run_ascent(o, m, &v, images, results, &w);
+        rc = run_ascent(o, m, &v, images, results, &w, init);
     if (!rc && judge && mv_model_predict(judge, images, rows, judged)) {
         cli_error("visualize", "--judge %s: %s", o->judge_path, mv_last_error());
         rc = 1;
@@ -522,6 +530,7 @@ static int visualize_with(viz_options *o, const mv_model *m, const mv_model *jud
     free(images);
     free(results);
     free(judged);
+    free(init);
     free(w.frames);
     free(w.steps);
     return rc;

@@ -35,7 +35,7 @@ const char *viz_target_name(const viz_output *v, int r, char *buf, size_t size);
 double viz_judge_prob(const viz_output *v, int r);
 
 /* Writes DIR/<target>.png per row, DIR/grid.png, DIR/report.csv and report.json, and with
- * frames DIR/frames/<target>-<step>.png and DIR/filmstrip.png. Returns the exit status. */
+ * frames DIR/frames/<target>-<seed>-<step>.png and DIR/filmstrip.png. Returns the exit status. */
 int viz_write_outputs(const viz_output *v);
 
 /* A labelled sheet: `rows` rows of `cols` images [rows*cols][D] (row-major), with a label

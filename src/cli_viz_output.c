@@ -1,5 +1,6 @@
 /* cli_viz_output.c: what `mlpviz visualize` writes: one PNG per target, the labelled grid,
  * frames and a filmstrip, and the report (CSV and JSON). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +182,15 @@ static int write_frames(const viz_output *v)
     return rc;
 }
 
+/* A JSON number, or null for what JSON cannot hold (log 0, an infinite margin). */
+static void json_number(FILE *json, const char *key, double x)
+{
+    if (isfinite(x))
+        fprintf(json, ", \"%s\": %.6g", key, x);
+    else
+        fprintf(json, ", \"%s\": null", key);
+}
+
 static void report_row(const viz_output *v, int r, FILE *csv, FILE *json)
 {
     const mv_viz_result *x = &v->results[r];
@@ -195,9 +205,12 @@ static void report_row(const viz_output *v, int r, FILE *csv, FILE *json)
     fputc('\n', csv);
     fprintf(json, "    {\"target\": ");
     cli_json_string(json, name);
-    fprintf(json, ", \"seed\": %d, \"score\": %.6g, \"logit\": %.6g, \"prob\": %.6g, "
-                  "\"margin\": %.6g, \"top_class\": ",
-            r / v->n_targets, x->score, x->logit, x->prob, x->margin);
+    fprintf(json, ", \"seed\": %d", r / v->n_targets);
+    json_number(json, "score", x->score);
+    json_number(json, "logit", x->logit);
+    json_number(json, "prob", x->prob);
+    json_number(json, "margin", x->margin);
+    fprintf(json, ", \"top_class\": ");
     cli_json_string(json, top);
     fprintf(json, ", \"first_top_step\": %d", x->first_top_step);
     if (judge >= 0)

@@ -1,6 +1,6 @@
 /* cli_viz_search.c: `mlpviz visualize --search N`: random settings around the given ones,
- * each run on every target, scored by the judge's confidence first and the model's own
- * second; the winner becomes the run's settings and is written as a preset file. */
+ * each run on every target, ranked by: every image at >= 0.99 for its own model, then
+ * the judge's mean probability, then the model's own; the winner becomes the run's settings and is written as a preset file. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,10 +116,11 @@ static int write_search_report(const viz_options *o, const trial_result *t, int 
     free(text);
     viz_config_flags(&t[best].cfg, flags, sizeof flags);
     char preset[2048];
-    const int len = snprintf(preset, sizeof preset,
+    int len = snprintf(preset, sizeof preset,
                              "# mlpviz visualize --search %d: trial %d on %s, judge mean %.4f, "
                              "own mean %.4f\n%s\n",
                              n, best, o->model_path, t[best].judge_mean, t[best].own_mean, flags);
+    len = len < (int)sizeof preset ? len : (int)sizeof preset - 1;
     snprintf(path, sizeof path, "%s/preset.txt", o->out);
     if (!rc)
         rc = mv_write_file_atomic(path, preset, (size_t)len) != MV_OK;

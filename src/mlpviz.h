@@ -676,9 +676,8 @@ typedef struct {
     double logit, prob;   /* of the target class (class objectives; else of top_class) */
     double margin;        /* that logit minus the largest other logit */
     int top_class;        /* the class the model gives the final image */
-    int first_top_step;   /* first step at which the target was the top class, or -1 (for a
-                             unit objective: the step at which the score first exceeded its
-                             start) */
+    int first_top_step;   /* first step at which the target was the top class (for a unit:
+                             the most active unit of its layer), or -1 */
 } mv_viz_result;
 
 /* The defaults listed in mv_viz_config. */
@@ -708,7 +707,8 @@ mv_status mv_viz_optimizer_parse(mv_viz_optimizer *optimizer, const char *text);
  * row r towards target targets[r] of model (a class, or a unit of config->unit_layer);
  * init_image [height][width][channels] is used by MV_INIT_IMAGE (else may be NULL). All rows
  * go through one batched pass per step; the result depends on the seed, never on the thread
- * count. All buffers are allocated before the first step. */
+ * count. No step allocates; building an octave's resampling operators (stb_image_resize)
+ * does, between octaves. */
 mv_status mv_visualize(const mv_model *model, const mv_viz_config *config, const int *targets,
                        int n, const float *init_image, float *images, mv_viz_result *results);
 

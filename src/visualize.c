@@ -244,8 +244,12 @@ static mv_status octave_build(octave_ops *o, int W, int H, double factor)
 {
     o->w = (int)lround(W / factor);
     o->h = (int)lround(H / factor);
-    o->w = o->w < 2 ? 2 : o->w > W ? W : o->w;
-    o->h = o->h < 2 ? 2 : o->h > H ? H : o->h;
+    o->w = o->w < 2 ? 2 : o->w;
+    o->h = o->h < 2 ? 2 : o->h;
+    if (o->w >= W || o->h >= H) { /* nothing coarser fits (a side of 1 or 2 pixels) */
+        o->w = W;
+        o->h = H;
+    }
     if (o->w == W && o->h == H)
         return MV_OK;
     mv_status st;
@@ -304,7 +308,7 @@ typedef struct {
     float *start;    /* [n][D] where they started */
     float *shifted;  /* [n][D] jittered copies fed to the network */
     float *grad;     /* [n][D] pixel gradients */
-    float *scratch;  /* [n][2D] blur and projection scratch, per row */
+    float *scratch;  /* [n][3D] per row: blur scratch [D], projection scratch [2D] */
     float *m, *v;    /* [n][D] pixel-optimizer moments (momentum, adam) */
     float *measure;  /* [n][2P] per-pixel clipping measure and its sorted copy */
     mv_real *x;      /* [n][D] network inputs */
@@ -472,7 +476,8 @@ static void pixel_measures(const ascent *a, const float *p, const float *g, floa
         for (int c = 0; c < C; c++) {
             const double centred = p[q * C + c] - a->model->mean[c];
             n2 += centred * centred / ((double)a->model->std[c] * a->model->std[c]);
-            dot += centred * g[q * C + c]; /* x_c g_c = (centred / std)(g_pixel std) */
+            if (contribution) /* x_c g_c = (centred / std)(g_pixel std) */
+                dot += centred * g[q * C + c];
         }
         if (norm)
             norm[q] = (float)sqrt(n2);

@@ -60,6 +60,11 @@ expect 0 "yosinski3 preset, fewer steps" -- visualize "$tmp/m.mlp" --preset yosi
 grep -q -- "--decay 0.0001 --decay-to mean --blur-every 4 --blur-sigma 1 " "$tmp/y3/report.json" \
     && grep -q -- "--steps 40 " "$tmp/y3/report.json" && ok "preset and override in the report" \
     || not_ok "preset and override in the report" "$tmp/y3/report.json"
+expect 0 "preset in combined short options" -- visualize "$tmp/m.mlp" -qp plain --steps 5 \
+    --init noise --out "$tmp/qp"
+grep -q -- "--step normalized --lr 0.02 " "$tmp/qp/report.json" \
+    && grep -q -- "--init noise " "$tmp/qp/report.json" && ok "plain preset and the named start recorded" \
+    || not_ok "plain preset and the named start recorded" "$tmp/qp/report.json"
 expect 2 "unknown preset" -- visualize "$tmp/m.mlp" --preset yosinski9 --out "$tmp/x"
 stderr_has "unknown preset named" "yosinski9"
 printf -- "--steps 10 --banana 3\n" >"$tmp/bad-preset.txt"
