@@ -151,3 +151,8 @@ expect 2 "zero radius" -- train --data "$tmp/train" --adversarial pgd --eps 0 --
 expect 2 "class-stats out of range" -- train --data "$tmp/train" --class-stats 65 --out "$tmp/x.mlp"
 expect 2 "eps without an attack" -- train --data "$tmp/train" --eps 0.1 --out "$tmp/x.mlp"
 stderr_has "eps explained" "need --adversarial pgd|fgsm"
+# A class without training images: the model is still written, without class statistics.
+expect 0 "a class without images" -- train --data "$tmp/i-images-idx3-ubyte" --names a,b,c \
+    --layers 4 --epochs 2 --batch 2 --val-split 0 --quiet --out "$tmp/empty-class.mlp"
+stderr_has "no statistics explained" "a class has no training image"
+[ -s "$tmp/empty-class.mlp" ] && ok "model written anyway" || not_ok "model written anyway"
