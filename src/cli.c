@@ -1,6 +1,7 @@
 /* cli.c: the mlpviz binary: git-style subcommand dispatch and option-parsing helpers.
  * Only this layer prints to the terminal and chooses exit statuses. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -237,4 +239,34 @@ int main(int argc, char **argv)
             return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "mlpviz: unknown command '%s' (run 'mlpviz --help' for the list)\n", name);
     return MV_EXIT_USAGE;
+}
+
+int cli_model_file_facts(const char *cmd, const char *path, cli_file_facts *facts)
+{
+    unsigned char head[12], tail[4];
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int ok = fd >= 0 && !fstat(fd, &st) && st.st_size >= 16 &&
+             pread(fd, head, sizeof head, 0) == (ssize_t)sizeof head &&
+             pread(fd, tail, sizeof tail, st.st_size - 4) == (ssize_t)sizeof tail;
+    const int err = errno;
+    if (fd >= 0)
+        close(fd);
+    if (!ok) {
+        cli_error(cmd, "%s: cannot read: %s", path, strerror(err));
+        return 1;
+    }
+    facts->size = (long long)st.st_size;
+    facts->version = head[8] | head[9] << 8 | head[10] << 16 | (unsigned)head[11] << 24;
+    facts->crc = tail[0] | tail[1] << 8 | tail[2] << 16 | (unsigned long)tail[3] << 24;
+    return 0;
+}
+
+int cli_argmax(const float *v, int n)
+{
+    int best = 0;
+    for (int k = 1; k < n; k++)
+        if (v[k] > v[best])
+            best = k;
+    return best;
 }

@@ -351,24 +351,14 @@ static int parse_objective_name(const char *text, mv_objective *objective)
     return 1;
 }
 
-/* The predicted class of an image: the largest output of a plain forward pass (0 when the
- * buffers cannot be allocated; the printed class name then tells which one was used). */
+/* The predicted class of an image: its largest output (0 when the buffers cannot be
+ * allocated; the printed class name then tells which one was used). */
 static int predicted_class(const mv_model *model, const float *pixels)
 {
-    const mv_arch *arch = &model->net->arch;
-    mv_workspace *ws = NULL;
-    mv_real *x = malloc(sizeof *x * (size_t)arch->widths[0]);
-    int top = 0;
-    if (x && mv_workspace_create(&ws, arch, 1) == MV_OK) {
-        mv_model_prepare_input(model, pixels, x, 1);
-        mv_forward(model->net, ws, x, 1);
-        const mv_real *p = ws->a[arch->n_layers - 1];
-        for (int k = 1; k < model->n_classes; k++)
-            if (p[k] > p[top])
-                top = k;
-    }
-    mv_workspace_free(ws);
-    free(x);
+    float *probs = malloc(sizeof *probs * (size_t)model->n_classes);
+    const int top = probs && mv_model_predict(model, pixels, 1, probs) == MV_OK
+                        ? cli_argmax(probs, model->n_classes) : 0;
+    free(probs);
     return top;
 }
 

@@ -130,35 +130,6 @@ static int has_param(mv_act_kind kind)
 
 /* ---------------------------------------------------------------- shared plumbing */
 
-/* What info reports about the file itself, beyond what the model holds. */
-typedef struct {
-    long long size;
-    unsigned version;
-    unsigned long crc; /* the stored CRC-32, already verified by mv_model_load */
-} file_facts;
-
-/* Reads size, format version and stored CRC of an already validated model file. */
-static int read_file_facts(const char *cmd, const char *path, file_facts *facts)
-{
-    unsigned char head[12], tail[4];
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int ok = fd >= 0 && !fstat(fd, &st) && st.st_size >= 16 &&
-             pread(fd, head, sizeof head, 0) == (ssize_t)sizeof head &&
-             pread(fd, tail, sizeof tail, st.st_size - 4) == (ssize_t)sizeof tail;
-    const int err = errno;
-    if (fd >= 0)
-        close(fd);
-    if (!ok) {
-        cli_error(cmd, "%s: cannot read: %s", path, strerror(err));
-        return 1;
-    }
-    facts->size = (long long)st.st_size;
-    facts->version = head[8] | head[9] << 8 | head[10] << 16 | (unsigned)head[11] << 24;
-    facts->crc = tail[0] | tail[1] << 8 | tail[2] << 16 | (unsigned long)tail[3] << 24;
-    return 0;
-}
-
 /* ---------------------------------------------------------------- info */
 
 /* Layer table, Keras style: the input, then one dense layer per row. */
@@ -212,7 +183,7 @@ static void print_classes(const mv_model *m)
 }
 
 /* The human summary: file, input and normalisation, layers, classes, metadata, extras. */
-static void print_summary(const char *path, const mv_model *m, const file_facts *facts)
+static void print_summary(const char *path, const mv_model *m, const cli_file_facts *facts)
 {
     printf("Model: ");
     print_safe(stdout, path);
@@ -267,7 +238,7 @@ static void json_layers(FILE *out, const mv_arch *arch)
 }
 
 /* The same facts as print_summary, as one JSON object for machines. */
-static void print_json(const char *path, const mv_model *m, const file_facts *facts)
+static void print_json(const char *path, const mv_model *m, const cli_file_facts *facts)
 {
     const mv_arch *arch = &m->net->arch;
     printf("{\n  \"file\": ");
@@ -333,10 +304,10 @@ int cmd_info(int argc, char **argv)
     if (rc)
         return rc < 0 ? MV_EXIT_OK : rc;
     mv_model *m;
-    file_facts facts;
+    cli_file_facts facts;
     if (cli_load_model("info", path, &m))
         return MV_EXIT_FAIL;
-    if (read_file_facts("info", path, &facts)) {
+    if (cli_model_file_facts("info", path, &facts)) {
         mv_model_free(m);
         return MV_EXIT_FAIL;
     }

@@ -145,22 +145,18 @@ int viz_parse_setting(int opt, const char *arg, mv_viz_config *v)
 
 void viz_config_flags(const mv_viz_config *c, char *buf, size_t size)
 {
-    static const char *const objectives[] = {"logit", "prob", "logprob", "margin", "unit"};
-    static const char *const steps[] = {"fixed", "normalized", "progress"};
-    static const char *const optimizers[] = {"plain", "momentum", "adam"};
-    static const char *const inits[] = {"gray", "noise", "image", "mean", "class-mean",
-                                        "class-sample"};
     snprintf(buf, size,
              "--steps %d --objective %s --l2 %.17g --step %s --lr %.17g --progress %.17g "
              "--optimizer %s --momentum %.17g --decay %.17g --decay-to %s --blur-every %d "
              "--blur-sigma %.17g --grad-blur %.17g --jitter %d --%s --norm-pct %.17g "
              "--contrib-pct %.17g --octaves %d --octave-scale %.17g --init %s --temperature %.17g "
              "--seed %llu",
-             c->steps, c->objective == MV_VIZ_UNIT ? "logit" : objectives[c->objective], c->l2,
-             steps[c->step], c->lr, c->progress, optimizers[c->optimizer], c->momentum, c->decay,
+             c->steps, mv_viz_objective_name(c->objective == MV_VIZ_UNIT ? MV_VIZ_LOGIT : c->objective),
+             c->l2, mv_viz_step_name(c->step), c->lr, c->progress,
+             mv_viz_optimizer_name(c->optimizer), c->momentum, c->decay,
              c->decay_to_mean ? "mean" : "start", c->blur_every, c->blur_sigma, c->grad_blur,
              c->jitter, c->clamp ? "clamp" : "no-clamp", c->norm_pct, c->contrib_pct, c->octaves,
-             c->octave_scale, inits[c->init == MV_INIT_IMAGE ? MV_INIT_GRAY : c->init],
+             c->octave_scale, mv_viz_init_name(c->init == MV_INIT_IMAGE ? MV_INIT_GRAY : c->init),
              c->temperature, (unsigned long long)c->seed);
 }
 
@@ -182,7 +178,8 @@ static int load_preset_file(const char *path, mv_viz_config *v)
     char *args[512];
     int argc = 0;
     args[argc++] = "preset";
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+    for (char *lines = NULL, *line = strtok_r(text, "\n", &lines); line;
+         line = strtok_r(NULL, "\n", &lines)) {
         char *hash = strchr(line, '#');
         if (hash) *hash = 0;
         for (char *save = NULL, *tok = strtok_r(line, " \t\r", &save); tok && argc < 511;
@@ -328,20 +325,6 @@ static int parse_units(const mv_model *m, const char *text, int *layer, int *tar
     }
 }
 
-/* The CRC-32 stored at the end of the model file: which model made an image. */
-static unsigned long model_crc(const char *path)
-{
-    unsigned char tail[4] = {0};
-    FILE *f = fopen(path, "rb");
-    if (f && fseek(f, -4, SEEK_END) == 0 && fread(tail, 1, 4, f) == 4) {
-        fclose(f);
-        return tail[0] | tail[1] << 8 | tail[2] << 16 | (unsigned long)tail[3] << 24;
-    }
-    if (f)
-        fclose(f);
-    return 0;
-}
-
 /* Frames collected during the ascent, and the progress bar. */
 typedef struct {
     float *frames;   /* [capacity][rows][D] */
@@ -443,9 +426,7 @@ static void print_summary(const viz_output *v)
         int recognized = 0;
         for (int r = 0; r < v->rows; r++) {
             const float *p = v->judge_probs + (size_t)r * v->judge->n_classes;
-            int top = 0;
-            for (int k = 1; k < v->judge->n_classes; k++) top = p[k] > p[top] ? k : top;
-            recognized += top == v->targets[r % v->n_targets];
+            recognized += cli_argmax(p, v->judge->n_classes) == v->targets[r % v->n_targets];
             sum += viz_judge_prob(v, r);
         }
         printf("judge %s: recognizes %d of %d, mean probability %.4f\n", v->o->judge_path,
@@ -520,8 +501,11 @@ static int visualize_with(viz_options *o, const mv_model *m, const mv_model *jud
     v.frames = w.frames;
     v.frame_steps = w.steps;
     v.n_frames = w.count;
+    cli_file_facts facts = {0}; /* the stored CRC names the model that made the images */
+    if (!rc)
+        rc = cli_model_file_facts("visualize", o->model_path, &facts);
     int at = snprintf(v.text, sizeof v.text, "seed=%llu model_crc=%08lx command=mlpviz",
-                      (unsigned long long)o->viz.seed, model_crc(o->model_path));
+                      (unsigned long long)o->viz.seed, facts.crc);
     for (int i = 0; i < argc && at < (int)sizeof v.text; i++)
         at += snprintf(v.text + at, sizeof v.text - (size_t)at, " %s", argv[i]);
     if (!rc && !(rc = viz_write_outputs(&v)))

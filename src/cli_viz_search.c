@@ -85,10 +85,8 @@ static void run_trial(trial_result *t, const mv_model *m, const mv_model *judge,
             t->own_min = results[r].prob;
         if (judge && !units) {
             const float *p = judge_probs + (size_t)r * judge->n_classes;
-            int top = 0;
-            for (int k = 1; k < judge->n_classes; k++) top = p[k] > p[top] ? k : top;
             t->judge_mean += p[targets[r]] / rows;
-            t->recognized += top == targets[r];
+            t->recognized += cli_argmax(p, judge->n_classes) == targets[r];
         } else {
             t->recognized += results[r].top_class == targets[r];
         }

@@ -42,6 +42,16 @@ mv_status mv_fail(mv_status status, const char *fmt, ...) MV_PRINTF(2, 3);
 
 /* ---- activations.c: elementwise over n values */
 /* a[i] = act(z[i]) */
+/* Index of the largest of v[0..n), the first on ties (the top class of a row). */
+static inline int mv_index_of_max(const mv_real *v, int n)
+{
+    int best = 0;
+    for (int k = 1; k < n; k++)
+        if (v[k] > v[best])
+            best = k;
+    return best;
+}
+
 void mv_act_forward(mv_activation act, const mv_real *z, mv_real *a, size_t n);
 /* g[i] *= act'(z[i]), using the stored a[i] where that is cheaper */
 void mv_act_backward(mv_activation act, const mv_real *z, const mv_real *a, mv_real *g,

@@ -702,6 +702,11 @@ mv_status mv_viz_init_parse(mv_viz_init *init, const char *text);
 mv_status mv_viz_objective_parse(mv_viz_objective *objective, const char *text);
 mv_status mv_viz_step_parse(mv_viz_step *step, const char *text);
 mv_status mv_viz_optimizer_parse(mv_viz_optimizer *optimizer, const char *text);
+/* Their names (static storage; MV_INIT_IMAGE is "image", out of range "?"). */
+const char *mv_viz_init_name(mv_viz_init init);
+const char *mv_viz_objective_name(mv_viz_objective objective);
+const char *mv_viz_step_name(mv_viz_step step);
+const char *mv_viz_optimizer_name(mv_viz_optimizer optimizer);
 
 /* Optimises n images, images [n][height][width][channels] (caller-allocated, overwritten),
  * row r towards target targets[r] of model (a class, or a unit of config->unit_layer);

@@ -502,14 +502,6 @@ static void assemble_batch(trainer *t, long first, int rows, mv_rng *rng)
     }
 }
 
-static int argmax(const mv_real *v, int n)
-{
-    int best = 0;
-    for (int j = 1; j < n; j++)
-        if (v[j] > v[best]) best = j;
-    return best;
-}
-
 /* Keeps x[i] inside the eps-box around the clean input and inside the image range, both in
  * network units: pixel p maps to (p - mean) / std, per channel. */
 static mv_real project(const trainer *t, size_t i, mv_real x)
@@ -573,7 +565,7 @@ static mv_status train_batch(trainer *t, long b)
                       mv_lr_at(&t->cfg->lr, step, t->steps_per_epoch, t->total_steps));
     const mv_real *out = t->ws->a[net->arch.n_layers - 1];
     for (int r = 0; r < rows; r++)
-        t->correct += argmax(out + (size_t)r * t->K, t->K) == t->train->labels[t->perm[first + r]];
+        t->correct += mv_index_of_max(out + (size_t)r * t->K, t->K) == t->train->labels[t->perm[first + r]];
     t->loss_sum += loss * rows;
     t->seen += rows;
     return MV_OK;
@@ -612,7 +604,7 @@ mv_status mv_evaluate(const mv_model *model, const mv_dataset *data, double *acc
         loss_sum += mv_loss(model->net, ws, y, rows, 0) * rows;
         for (int r = 0; r < rows; r++) {
             const int truth = data->labels[first + r];
-            const int guess = argmax(ws->a[arch->n_layers - 1] + (size_t)r * K, K);
+            const int guess = mv_index_of_max(ws->a[arch->n_layers - 1] + (size_t)r * K, K);
             correct += guess == truth;
             if (confusion)
                 confusion[(size_t)truth * K + guess]++;

@@ -104,6 +104,32 @@ static const char *const objective_names[MV_VIZ_OBJECTIVE_COUNT] = {"logit", "pr
 static const char *const step_names[MV_STEP_COUNT] = {"fixed", "normalized", "progress"};
 static const char *const optimizer_names[MV_PIXOPT_COUNT] = {"plain", "momentum", "adam"};
 
+/* An enum's name from its table, or "?" out of range. */
+static const char *name_of(const char *const *names, int count, int i)
+{
+    return i >= 0 && i < count && names[i] ? names[i] : "?";
+}
+
+const char *mv_viz_init_name(mv_viz_init init)
+{
+    return init == MV_INIT_IMAGE ? "image" : name_of(init_names, MV_INIT_COUNT, (int)init);
+}
+
+const char *mv_viz_objective_name(mv_viz_objective objective)
+{
+    return name_of(objective_names, MV_VIZ_OBJECTIVE_COUNT, (int)objective);
+}
+
+const char *mv_viz_step_name(mv_viz_step step)
+{
+    return name_of(step_names, MV_STEP_COUNT, (int)step);
+}
+
+const char *mv_viz_optimizer_name(mv_viz_optimizer optimizer)
+{
+    return name_of(optimizer_names, MV_PIXOPT_COUNT, (int)optimizer);
+}
+
 mv_status mv_viz_init_parse(mv_viz_init *init, const char *text)
 {
     const int i = name_index(init_names, MV_INIT_COUNT, text);
@@ -559,14 +585,6 @@ static const mv_real *scored_layer(const ascent *a, int r, int *width)
     return v + (size_t)r * *width;
 }
 
-static int index_of_max(const mv_real *v, int n)
-{
-    int best = 0;
-    for (int k = 1; k < n; k++)
-        if (v[k] > v[best]) best = k;
-    return best;
-}
-
 /* The step at which row r's target first became the top class (or the most active unit of
  * its layer), during the ascent. */
 static void note_top(ascent *a, int step, mv_viz_result *results)
@@ -574,7 +592,7 @@ static void note_top(ascent *a, int step, mv_viz_result *results)
     for (int r = 0; r < a->n; r++) {
         int width;
         const mv_real *z = scored_layer(a, r, &width);
-        if (index_of_max(z, width) == a->targets[r] && results[r].first_top_step < 0)
+        if (mv_index_of_max(z, width) == a->targets[r] && results[r].first_top_step < 0)
             results[r].first_top_step = step;
     }
 }
@@ -588,7 +606,7 @@ static void final_scores(ascent *a, mv_viz_result *results)
     mv_forward(a->model->net, a->ws, a->x, a->n);
     for (int r = 0; r < a->n; r++) {
         const mv_real *z = a->ws->z[L - 1] + (size_t)r * K, *p = a->ws->a[L - 1] + (size_t)r * K;
-        const int top = index_of_max(z, K), t = class_objective(c) ? a->targets[r] : top;
+        const int top = mv_index_of_max(z, K), t = class_objective(c) ? a->targets[r] : top;
         double runner_up = -INFINITY;
         for (int k = 0; k < K; k++)
             if (k != t && z[k] > runner_up) runner_up = z[k];
