@@ -15,6 +15,11 @@ BASE    := -std=c11 -D_DEFAULT_SOURCE -fopenmp -MMD -MP $(WARN)
 STB_LIBS := $(shell pkg-config --libs stb 2>/dev/null || echo -lstb)
 LDLIBS  := $(STB_LIBS) -lm
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+# The float dense layer runs AVX2 + FMA kernels (src/gemm.c) when the processor has them;
+# `make SIMD=portable` builds without them (the portable loops of src/layers.c only).
+ifeq ($(SIMD),portable)
+  BASE    += -DMV_NO_SIMD
+endif
 ifeq ($(SAN),1)
   CFLAGS  := -O1 -g
   BASE    += $(SAN_FLAGS)
@@ -27,7 +32,7 @@ else
 endif
 
 VARIANT_SRC := activations losses layers net gradcheck
-NEUTRAL_SRC := error rng arch crc32 gradcheck_report
+NEUTRAL_SRC := error rng arch crc32 gradcheck_report gemm
 # Float-only parts of the library: they use the float network, so they must never be linked
 # next to the double copy in the float64 test build.
 LIB_ONLY    := gradcheck_driver image data model optim train draw fileio visualize classstats
@@ -43,7 +48,7 @@ LIB         := $(OUTDIR)lib/libmlpviz.a
 BIN         := $(OUTDIR)bin/mlpviz
 TEST_BINS   := $(BUILD)/tests/test_core_f64 $(BUILD)/tests/test_core_f32 $(BUILD)/tests/test_api \
                $(BUILD)/tests/test_data $(BUILD)/tests/test_model $(BUILD)/tests/test_train \
-               $(BUILD)/tests/test_visualize $(BUILD)/tests/test_classstats
+               $(BUILD)/tests/test_visualize $(BUILD)/tests/test_classstats $(BUILD)/tests/test_gemm
 TEST_TOOLS  := $(BUILD)/tests/tool_make_model $(BUILD)/tests/tool_make_dataset \
                $(BUILD)/tests/tool_make_shapes
 GEN_GOLDEN  := $(BUILD)/tests/gen_golden

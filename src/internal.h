@@ -84,6 +84,26 @@ void mv_dense_forward(const mv_real *in, const mv_real *W, const mv_real *b, mv_
 void mv_dense_backward(const mv_real *in, const mv_real *W, const mv_real *delta, mv_real *dW,
                        mv_real *db, mv_real *din, int batch, int n_in, int n_out);
 
+/* ---- gemm.c: the same three products in float with AVX2 + FMA kernels (x86-64 with gcc or
+ * clang, unless built with -DMV_NO_SIMD). layers.c uses them when mv_simd_enabled() says the
+ * processor has AVX2 and FMA and MLPVIZ_SIMD=portable is not set. */
+#if !defined(MV_NO_SIMD) && defined(__x86_64__) && defined(__GNUC__)
+#define MV_SIMD_KERNELS 1
+void mv_simd_dense_forward(const float *in, const float *W, const float *b, float *z, int B,
+                           int K, int N);
+/* dW only; the bias gradient stays in layers.c */
+void mv_simd_dense_weight_grad(const float *in, const float *delta, float *dW, int B, int K,
+                               int N);
+void mv_simd_dense_input_grad(const float *delta, const float *W, float *din, int B, int K,
+                              int N);
+#else
+#define MV_SIMD_KERNELS 0
+#endif
+/* Non-zero when layers.c should call the kernels above (decided once, on first use). */
+int mv_simd_enabled(void);
+/* Tests: 1 uses the AVX2 kernels when the processor has them, 0 the portable loops. */
+void mv_simd_force(int enabled);
+
 /* ---- net.c */
 /* Runs the backward recursion from `top` (dC/dz of layer `top`, stored in ws->top_delta for
  * the last layer or ws->delta[0] otherwise) down to the input. */

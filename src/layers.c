@@ -33,9 +33,24 @@ static inline void axpy(mv_real alpha, const mv_real *restrict x, mv_real *restr
     for (int i = 0; i < n; i++) y[i] += alpha * x[i];
 }
 
+/* The float build hands the three products to the AVX2 kernels of gemm.c when it may; the
+ * loops below are the portable path and the double copy used by the gradient checks. */
+#if MV_SIMD_KERNELS && !defined(MV_F64)
+#define USE_SIMD() mv_simd_enabled()
+#else
+#define USE_SIMD() 0
+#define mv_simd_dense_forward(...) ((void)0)
+#define mv_simd_dense_weight_grad(...) ((void)0)
+#define mv_simd_dense_input_grad(...) ((void)0)
+#endif
+
 void mv_dense_forward(const mv_real *in, const mv_real *W, const mv_real *b, mv_real *out_z,
                       int batch, int n_in, int n_out)
 {
+    if (USE_SIMD()) {
+        mv_simd_dense_forward(in, W, b, out_z, batch, n_in, n_out);
+        return;
+    }
     const long work = (long)batch * n_in * n_out;
     /* Split over outputs: each thread reads its own rows of W once per batch row. */
 #pragma omp parallel for schedule(static) if (work > MV_PARALLEL_WORK)
@@ -46,10 +61,27 @@ void mv_dense_forward(const mv_real *in, const mv_real *W, const mv_real *b, mv_
     }
 }
 
+/* db[o] = sum over rows of delta[r][o], in row order. */
+static void bias_grad(const mv_real *delta, mv_real *db, int batch, int n_out)
+{
+    for (int o = 0; o < n_out; o++) db[o] = 0;
+    for (int r = 0; r < batch; r++)
+        for (int o = 0; o < n_out; o++) db[o] += delta[(size_t)r * n_out + o];
+}
+
 void mv_dense_backward(const mv_real *in, const mv_real *W, const mv_real *delta, mv_real *dW,
                        mv_real *db, mv_real *din, int batch, int n_in, int n_out)
 {
     const long work = (long)batch * n_in * n_out;
+    if (USE_SIMD()) {
+        if (dW)
+            mv_simd_dense_weight_grad(in, delta, dW, batch, n_in, n_out);
+        if (db)
+            bias_grad(delta, db, batch, n_out);
+        if (din)
+            mv_simd_dense_input_grad(delta, W, din, batch, n_in, n_out);
+        return;
+    }
     if (dW || db) {
         /* One thread per output row of dW: the sum over the batch stays in row order. */
 #pragma omp parallel for schedule(static) if (work > MV_PARALLEL_WORK)

@@ -54,6 +54,11 @@ const char *mv_status_string(mv_status status);
  * next failing call in the same thread. */
 const char *mv_last_error(void);
 
+/* Which dense-layer kernels this process runs: "avx2+fma" (processor and build allow it, and
+ * MLPVIZ_SIMD=portable is not set) or "portable". Static storage. The two round differently,
+ * so a model trained with one is not bit-identical to one trained with the other. */
+const char *mv_simd_name(void);
+
 /* ---------------------------------------------------------------- random numbers */
 
 /* The project's own generator (xoshiro256**, seeded through splitmix64): the same seed gives

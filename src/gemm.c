@@ -1,0 +1,248 @@
+/* gemm.c: the dense layer's three products in float, with AVX2 + FMA kernels.
+ *
+ *   forward      z[B][N]   = in[B][K] . W[N][K]^T + b[N]    dot form: both operands run along K
+ *   weight grad  dW[N][K]  = delta[B][N]^T . in[B][K]       broadcast form: K is contiguous in C
+ *   input grad   din[B][K] = delta[B][N] . W[N][K]          broadcast form, the same kernel
+ *
+ * Neither form packs its operands: in the forward product both matrices already run along K
+ * (rows of `in` and rows of W), and in the two backward products the right-hand operand
+ * (`in` or W) already has its columns contiguous, so that the kernel loads 16 of them per
+ * vector pair while it broadcasts single values of delta. Nothing is allocated.
+ *
+ * Determinism: each output element is summed by one FMA chain (the broadcast kernels) or by
+ * eight lane chains folded in a fixed order (the dot kernel), always over the whole reduction
+ * in index order, so the thread count and the split never change a bit.
+ *
+ * These functions are compiled for AVX2 + FMA through target attributes, so the rest of the
+ * library stays portable; mv_simd_enabled() says at run time whether they may be called.
+ * Building with -DMV_NO_SIMD (make SIMD=portable) leaves only the portable loops of layers.c. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#if MV_SIMD_KERNELS
+#include <immintrin.h>
+#endif
+
+/* Below this many multiply-adds a parallel region costs more than it saves. */
+#define GEMM_PARALLEL_WORK 65536
+
+static int simd_state = -1; /* -1: not decided yet, 0: portable loops, 1: AVX2 kernels */
+
+int mv_simd_enabled(void)
+{
+    int state = __atomic_load_n(&simd_state, __ATOMIC_RELAXED);
+    if (state < 0) {
+        state = 0;
+#if MV_SIMD_KERNELS
+        const char *env = getenv("MLPVIZ_SIMD");
+        state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                !(env && strcmp(env, "portable") == 0);
+#endif
+        __atomic_store_n(&simd_state, state, __ATOMIC_RELAXED);
+    }
+    return state;
+}
+
+void mv_simd_force(int enabled)
+{
+    __atomic_store_n(&simd_state, -1, __ATOMIC_RELAXED);
+    const int available = mv_simd_enabled();
+    __atomic_store_n(&simd_state, enabled && available, __ATOMIC_RELAXED);
+}
+
+const char *mv_simd_name(void) { return mv_simd_enabled() ? "avx2+fma" : "portable"; }
+
+#if MV_SIMD_KERNELS
+
+#define AVX2 __attribute__((target("avx2,fma")))
+#define INLINE static inline __attribute__((always_inline))
+
+/* Lanes 0..n-1 set (n in 0..8). */
+AVX2 INLINE __m256i lanes_below(int n)
+{
+    static const int32_t ones_then_zeros[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                0,  0,  0,  0,  0,  0,  0,  0};
+    return _mm256_loadu_si256((const __m256i *)(ones_then_zeros + 8 - n));
+}
+
+/* ((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7)): a fixed order, whatever the caller. */
+AVX2 INLINE float fold_lanes(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* ------------------------------------------------------------------ forward: dot form */
+
+/* z[r][o] = b[o] + in[r] . W[o] for RB rows x OB outputs: RB x OB accumulators of 8 lanes
+ * walk K together, so each loaded vector feeds OB (or RB) multiply-adds. At most 4 x 3 = 12
+ * accumulators plus the 3 W vectors and one row vector: 16 registers. */
+AVX2 INLINE void dot_tile(int RB, int OB, const float *in, const float *W, const float *b,
+                          float *z, int K, int N)
+{
+    __m256 acc[4][3];
+    for (int r = 0; r < RB; r++)
+        for (int o = 0; o < OB; o++) acc[r][o] = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 w[3];
+        for (int o = 0; o < OB; o++) w[o] = _mm256_loadu_ps(W + (size_t)o * K + k);
+        for (int r = 0; r < RB; r++) {
+            const __m256 x = _mm256_loadu_ps(in + (size_t)r * K + k);
+            for (int o = 0; o < OB; o++) acc[r][o] = _mm256_fmadd_ps(x, w[o], acc[r][o]);
+        }
+    }
+    if (k < K) { /* masked tail: the loads stop at the end of each row */
+        const __m256i m = lanes_below(K - k);
+        __m256 w[3];
+        for (int o = 0; o < OB; o++) w[o] = _mm256_maskload_ps(W + (size_t)o * K + k, m);
+        for (int r = 0; r < RB; r++) {
+            const __m256 x = _mm256_maskload_ps(in + (size_t)r * K + k, m);
+            for (int o = 0; o < OB; o++) acc[r][o] = _mm256_fmadd_ps(x, w[o], acc[r][o]);
+        }
+    }
+    for (int r = 0; r < RB; r++)
+        for (int o = 0; o < OB; o++) z[(size_t)r * N + o] = b[o] + fold_lanes(acc[r][o]);
+}
+
+typedef void (*dot_tile_fn)(const float *, const float *, const float *, float *, int, int);
+#define DOT_TILE(RB, OB)                                                                      \
+    AVX2 static void dot_tile_##RB##_##OB(const float *in, const float *W, const float *b,   \
+                                          float *z, int K, int N)                            \
+    {                                                                                         \
+        dot_tile(RB, OB, in, W, b, z, K, N);                                                  \
+    }
+DOT_TILE(1, 1) DOT_TILE(1, 2) DOT_TILE(1, 3)
+DOT_TILE(2, 1) DOT_TILE(2, 2) DOT_TILE(2, 3)
+DOT_TILE(3, 1) DOT_TILE(3, 2) DOT_TILE(3, 3)
+DOT_TILE(4, 1) DOT_TILE(4, 2) DOT_TILE(4, 3)
+static const dot_tile_fn dot_tiles[4][3] = {
+    {dot_tile_1_1, dot_tile_1_2, dot_tile_1_3}, {dot_tile_2_1, dot_tile_2_2, dot_tile_2_3},
+    {dot_tile_3_1, dot_tile_3_2, dot_tile_3_3}, {dot_tile_4_1, dot_tile_4_2, dot_tile_4_3}};
+
+void mv_simd_dense_forward(const float *in, const float *W, const float *b, float *z, int B,
+                           int K, int N)
+{
+    enum { RB = 4, OB = 3, CHUNK = 16 }; /* CHUNK output blocks: 48 rows of W stay in L2 */
+    const int blocks = (N + OB - 1) / OB, chunks = (blocks + CHUNK - 1) / CHUNK;
+    const long work = (long)B * K * N;
+    /* Split over chunks of outputs: each thread streams its own rows of W once, while a
+     * group of RB input rows stays in L1 across the chunk. */
+#pragma omp parallel for schedule(static) if (work > GEMM_PARALLEL_WORK && chunks > 1)
+    for (int c = 0; c < chunks; c++) {
+        const int first = c * CHUNK, last = first + CHUNK < blocks ? first + CHUNK : blocks;
+        for (int r0 = 0; r0 < B; r0 += RB) {
+            const int rb = B - r0 < RB ? B - r0 : RB;
+            for (int blk = first; blk < last; blk++) {
+                const int o0 = blk * OB, ob = N - o0 < OB ? N - o0 : OB;
+                dot_tiles[rb - 1][ob - 1](in + (size_t)r0 * K, W + (size_t)o0 * K, b + o0,
+                                          z + (size_t)r0 * N + o0, K, N);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ backward: broadcast form */
+
+/* C[i][0..16) = sum over k of A[i][k] * Bm[k][0..16) for MR rows (MR <= 6: 12 accumulators,
+ * the two B vectors and one broadcast fill the 16 registers). A is read through strides
+ * (row a_rs, step a_ks) so that it can be delta or delta^T without a copy. WIDTH < 16 masks
+ * the columns past the end of the matrix, in the loads as in the stores. */
+AVX2 INLINE void bcast_tile(int MR, int WIDTH, const float *A, size_t a_rs, size_t a_ks,
+                            const float *Bm, size_t ldb, int kc, float *C, size_t ldc)
+{
+    /* Named accumulators rather than an array: gcc keeps an array of 12 vectors in memory
+     * and stores it on every step, which halves the speed. */
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    const __m256i m0 = lanes_below(WIDTH >= 8 ? 8 : WIDTH);
+    const __m256i m1 = lanes_below(WIDTH >= 16 ? 8 : WIDTH > 8 ? WIDTH - 8 : 0);
+    for (int k = 0; k < kc; k++) {
+        const float *row = Bm + (size_t)k * ldb;
+        const __m256 b0 = WIDTH == 16 ? _mm256_loadu_ps(row) : _mm256_maskload_ps(row, m0);
+        const __m256 b1 = WIDTH == 16 ? _mm256_loadu_ps(row + 8)
+                                      : _mm256_maskload_ps(row + 8, m1);
+        const float *a = A + (size_t)k * a_ks;
+#define BCAST_ROW(i)                                                                          \
+    if (MR > i) {                                                                             \
+        const __m256 ai = _mm256_broadcast_ss(a + i * a_rs);                                  \
+        c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);                                           \
+        c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                                           \
+    }
+        BCAST_ROW(0) BCAST_ROW(1) BCAST_ROW(2) BCAST_ROW(3) BCAST_ROW(4) BCAST_ROW(5)
+#undef BCAST_ROW
+    }
+#define STORE_ROW(i)                                                                          \
+    if (MR > i) {                                                                             \
+        float *c = C + i * ldc;                                                               \
+        if (WIDTH == 16) {                                                                    \
+            _mm256_storeu_ps(c, c##i##0);                                                     \
+            _mm256_storeu_ps(c + 8, c##i##1);                                                 \
+        } else {                                                                              \
+            _mm256_maskstore_ps(c, m0, c##i##0);                                              \
+            _mm256_maskstore_ps(c + 8, m1, c##i##1);                                          \
+        }                                                                                     \
+    }
+    STORE_ROW(0) STORE_ROW(1) STORE_ROW(2) STORE_ROW(3) STORE_ROW(4) STORE_ROW(5)
+#undef STORE_ROW
+}
+
+typedef void (*bcast_tile_fn)(const float *, size_t, size_t, const float *, size_t, int,
+                              float *, size_t, int);
+/* Full tiles are their own functions (no masks in the inner loop); narrow ones pass the
+ * width at run time (0 < width < 16, so the generic masked path is taken). */
+#define BCAST_TILE(MR)                                                                        \
+    AVX2 static void bcast_full_##MR(const float *A, size_t a_rs, size_t a_ks, const float *Bm, \
+                                     size_t ldb, int kc, float *C, size_t ldc, int width)     \
+    {                                                                                         \
+        (void)width;                                                                          \
+        bcast_tile(MR, 16, A, a_rs, a_ks, Bm, ldb, kc, C, ldc);                               \
+    }                                                                                         \
+    AVX2 static void bcast_part_##MR(const float *A, size_t a_rs, size_t a_ks, const float *Bm, \
+                                     size_t ldb, int kc, float *C, size_t ldc, int width)     \
+    {                                                                                         \
+        bcast_tile(MR, width, A, a_rs, a_ks, Bm, ldb, kc, C, ldc);                            \
+    }
+BCAST_TILE(1) BCAST_TILE(2) BCAST_TILE(3) BCAST_TILE(4) BCAST_TILE(5) BCAST_TILE(6)
+static const bcast_tile_fn bcast_full[6] = {bcast_full_1, bcast_full_2, bcast_full_3,
+                                            bcast_full_4, bcast_full_5, bcast_full_6};
+static const bcast_tile_fn bcast_part[6] = {bcast_part_1, bcast_part_2, bcast_part_3,
+                                            bcast_part_4, bcast_part_5, bcast_part_6};
+
+/* C[M][K] = A[M][kc] . Bm[kc][K] over tiles of MR rows x 16 columns, A through strides. The
+ * tiles are independent, so the split is over (column block, row tile) pairs: a column block
+ * of Bm (kc x 16 values) stays in cache while its row tiles pass. */
+static void bcast_product(const float *A, size_t a_rs, size_t a_ks, const float *Bm,
+                          size_t ldb, int kc, float *C, int M, int K, long work)
+{
+    enum { MR = 6, NC = 16 };
+    const int tiles = (M + MR - 1) / MR, blocks = (K + NC - 1) / NC;
+#pragma omp parallel for schedule(static) if (work > GEMM_PARALLEL_WORK && tiles * blocks > 1)
+    for (int t = 0; t < tiles * blocks; t++) {
+        const int k0 = t / tiles * NC, i0 = t % tiles * MR;
+        const int rows = M - i0 < MR ? M - i0 : MR, width = K - k0 < NC ? K - k0 : NC;
+        const bcast_tile_fn fn = width == NC ? bcast_full[rows - 1] : bcast_part[rows - 1];
+        fn(A + i0 * a_rs, a_rs, a_ks, Bm + k0, ldb, kc, C + (size_t)i0 * K + k0, (size_t)K,
+           width);
+    }
+}
+
+void mv_simd_dense_weight_grad(const float *in, const float *delta, float *dW, int B, int K,
+                               int N)
+{
+    /* dW[o][k] = sum over r of delta[r][o] * in[r][k]: A = delta^T (row step 1, k step N). */
+    bcast_product(delta, 1, (size_t)N, in, (size_t)K, B, dW, N, K, (long)B * K * N);
+}
+
+void mv_simd_dense_input_grad(const float *delta, const float *W, float *din, int B, int K,
+                              int N)
+{
+    /* din[r][k] = sum over o of delta[r][o] * W[o][k]: A = delta (row step N, k step 1). */
+    bcast_product(delta, (size_t)N, 1, W, (size_t)K, N, din, B, K, (long)B * K * N);
+}
+
+#endif /* MV_SIMD_KERNELS */

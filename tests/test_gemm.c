@@ -1,0 +1,184 @@
+/* test_gemm.c: the float dense-layer products (AVX2 kernels and portable loops) against a
+ * double reference, on shapes that exercise every tile edge; every output element written,
+ * nothing past the end of an output touched, and the same bits on 1 and 2 threads. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <omp.h>
+
+#include "internal.h"
+
+enum { GUARD = 40 }; /* sentinel values after every output */
+static const float SENTINEL = 12345.0f;
+
+/* An output buffer of n values, poisoned with NaN, followed by GUARD sentinels. */
+static float *poisoned(size_t n)
+{
+    float *p = malloc(sizeof *p * (n + GUARD));
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+    for (size_t i = n; i < n + GUARD; i++) p[i] = SENTINEL;
+    return p;
+}
+
+static void assert_guard_intact(const float *p, size_t n)
+{
+    for (size_t i = n; i < n + GUARD; i++)
+        if (p[i] != SENTINEL)
+            fail_msg("value %zu past the end of an output of %zu was overwritten", i - n, n);
+}
+
+static float *random_values(mv_rng *rng, size_t n)
+{
+    float *p = malloc(sizeof *p * (n ? n : 1));
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++) p[i] = (float)(2 * mv_rng_uniform(rng) - 1);
+    return p;
+}
+
+/* |got - want| within a float tolerance scaled by the sum of |terms| (the bound on the
+ * rounding error of a float dot product of length n, with room). */
+static void assert_close(double got, double want, double magnitude, int n, const char *what,
+                         int i, int j)
+{
+    const double tol = 4.0 * (n + 2) * 6e-8 * (magnitude + 1e-30) + 1e-30;
+    if (!(fabs(got - want) <= tol))
+        fail_msg("%s[%d][%d] = %.9g, reference %.9g (tolerance %.3g)", what, i, j, got, want,
+                 tol);
+}
+
+/* Checks forward, weight gradient, bias gradient and input gradient of one shape. */
+static void check_shape(int B, int K, int N, uint64_t seed)
+{
+    mv_rng rng;
+    mv_rng_seed(&rng, seed);
+    float *in = random_values(&rng, (size_t)B * K), *W = random_values(&rng, (size_t)N * K);
+    float *b = random_values(&rng, (size_t)N), *delta = random_values(&rng, (size_t)B * N);
+    float *z = poisoned((size_t)B * N), *dW = poisoned((size_t)N * K);
+    float *db = poisoned((size_t)N), *din = poisoned((size_t)B * K);
+
+    mv_dense_forward(in, W, b, z, B, K, N);
+    mv_dense_backward(in, W, delta, dW, db, din, B, K, N);
+    assert_guard_intact(z, (size_t)B * N);
+    assert_guard_intact(dW, (size_t)N * K);
+    assert_guard_intact(db, (size_t)N);
+    assert_guard_intact(din, (size_t)B * K);
+
+    for (int r = 0; r < B; r++)
+        for (int o = 0; o < N; o++) {
+            double want = b[o], mag = fabs(b[o]);
+            for (int k = 0; k < K; k++) {
+                want += (double)in[r * K + k] * W[o * K + k];
+                mag += fabs((double)in[r * K + k] * W[o * K + k]);
+            }
+            assert_close(z[r * N + o], want, mag, K, "z", r, o);
+        }
+    for (int o = 0; o < N; o++) {
+        double want_b = 0, mag_b = 0;
+        for (int r = 0; r < B; r++) want_b += delta[r * N + o], mag_b += fabs(delta[r * N + o]);
+        assert_close(db[o], want_b, mag_b, B, "db", o, 0);
+        for (int k = 0; k < K; k++) {
+            double want = 0, mag = 0;
+            for (int r = 0; r < B; r++) {
+                want += (double)delta[r * N + o] * in[r * K + k];
+                mag += fabs((double)delta[r * N + o] * in[r * K + k]);
+            }
+            assert_close(dW[o * K + k], want, mag, B, "dW", o, k);
+        }
+    }
+    for (int r = 0; r < B; r++)
+        for (int k = 0; k < K; k++) {
+            double want = 0, mag = 0;
+            for (int o = 0; o < N; o++) {
+                want += (double)delta[r * N + o] * W[o * K + k];
+                mag += fabs((double)delta[r * N + o] * W[o * K + k]);
+            }
+            assert_close(din[r * K + k], want, mag, N, "din", r, k);
+        }
+    free(in), free(W), free(b), free(delta), free(z), free(dW), free(db), free(din);
+}
+
+/* Every combination of edge sizes around the tiles (4 x 3 forward, 6 x 16 backward, 8 lanes). */
+static void check_edge_shapes(void)
+{
+    static const int Bs[] = {1, 2, 3, 4, 5, 6, 7, 11, 13};
+    static const int Ks[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 33};
+    static const int Ns[] = {1, 2, 3, 4, 5, 6, 7, 13};
+    uint64_t seed = 1;
+    for (size_t i = 0; i < sizeof Bs / sizeof *Bs; i++)
+        for (size_t j = 0; j < sizeof Ks / sizeof *Ks; j++)
+            for (size_t k = 0; k < sizeof Ns / sizeof *Ns; k++)
+                check_shape(Bs[i], Ks[j], Ns[k], seed++);
+    /* Large enough to run in parallel, with ragged edges everywhere. */
+    check_shape(37, 203, 61, 99);
+    check_shape(10, 784, 50, 100);
+}
+
+static void test_simd_products(void **state)
+{
+    (void)state;
+    mv_simd_force(1);
+    check_edge_shapes();
+}
+
+static void test_portable_products(void **state)
+{
+    (void)state;
+    mv_simd_force(0);
+    assert_string_equal(mv_simd_name(), "portable");
+    check_edge_shapes();
+    mv_simd_force(1);
+}
+
+/* The products of one shape on `threads` threads, concatenated. */
+static float *run_on_threads(int threads, int B, int K, int N)
+{
+    mv_rng rng;
+    mv_rng_seed(&rng, 7);
+    float *in = random_values(&rng, (size_t)B * K), *W = random_values(&rng, (size_t)N * K);
+    float *b = random_values(&rng, (size_t)N), *delta = random_values(&rng, (size_t)B * N);
+    const size_t nz = (size_t)B * N, ndw = (size_t)N * K, ndin = (size_t)B * K;
+    float *out = malloc(sizeof *out * (nz + ndw + N + ndin));
+    assert_non_null(out);
+    omp_set_num_threads(threads);
+    mv_dense_forward(in, W, b, out, B, K, N);
+    mv_dense_backward(in, W, delta, out + nz, out + nz + ndw, out + nz + ndw + N, B, K, N);
+    omp_set_num_threads(2);
+    free(in), free(W), free(b), free(delta);
+    return out;
+}
+
+static void test_threads_bitwise(void **state)
+{
+    (void)state;
+    static const int shapes[][3] = {{10, 784, 512}, {128, 256, 128}, {61, 333, 97}};
+    for (int enabled = 1; enabled >= 0; enabled--) {
+        mv_simd_force(enabled);
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+            const int B = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+            const size_t n = (size_t)B * N + (size_t)N * K + N + (size_t)B * K;
+            float *one = run_on_threads(1, B, K, N), *two = run_on_threads(2, B, K, N);
+            if (memcmp(one, two, sizeof *one * n) != 0)
+                fail_msg("%s products of %dx%dx%d differ between 1 and 2 threads",
+                         mv_simd_name(), B, K, N);
+            free(one), free(two);
+        }
+    }
+    mv_simd_force(1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_simd_products),
+        cmocka_unit_test(test_portable_products),
+        cmocka_unit_test(test_threads_bitwise),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
