@@ -149,12 +149,16 @@ robust-model: deps
 	@scripts/train-fashion-mnist-robust.sh models/fashion-mnist-robust.mlp
 
 # Timed workloads (docs/BENCHMARKS.md records the figures); never part of `make test`.
+# scripts/bench/run.py interleaves each workload of build/opt/bench with the same one in
+# PyTorch (Debian's python3-torch on OpenBLAS) and prints medians and ratios. BENCH_ARGS
+# passes options to it, e.g. BENCH_ARGS="--runs 3 --workloads viz-10,grad-1".
 $(BUILD)/bench: scripts/bench/bench.c $(LIB)
 	$(CC) $(BASE) $(CFLAGS) -Isrc -o $@ $< $(LIB) $(LDLIBS)
 
 bench: deps
-	@$(MAKE) --no-print-directory $(BUILD)/bench
-	$(BUILD)/bench models/fashion-mnist.mlp
+	@scripts/install-deps.sh python3-torch libopenblas0-pthread
+	@$(MAKE) --no-print-directory $(BUILD)/bench $(BIN)
+	/usr/bin/python3 scripts/bench/run.py --bench $(BUILD)/bench --mlpviz $(BIN) $(BENCH_ARGS)
 
 clean:
 	rm -rf build bin lib

@@ -132,8 +132,7 @@ void mv_simd_dense_forward(const float *in, const float *W, const float *b, floa
     const long work = (long)B * K * N;
     /* Split over chunks of outputs: each thread streams its own rows of W once, while a
      * group of RB input rows stays in L1 across the chunk. */
-#pragma omp parallel for schedule(static) if (work > GEMM_PARALLEL_WORK && chunks > 1)
-    for (int c = 0; c < chunks; c++) {
+    MV_FOR_EACH(int, c, chunks, work > GEMM_PARALLEL_WORK && chunks > 1, {
         const int first = c * CHUNK, last = first + CHUNK < blocks ? first + CHUNK : blocks;
         for (int r0 = 0; r0 < B; r0 += RB) {
             const int rb = B - r0 < RB ? B - r0 : RB;
@@ -143,17 +142,20 @@ void mv_simd_dense_forward(const float *in, const float *W, const float *b, floa
                                           z + (size_t)r0 * N + o0, K, N);
             }
         }
-    }
+    });
 }
 
 /* ------------------------------------------------------------------ backward: broadcast form */
 
-/* C[i][0..16) = sum over k of A[i][k] * Bm[k][0..16) for MR rows (MR <= 6: 12 accumulators,
- * the two B vectors and one broadcast fill the 16 registers). A is read through strides
- * (row a_rs, step a_ks) so that it can be delta or delta^T without a copy. WIDTH < 16 masks
- * the columns past the end of the matrix, in the loads as in the stores. */
+/* C[i][0..16) (+)= sum over k of A[i][k] * Bm[k][0..16) for MR rows (MR <= 6: 12
+ * accumulators, the two B vectors and one broadcast fill the 16 registers). A is read through
+ * strides (row a_rs, step a_ks) so that it can be delta or delta^T. WIDTH < 16 masks the
+ * columns past the end of the matrix, in the loads as in the stores. With `resume` the
+ * chains start from C, which holds the sums of the earlier steps: continuing a chain through
+ * memory gives exactly the bits of an unbroken one. */
 AVX2 INLINE void bcast_tile(int MR, int WIDTH, const float *A, size_t a_rs, size_t a_ks,
-                            const float *Bm, size_t ldb, int kc, float *C, size_t ldc)
+                            const float *Bm, size_t ldb, int kc, float *C, size_t ldc,
+                            int resume)
 {
     /* Named accumulators rather than an array: gcc keeps an array of 12 vectors in memory
      * and stores it on every step, which halves the speed. */
@@ -161,6 +163,16 @@ AVX2 INLINE void bcast_tile(int MR, int WIDTH, const float *A, size_t a_rs, size
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     const __m256i m0 = lanes_below(WIDTH >= 8 ? 8 : WIDTH);
     const __m256i m1 = lanes_below(WIDTH >= 16 ? 8 : WIDTH > 8 ? WIDTH - 8 : 0);
+    if (resume) {
+#define LOAD_ROW(i)                                                                           \
+    if (MR > i) {                                                                             \
+        const float *c = C + i * ldc;                                                         \
+        c##i##0 = WIDTH == 16 ? _mm256_loadu_ps(c) : _mm256_maskload_ps(c, m0);               \
+        c##i##1 = WIDTH == 16 ? _mm256_loadu_ps(c + 8) : _mm256_maskload_ps(c + 8, m1);       \
+    }
+        LOAD_ROW(0) LOAD_ROW(1) LOAD_ROW(2) LOAD_ROW(3) LOAD_ROW(4) LOAD_ROW(5)
+#undef LOAD_ROW
+    }
     for (int k = 0; k < kc; k++) {
         const float *row = Bm + (size_t)k * ldb;
         const __m256 b0 = WIDTH == 16 ? _mm256_loadu_ps(row) : _mm256_maskload_ps(row, m0);
@@ -192,20 +204,22 @@ AVX2 INLINE void bcast_tile(int MR, int WIDTH, const float *A, size_t a_rs, size
 }
 
 typedef void (*bcast_tile_fn)(const float *, size_t, size_t, const float *, size_t, int,
-                              float *, size_t, int);
+                              float *, size_t, int, int);
 /* Full tiles are their own functions (no masks in the inner loop); narrow ones pass the
  * width at run time (0 < width < 16, so the generic masked path is taken). */
 #define BCAST_TILE(MR)                                                                        \
     AVX2 static void bcast_full_##MR(const float *A, size_t a_rs, size_t a_ks, const float *Bm, \
-                                     size_t ldb, int kc, float *C, size_t ldc, int width)     \
+                                     size_t ldb, int kc, float *C, size_t ldc, int width,     \
+                                     int resume)                                              \
     {                                                                                         \
         (void)width;                                                                          \
-        bcast_tile(MR, 16, A, a_rs, a_ks, Bm, ldb, kc, C, ldc);                               \
+        bcast_tile(MR, 16, A, a_rs, a_ks, Bm, ldb, kc, C, ldc, resume);                       \
     }                                                                                         \
     AVX2 static void bcast_part_##MR(const float *A, size_t a_rs, size_t a_ks, const float *Bm, \
-                                     size_t ldb, int kc, float *C, size_t ldc, int width)     \
+                                     size_t ldb, int kc, float *C, size_t ldc, int width,     \
+                                     int resume)                                              \
     {                                                                                         \
-        bcast_tile(MR, width, A, a_rs, a_ks, Bm, ldb, kc, C, ldc);                            \
+        bcast_tile(MR, width, A, a_rs, a_ks, Bm, ldb, kc, C, ldc, resume);                    \
     }
 BCAST_TILE(1) BCAST_TILE(2) BCAST_TILE(3) BCAST_TILE(4) BCAST_TILE(5) BCAST_TILE(6)
 static const bcast_tile_fn bcast_full[6] = {bcast_full_1, bcast_full_2, bcast_full_3,
@@ -213,31 +227,67 @@ static const bcast_tile_fn bcast_full[6] = {bcast_full_1, bcast_full_2, bcast_fu
 static const bcast_tile_fn bcast_part[6] = {bcast_part_1, bcast_part_2, bcast_part_3,
                                             bcast_part_4, bcast_part_5, bcast_part_6};
 
-/* C[M][K] = A[M][kc] . Bm[kc][K] over tiles of MR rows x 16 columns, A through strides. The
- * tiles are independent, so the split is over (column block, row tile) pairs: a column block
- * of Bm (kc x 16 values) stays in cache while its row tiles pass. */
-static void bcast_product(const float *A, size_t a_rs, size_t a_ks, const float *Bm,
-                          size_t ldb, int kc, float *C, int M, int K, long work)
+/* Copies rows [0, kc) of a column block (width <= 16 columns, row step ldb) into a dense
+ * kc x 16 panel, zero beyond width. Rows of a matrix whose width is a power of two sit a
+ * multiple of 4 KiB apart and fall into the same cache sets; the panel does not. */
+static void pack_panel(const float *Bm, size_t ldb, int kc, int width, float *panel)
 {
-    enum { MR = 6, NC = 16 };
-    const int tiles = (M + MR - 1) / MR, blocks = (K + NC - 1) / NC;
-#pragma omp parallel for schedule(static) if (work > GEMM_PARALLEL_WORK && tiles * blocks > 1)
-    for (int t = 0; t < tiles * blocks; t++) {
-        const int k0 = t / tiles * NC, i0 = t % tiles * MR;
-        const int rows = M - i0 < MR ? M - i0 : MR, width = K - k0 < NC ? K - k0 : NC;
-        const bcast_tile_fn fn = width == NC ? bcast_full[rows - 1] : bcast_part[rows - 1];
-        fn(A + i0 * a_rs, a_rs, a_ks, Bm + k0, ldb, kc, C + (size_t)i0 * K + k0, (size_t)K,
-           width);
+    for (int k = 0; k < kc; k++) {
+        const float *src = Bm + (size_t)k * ldb;
+        float *dst = panel + (size_t)k * 16;
+        int j = 0;
+        for (; j < width; j++) dst[j] = src[j];
+        for (; j < 16; j++) dst[j] = 0;
     }
 }
 
-void mv_simd_dense_weight_grad(const float *in, const float *delta, float *dW, int B, int K,
-                               int N)
+/* C[M][K] = A[M][depth] . Bm[depth][K] over tiles of MR rows x 16 columns, A through strides.
+ * Threads split the column blocks. Within a block the depth is cut into steps of KC; each
+ * step's panel of Bm (KC x 16 values, 16 KiB) is packed once when two or more row tiles will
+ * read it, then every row tile continues its chains through it. */
+static void bcast_product(const float *A, size_t a_rs, size_t a_ks, const float *Bm,
+                          size_t ldb, int depth, float *C, int M, int K, long work)
 {
-    /* dW[o][k] = sum over r of delta[r][o] * in[r][k]: A = delta^T (row step 1, k step N). */
-    bcast_product(delta, 1, (size_t)N, in, (size_t)K, B, dW, N, K, (long)B * K * N);
+    enum { MR = 6, NC = 16, KC = 256 };
+    const int tiles = (M + MR - 1) / MR, blocks = (K + NC - 1) / NC, pack = tiles >= 3;
+    MV_FOR_EACH(int, blk, blocks, work > GEMM_PARALLEL_WORK && blocks > 1, {
+        float panel[KC * NC] __attribute__((aligned(32)));
+        const int k0 = blk * NC, width = K - k0 < NC ? K - k0 : NC;
+        for (int p0 = 0; p0 < depth; p0 += KC) {
+            const int kc = depth - p0 < KC ? depth - p0 : KC;
+            const float *bp = Bm + (size_t)p0 * ldb + k0;
+            size_t ld = ldb;
+            if (pack) {
+                pack_panel(bp, ldb, kc, width, panel);
+                bp = panel;
+                ld = NC;
+            }
+            for (int i0 = 0; i0 < M; i0 += MR) {
+                const int rows = M - i0 < MR ? M - i0 : MR;
+                const bcast_tile_fn fn = width == NC ? bcast_full[rows - 1]
+                                                     : bcast_part[rows - 1];
+                fn(A + i0 * a_rs + p0 * a_ks, a_rs, a_ks, bp, ld, kc,
+                   C + (size_t)i0 * K + k0, (size_t)K, width, p0 > 0);
+            }
+        }
+    });
 }
 
+void mv_simd_dense_weight_grad(const float *in, const float *delta, float *dW, int B, int K,
+                               int N, float *scratch)
+{
+    /* dW[o][k] = sum over r of delta[r][o] * in[r][k]: A = delta^T. Read in place, the six
+     * values of a tile sit N floats apart from one step to the next (the same cache sets
+     * when N is a power of two), so delta is transposed into scratch first when given. */
+    const float *A = delta;
+    size_t a_rs = 1, a_ks = (size_t)N;
+    if (scratch && B > 1) {
+        for (int r = 0; r < B; r++)
+            for (int o = 0; o < N; o++) scratch[(size_t)o * B + r] = delta[(size_t)r * N + o];
+        A = scratch, a_rs = (size_t)B, a_ks = 1;
+    }
+    bcast_product(A, a_rs, a_ks, in, (size_t)K, B, dW, N, K, (long)B * K * N);
+}
 void mv_simd_dense_input_grad(const float *delta, const float *W, float *din, int B, int K,
                               int N)
 {

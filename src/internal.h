@@ -14,6 +14,21 @@
  * path reads `return mv_fail(MV_ERR_ARG, "...", ...);`. */
 mv_status mv_fail(mv_status status, const char *fmt, ...) MV_PRINTF(2, 3);
 
+/* for (type i = 0; i < n; i++) body, split over the threads when `parallel` is true, and
+ * without entering OpenMP at all otherwise: a parallel region that an `if` clause keeps on
+ * one thread still allocates and frees a team in libgomp, and costs microseconds, which
+ * matters for the many small products of a visualization step. */
+#define MV_FOR_EACH(type, i, n, parallel, ...)                                                \
+    do {                                                                                      \
+        if (parallel) {                                                                       \
+            _Pragma("omp parallel for schedule(static)") for (type i = 0; i < (n); i++)       \
+                __VA_ARGS__                                                                   \
+        } else {                                                                              \
+            for (type i = 0; i < (n); i++)                                                    \
+                __VA_ARGS__                                                                   \
+        }                                                                                     \
+    } while (0)
+
 /* The files that compute in mv_real are compiled twice: float (the library) and double
  * (-DMV_F64, for gradient checks). In the double copy every symbol is made local to one
  * partially linked object, except the entry points named with MV_VARIANT, which the float
@@ -80,9 +95,11 @@ void mv_dense_forward(const mv_real *in, const mv_real *W, const mv_real *b, mv_
                       int batch, int n_in, int n_out);
 /* dW[n_out][n_in] = delta^T . in ; db[n_out] = column sums of delta (either may be NULL);
  * din[B][n_in] = delta . W (when din != NULL). Every output element is reduced by one
- * thread in a fixed order, so results do not depend on the thread count. */
+ * thread in a fixed order, so results do not depend on the thread count. scratch: [B][n_out]
+ * values the kernels may use to rearrange delta (NULL: none). */
 void mv_dense_backward(const mv_real *in, const mv_real *W, const mv_real *delta, mv_real *dW,
-                       mv_real *db, mv_real *din, int batch, int n_in, int n_out);
+                       mv_real *db, mv_real *din, int batch, int n_in, int n_out,
+                       mv_real *scratch);
 
 /* ---- gemm.c: the same three products in float with AVX2 + FMA kernels (x86-64 with gcc or
  * clang, unless built with -DMV_NO_SIMD). layers.c uses them when mv_simd_enabled() says the
@@ -91,9 +108,10 @@ void mv_dense_backward(const mv_real *in, const mv_real *W, const mv_real *delta
 #define MV_SIMD_KERNELS 1
 void mv_simd_dense_forward(const float *in, const float *W, const float *b, float *z, int B,
                            int K, int N);
-/* dW only; the bias gradient stays in layers.c */
+/* dW only; the bias gradient stays in layers.c. scratch: [B][N] values it may overwrite, or
+ * NULL. */
 void mv_simd_dense_weight_grad(const float *in, const float *delta, float *dW, int B, int K,
-                               int N);
+                               int N, float *scratch);
 void mv_simd_dense_input_grad(const float *delta, const float *W, float *din, int B, int K,
                               int N);
 #else

@@ -53,12 +53,11 @@ void mv_dense_forward(const mv_real *in, const mv_real *W, const mv_real *b, mv_
     }
     const long work = (long)batch * n_in * n_out;
     /* Split over outputs: each thread reads its own rows of W once per batch row. */
-#pragma omp parallel for schedule(static) if (work > MV_PARALLEL_WORK)
-    for (int o = 0; o < n_out; o++) {
+    MV_FOR_EACH(int, o, n_out, work > MV_PARALLEL_WORK, {
         const mv_real *w = W + (size_t)o * n_in;
         for (int r = 0; r < batch; r++)
             out_z[(size_t)r * n_out + o] = b[o] + dot(in + (size_t)r * n_in, w, n_in);
-    }
+    });
 }
 
 /* db[o] = sum over rows of delta[r][o], in row order. */
@@ -70,12 +69,14 @@ static void bias_grad(const mv_real *delta, mv_real *db, int batch, int n_out)
 }
 
 void mv_dense_backward(const mv_real *in, const mv_real *W, const mv_real *delta, mv_real *dW,
-                       mv_real *db, mv_real *din, int batch, int n_in, int n_out)
+                       mv_real *db, mv_real *din, int batch, int n_in, int n_out,
+                       mv_real *scratch)
 {
+    (void)scratch; /* only the float kernels use it */
     const long work = (long)batch * n_in * n_out;
     if (USE_SIMD()) {
         if (dW)
-            mv_simd_dense_weight_grad(in, delta, dW, batch, n_in, n_out);
+            mv_simd_dense_weight_grad(in, delta, dW, batch, n_in, n_out, scratch);
         if (db)
             bias_grad(delta, db, batch, n_out);
         if (din)
@@ -84,8 +85,7 @@ void mv_dense_backward(const mv_real *in, const mv_real *W, const mv_real *delta
     }
     if (dW || db) {
         /* One thread per output row of dW: the sum over the batch stays in row order. */
-#pragma omp parallel for schedule(static) if (work > MV_PARALLEL_WORK)
-        for (int o = 0; o < n_out; o++) {
+        MV_FOR_EACH(int, o, n_out, work > MV_PARALLEL_WORK, {
             mv_real bias_sum = 0;
             mv_real *dw = dW ? dW + (size_t)o * n_in : NULL;
             if (dw)
@@ -98,7 +98,7 @@ void mv_dense_backward(const mv_real *in, const mv_real *W, const mv_real *delta
             }
             if (db)
                 db[o] = bias_sum;
-        }
+        });
     }
     if (din) {
         /* din = delta . W, split over (group of ROWS rows, column block) pairs so that a
@@ -106,8 +106,7 @@ void mv_dense_backward(const mv_real *in, const mv_real *W, const mv_real *delta
          * per row. Each element sums over outputs in index order, whatever the split. */
         enum { COLS = 256, ROWS = 4 };
         const int blocks = (n_in + COLS - 1) / COLS, groups = (batch + ROWS - 1) / ROWS;
-#pragma omp parallel for schedule(static) if (work > MV_PARALLEL_WORK)
-        for (int t = 0; t < groups * blocks; t++) {
+        MV_FOR_EACH(int, t, groups * blocks, work > MV_PARALLEL_WORK, {
             const int r0 = t / blocks * ROWS, c0 = (t % blocks) * COLS;
             const int rows = batch - r0 < ROWS ? batch - r0 : ROWS;
             const int width = n_in - c0 < COLS ? n_in - c0 : COLS;
@@ -118,6 +117,6 @@ void mv_dense_backward(const mv_real *in, const mv_real *W, const mv_real *delta
                 for (int r = r0; r < r0 + rows; r++)
                     axpy(delta[(size_t)r * n_out + o], w, din + (size_t)r * n_in + c0, width);
             }
-        }
+        });
     }
 }

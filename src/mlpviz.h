@@ -176,6 +176,7 @@ typedef struct {
     mv_real *top_delta;            /* [capacity][widths[L]] dC/dz of the last layer */
     mv_real *mask[MV_MAX_LAYERS];  /* [capacity][widths[l+1]] hidden layers: 0 or 1/(1-p) */
     mv_real *kept[MV_MAX_LAYERS];  /* [capacity][widths[l+1]] hidden outputs after dropout */
+    mv_real *scratch;              /* [capacity][max width] delta rearranged for the kernels */
     int dropout_active;            /* set by mv_forward_train, cleared by mv_forward */
     mv_real *block;                /* owner of all of the above */
 } mv_workspace;

@@ -127,7 +127,7 @@ mv_status mv_workspace_create(mv_workspace **out, const mv_arch *arch, int capac
         return mv_fail(MV_ERR_ARG, "batch capacity must be 1..%d, got %d", 1 << 24, capacity);
     const int L = arch->n_layers;
     const size_t cap = (size_t)capacity, maxw = (size_t)mv_arch_max_width(arch);
-    size_t total = 2 * cap * maxw + cap * arch->widths[L];
+    size_t total = 3 * cap * maxw + cap * arch->widths[L];
     for (int l = 0; l < L; l++)
         total += (l + 1 < L ? 4 : 2) * cap * arch->widths[l + 1]; /* z, a (+ mask, kept) */
     mv_workspace *ws = calloc(1, sizeof *ws);
@@ -153,6 +153,8 @@ mv_status mv_workspace_create(mv_workspace **out, const mv_arch *arch, int capac
     p += cap * maxw;
     ws->top_delta = p;
     p += cap * arch->widths[L];
+    ws->scratch = p;
+    p += cap * maxw;
     for (int l = 0; l + 1 < L; l++) {
         ws->mask[l] = p;
         p += cap * arch->widths[l + 1];
@@ -250,7 +252,7 @@ void mv_backward_from(const mv_net *net, mv_workspace *ws, const mv_real *x, int
         if (!grads && !din)
             break;
         mv_dense_backward(in, net->p.W[l], delta, grads ? grads->W[l] : NULL,
-                          grads ? grads->b[l] : NULL, din, batch, n_in, n_out);
+                          grads ? grads->b[l] : NULL, din, batch, n_in, n_out, ws->scratch);
         if (l > 0) {
             const size_t n = (size_t)batch * n_in;
             if (ws->dropout_active) /* dropped units pass nothing back */

@@ -70,43 +70,67 @@ void mv_optimizer_free(mv_optimizer *opt)
     free(opt);
 }
 
-/* One tensor's update. theta, g, m, v: [n]; decay is 0 for biases. */
-static void update(const mv_opt_config *c, float *restrict theta, const float *restrict g,
-                   float *restrict m, float *restrict v, size_t n, double lr, double decay,
-                   double bias1, double bias2)
+/* The coefficients of one update, in float. */
+typedef struct {
+    mv_opt_kind kind;
+    float mu, b1, b2, rate, wd, eps, step1, inv_sqrt_bias2;
+} update_coefs;
+
+/* Elements [0, n) of one tensor. One loop per kind, so that each vectorizes; restrict holds
+ * here, where the compiler can see it (not through OpenMP's outlined copies). */
+static void update_range(const update_coefs *k, float *restrict theta, const float *restrict g,
+                         float *restrict m, float *restrict v, size_t n)
 {
-    const float mu = (float)c->momentum, b1 = (float)c->beta1, b2 = (float)c->beta2;
-    const float rate = (float)lr, wd = (float)decay, eps = (float)c->eps;
-    const float step1 = (float)(lr / bias1), inv_sqrt_bias2 = (float)(1 / sqrt(bias2));
-    /* Large tensors only: a bias vector is not worth a parallel region. */
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) {
-        float grad = g[i];
-        if (c->kind != MV_OPT_ADAMW)
-            grad += wd * theta[i]; /* L2 penalty (wd/2)|theta|^2 */
-        switch (c->kind) {
-        case MV_OPT_SGD:
-            theta[i] -= rate * grad;
-            break;
-        case MV_OPT_MOMENTUM:
-            m[i] = mu * m[i] + grad;
+    const float mu = k->mu, b1 = k->b1, b2 = k->b2, rate = k->rate, wd = k->wd, eps = k->eps;
+    switch (k->kind) {
+    case MV_OPT_SGD: /* grad = g + wd theta: the L2 penalty (wd/2)|theta|^2 */
+        for (size_t i = 0; i < n; i++) theta[i] -= rate * (g[i] + wd * theta[i]);
+        break;
+    case MV_OPT_MOMENTUM:
+        for (size_t i = 0; i < n; i++) {
+            m[i] = mu * m[i] + (g[i] + wd * theta[i]);
             theta[i] -= rate * m[i];
-            break;
-        case MV_OPT_NESTEROV:
+        }
+        break;
+    case MV_OPT_NESTEROV:
+        for (size_t i = 0; i < n; i++) {
+            const float grad = g[i] + wd * theta[i];
             m[i] = mu * m[i] + grad;
             theta[i] -= rate * (grad + mu * m[i]);
-            break;
-        case MV_OPT_ADAM:
-        case MV_OPT_ADAMW:
-        case MV_OPT_COUNT:
+        }
+        break;
+    case MV_OPT_ADAM:
+    case MV_OPT_ADAMW:
+    case MV_OPT_COUNT: {
+        const int decoupled = k->kind == MV_OPT_ADAMW;
+        for (size_t i = 0; i < n; i++) {
+            const float grad = decoupled ? g[i] : g[i] + wd * theta[i];
             m[i] = b1 * m[i] + (1 - b1) * grad;
             v[i] = b2 * v[i] + (1 - b2) * grad * grad;
-            if (c->kind == MV_OPT_ADAMW)
+            if (decoupled)
                 theta[i] -= rate * wd * theta[i];
-            theta[i] -= step1 * m[i] / (sqrtf(v[i]) * inv_sqrt_bias2 + eps);
-            break;
+            theta[i] -= k->step1 * m[i] / (sqrtf(v[i]) * k->inv_sqrt_bias2 + eps);
         }
+        break;
     }
+    }
+}
+
+/* One tensor's update. theta, g, m, v: [n]; decay is 0 for biases. */
+static void update(const mv_opt_config *c, float *theta, const float *g, float *m, float *v,
+                   size_t n, double lr, double decay, double bias1, double bias2)
+{
+    const update_coefs k = {c->kind, (float)c->momentum, (float)c->beta1, (float)c->beta2,
+                            (float)lr, (float)decay, (float)c->eps, (float)(lr / bias1),
+                            (float)(1 / sqrt(bias2))};
+    /* Chunks of 16384 elements; large tensors only, a bias vector is not worth a region. */
+    enum { CHUNK = 16384 };
+    const size_t chunks = (n + CHUNK - 1) / CHUNK;
+    MV_FOR_EACH(size_t, at, chunks, chunks > 4, {
+        const size_t first = at * CHUNK, count = n - first < CHUNK ? n - first : CHUNK;
+        update_range(&k, theta + first, g + first, m ? m + first : NULL, v ? v + first : NULL,
+                     count);
+    });
 }
 
 void mv_optimizer_step(mv_optimizer *opt, const mv_arch *arch, mv_params *params,

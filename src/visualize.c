@@ -722,8 +722,8 @@ static mv_status climb(ascent *a, int first, int last, mv_rng *rng, mv_viz_resul
         note_top(a, step, results);
         /* Rows are independent: one thread per image, each with its own scratch rows, so the
          * result does not depend on the thread count. */
-#pragma omp parallel for schedule(static) if (a->n > 1 && a->D * (size_t)a->n > 4096)
-        for (int r = 0; r < a->n; r++) update_row(a, r, step);
+        MV_FOR_EACH(int, r, a->n, a->n > 1 && a->D * (size_t)a->n > 4096,
+                    { update_row(a, r, step); });
         if (c->on_frame && c->frame_every > 0 && (step + 1) % c->frame_every == 0)
             c->on_frame(step + 1, a->images, a->n, c->user);
         if (c->on_step)

@@ -64,7 +64,10 @@ static void check_shape(int B, int K, int N, uint64_t seed)
     float *db = poisoned((size_t)N), *din = poisoned((size_t)B * K);
 
     mv_dense_forward(in, W, b, z, B, K, N);
-    mv_dense_backward(in, W, delta, dW, db, din, B, K, N);
+    float *scratch = poisoned((size_t)B * N);
+    mv_dense_backward(in, W, delta, dW, db, din, B, K, N, (seed & 1) ? scratch : NULL);
+    assert_guard_intact(scratch, (size_t)B * N);
+    free(scratch);
     assert_guard_intact(z, (size_t)B * N);
     assert_guard_intact(dW, (size_t)N * K);
     assert_guard_intact(db, (size_t)N);
@@ -148,7 +151,11 @@ static float *run_on_threads(int threads, int B, int K, int N)
     assert_non_null(out);
     omp_set_num_threads(threads);
     mv_dense_forward(in, W, b, out, B, K, N);
-    mv_dense_backward(in, W, delta, out + nz, out + nz + ndw, out + nz + ndw + N, B, K, N);
+    float *scratch = malloc(sizeof *scratch * (size_t)B * N);
+    assert_non_null(scratch);
+    mv_dense_backward(in, W, delta, out + nz, out + nz + ndw, out + nz + ndw + N, B, K, N,
+                      scratch);
+    free(scratch);
     omp_set_num_threads(2);
     free(in), free(W), free(b), free(delta);
     return out;
