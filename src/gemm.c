@@ -129,13 +129,16 @@ void mv_simd_dense_forward(const float *in, const float *W, const float *b, floa
 {
     enum { RB = 4, OB = 3, CHUNK = 16 }; /* CHUNK output blocks: 48 rows of W stay in L2 */
     const int blocks = (N + OB - 1) / OB, chunks = (blocks + CHUNK - 1) / CHUNK;
+    /* Row groups as even as possible (10 rows: 4 + 3 + 3, not 4 + 4 + 2): a thin group
+     * feeds fewer multiply-adds per loaded vector. */
+    const int groups = (B + RB - 1) / RB;
     const long work = (long)B * K * N;
     /* Split over chunks of outputs: each thread streams its own rows of W once, while a
      * group of RB input rows stays in L1 across the chunk. */
     MV_FOR_EACH(int, c, chunks, work > GEMM_PARALLEL_WORK && chunks > 1, {
         const int first = c * CHUNK, last = first + CHUNK < blocks ? first + CHUNK : blocks;
-        for (int r0 = 0; r0 < B; r0 += RB) {
-            const int rb = B - r0 < RB ? B - r0 : RB;
+        for (int g = 0; g < groups; g++) {
+            const int r0 = (int)((long)g * B / groups), rb = (int)((long)(g + 1) * B / groups) - r0;
             for (int blk = first; blk < last; blk++) {
                 const int o0 = blk * OB, ob = N - o0 < OB ? N - o0 : OB;
                 dot_tiles[rb - 1][ob - 1](in + (size_t)r0 * K, W + (size_t)o0 * K, b + o0,
@@ -262,8 +265,9 @@ static void bcast_product(const float *A, size_t a_rs, size_t a_ks, const float 
                 bp = panel;
                 ld = NC;
             }
-            for (int i0 = 0; i0 < M; i0 += MR) {
-                const int rows = M - i0 < MR ? M - i0 : MR;
+            for (int t = 0; t < tiles; t++) { /* even tiles: 10 rows are 5 + 5, not 6 + 4 */
+                const int i0 = (int)((long)t * M / tiles);
+                const int rows = (int)((long)(t + 1) * M / tiles) - i0;
                 const bcast_tile_fn fn = width == NC ? bcast_full[rows - 1]
                                                      : bcast_part[rows - 1];
                 fn(A + i0 * a_rs + p0 * a_ks, a_rs, a_ks, bp, ld, kc,

@@ -488,6 +488,12 @@ void mv_model_prepare_input(const mv_model *model, const float *pixels, mv_real 
 {
     const size_t D = (size_t)model->net->arch.widths[0];
     const size_t C = (size_t)(model->channels > 0 ? model->channels : 1);
+    if (C == 1) { /* the same arithmetic without the channel index, so that it vectorizes */
+        const float mean = model->mean[0], std = model->std[0];
+        for (size_t i = 0; i < (size_t)(n > 0 ? n : 0) * D; i++)
+            x[i] = (mv_real)((pixels[i] - mean) / std);
+        return;
+    }
     for (size_t i = 0; i < (size_t)(n > 0 ? n : 0); i++)
         for (size_t k = 0; k < D; k++) { /* HWC: the channel is the fastest index */
             const size_t c = k % C;

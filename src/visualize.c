@@ -8,6 +8,7 @@
  * (pixel - mean) / std, so a gradient in network space is divided by std to become a pixel
  * gradient. All randomness comes from the seed, and nothing depends on the thread count. */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -182,32 +183,56 @@ static int reflect(int i, int n)
     return i < n ? i : period - 1 - i;
 }
 
-/* One 1-D pass along rows (along_x) or columns, from src to dst, [H][W][C] each. Only the
- * taps that fall outside the image need reflecting; the others are read directly, in the
- * same order, so both paths give the same sums. */
-static void blur_pass(const float *src, float *dst, int W, int H, int C, const float *kernel,
-                      int radius, int along_x)
+/* Along each row, from src to dst, [H][W][C] each: each row is first copied with its
+ * reflected borders into `padded`, so that one loop over the row's values (vectorized, the
+ * tap loop outside) serves every pixel. Every value sums its taps in ascending order. When
+ * a padded row does not fit, the taps are reflected one by one, in the same order. */
+static void blur_rows(const float *src, float *dst, int W, int H, int C, const float *kernel,
+                      int radius)
 {
-    const size_t step = along_x ? (size_t)C : (size_t)W * C; /* between neighbouring taps */
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) {
-            const int pos = along_x ? x : y, n = along_x ? W : H;
-            const int inside = pos - radius >= 0 && pos + radius < n;
-            for (int c = 0; c < C; c++) {
-                float sum = 0;
-                if (inside) {
-                    const float *s = src + ((size_t)y * W + x) * C + c - radius * step;
-                    for (int k = 0; k <= 2 * radius; k++) sum += kernel[k] * s[k * step];
-                } else {
-                    for (int k = -radius; k <= radius; k++) {
-                        const int sx = along_x ? reflect(x + k, W) : x;
-                        const int sy = along_x ? y : reflect(y + k, H);
-                        sum += kernel[k + radius] * src[((size_t)sy * W + sx) * C + c];
-                    }
+    enum { PADDED_MAX = 4096 };
+    float padded[PADDED_MAX];
+    const size_t WC = (size_t)W * C;
+    const int fits = (size_t)(W + 2 * radius) * C <= PADDED_MAX;
+    for (int y = 0; y < H; y++) {
+        const float *s = src + y * WC;
+        float *d = dst + y * WC;
+        if (!fits) {
+            for (int x = 0; x < W; x++)
+                for (int c = 0; c < C; c++) {
+                    float sum = 0;
+                    for (int k = -radius; k <= radius; k++)
+                        sum += kernel[k + radius] * s[(size_t)reflect(x + k, W) * C + c];
+                    d[(size_t)x * C + c] = sum;
                 }
-                dst[((size_t)y * W + x) * C + c] = sum;
-            }
+            continue;
         }
+        for (int x = -radius; x < W + radius; x++)
+            memcpy(padded + (size_t)(x + radius) * C, s + (size_t)reflect(x, W) * C,
+                   sizeof *padded * (size_t)C);
+        for (size_t i = 0; i < WC; i++) d[i] = 0;
+        for (int k = 0; k <= 2 * radius; k++) {
+            const float w = kernel[k], *p = padded + (size_t)k * C;
+            for (size_t i = 0; i < WC; i++) d[i] += w * p[i];
+        }
+    }
+}
+
+/* Down each column, from src to dst: output row y is a weighted sum of whole input rows
+ * (reflected at the borders), taps in ascending order, vectorized along the row. */
+static void blur_columns(const float *src, float *dst, int W, int H, int C,
+                         const float *kernel, int radius)
+{
+    const size_t WC = (size_t)W * C;
+    for (int y = 0; y < H; y++) {
+        float *d = dst + y * WC;
+        for (size_t i = 0; i < WC; i++) d[i] = 0;
+        for (int k = -radius; k <= radius; k++) {
+            const float w = kernel[k + radius];
+            const float *s = src + (size_t)reflect(y + k, H) * WC;
+            for (size_t i = 0; i < WC; i++) d[i] += w * s[i];
+        }
+    }
 }
 
 /* Normalised Gaussian taps; returns the radius (at most 3 sigma, and below the image). */
@@ -231,8 +256,8 @@ void mv_gaussian_blur(float *image, float *scratch, int W, int H, int C, double 
     enum { MAX_RADIUS = 32 };
     float kernel[2 * MAX_RADIUS + 1];
     const int radius = gaussian_kernel(sigma, W, H, kernel, MAX_RADIUS);
-    blur_pass(image, scratch, W, H, C, kernel, radius, 1);
-    blur_pass(scratch, image, W, H, C, kernel, radius, 0);
+    blur_rows(image, scratch, W, H, C, kernel, radius);
+    blur_columns(scratch, image, W, H, C, kernel, radius);
 }
 
 /* ------------------------------------------------------------------ octaves */
@@ -358,13 +383,14 @@ static void ascent_free(ascent *a)
  * invent any. [H][W][C] each. */
 static void roll(const float *src, float *dst, int W, int H, int C, int dx, int dy)
 {
+    const size_t WC = (size_t)W * C;
+    const int shift = ((dx % W) + W) % W; /* dst x = src x + shift, modulo W */
     for (int y = 0; y < H; y++) {
         const int sy = ((y - dy) % H + H) % H;
-        for (int x = 0; x < W; x++) {
-            const int sx = ((x - dx) % W + W) % W;
-            memcpy(dst + ((size_t)y * W + x) * C, src + ((size_t)sy * W + sx) * C,
-                   sizeof *dst * (size_t)C);
-        }
+        const float *s = src + (size_t)sy * WC;
+        float *d = dst + (size_t)y * WC;
+        memcpy(d + (size_t)shift * C, s, sizeof *d * (size_t)(W - shift) * C);
+        memcpy(d, s + (size_t)(W - shift) * C, sizeof *d * (size_t)shift * C);
     }
 }
 
@@ -463,9 +489,14 @@ static mv_status gradients(ascent *a, mv_rng *rng)
     /* -l2 |x|^2 in network space; then d/dpixel = d/dx / std; then undo the jitter. */
     for (int r = 0; r < a->n; r++) {
         float *g = a->scratch + 3 * r * D;
-        for (size_t i = 0; i < D; i++) {
-            const size_t k = r * D + i;
-            g[i] = (float)((a->gx[k] - 2 * c->l2 * a->x[k]) / a->model->std[i % (size_t)a->C]);
+        const mv_real *gx = a->gx + r * D, *x = a->x + r * D;
+        if (c->l2 == 0 && a->C == 1) { /* the same quotient in float (a double quotient of
+                                          two floats rounds to it), vectorized */
+            const float std = a->model->std[0];
+            for (size_t i = 0; i < D; i++) g[i] = gx[i] / std;
+        } else {
+            for (size_t i = 0; i < D; i++)
+                g[i] = (float)((gx[i] - 2 * c->l2 * x[i]) / a->model->std[i % (size_t)a->C]);
         }
         roll(g, a->grad + r * D, a->W, a->H, a->C, -a->dx[r], -a->dy[r]);
     }
