@@ -245,34 +245,56 @@ static void pack_panel(const float *Bm, size_t ldb, int kc, int width, float *pa
 }
 
 /* C[M][K] = A[M][depth] . Bm[depth][K] over tiles of MR rows x 16 columns, A through strides.
- * Threads split the column blocks. Within a block the depth is cut into steps of KC; each
- * step's panel of Bm (KC x 16 values, 16 KiB) is packed once when two or more row tiles will
- * read it, then every row tile continues its chains through it. */
+ * Rows go in chunks of up to `chunk` rows; within a chunk the threads split the column
+ * blocks, so that a thread's share of A (chunk x depth values) stays in its L2 while the
+ * panels of Bm pass. Within a block the depth is cut into steps of KC; each step's panel of
+ * Bm (KC x 16 values, 16 KiB) is packed once when three or more row tiles will read it, then
+ * every row tile continues its chains through it. */
 static void bcast_product(const float *A, size_t a_rs, size_t a_ks, const float *Bm,
-                          size_t ldb, int depth, float *C, int M, int K, long work)
+                          size_t ldb, int depth, float *C, int M, int K, int chunk)
 {
     enum { MR = 6, NC = 16, KC = 256 };
-    const int tiles = (M + MR - 1) / MR, blocks = (K + NC - 1) / NC, pack = tiles >= 3;
-    MV_FOR_EACH(int, blk, blocks, work > GEMM_PARALLEL_WORK && blocks > 1, {
-        float panel[KC * NC] __attribute__((aligned(32)));
-        const int k0 = blk * NC, width = K - k0 < NC ? K - k0 : NC;
-        for (int p0 = 0; p0 < depth; p0 += KC) {
-            const int kc = depth - p0 < KC ? depth - p0 : KC;
-            const float *bp = Bm + (size_t)p0 * ldb + k0;
-            size_t ld = ldb;
-            if (pack) {
-                pack_panel(bp, ldb, kc, width, panel);
-                bp = panel;
-                ld = NC;
+    const int blocks = (K + NC - 1) / NC;
+    const long work = (long)M * K * depth;
+    for (int c0 = 0; c0 < M; c0 += chunk) {
+        const int rows_here = M - c0 < chunk ? M - c0 : chunk;
+        const int tiles = (rows_here + MR - 1) / MR, pack = tiles >= 3;
+        MV_FOR_EACH(int, blk, blocks, work > GEMM_PARALLEL_WORK && blocks > 1, {
+            float panel[KC * NC] __attribute__((aligned(32)));
+            const int k0 = blk * NC, width = K - k0 < NC ? K - k0 : NC;
+            for (int p0 = 0; p0 < depth; p0 += KC) {
+                const int kc = depth - p0 < KC ? depth - p0 : KC;
+                const float *bp = Bm + (size_t)p0 * ldb + k0;
+                size_t ld = ldb;
+                if (pack) {
+                    pack_panel(bp, ldb, kc, width, panel);
+                    bp = panel;
+                    ld = NC;
+                }
+                for (int t = 0; t < tiles; t++) { /* even tiles: 10 rows are 5 + 5 */
+                    const int i0 = c0 + (int)((long)t * rows_here / tiles);
+                    const int rows = c0 + (int)((long)(t + 1) * rows_here / tiles) - i0;
+                    const bcast_tile_fn fn = width == NC ? bcast_full[rows - 1]
+                                                         : bcast_part[rows - 1];
+                    fn(A + i0 * a_rs + p0 * a_ks, a_rs, a_ks, bp, ld, kc,
+                       C + (size_t)i0 * K + k0, (size_t)K, width, p0 > 0);
+                }
             }
-            for (int t = 0; t < tiles; t++) { /* even tiles: 10 rows are 5 + 5, not 6 + 4 */
-                const int i0 = (int)((long)t * M / tiles);
-                const int rows = (int)((long)(t + 1) * M / tiles) - i0;
-                const bcast_tile_fn fn = width == NC ? bcast_full[rows - 1]
-                                                     : bcast_part[rows - 1];
-                fn(A + i0 * a_rs + p0 * a_ks, a_rs, a_ks, bp, ld, kc,
-                   C + (size_t)i0 * K + k0, (size_t)K, width, p0 > 0);
-            }
+        });
+    }
+}
+
+/* dst[N][B] = src[B][N]^T, by 16 x 16 blocks of outputs split over the threads. */
+static void transpose(const float *src, float *dst, int B, int N)
+{
+    enum { T = 16 };
+    const int blocks = (N + T - 1) / T;
+    MV_FOR_EACH(int, blk, blocks, (long)B * N > 65536, {
+        const int o0 = blk * T, o1 = o0 + T < N ? o0 + T : N;
+        for (int r0 = 0; r0 < B; r0 += T) {
+            const int r1 = r0 + T < B ? r0 + T : B;
+            for (int o = o0; o < o1; o++)
+                for (int r = r0; r < r1; r++) dst[(size_t)o * B + r] = src[(size_t)r * N + o];
         }
     });
 }
@@ -286,17 +308,17 @@ void mv_simd_dense_weight_grad(const float *in, const float *delta, float *dW, i
     const float *A = delta;
     size_t a_rs = 1, a_ks = (size_t)N;
     if (scratch && B > 1) {
-        for (int r = 0; r < B; r++)
-            for (int o = 0; o < N; o++) scratch[(size_t)o * B + r] = delta[(size_t)r * N + o];
+        transpose(delta, scratch, B, N);
         A = scratch, a_rs = (size_t)B, a_ks = 1;
     }
-    bcast_product(A, a_rs, a_ks, in, (size_t)K, B, dW, N, K, (long)B * K * N);
+    /* Chunks of 192 rows of dW: a thread's delta^T share (192 x B) stays in its L2. */
+    bcast_product(A, a_rs, a_ks, in, (size_t)K, B, dW, N, K, 192);
 }
 void mv_simd_dense_input_grad(const float *delta, const float *W, float *din, int B, int K,
                               int N)
 {
     /* din[r][k] = sum over o of delta[r][o] * W[o][k]: A = delta (row step N, k step 1). */
-    bcast_product(delta, (size_t)N, 1, W, (size_t)K, N, din, B, K, (long)B * K * N);
+    bcast_product(delta, (size_t)N, 1, W, (size_t)K, N, din, B, K, B);
 }
 
 #endif /* MV_SIMD_KERNELS */
