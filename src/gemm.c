@@ -318,7 +318,7 @@ void mv_simd_dense_input_grad(const float *delta, const float *W, float *din, in
                               int N)
 {
     /* din[r][k] = sum over o of delta[r][o] * W[o][k]: A = delta (row step N, k step 1). */
-    bcast_product(delta, (size_t)N, 1, W, (size_t)K, N, din, B, K, B);
+    bcast_product(delta, (size_t)N, 1, W, (size_t)K, N, din, B, K, 192);
 }
 
 #endif /* MV_SIMD_KERNELS */

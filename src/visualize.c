@@ -183,37 +183,58 @@ static int reflect(int i, int n)
     return i < n ? i : period - 1 - i;
 }
 
-/* Along each row, from src to dst, [H][W][C] each: each row is first copied with its
- * reflected borders into `padded`, so that one loop over the row's values (vectorized, the
- * tap loop outside) serves every pixel. Every value sums its taps in ascending order. When
- * a padded row does not fit, the taps are reflected one by one, in the same order. */
+/* Along each row, from src to dst, [H][W][C] each, one pixel at a time, reflecting each
+ * tap: the path for images too large for blur_small. Taps in ascending order. */
 static void blur_rows(const float *src, float *dst, int W, int H, int C, const float *kernel,
                       int radius)
 {
-    enum { PADDED_MAX = 4096 };
-    float padded[PADDED_MAX];
-    const size_t WC = (size_t)W * C;
-    const int fits = (size_t)(W + 2 * radius) * C <= PADDED_MAX;
     for (int y = 0; y < H; y++) {
-        const float *s = src + y * WC;
-        float *d = dst + y * WC;
-        if (!fits) {
-            for (int x = 0; x < W; x++)
-                for (int c = 0; c < C; c++) {
-                    float sum = 0;
-                    for (int k = -radius; k <= radius; k++)
-                        sum += kernel[k + radius] * s[(size_t)reflect(x + k, W) * C + c];
-                    d[(size_t)x * C + c] = sum;
-                }
-            continue;
-        }
-        for (int x = -radius; x < W + radius; x++)
-            memcpy(padded + (size_t)(x + radius) * C, s + (size_t)reflect(x, W) * C,
-                   sizeof *padded * (size_t)C);
+        const float *s = src + (size_t)y * W * C;
+        float *d = dst + (size_t)y * W * C;
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < C; c++) {
+                float sum = 0;
+                for (int k = -radius; k <= radius; k++)
+                    sum += kernel[k + radius] * s[(size_t)reflect(x + k, W) * C + c];
+                d[(size_t)x * C + c] = sum;
+            }
+    }
+}
+
+enum { BLUR_SMALL_MAX = 8192 }; /* floats per buffer of blur_small, on the stack */
+
+/* Both passes for an image whose padded copy fits on the stack: the image is copied once
+ * with `radius` reflected pixels on both sides of every row, so that the row pass is one
+ * long loop over all rows (the tap loop outside: it vectorizes; the values that straddle
+ * two rows land in the padding and are never read), and the column pass reads whole rows
+ * of that result. Every value sums its taps in ascending order, as blur_rows and
+ * blur_columns do, so the two paths give the same bits. */
+static void blur_small(float *image, int W, int H, int C, const float *kernel, int radius)
+{
+    float padded[BLUR_SMALL_MAX], rows[BLUR_SMALL_MAX];
+    const size_t WC = (size_t)W * C, PC = (size_t)(W + 2 * radius) * C, n = PC * H;
+    for (int y = 0; y < H; y++) {
+        const float *s = image + y * WC;
+        float *p = padded + y * PC;
+        for (int x = -radius; x < 0; x++)
+            for (int c = 0; c < C; c++) p[(size_t)(x + radius) * C + c] = s[(size_t)reflect(x, W) * C + c];
+        memcpy(p + (size_t)radius * C, s, sizeof *p * WC);
+        for (int x = W; x < W + radius; x++)
+            for (int c = 0; c < C; c++) p[(size_t)(x + radius) * C + c] = s[(size_t)reflect(x, W) * C + c];
+    }
+    /* rows[i] = sum over k of kernel[k] padded[i + k C]; valid where i is a pixel of a row */
+    const size_t span = n - (size_t)2 * radius * C;
+    for (size_t i = 0; i < span; i++) rows[i] = 0;
+    for (int k = 0; k <= 2 * radius; k++) {
+        const float w = kernel[k], *p = padded + (size_t)k * C;
+        for (size_t i = 0; i < span; i++) rows[i] += w * p[i];
+    }
+    for (int y = 0; y < H; y++) {
+        float *d = image + y * WC;
         for (size_t i = 0; i < WC; i++) d[i] = 0;
-        for (int k = 0; k <= 2 * radius; k++) {
-            const float w = kernel[k], *p = padded + (size_t)k * C;
-            for (size_t i = 0; i < WC; i++) d[i] += w * p[i];
+        for (int k = -radius; k <= radius; k++) {
+            const float w = kernel[k + radius], *r = rows + (size_t)reflect(y + k, H) * PC;
+            for (size_t i = 0; i < WC; i++) d[i] += w * r[i];
         }
     }
 }
@@ -256,6 +277,10 @@ void mv_gaussian_blur(float *image, float *scratch, int W, int H, int C, double 
     enum { MAX_RADIUS = 32 };
     float kernel[2 * MAX_RADIUS + 1];
     const int radius = gaussian_kernel(sigma, W, H, kernel, MAX_RADIUS);
+    if ((size_t)(W + 2 * radius) * C * H <= BLUR_SMALL_MAX) {
+        blur_small(image, W, H, C, kernel, radius);
+        return;
+    }
     blur_rows(image, scratch, W, H, C, kernel, radius);
     blur_columns(scratch, image, W, H, C, kernel, radius);
 }
@@ -468,12 +493,21 @@ static mv_status gradients(ascent *a, mv_rng *rng)
 {
     const mv_viz_config *c = a->cfg;
     const size_t D = a->D;
-    for (int r = 0; r < a->n; r++) {
+    for (int r = 0; r < a->n; r++) { /* drawn in row order, whatever the thread count */
         a->dx[r] = c->jitter ? (int)mv_rng_below(rng, 2 * (uint32_t)c->jitter + 1) - c->jitter : 0;
         a->dy[r] = c->jitter ? (int)mv_rng_below(rng, 2 * (uint32_t)c->jitter + 1) - c->jitter : 0;
-        roll(a->images + r * D, a->shifted + r * D, a->W, a->H, a->C, a->dx[r], a->dy[r]);
     }
-    mv_model_prepare_input(a->model, a->shifted, a->x, a->n);
+    /* Rows are independent here and below: with many images these copies are worth both
+     * threads. An image that is not jittered goes to the network without a copy. */
+    const int parallel = a->n > 1 && a->D * (size_t)a->n > 65536;
+    MV_FOR_EACH(int, r, a->n, parallel, {
+        const float *image = a->images + r * D;
+        if (a->dx[r] || a->dy[r]) {
+            roll(image, a->shifted + r * D, a->W, a->H, a->C, a->dx[r], a->dy[r]);
+            image = a->shifted + r * D;
+        }
+        mv_model_prepare_input(a->model, image, a->x + r * D, 1);
+    });
     if (c->objective == MV_VIZ_MARGIN) {
         margin_gradients(a);
     } else if (c->objective == MV_VIZ_UNIT) {
@@ -487,8 +521,9 @@ static mv_status gradients(ascent *a, mv_rng *rng)
             return st;
     }
     /* -l2 |x|^2 in network space; then d/dpixel = d/dx / std; then undo the jitter. */
-    for (int r = 0; r < a->n; r++) {
-        float *g = a->scratch + 3 * r * D;
+    MV_FOR_EACH(int, r, a->n, parallel, {
+        const int jittered = a->dx[r] || a->dy[r];
+        float *g = jittered ? a->scratch + 3 * r * D : a->grad + r * D;
         const mv_real *gx = a->gx + r * D, *x = a->x + r * D;
         if (c->l2 == 0 && a->C == 1) { /* the same quotient in float (a double quotient of
                                           two floats rounds to it), vectorized */
@@ -498,8 +533,9 @@ static mv_status gradients(ascent *a, mv_rng *rng)
             for (size_t i = 0; i < D; i++)
                 g[i] = (float)((gx[i] - 2 * c->l2 * x[i]) / a->model->std[i % (size_t)a->C]);
         }
-        roll(g, a->grad + r * D, a->W, a->H, a->C, -a->dx[r], -a->dy[r]);
-    }
+        if (jittered)
+            roll(g, a->grad + r * D, a->W, a->H, a->C, -a->dx[r], -a->dy[r]);
+    });
     return MV_OK;
 }
 

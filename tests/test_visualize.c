@@ -48,6 +48,75 @@ static void test_blur_keeps_constants_and_mean(void **state)
     assert_true(fabsf(img[(3 * W + 6) * C] - img[(5 * W + 6) * C]) < 1e-7f);
 }
 
+/* Half-sample symmetric reflection of i into 0..n-1 (the blur's border rule). */
+static int reflect_index(int i, int n)
+{
+    const int period = 2 * n;
+    i %= period;
+    if (i < 0)
+        i += period;
+    return i < n ? i : period - 1 - i;
+}
+
+/* The separable Gaussian blur of [H][W][C] written out in double, straight from its
+ * definition: taps exp(-k^2 / 2 sigma^2) normalised, radius ceil(3 sigma) below the image. */
+static void reference_blur(const float *in, double *out, int W, int H, int C, double sigma)
+{
+    int radius = (int)ceil(3 * sigma);
+    if (radius > (W < H ? W : H) - 1)
+        radius = (W < H ? W : H) - 1;
+    double taps[65], sum = 0;
+    for (int k = -radius; k <= radius; k++) sum += taps[k + radius] = exp(-0.5 * k * k / (sigma * sigma));
+    for (int k = 0; k <= 2 * radius; k++) taps[k] /= sum;
+    double *rows = malloc(sizeof *rows * (size_t)W * H * C);
+    assert_non_null(rows);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < C; c++) {
+                double v = 0;
+                for (int k = -radius; k <= radius; k++)
+                    v += taps[k + radius] * in[((size_t)y * W + reflect_index(x + k, W)) * C + c];
+                rows[((size_t)y * W + x) * C + c] = v;
+            }
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < C; c++) {
+                double v = 0;
+                for (int k = -radius; k <= radius; k++)
+                    v += taps[k + radius] * rows[((size_t)reflect_index(y + k, H) * W + x) * C + c];
+                out[((size_t)y * W + x) * C + c] = v;
+            }
+    free(rows);
+}
+
+/* Small images (blurred through a padded copy on the stack) and large ones (tap by tap) both
+ * match the definition, and a single bright pixel comes out where it should. */
+static void test_blur_matches_its_definition(void **state)
+{
+    (void)state;
+    static const int shapes[][4] = {/* W, H, C, sigma x 10 */
+                                    {28, 28, 1, 10}, {28, 28, 1, 5}, {9, 7, 3, 15}, {3, 2, 1, 10},
+                                    {120, 90, 1, 10}, {70, 64, 3, 20}, {5, 200, 1, 30}};
+    mv_rng rng;
+    mv_rng_seed(&rng, 11);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        const int W = shapes[s][0], H = shapes[s][1], C = shapes[s][2];
+        const double sigma = shapes[s][3] / 10.0;
+        const size_t n = (size_t)W * H * C;
+        float *img = malloc(sizeof *img * n), *scratch = malloc(sizeof *scratch * n);
+        double *want = malloc(sizeof *want * n);
+        assert_true(img && scratch && want);
+        for (size_t i = 0; i < n; i++) img[i] = (float)mv_rng_uniform(&rng);
+        reference_blur(img, want, W, H, C, sigma);
+        mv_gaussian_blur(img, scratch, W, H, C, sigma);
+        for (size_t i = 0; i < n; i++)
+            if (!(fabs(img[i] - want[i]) < 1e-5))
+                fail_msg("%dx%dx%d sigma %.1f: value %zu is %.7f, the definition gives %.7f", W,
+                         H, C, sigma, i, img[i], want[i]);
+        free(img), free(scratch), free(want);
+    }
+}
+
 /* A random 1-channel side x side model with 4 classes. */
 static mv_model *random_model_of(int side)
 {
@@ -408,6 +477,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_blur_keeps_constants_and_mean),
+        cmocka_unit_test(test_blur_matches_its_definition),
         cmocka_unit_test(test_ascent_raises_the_objective),
         cmocka_unit_test(test_same_seed_same_bytes_any_threads),
         cmocka_unit_test(test_rejects_bad_settings),
