@@ -126,9 +126,64 @@ static const dot_tile_fn dot_tiles[4][3] = {
     {dot_tile_1_1, dot_tile_1_2, dot_tile_1_3}, {dot_tile_2_1, dot_tile_2_2, dot_tile_2_3},
     {dot_tile_3_1, dot_tile_3_2, dot_tile_3_3}, {dot_tile_4_1, dot_tile_4_2, dot_tile_4_3}};
 
+/* One input row against 8 outputs: the same eight-lane chains and fold as dot_tile, so a
+ * row's z has the same bits alone as in a batch; one row vector feeds 8 multiply-adds
+ * instead of 3, since a single row is load-bound. */
+AVX2 INLINE void dot_row8(const float *in, const float *W, const float *b, float *z, int K)
+{
+    __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0,
+           c7 = c0;
+    int k = 0;
+#define DOT_OUTPUT(o, LOAD) c##o = _mm256_fmadd_ps(x, LOAD(W + (size_t)o * K + k), c##o);
+#define DOT_ALL(LOAD)                                                                         \
+    DOT_OUTPUT(0, LOAD) DOT_OUTPUT(1, LOAD) DOT_OUTPUT(2, LOAD) DOT_OUTPUT(3, LOAD)             \
+    DOT_OUTPUT(4, LOAD) DOT_OUTPUT(5, LOAD) DOT_OUTPUT(6, LOAD) DOT_OUTPUT(7, LOAD)
+    for (; k + 8 <= K; k += 8) {
+        const __m256 x = _mm256_loadu_ps(in + k);
+        DOT_ALL(_mm256_loadu_ps)
+    }
+    if (k < K) {
+        const __m256i m = lanes_below(K - k);
+        const __m256 x = _mm256_maskload_ps(in + k, m);
+#define MASKED(p) _mm256_maskload_ps(p, m)
+        DOT_ALL(MASKED)
+#undef MASKED
+    }
+#undef DOT_ALL
+#undef DOT_OUTPUT
+    z[0] = b[0] + fold_lanes(c0), z[1] = b[1] + fold_lanes(c1);
+    z[2] = b[2] + fold_lanes(c2), z[3] = b[3] + fold_lanes(c3);
+    z[4] = b[4] + fold_lanes(c4), z[5] = b[5] + fold_lanes(c5);
+    z[6] = b[6] + fold_lanes(c6), z[7] = b[7] + fold_lanes(c7);
+}
+
+AVX2 static void dot_row8_fn(const float *in, const float *W, const float *b, float *z, int K)
+{
+    dot_row8(in, W, b, z, K);
+}
+
+/* A single row: blocks of 8 outputs split over the threads, the last few outputs by the
+ * 1 x OB tiles. */
+static void forward_one_row(const float *in, const float *W, const float *b, float *z, int K,
+                            int N)
+{
+    const int blocks = N / 8;
+    MV_FOR_EACH(int, blk, blocks, (long)K * N > GEMM_PARALLEL_WORK && blocks > 1, {
+        dot_row8_fn(in, W + (size_t)blk * 8 * K, b + blk * 8, z + blk * 8, K);
+    });
+    for (int o0 = blocks * 8; o0 < N; o0 += 3) {
+        const int ob = N - o0 < 3 ? N - o0 : 3;
+        dot_tiles[0][ob - 1](in, W + (size_t)o0 * K, b + o0, z + o0, K, N);
+    }
+}
+
 void mv_simd_dense_forward(const float *in, const float *W, const float *b, float *z, int B,
                            int K, int N)
 {
+    if (B == 1) {
+        forward_one_row(in, W, b, z, K, N);
+        return;
+    }
     enum { RB = 4, OB = 3, CHUNK = 16 }; /* CHUNK output blocks: 48 rows of W stay in L2 */
     const int blocks = (N + OB - 1) / OB, threads = omp_get_max_threads();
     /* At most CHUNK blocks a chunk, as many chunks as a multiple of the threads (when there
@@ -323,9 +378,69 @@ void mv_simd_dense_weight_grad(const float *in, const float *delta, float *dW, i
     /* Chunks of 192 rows of dW: a thread's delta^T share (192 x B) stays in its L2. */
     bcast_product(A, a_rs, a_ks, in, (size_t)K, B, dW, N, K, 192);
 }
+/* One row: out[k0 .. k0 + width) = sum over o of d[o] * W[o][k], width <= 64, eight vectors
+ * of chains walking the rows of W in order. Rows whose d[o] is zero are skipped: a relu
+ * layer's delta is zero wherever the unit was off, and skipping a term 0 * w leaves every
+ * chain's bits unchanged (fma(0, w, s) == s for finite w; a chain starting at +0 never
+ * becomes -0 by adding zeros), so this is the broadcast kernel's result, reading about half
+ * of W. */
+AVX2 INLINE void sparse_row_tile(int FULL, const float *d, const float *W, int N, int K,
+                                 int k0, int width, float *out)
+{
+    __m256i m[8];
+    for (int v = 0; v < 8; v++) {
+        const int left = width - 8 * v;
+        m[v] = lanes_below(left >= 8 ? 8 : left > 0 ? left : 0);
+    }
+    /* Named accumulators: gcc keeps an array of them in memory (see bcast_tile). */
+    __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0,
+           c7 = c0;
+    for (int o = 0; o < N; o++) {
+        if (d[o] == 0)
+            continue;
+        const __m256 a = _mm256_broadcast_ss(d + o);
+        const float *row = W + (size_t)o * K + k0;
+#define ROW_VECTOR(v)                                                                         \
+    c##v = _mm256_fmadd_ps(a, FULL ? _mm256_loadu_ps(row + 8 * v)                             \
+                                   : _mm256_maskload_ps(row + 8 * v, m[v]),                   \
+                           c##v);
+        ROW_VECTOR(0) ROW_VECTOR(1) ROW_VECTOR(2) ROW_VECTOR(3)
+        ROW_VECTOR(4) ROW_VECTOR(5) ROW_VECTOR(6) ROW_VECTOR(7)
+#undef ROW_VECTOR
+    }
+    float *o0 = out + k0;
+    _mm256_maskstore_ps(o0, m[0], c0), _mm256_maskstore_ps(o0 + 8, m[1], c1);
+    _mm256_maskstore_ps(o0 + 16, m[2], c2), _mm256_maskstore_ps(o0 + 24, m[3], c3);
+    _mm256_maskstore_ps(o0 + 32, m[4], c4), _mm256_maskstore_ps(o0 + 40, m[5], c5);
+    _mm256_maskstore_ps(o0 + 48, m[6], c6), _mm256_maskstore_ps(o0 + 56, m[7], c7);
+}
+
+/* One row: out[k0 .. k0 + width) = sum over o of d[o] * W[o][k], width <= 64, eight vectors
+ * of chains walking the rows of W in order. Rows whose d[o] is zero are skipped: a relu
+ * layer's delta is zero wherever the unit was off, and skipping a term 0 * w leaves every
+ * chain's bits unchanged (fma(0, w, s) == s for finite w; a chain starting at +0 never
+ * becomes -0 by adding zeros), so this is the broadcast kernel's result, reading about half
+ * of W. (A narrow block loads through masks: the lanes past the end of W are never read.) */
+AVX2 static void sparse_row_block(const float *d, const float *W, int N, int K, int k0,
+                                  int width, float *out)
+{
+    if (width == 64)
+        sparse_row_tile(1, d, W, N, K, k0, 64, out);
+    else
+        sparse_row_tile(0, d, W, N, K, k0, width, out);
+}
+
 void mv_simd_dense_input_grad(const float *delta, const float *W, float *din, int B, int K,
                               int N)
 {
+    if (B == 1) { /* one row: no reuse of W to win, so stream its rows and skip the zeros */
+        const int blocks = (K + 63) / 64;
+        MV_FOR_EACH(int, blk, blocks, (long)K * N > GEMM_PARALLEL_WORK && blocks > 1, {
+            const int k0 = blk * 64;
+            sparse_row_block(delta, W, N, K, k0, K - k0 < 64 ? K - k0 : 64, din);
+        });
+        return;
+    }
     /* din[r][k] = sum over o of delta[r][o] * W[o][k]: A = delta (row step N, k step 1). */
     bcast_product(delta, (size_t)N, 1, W, (size_t)K, N, din, B, K, 192);
 }

@@ -180,12 +180,52 @@ static void test_threads_bitwise(void **state)
     mv_simd_force(1);
 }
 
+/* A row's z and din have the same bits computed alone as inside a batch (the single-row
+ * kernels are other code: they must keep the batch kernels' order), with a delta that is
+ * zero on about half of its units, as after a relu. */
+static void test_one_row_same_bits_as_in_a_batch(void **state)
+{
+    (void)state;
+    static const int shapes[][3] = {{7, 784, 512}, {5, 203, 61}, {9, 64, 10}, {3, 13, 5}};
+    for (size_t s = 0; s < 2 * sizeof shapes / sizeof *shapes; s++) {
+        mv_simd_force(s < sizeof shapes / sizeof *shapes); /* then the portable loops */
+        const int *shape = shapes[s % (sizeof shapes / sizeof *shapes)];
+        const int B = shape[0], K = shape[1], N = shape[2];
+        mv_rng rng;
+        mv_rng_seed(&rng, 40 + s);
+        float *in = random_values(&rng, (size_t)B * K), *W = random_values(&rng, (size_t)N * K);
+        float *b = random_values(&rng, (size_t)N), *delta = random_values(&rng, (size_t)B * N);
+        for (size_t i = 0; i < (size_t)B * N; i++)
+            if (delta[i] < 0)
+                delta[i] = 0;
+        float *z = poisoned((size_t)B * N), *din = poisoned((size_t)B * K);
+        float *z1 = poisoned((size_t)N), *din1 = poisoned((size_t)K);
+        mv_dense_forward(in, W, b, z, B, K, N);
+        mv_dense_backward(in, W, delta, NULL, NULL, din, B, K, N, NULL);
+        for (int r = 0; r < B; r++) {
+            mv_dense_forward(in + (size_t)r * K, W, b, z1, 1, K, N);
+            mv_dense_backward(in + (size_t)r * K, W, delta + (size_t)r * N, NULL, NULL, din1, 1,
+                              K, N, NULL);
+            assert_guard_intact(z1, (size_t)N);
+            assert_guard_intact(din1, (size_t)K);
+            if (memcmp(z1, z + (size_t)r * N, sizeof *z1 * N) != 0)
+                fail_msg("%s: z of row %d of %dx%dx%d differs alone", mv_simd_name(), r, B, K, N);
+            if (memcmp(din1, din + (size_t)r * K, sizeof *din1 * K) != 0)
+                fail_msg("%s: din of row %d of %dx%dx%d differs alone", mv_simd_name(), r, B, K,
+                         N);
+        }
+        free(in), free(W), free(b), free(delta), free(z), free(din), free(z1), free(din1);
+    }
+    mv_simd_force(1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simd_products),
         cmocka_unit_test(test_portable_products),
         cmocka_unit_test(test_threads_bitwise),
+        cmocka_unit_test(test_one_row_same_bits_as_in_a_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
