@@ -30,6 +30,12 @@ mutants=(
   "octave projection skipped|src/visualize.c|s/    const int w = o->w, h = o->h;/    return; const int w = o->w, h = o->h;/"
   "percentile clipping inverted|src/visualize.c|s/if (measure\[q\] < threshold)/if (measure[q] > threshold)/"
   "margin seeds the runner-up with +1|src/visualize.c|s/seed\[j\] = -1;/seed[j] = 1;/"
+  "AVX2 forward: tail mask one lane short|src/gemm.c|s/const __m256i m = lanes_below(K - k);/const __m256i m = lanes_below(K - k - 1);/"
+  "AVX2 tile stores a lane past the width|src/gemm.c|s/WIDTH > 8 ? WIDTH - 8 : 0);/WIDTH > 8 ? WIDTH - 7 : 0);/"
+  "AVX2 resumed chains restart from zero|src/gemm.c|s/    if (resume) {/    if (0 \&\& resume) {/"
+  "AVX2 single row skips negative deltas|src/gemm.c|s/if (d\[o\] == 0)/if (d[o] <= 0)/"
+  "AVX2 delta transposed with a wrong stride|src/gemm.c|s/dst\[(size_t)o \* B + r\] = src/dst[(size_t)o * B + (r % 4)] = src/"
+  "AVX2 single-row forward loses the bias|src/gemm.c|s/z\[0\] = b\[0\] + fold_lanes(c0)/z[0] = fold_lanes(c0)/"
 )
 
 cp -a src tests scripts Makefile "$scratch"/

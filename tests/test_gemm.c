@@ -121,6 +121,10 @@ static void check_edge_shapes(void)
     /* Large enough to run in parallel, with ragged edges everywhere. */
     check_shape(37, 203, 61, 99);
     check_shape(10, 784, 50, 100);
+    /* Reductions longer than one packed panel (256): chains resumed through memory. */
+    check_shape(13, 40, 300, 101);
+    check_shape(300, 20, 7, 102);
+    check_shape(1, 70, 600, 103);
 }
 
 static void test_simd_products(void **state)
