@@ -16,7 +16,7 @@ static inline mv_real sigmoid(mv_real z)
 static const mv_real inv_sqrt2 = (mv_real)0.70710678118654752440;
 static const mv_real inv_sqrt2pi = (mv_real)0.39894228040143267794;
 
-void mv_act_forward(mv_activation act, const mv_real *z, mv_real *a, size_t n)
+static void act_forward_range(mv_activation act, const mv_real *z, mv_real *a, size_t n)
 {
     const mv_real p = (mv_real)act.param;
     switch (act.kind) {
@@ -50,7 +50,8 @@ void mv_act_forward(mv_activation act, const mv_real *z, mv_real *a, size_t n)
     }
 }
 
-void mv_act_backward(mv_activation act, const mv_real *z, const mv_real *a, mv_real *g, size_t n)
+static void act_backward_range(mv_activation act, const mv_real *z, const mv_real *a,
+                               mv_real *g, size_t n)
 {
     const mv_real p = (mv_real)act.param;
     switch (act.kind) {
@@ -105,4 +106,28 @@ int mv_act_has_kink(mv_activation act)
 {
     return act.kind == MV_ACT_RELU || act.kind == MV_ACT_LEAKY_RELU ||
            act.kind == MV_ACT_SCALED_RELU;
+}
+
+/* Elementwise, so any split gives the same bits: large arrays (a big batch of a wide layer)
+ * in chunks on every thread, small ones on this thread alone. */
+enum { ACT_CHUNK = 16384 };
+
+void mv_act_forward(mv_activation act, const mv_real *z, mv_real *a, size_t n)
+{
+    const size_t chunks = (n + ACT_CHUNK - 1) / ACT_CHUNK;
+    MV_FOR_EACH(size_t, c, chunks, chunks >= 4, {
+        const size_t first = c * ACT_CHUNK;
+        act_forward_range(act, z + first, a + first,
+                          n - first < ACT_CHUNK ? n - first : ACT_CHUNK);
+    });
+}
+
+void mv_act_backward(mv_activation act, const mv_real *z, const mv_real *a, mv_real *g, size_t n)
+{
+    const size_t chunks = (n + ACT_CHUNK - 1) / ACT_CHUNK;
+    MV_FOR_EACH(size_t, c, chunks, chunks >= 4, {
+        const size_t first = c * ACT_CHUNK;
+        act_backward_range(act, z + first, a + first, g + first,
+                           n - first < ACT_CHUNK ? n - first : ACT_CHUNK);
+    });
 }

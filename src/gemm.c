@@ -297,8 +297,16 @@ static const bcast_tile_fn bcast_part[6] = {bcast_part_1, bcast_part_2, bcast_pa
 /* Copies rows [0, kc) of a column block (width <= 16 columns, row step ldb) into a dense
  * kc x 16 panel, zero beyond width. Rows of a matrix whose width is a power of two sit a
  * multiple of 4 KiB apart and fall into the same cache sets; the panel does not. */
-static void pack_panel(const float *Bm, size_t ldb, int kc, int width, float *panel)
+AVX2 static void pack_panel(const float *Bm, size_t ldb, int kc, int width, float *panel)
 {
+    if (width == 16) { /* two vector copies a row (gcc would call memcpy for each) */
+        for (int k = 0; k < kc; k++) {
+            const float *src = Bm + (size_t)k * ldb;
+            _mm256_store_ps(panel + (size_t)k * 16, _mm256_loadu_ps(src));
+            _mm256_store_ps(panel + (size_t)k * 16 + 8, _mm256_loadu_ps(src + 8));
+        }
+        return;
+    }
     for (int k = 0; k < kc; k++) {
         const float *src = Bm + (size_t)k * ldb;
         float *dst = panel + (size_t)k * 16;
