@@ -100,7 +100,7 @@ typedef struct {
     mv_real *y;               /* [batch][K] one-hot */
     mv_real *x_clean;         /* [batch][D] the batch before adversarial perturbation */
     mv_real *grad_x;          /* [batch][D] dLoss/dx for the perturbation */
-    float *pixels;            /* [D] one augmented image */
+    int *moves;               /* [batch][3] each row's augmentation: dx, dy, flip */
     int *perm;                /* [train count] this epoch's order */
     /* progress, saved in checkpoints */
     int epoch;                /* epochs completed */
@@ -211,7 +211,7 @@ static void trainer_free(trainer *t)
     free(t->y);
     free(t->x_clean);
     free(t->grad_x);
-    free(t->pixels);
+    free(t->moves);
     free(t->perm);
     free(t->history);
     free(t->best);
@@ -239,7 +239,7 @@ static mv_status trainer_init(trainer *t, mv_model *model, const mv_dataset *tra
         return st;
     t->x = malloc(sizeof *t->x * (size_t)B * t->D);
     t->y = malloc(sizeof *t->y * (size_t)B * t->K);
-    t->pixels = malloc(sizeof *t->pixels * (size_t)t->D);
+    t->moves = malloc(sizeof *t->moves * 3 * (size_t)B);
     if (cfg->adv_steps > 0) {
         t->x_clean = malloc(sizeof *t->x_clean * (size_t)B * t->D);
         t->grad_x = malloc(sizeof *t->grad_x * (size_t)B * t->D);
@@ -250,7 +250,7 @@ static mv_status trainer_init(trainer *t, mv_model *model, const mv_dataset *tra
     t->history = calloc((size_t)cfg->epochs, sizeof *t->history);
     t->best = malloc(sizeof *t->best * P);
     t->last_good = malloc(sizeof *t->last_good * P);
-    if (!t->x || !t->y || !t->pixels || !t->perm || !t->history || !t->best || !t->last_good)
+    if (!t->x || !t->y || !t->moves || !t->perm || !t->history || !t->best || !t->last_good)
         return mv_fail(MV_ERR_NOMEM, "cannot allocate the training buffers");
     memcpy(t->last_good, model->net->p.data, sizeof *t->last_good * P);
     memcpy(t->best, model->net->p.data, sizeof *t->best * P);
@@ -464,42 +464,51 @@ static void shuffle(trainer *t)
     }
 }
 
-/* Copies src [H][W][C] into t->pixels shifted by (dx, dy) and optionally mirrored; pixels
+/* Copies src [H][W][C] into dst shifted by (dx, dy) and optionally mirrored; pixels
  * shifted in from outside are 0. */
-static void augment(const trainer *t, const float *src, int dx, int dy, int flip)
+static void augment(const trainer *t, const float *src, float *dst, const int *move)
 {
     const int H = t->train->height, W = t->train->width, C = t->train->channels;
+    const int dx = move[0], dy = move[1], flip = move[2];
     for (int yy = 0; yy < H; yy++)
         for (int xx = 0; xx < W; xx++) {
             const int sy = yy - dy, sx0 = xx - dx, sx = flip ? W - 1 - sx0 : sx0;
-            float *dst = t->pixels + ((size_t)yy * W + xx) * C;
+            float *d = dst + ((size_t)yy * W + xx) * C;
             if (sy < 0 || sy >= H || sx0 < 0 || sx0 >= W)
-                for (int c = 0; c < C; c++) dst[c] = 0;
+                for (int c = 0; c < C; c++) d[c] = 0;
             else
-                memcpy(dst, src + ((size_t)sy * W + sx) * C, sizeof *dst * (size_t)C);
+                memcpy(d, src + ((size_t)sy * W + sx) * C, sizeof *d * (size_t)C);
         }
 }
 
-/* Fills t->x and t->y with rows [first, first + rows) of this epoch's order. */
+/* Fills t->x and t->y with rows [first, first + rows) of this epoch's order. The random
+ * moves are drawn in row order first; then the rows, independent of each other, are copied
+ * and normalised on every thread (an augmented row is built in its own slot of x, then
+ * normalised in place). */
 static void assemble_batch(trainer *t, long first, int rows, mv_rng *rng)
 {
     const size_t D = (size_t)t->D;
-    const int s = t->cfg->shift;
+    const int s = t->cfg->shift, augmented = s > 0 || t->cfg->flip;
     const float smooth = t->cfg->label_smoothing, floor = smooth / (float)t->K;
     for (size_t i = 0; i < (size_t)rows * t->K; i++) t->y[i] = floor;
-    for (int r = 0; r < rows; r++) {
+    for (int r = 0; r < rows && augmented; r++) {
+        int *move = t->moves + 3 * r;
+        move[0] = s ? (int)mv_rng_below(rng, 2 * (uint32_t)s + 1) - s : 0;
+        move[1] = s ? (int)mv_rng_below(rng, 2 * (uint32_t)s + 1) - s : 0;
+        move[2] = t->cfg->flip ? (int)(mv_rng_next(rng) >> 63) : 0;
+    }
+    MV_FOR_EACH(int, r, rows, (size_t)rows * D > 65536, {
         const int index = t->perm[first + r];
         const float *src = t->train->pixels + (size_t)index * D;
-        if (s > 0 || t->cfg->flip) {
-            const int dx = s ? (int)mv_rng_below(rng, 2 * (uint32_t)s + 1) - s : 0;
-            const int dy = s ? (int)mv_rng_below(rng, 2 * (uint32_t)s + 1) - s : 0;
-            const int flip = t->cfg->flip ? (int)(mv_rng_next(rng) >> 63) : 0;
-            augment(t, src, dx, dy, flip);
-            src = t->pixels;
+        mv_real *x = t->x + r * D;
+        if (augmented) {
+            augment(t, src, x, t->moves + 3 * r);
+            src = x;
         }
-        mv_model_prepare_input(t->model, src, t->x + r * D, 1);
-        t->y[(size_t)r * t->K + t->train->labels[index]] = 1 - smooth + floor;
-    }
+        mv_model_prepare_input(t->model, src, x, 1);
+    });
+    for (int r = 0; r < rows; r++)
+        t->y[(size_t)r * t->K + t->train->labels[t->perm[first + r]]] = 1 - smooth + floor;
 }
 
 /* Keeps x[i] inside the eps-box around the clean input and inside the image range, both in
