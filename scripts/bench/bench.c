@@ -355,6 +355,7 @@ int main(int argc, char **argv)
         return 2;
     }
     printf("mlpviz kernels: %s, %d threads\n", mv_simd_name(), omp_get_max_threads());
+    printf("THREADS %d\n", omp_get_max_threads()); /* which peak run.py compares with */
     if (!strcmp(workload, "peak")) {
         const int threads = omp_get_max_threads();
         printf("PEAK %.1f %.1f %d\n", peak_gflops(1), peak_gflops(threads), threads);
