@@ -20,7 +20,16 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 ifeq ($(SIMD),portable)
   BASE    += -DMV_NO_SIMD
 endif
-ifeq ($(SAN),1)
+ifeq ($(FUZZ),1)
+  # libFuzzer builds (make fuzz): the library again, by clang, with ASan + UBSan and the
+  # fuzzer's coverage instrumentation.
+  CC      := clang
+  CFLAGS  := -O1 -g
+  BASE    += -fsanitize=address,undefined,fuzzer-no-link -fno-omit-frame-pointer
+  LDFLAGS += -fsanitize=address,undefined
+  BUILD   := build/fuzz
+  OUTDIR  := build/fuzz/
+else ifeq ($(SAN),1)
   CFLAGS  := -O1 -g
   BASE    += $(SAN_FLAGS)
   LDFLAGS += $(SAN_FLAGS)
@@ -53,7 +62,7 @@ TEST_TOOLS  := $(BUILD)/tests/tool_make_model $(BUILD)/tests/tool_make_dataset \
                $(BUILD)/tests/tool_make_shapes
 GEN_GOLDEN  := $(BUILD)/tests/gen_golden
 
-.PHONY: all deps tests test check mutation demo model robust-model golden bench clean
+.PHONY: all deps tests test check mutation demo model robust-model golden bench fuzz fuzzers clean
 # Keep the objects of pattern rules: deleting them would rebuild them every time, and would
 # print "rm ..." after the test summary.
 .SECONDARY:
@@ -159,6 +168,24 @@ bench: deps
 	@scripts/install-deps.sh python3-torch libopenblas0-pthread
 	@$(MAKE) --no-print-directory $(BUILD)/bench $(BIN)
 	/usr/bin/python3 scripts/bench/run.py --bench $(BUILD)/bench --mlpviz $(BIN) $(BENCH_ARGS)
+
+# libFuzzer harnesses (tests/fuzz/), built by clang against an instrumented copy of the
+# library in build/fuzz/; `make fuzz FUZZ_SECONDS=N` runs each for N seconds.
+FUZZERS      := model idx image png_info
+FUZZ_SECONDS ?= 60
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_file.h build/fuzz/lib/libmlpviz.a
+	clang -std=c11 -O1 -g -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined -fopenmp \
+	    -Isrc -o $@ $< \
+	    build/fuzz/lib/libmlpviz.a $(LDLIBS)
+
+fuzzers: $(FUZZERS:%=build/fuzz/fuzz_%)
+
+fuzz: deps
+	@scripts/install-deps.sh clang libclang-rt-14-dev libomp-14-dev
+	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory FUZZ=1 build/fuzz/lib/libmlpviz.a
+	@$(MAKE) --no-print-directory fuzzers
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf build bin lib

@@ -724,7 +724,8 @@ mv_status mv_visualize(const mv_model *model, const mv_viz_config *config, const
                        int n, const float *init_image, float *images, mv_viz_result *results);
 
 /* Class probabilities [n][n_classes] of n images of pixels (caller-allocated): the model's
- * verdict on synthesized images, e.g. a second model judging them. */
+ * verdict on synthesized images, e.g. a second model judging them. MV_ERR_NUMERIC when an
+ * output is not finite (finite but huge weights can overflow). */
 mv_status mv_model_predict(const mv_model *model, const float *pixels, int n, float *probs);
 
 /* Separable Gaussian blur of image [H][W][C] in place, with half-sample symmetric borders so

@@ -842,8 +842,15 @@ mv_status mv_model_predict(const mv_model *model, const float *pixels, int n, fl
         const int rows = n - first < B ? n - first : B;
         mv_model_prepare_input(model, pixels + (size_t)first * D, x, rows);
         mv_forward(model->net, ws, x, rows);
-        for (size_t i = 0; i < (size_t)rows * K; i++)
-            probs[(size_t)first * K + i] = (float)ws->a[L - 1][i];
+        for (size_t i = 0; i < (size_t)rows * K; i++) {
+            const float p = (float)ws->a[L - 1][i];
+            if (!isfinite(p)) { /* finite weights can still overflow: say so, not NaN */
+                st = mv_fail(MV_ERR_NUMERIC, "the network's output for image %zu is %g: its "
+                             "weights overflow float arithmetic", first + i / K, p);
+                break;
+            }
+            probs[(size_t)first * K + i] = p;
+        }
     }
     mv_workspace_free(ws);
     free(x);

@@ -470,6 +470,11 @@ static void test_predict_gives_probabilities(void **state)
     mv_viz_result res;
     assert_int_equal(mv_visualize(m, &c, target, 1, pixels, out, &res), MV_OK);
     assert_true(fabs(res.prob - probs[2]) < 1e-6);
+    /* Finite weights that overflow (found by fuzz_model): an error, never NaN probabilities. */
+    for (int i = 0; i < 32 * 4; i++) m->net->p.W[1][i] = 1.9e38f;
+    for (int i = 0; i < 12; i++) probs[i] = 0.5f;
+    assert_int_equal(mv_model_predict(m, pixels, 3, probs), MV_ERR_NUMERIC);
+    assert_non_null(strstr(mv_last_error(), "overflow"));
     mv_model_free(m);
 }
 

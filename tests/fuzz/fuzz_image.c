@@ -1,0 +1,34 @@
+/* fuzz_image.c: libFuzzer harness for the image-folder loader's per-file path: the header
+ * probe (mv_image_info), then the decode at the image's own size and resized to 28 x 28, in
+ * 1 or 3 channels, under a pixel limit as the loader applies it. */
+#define _GNU_SOURCE /* memfd_create */
+#include "fuzz_file.h"
+#include "mlpviz.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+enum { MAX_PIXELS = 1 << 20 };
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_file f;
+    fuzz_file_open(&f, data, size);
+    int w, h, c;
+    if (mv_image_info(f.path, &w, &h, &c) == MV_OK) {
+        if (w < 1 || h < 1 || c < 1 || c > 4)
+            abort(); /* the probe promises a size and 1..4 channels */
+        const int channels = size && (data[size - 1] & 1) ? 3 : 1;
+        if ((long long)w * h <= MAX_PIXELS) {
+            float *own = malloc(sizeof *own * (size_t)w * h * channels);
+            if (own && mv_image_load(f.path, channels, w, h, MAX_PIXELS, own) == MV_OK)
+                for (size_t i = 0; i < (size_t)w * h * channels; i++)
+                    if (!(own[i] >= 0 && own[i] <= 1))
+                        abort(); /* pixels are in [0, 1] */
+            free(own);
+        }
+        float small[28 * 28 * 3];
+        (void)mv_image_load(f.path, channels, 28, 28, MAX_PIXELS, small);
+    }
+    fuzz_file_close(&f);
+    return 0;
+}
