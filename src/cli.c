@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,12 +142,19 @@ void cli_ensure_parent(const char *path)
 int cli_bad_option(const char *cmd, int opt, const char *arg0)
 {
     (void)opt;
-    if (optopt)
+    /* A long option is named as typed (up to any '='): getopt's optopt holds its internal
+     * code then, not a letter. A short one by its letter. */
+    if (arg0 && strncmp(arg0, "--", 2) == 0) {
+        const size_t len = strcspn(arg0, "=");
+        cli_error(cmd, "option '%.*s' is unknown or needs a value (see mlpviz %s --help)",
+                  (int)len, arg0, cmd);
+    } else if (optopt > ' ' && optopt < 127) {
         cli_error(cmd, "option -%c is unknown or needs a value (see mlpviz %s --help)", optopt,
                   cmd);
-    else
-        cli_error(cmd, "option '%s' is unknown or needs a value (see mlpviz %s --help)", arg0,
-                  cmd);
+    } else {
+        cli_error(cmd, "option '%s' is unknown or needs a value (see mlpviz %s --help)",
+                  arg0 ? arg0 : "?", cmd);
+    }
     return MV_EXIT_USAGE;
 }
 
@@ -213,6 +221,9 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* A file-size limit (ulimit -f) must fail a write with EFBIG, which the atomic writers
+     * report and clean up after, rather than kill the process with its temp file left. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return MV_EXIT_USAGE;

@@ -210,12 +210,22 @@ static int apply_preset(int argc, char **argv, mv_viz_config *v)
 {
     /* A first getopt pass that looks only at -p, so that every spelling getopt accepts
      * (-qp X, --pre=X) counts; the second pass reads everything else. */
+    /* It runs on a copy of argv: getopt_long moves the operands behind the options, and the
+     * second pass must see the command line as typed (or a trailing "--out" would take the
+     * model path, moved after it, as its value). */
     const char *preset = "default";
+    char **copy = malloc(sizeof *copy * ((size_t)argc + 1));
+    if (!copy) {
+        cli_error("visualize", "out of memory");
+        return 1;
+    }
+    memcpy(copy, argv, sizeof *copy * ((size_t)argc + 1));
     opterr = 0;
     optind = 0;
-    for (int opt; (opt = getopt_long(argc, argv, viz_shortopts, viz_longopts, NULL)) != -1;)
+    for (int opt; (opt = getopt_long(argc, copy, viz_shortopts, viz_longopts, NULL)) != -1;)
         if (opt == 'p')
             preset = optarg;
+    free(copy);
     for (int k = 0; mv_viz_preset_names[k]; k++)
         if (!strcmp(preset, mv_viz_preset_names[k]))
             return mv_viz_preset(v, preset) ? 2 : 0;

@@ -60,6 +60,27 @@ static mv_status open_regular_file(const char *path, FILE **out)
     return MV_OK;
 }
 
+/* The size a PNG's IHDR declares, when the file starts with one; the file position is left
+ * where it was. stb refuses some headers (0 pixels, more than 2^30 bytes) before it reports
+ * their size, and its later guesses at other formats replace the reason. */
+static int png_header_size(FILE *file, uint32_t *width, uint32_t *height)
+{
+    static const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    unsigned char head[24];
+    const long at = ftell(file);
+    const int ok = at >= 0 && fread(head, 1, sizeof head, file) == sizeof head &&
+                   memcmp(head, signature, 8) == 0 && memcmp(head + 12, "IHDR", 4) == 0;
+    if (at >= 0)
+        fseek(file, at, SEEK_SET);
+    if (!ok)
+        return 0;
+    *width = (uint32_t)head[16] << 24 | (uint32_t)head[17] << 16 | (uint32_t)head[18] << 8 |
+             head[19];
+    *height = (uint32_t)head[20] << 24 | (uint32_t)head[21] << 16 | (uint32_t)head[22] << 8 |
+              head[23];
+    return 1;
+}
+
 /* Reads the header of an open image and refuses sizes no decoder should attempt: zero-size
  * images and images of more than `limit` pixels. Leaves the file position unchanged
  * (stbi_info_from_file restores it), so the caller can decode next. */
@@ -70,8 +91,21 @@ static mv_status check_header(FILE *file, const char *path, long long limit, int
     if (!stbi_info_from_file(file, width, height, channels)) {
         if (ferror(file))
             return mv_fail(MV_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-        return mv_fail(MV_ERR_FORMAT, "%s: not a readable image (%s)", path,
-                       stbi_failure_reason() ? stbi_failure_reason() : "unknown format");
+        const char *reason = stbi_failure_reason() ? stbi_failure_reason() : "unknown format";
+        uint32_t w, h;
+        if (png_header_size(file, &w, &h)) { /* stb refused it: say why in our own terms */
+            if (w == 0 || h == 0)
+                return mv_fail(MV_ERR_FORMAT, "%s: image has zero size (%ux%u)", path, w, h);
+            if ((long long)w * h > limit)
+                return mv_fail(MV_ERR_FORMAT, "%s: image of %ux%u pixels is larger than the "
+                               "limit of %lld pixels; not decoded", path, w, h, limit);
+            if ((long long)w * h > MV_DEFAULT_MAX_PIXELS)
+                return mv_fail(MV_ERR_FORMAT, "%s: image of %ux%u pixels is larger than the "
+                               "limit of the decoder (%s); not decoded", path, w, h, reason);
+            return mv_fail(MV_ERR_FORMAT, "%s: PNG of %ux%u pixels is not readable (%s)", path,
+                           w, h, reason);
+        }
+        return mv_fail(MV_ERR_FORMAT, "%s: not a readable image (%s)", path, reason);
     }
     if (*width <= 0 || *height <= 0)
         return mv_fail(MV_ERR_FORMAT, "%s: image has zero size (%dx%d)", path, *width, *height);
