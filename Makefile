@@ -62,7 +62,7 @@ TEST_TOOLS  := $(BUILD)/tests/tool_make_model $(BUILD)/tests/tool_make_dataset \
                $(BUILD)/tests/tool_make_shapes
 GEN_GOLDEN  := $(BUILD)/tests/gen_golden
 
-.PHONY: all deps tests test check mutation demo model robust-model golden bench fuzz fuzzers clean
+.PHONY: all deps tests test check mutation demo model robust-model golden bench fuzz fuzzers valgrind clean
 # Keep the objects of pattern rules: deleting them would rebuild them every time, and would
 # print "rm ..." after the test summary.
 .SECONDARY:
@@ -186,6 +186,12 @@ fuzz: deps
 	@$(MAKE) --no-print-directory FUZZ=1 build/fuzz/lib/libmlpviz.a
 	@$(MAKE) --no-print-directory fuzzers
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# Every CLI command once under valgrind memcheck (scripts/valgrind-cli.sh).
+valgrind: deps
+	@scripts/install-deps.sh valgrind
+	@$(MAKE) --no-print-directory $(BIN) tests
+	@MLPVIZ=$(BIN) TOOLS=$(BUILD)/tests scripts/valgrind-cli.sh
 
 clean:
 	rm -rf build bin lib

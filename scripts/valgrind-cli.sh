@@ -1,0 +1,41 @@
+#!/bin/bash
+# valgrind-cli.sh: an end-to-end CLI session under valgrind memcheck (make valgrind): every
+# command on a small synthetic dataset. Fails on any memory error or definite leak; the
+# "possibly lost" blocks of libgomp's thread stacks are not ours and do not count.
+set -u
+cd "$(dirname "$0")/.."
+bin=${MLPVIZ:-bin/mlpviz}
+tools=${TOOLS:-build/opt/tests}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$tools/tool_make_dataset" "$tmp/data" 20 12 1 >/dev/null || exit 1
+img=$(find "$tmp/data" -name '*.png' | sort | head -n 1)
+failed=0
+# vg NAME STATUS ARGS...: mlpviz ARGS under memcheck must exit with STATUS (99: memcheck
+# found an error).
+vg() {
+    local name=$1 want=$2
+    shift 2
+    valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
+        --errors-for-leak-kinds=definite \
+        --log-file="$tmp/vg.log" "$bin" "$@" >"$tmp/out" 2>&1
+    local got=$?
+    if [ "$got" -eq "$want" ] && [ ! -s "$tmp/vg.log" ]; then
+        echo "ok - valgrind: $name"
+    else
+        echo "not ok - valgrind: $name (exit $got, want $want)"
+        sed 's/^/    /' "$tmp/vg.log" "$tmp/out" | head -n 40
+        failed=1
+    fi
+}
+vg train 0 train --data "$tmp/data" --layers 16 --epochs 2 --quiet --out "$tmp/m.mlp" --class-stats 4
+vg info 0 info "$tmp/m.mlp"
+vg eval 0 eval "$tmp/m.mlp" --data "$tmp/data" --confusion "$tmp/c.png"
+vg predict 0 predict "$tmp/m.mlp" "$img"
+vg grad 0 grad "$tmp/m.mlp" "$img" --class all --out "$tmp/g.npy"
+vg saliency 0 saliency "$tmp/m.mlp" "$img" --out "$tmp/s.png"
+vg visualize 0 visualize "$tmp/m.mlp" --steps 20 --out "$tmp/viz" --quiet
+vg export 0 export "$tmp/m.mlp" --npy "$tmp/npy"
+vg gradcheck 0 gradcheck --layers 6,5,3
+vg "bad model" 1 info "$img"
+exit $failed
