@@ -496,3 +496,16 @@ fsize=2 refused 1 "convert on a full disk leaves no folder" "$o/conv-new"$'\n'"$
 xfsz=default fsize=1 refused 1 "saliency under a plain ulimit -f: no signal, no temporary file" \
     "$o/s.png" "cannot write" -- saliency "$m8" "$img/rgb.png" --out "$o/s.png"
 same_file "the first model is byte-identical after every failure" "$o/m.mlp" "$tmp/ref/m.mlp"
+
+# ---------------------------------------------------------------- the library's own manners
+# The library reports through mv_status and mv_last_error(): it must not exit, abort or
+# print by itself (it may write files and memory streams: fprintf/fwrite are allowed).
+lib=$(dirname "$bin")/../lib/libmlpviz.a
+if [ -f "$lib" ]; then
+    check "the library never exits, aborts or prints on its own" sh -c '
+        bad=$(nm "$1" 2>/dev/null | awk "\$1 == \"U\" {print \$2}" | sort -u |
+              grep -E "^(exit|_exit|_Exit|abort|printf|vprintf|puts|putchar|perror|stdout|stderr)$")
+        [ -z "$bad" ] || { echo "libmlpviz.a references: $bad"; exit 1; }' sh "$lib"
+else
+    not_ok "the library archive is next to the binary ($lib)"
+fi
