@@ -2,6 +2,8 @@
 #ifndef MV_INTERNAL_H
 #define MV_INTERNAL_H
 
+#include <omp.h>
+
 #include "mlpviz.h"
 
 #if defined(__GNUC__)
@@ -17,10 +19,12 @@ mv_status mv_fail(mv_status status, const char *fmt, ...) MV_PRINTF(2, 3);
 /* for (type i = 0; i < n; i++) body, split over the threads when `parallel` is true, and
  * without entering OpenMP at all otherwise: a parallel region that an `if` clause keeps on
  * one thread still allocates and frees a team in libgomp, and costs microseconds, which
- * matters for the many small products of a visualization step. */
+ * matters for the many small products of a visualization step. The same goes for one thread
+ * in all (OMP_NUM_THREADS=1) and for a loop already inside a parallel region (the trials of
+ * visualize --search), where a nested region would get a team of one. */
 #define MV_FOR_EACH(type, i, n, parallel, ...)                                                \
     do {                                                                                      \
-        if (parallel) {                                                                       \
+        if ((parallel) && omp_get_max_threads() > 1 && !omp_in_parallel()) {                  \
             _Pragma("omp parallel for schedule(static)") for (type i = 0; i < (n); i++)       \
                 __VA_ARGS__                                                                   \
         } else {                                                                              \
