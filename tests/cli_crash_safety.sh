@@ -2,9 +2,9 @@
 # cli_crash_safety.sh: mlpviz train killed with SIGKILL at random points, over and over, each
 # run resuming from the checkpoint the killed one left (issue 6). After every kill the model,
 # the checkpoint and the metrics CSV on disk must each be absent or complete (the model: the
-# very bytes of an uninterrupted run; the checkpoint: valid CRC, never older than before), the
-# only debris allowed is the hidden temporary file of the write the kill interrupted, and
-# --resume must always go on and end on the uninterrupted run's bytes.
+# very bytes of an uninterrupted run; the checkpoint: valid CRC, never older than before), no
+# partial file may be left (a write's data has no name until it is complete), and --resume
+# must always go on and end on the uninterrupted run's bytes.
 #   CRASH_KILLS=N (default 20, or 4 under MLPVIZ_QUICK, which make mutation sets for each of
 #   its mutants) kills to survive; CRASH_SEED=S seeds the kill delays.
 set -u
@@ -89,20 +89,23 @@ check_state() {
     last_epoch=${e:-0}
 }
 
-# Temporary files: only hidden siblings named after the three outputs, at most one more per
-# run (a kill interrupts at most one write), none more after a run that completed.
+# Temporary files. A write's data lives in an unnamed file (O_TMPFILE) until it is complete;
+# it is named .m.X.mlpviz-tmp only between link and rename, so a kill leaves at most that one
+# complete file, and the next write of the same output removes it: a finished run leaves none.
+# at_most: how many may be there now.
 check_temps() {
-    local what=$1 allowed=$2 now
+    local what=$1 at_most=$2 now
     now=$(temps | wc -l)
-    temps | grep -vE '^\.m\.(mlp|ckpt|csv)\.[A-Za-z0-9]{6}$' | sed "s/^/$what: unexpected file /" \
+    temps | grep -vE '^\.m\.(mlp|ckpt|csv)\.mlpviz-tmp$' | sed "s/^/$what: unexpected file /" \
         >>"$tmp/bad.temps"
-    [ "$now" -le $((temps_before + allowed)) ] \
-        || bad temps "$what: $((now - temps_before)) new temporary files (at most $allowed)"
+    [ "$now" -le "$at_most" ] \
+        || bad temps "$what: $now temporary files (at most $at_most): $(temps | tr '\n' ' ')"
+    [ "$now" -gt "$temps_before" ] && temps_seen=$((temps_seen + now - temps_before))
     temps_before=$now
 }
 
 RANDOM=$seed
-survived=0 runs=0 chains=0 killed_chains=0 chain_kills=0 resumed=0 prev_epoch=0 temps_before=0 last_epoch=0
+temps_seen=0 survived=0 runs=0 chains=0 killed_chains=0 chain_kills=0 resumed=0 prev_epoch=0 temps_before=0 last_epoch=0
 before_ckpt=0 mid_run=0 after_last=0 delays=""
 max_runs=$((3 * kills + 10))
 while [ "$survived" -lt "$kills" ] && [ "$runs" -lt "$max_runs" ]; do
@@ -133,7 +136,7 @@ while [ "$survived" -lt "$kills" ] && [ "$runs" -lt "$max_runs" ]; do
         chain_kills=$((chain_kills + 1))
         delays="$delays $delay"
         check_state "kill $survived (run $runs, ${delay}s, ${#resume[@]} resume args)"
-        check_temps "kill $survived" 1
+        check_temps "kill $survived" $((temps_before + 1))
         if [ ! -e "$run/m.ckpt" ]; then before_ckpt=$((before_ckpt + 1))
         elif [ "$last_epoch" -eq "$epochs" ]; then after_last=$((after_last + 1))
         else mid_run=$((mid_run + 1)); fi
@@ -183,16 +186,13 @@ report ckpt "after every kill the checkpoint is absent or complete (CRC), never 
 report csv "after every kill the metrics CSV is whole, at most one epoch behind"
 report resume "every run resumed after a kill went on (none failed)"
 report final "all $chains chains ($killed_chains killed and resumed) end on the uninterrupted bytes"
-report temps "debris: only hidden temporaries, at most one per kill, none from finished runs"
-
-# What a kill leaves behind: temporary files stay (fileio.c never removes another process's),
-# hidden so that the folder loader skips them.
-n_temps=$(temps | wc -l)
-bytes=$(find "$run" "${others[@]}" -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
-echo "# $n_temps stray temporary files ($bytes bytes) left in the output folder by $survived kills:" \
+report temps "debris: no partial file, at most a named complete one per kill, none after a finished run"
+echo "# $temps_seen kills of $survived left a named temporary file; $(temps | wc -l) left at the end:" \
     $(temps | head -n 5)
-stray=$(find "$run" -maxdepth 1 -name '.m.*' | head -n 1)
-[ -n "$stray" ] || { stray=$tmp/.m.ckpt.Ab12Cd && head -c 5000 "$ref/m.ckpt" >"$stray"; }
+
+# A temporary file that a killed writer of an older mlpviz (or one on a filesystem without
+# O_TMPFILE) left, cut short, inside a class folder: the loader skips hidden files.
+stray=$tmp/.m.ckpt.Ab12Cd && head -c 5000 "$ref/m.ckpt" >"$stray"
 cp "$stray" "$tmp/test/rings/"
 expect 0 "eval with a killed writer's temporary file in a class folder" -- eval "$ref/m.mlp" \
     --data "$tmp/test" --confusion none

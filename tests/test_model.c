@@ -3,6 +3,7 @@
  * truncated, forged or absurd file with the right status and a message naming the file,
  * without crashing, leaking or allocating what the file merely claims. Fixtures live in a
  * mkdtemp directory that the group teardown removes. */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,11 +12,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -978,6 +981,140 @@ static void test_save_replaces_and_failures_keep_the_old_file(void **state)
     mv_model_free(big);
 }
 
+/* Whether dir's filesystem can make unnamed files: where it cannot, the writer names its
+ * temporary file from the start and a killed writer leaves it behind. */
+static int unnamed_files_work_in(const char *dir)
+{
+    const int fd = open(dir, O_TMPFILE | O_WRONLY, 0600);
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
+}
+
+/* The model at path, loaded and compared with want. */
+static void assert_saved_model(const char *path, const mv_model *want)
+{
+    mv_model *back;
+    assert_int_equal(mv_model_load(&back, path), MV_OK);
+    assert_models_equal(want, back);
+    mv_model_free(back);
+}
+
+/* A writer killed in the middle of its write (SIGXFSZ at its default action, as a plain
+ * `ulimit -f` does) leaves no file at all: the data had no name yet. */
+static void test_killed_writer_leaves_nothing(void **state)
+{
+    (void)state;
+    char dir[PATH_BYTES], path[PATH_BYTES * 2], stray[512];
+    assert_int_equal(mkdir(fixture_path(dir, "killed"), 0755), 0);
+    if (!unnamed_files_work_in(dir))
+        skip();
+    snprintf(path, sizeof path, "%s/model.mlp", dir);
+    mv_model *small = make_model("4,2", "relu", "ce", 1, 1);
+    mv_model *big = make_model("64,32,10", "relu", "ce", 1, 2);
+    assert_int_equal(mv_model_save(small, path), MV_OK);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_DFL);
+        struct rlimit limit = {4096, 4096};
+        _exit(setrlimit(RLIMIT_FSIZE, &limit) ? 100 : (int)mv_model_save(big, path));
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGXFSZ);
+    stray_files(dir, "model.mlp", stray, sizeof stray);
+    assert_string_equal(stray, "");
+    assert_saved_model(path, small);
+    mv_model_free(small);
+    mv_model_free(big);
+}
+
+/* The name a complete file takes just before its rename, left by a writer killed between the
+ * two (no lock held on it), is cleared by the next save of the same target. */
+static void test_abandoned_link_name_is_removed(void **state)
+{
+    (void)state;
+    char dir[PATH_BYTES], path[PATH_BYTES * 2], left[PATH_BYTES * 2], stray[512];
+    assert_int_equal(mkdir(fixture_path(dir, "abandoned"), 0755), 0);
+    if (!unnamed_files_work_in(dir))
+        skip();
+    snprintf(path, sizeof path, "%s/model.mlp", dir);
+    snprintf(left, sizeof left, "%s/.model.mlp.mlpviz-tmp", dir);
+    write_bytes(left, (const uint8_t *)"left by a killed writer", 23);
+    mv_model *m = make_model("4,3,2", "tanh", "ce", 1, 3);
+    assert_int_equal(mv_model_save(m, path), MV_OK);
+    stray_files(dir, "model.mlp", stray, sizeof stray);
+    assert_string_equal(stray, "");
+    assert_saved_model(path, m);
+    mv_model_free(m);
+}
+
+/* A live writer of the same target holds the lock on its link name until it has renamed it:
+ * a second save waits for it instead of deleting its file, and then lands last. */
+static void test_live_link_name_is_waited_for(void **state)
+{
+    (void)state;
+    char dir[PATH_BYTES], path[PATH_BYTES * 2], held[PATH_BYTES * 2], stray[512];
+    assert_int_equal(mkdir(fixture_path(dir, "live"), 0755), 0);
+    if (!unnamed_files_work_in(dir))
+        skip();
+    snprintf(path, sizeof path, "%s/model.mlp", dir);
+    snprintf(held, sizeof held, "%s/.model.mlp.mlpviz-tmp", dir);
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* the other writer: named, locked, renamed 300 ms later */
+        const int fd = open(held, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (fd < 0 || flock(fd, LOCK_EX) || write(ready[1], "x", 1) != 1)
+            _exit(100);
+        usleep(300 * 1000);
+        _exit(rename(held, path) == 0 ? 0 : 1);
+    }
+    char byte;
+    assert_int_equal(read(ready[0], &byte, 1), 1);
+    mv_model *m = make_model("4,2", "sigmoid", "bce", 1, 4);
+    assert_int_equal(mv_model_save(m, path), MV_OK);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0); /* its file was still there to rename */
+    assert_saved_model(path, m);
+    stray_files(dir, "model.mlp", stray, sizeof stray);
+    assert_string_equal(stray, "");
+    close(ready[0]);
+    close(ready[1]);
+    mv_model_free(m);
+}
+
+/* Something that is not a file at the link name (here a directory) is never removed: the
+ * save fails, naming the target, and the earlier file stays. */
+static void test_link_name_taken_by_a_directory(void **state)
+{
+    (void)state;
+    char dir[PATH_BYTES], path[PATH_BYTES * 2], taken[PATH_BYTES * 2];
+    assert_int_equal(mkdir(fixture_path(dir, "taken"), 0755), 0);
+    if (!unnamed_files_work_in(dir))
+        skip();
+    snprintf(path, sizeof path, "%s/model.mlp", dir);
+    snprintf(taken, sizeof taken, "%s/.model.mlp.mlpviz-tmp", dir);
+    mv_model *old = make_model("4,2", "relu", "ce", 1, 5), *m = make_model("4,2", "relu", "ce", 1, 6);
+    assert_int_equal(mv_model_save(old, path), MV_OK);
+    assert_int_equal(mkdir(taken, 0755), 0);
+    assert_int_equal(mv_model_save(m, path), MV_ERR_IO);
+    assert_non_null(strstr(mv_last_error(), path));
+    assert_non_null(strstr(mv_last_error(), "File exists"));
+    struct stat st;
+    assert_int_equal(stat(taken, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_saved_model(path, old);
+    mv_model_free(old);
+    mv_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1001,6 +1138,10 @@ int main(void)
         cmocka_unit_test(test_bad_metadata),
         cmocka_unit_test(test_save_into_missing_directory),
         cmocka_unit_test(test_save_replaces_and_failures_keep_the_old_file),
+        cmocka_unit_test(test_killed_writer_leaves_nothing),
+        cmocka_unit_test(test_abandoned_link_name_is_removed),
+        cmocka_unit_test(test_live_link_name_is_waited_for),
+        cmocka_unit_test(test_link_name_taken_by_a_directory),
     };
     return cmocka_run_group_tests_name("model file", tests, setup_dir, teardown_dir);
 }
