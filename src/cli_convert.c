@@ -3,13 +3,17 @@
  *
  * DIR appears complete or not at all: the images are written into a hidden sibling directory
  * that is renamed to DIR at the end, and with --force an existing DIR is replaced only after
- * that. */
+ * that. A run holds a lock on each hidden directory it owns, so that a later run can tell
+ * what a killed one left (and remove it) from what a live one is still writing. */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,8 +38,8 @@ static const char *const convert_help =
     "  -h, --help          show this help\n"
     "\n"
     "The images are written into a hidden directory next to DIR (.DIR.tmp-XXXXXX) that is\n"
-    "renamed to DIR at the end, so DIR is never half-written; an interrupted run may leave\n"
-    "that hidden directory behind.\n"
+    "renamed to DIR at the end, so DIR is never half-written. An interrupted run leaves that\n"
+    "hidden directory behind; the next convert to the same DIR removes it, and says so.\n"
     "\n"
     "Exit status: 0 on success, 1 when a file cannot be read or written, 2 on a bad command\n"
     "line.\n";
@@ -194,6 +198,68 @@ static int walk_image_folder(const char *root, int depth, int remove)
     return err;
 }
 
+/* Whether name is ".BASE" + kind + six mkdtemp characters: a hidden directory of a run that
+ * wrote DIR (kind ".tmp-": the new folder being written; ".old-": the folder it replaced). */
+static int is_run_directory_name(const char *name, const char *base, const char *kind)
+{
+    const size_t b = strlen(base), k = strlen(kind);
+    if (name[0] != '.' || strncmp(name + 1, base, b) || strncmp(name + 1 + b, kind, k))
+        return 0;
+    const char *x = name + 1 + b + k;
+    if (strlen(x) != 6)
+        return 0;
+    for (; *x; x++)
+        if (!isalnum((unsigned char)*x))
+            return 0;
+    return 1;
+}
+
+/* Opens dir and takes its lock without waiting; -1 when that fails (a live run holds it). The
+ * lock lasts until the descriptor is closed, or the process ends however it ends. */
+static int lock_directory(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* Removes the hidden directories of `kind` that killed runs writing DIR left in parent: only
+ * those nobody holds the lock of, and only image folders (directories of files), each named
+ * on stderr. A half-written .DIR.tmp-XXXXXX is removed before a new one is written; a
+ * .DIR.old-XXXXXX whose deletion was cut short, once a new DIR is in place. */
+static void remove_abandoned(const char *cmd, const char *parent, const char *base,
+                             const char *kind)
+{
+    DIR *d = opendir(parent);
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!is_run_directory_name(e->d_name, base, kind))
+            continue;
+        const size_t size = strlen(parent) + strlen(e->d_name) + 2;
+        char *path = malloc(size);
+        const int fd = path ? (snprintf(path, size, "%s/%s", parent, e->d_name),
+                               lock_directory(path))
+                            : -1;
+        if (fd >= 0 && walk_image_folder(path, 0, 0) == 0) {
+            const int err = walk_image_folder(path, 0, 1);
+            if (err)
+                fprintf(stderr, "mlpviz %s: warning: %s, left by an interrupted run: cannot "
+                                "remove it: %s\n", cmd, path, strerror(err));
+            else
+                fprintf(stderr, "mlpviz %s: removed %s, left by an interrupted run\n", cmd,
+                        path);
+        }
+        if (fd >= 0)
+            close(fd);
+        free(path);
+    }
+    closedir(d);
+}
+
 /* Whether DIR may be written: absent, or (with --force) an image folder to replace. Reports
  * and returns non-zero otherwise. *exists receives whether it is there. */
 static int check_out_dir(const char *cmd, const convert_options *o, int *exists)
@@ -256,7 +322,10 @@ static int install_folder(const char *cmd, const char *tmp, const char *out, con
         rename(old, out); /* put the old folder back */
     } else {
         status = 0;
+        const int lock = lock_directory(old); /* ours to delete: another run must not race */
         int err = walk_image_folder(old, 0, 1);
+        if (lock >= 0)
+            close(lock);
         if (err)
             fprintf(stderr, "mlpviz %s: warning: %s: cannot remove the old folder: %s\n", cmd,
                     old, strerror(err));
@@ -308,9 +377,11 @@ static mode_t directory_mode(void)
 }
 
 /* Loads the IDX pair and writes the image folder into a fresh hidden directory next to DIR,
- * whose path is returned in tmp (malloc'd; removed again on failure). */
+ * whose path is returned in tmp (malloc'd; removed again on failure) and whose lock is held
+ * by *tmp_lock (to be closed once the directory is renamed or removed). */
 static int write_temporary_folder(const char *cmd, const convert_options *o, const char *parent,
-                                  const char *base, char **tmp, mv_dataset *summary)
+                                  const char *base, char **tmp, int *tmp_lock,
+                                  mv_dataset *summary)
 {
     mv_dataset *data = NULL;
     if (mv_dataset_load_idx(&data, o->images, o->labels, (const char *const *)o->names,
@@ -326,8 +397,12 @@ static int write_temporary_folder(const char *cmd, const convert_options *o, con
         status = 1;
     }
     if (!status) {
+        remove_abandoned(cmd, parent, base, ".tmp-"); /* their space, before ours is taken */
         snprintf(*tmp, size, "%s/.%s.tmp-XXXXXX", parent, base);
-        if (!mkdtemp(*tmp)) {
+        const int made = mkdtemp(*tmp) != NULL;
+        if (made) /* best effort: where the filesystem has no locks, no run removes anything */
+            *tmp_lock = lock_directory(*tmp);
+        if (!made) {
             cli_error(cmd, "%s: cannot create a directory next to it: %s", o->out,
                       strerror(errno));
             status = 1;
@@ -358,19 +433,23 @@ int cmd_convert(int argc, char **argv)
     const char *cmd = "convert";
     convert_options o = {0};
     char *parent = NULL, *base = NULL, *tmp = NULL;
-    int exists = 0, rc = parse_convert_args(argc, argv, &o);
+    int exists = 0, tmp_lock = -1, rc = parse_convert_args(argc, argv, &o);
     if (!rc)
         rc = split_out_path(cmd, o.out, &parent, &base);
     if (!rc)
         rc = check_out_dir(cmd, &o, &exists);
     mv_dataset summary = {0};
     if (!rc)
-        rc = write_temporary_folder(cmd, &o, parent, base, &tmp, &summary);
+        rc = write_temporary_folder(cmd, &o, parent, base, &tmp, &tmp_lock, &summary);
     if (!rc) {
         rc = install_folder(cmd, tmp, o.out, parent, base, exists);
         if (rc)
             walk_image_folder(tmp, 0, 1);
+        else /* DIR is complete: a replaced folder whose deletion was cut short can go */
+            remove_abandoned(cmd, parent, base, ".old-");
     }
+    if (tmp_lock >= 0)
+        close(tmp_lock);
     if (!rc)
         printf("convert: %d images of %dx%d in %d classes written to %s\n", summary.count,
                summary.width, summary.height, summary.n_classes, o.out);

@@ -108,3 +108,57 @@ check "no DIR after an empty class" test ! -e "$tmp/x"
 expect 1 "parent of DIR missing" -- convert "${in[@]}" --out "$tmp/no/such/x"
 stderr_has "missing parent named" "$tmp/no/such/x"
 check "no temporary folder left after the failures" no_leftovers
+
+# ---- what interrupted runs left: removed by the next run to the same DIR, and only that
+# A half-written folder of a run that was killed (nobody holds its lock).
+mkdir -p "$tmp/.left.tmp-AbC123/cat" && echo half >"$tmp/.left.tmp-AbC123/cat/00001.png"
+# One that a live run is writing: its lock is held (by flock(1) here).
+mkdir -p "$tmp/.left.tmp-Busy01/cat"
+flock "$tmp/.left.tmp-Busy01" sleep 60 &
+holder=$!
+for _ in $(seq 100); do flock -n "$tmp/.left.tmp-Busy01" true || break; sleep 0.05; done
+# One that is no image folder, and names that only look alike: never touched.
+mkdir -p "$tmp/.left.tmp-Deep01/a/b" "$tmp/.left.tmp-abc" "$tmp/.leftover.tmp-AbC123"
+expect 0 "convert next to an interrupted run's folder" -- convert "${in[@]}" --out "$tmp/left"
+stderr_has "the removal is named" "removed $tmp/.left.tmp-AbC123, left by an interrupted run"
+check "the killed run's folder is gone" test ! -e "$tmp/.left.tmp-AbC123"
+check "a live run's locked folder stays" test -d "$tmp/.left.tmp-Busy01/cat"
+check "a tree that is no image folder stays" test -d "$tmp/.left.tmp-Deep01/a/b"
+check "names that only look alike stay" test -d "$tmp/.left.tmp-abc" -a -d "$tmp/.leftover.tmp-AbC123"
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+rm -rf "$tmp"/.left*
+# A replaced folder whose deletion was cut short goes once the new DIR is in place.
+mkdir -p "$tmp/.plain.old-Qw12er/x" && echo old >"$tmp/.plain.old-Qw12er/x/00000.png"
+expect 0 "--force next to a replaced folder left half-deleted" -- \
+    convert "${in[@]}" --out "$tmp/plain" -n x,y --force
+check "the half-deleted folder is gone" test ! -e "$tmp/.plain.old-Qw12er"
+check "no temporary or old folder left" no_leftovers
+
+# A real kill: SIGKILL in the middle of writing 4000 images, then the same command again.
+python3 - "$tmp/big" <<'PY'
+import random, sys
+n, r = 4000, random.Random(1)
+with open(sys.argv[1] + "-images.idx", "wb") as f:
+    f.write(bytes([0, 0, 8, 3]) + n.to_bytes(4, "big") + (28).to_bytes(4, "big") * 2)
+    f.write(bytes(r.randrange(256) for _ in range(n * 784)))
+with open(sys.argv[1] + "-labels.idx", "wb") as f:
+    f.write(bytes([0, 0, 8, 1]) + n.to_bytes(4, "big") + bytes(i % 3 for i in range(n)))
+PY
+big=(--images "$tmp/big-images.idx" --labels "$tmp/big-labels.idx" --out "$tmp/big")
+"$bin" convert "${big[@]}" >/dev/null 2>&1 &
+writer=$!
+for _ in $(seq 200); do # until it has written some images (at most 10 s)
+    [ "$(find "$tmp" -path "$tmp/.big.tmp-*" -name '*.png' 2>/dev/null | wc -l)" -ge 50 ] && break
+    sleep 0.05
+done
+kill -KILL "$writer" 2>/dev/null
+wait "$writer" 2>/dev/null
+killed=$?
+left=$(find "$tmp" -maxdepth 1 -name '.big.tmp-*')
+check "convert killed mid-way (status 137) left its half-written hidden folder" \
+    test "$killed" -eq 137 -a -n "$left" -a ! -e "$tmp/big"
+expect 0 "the same convert again" -- convert "${big[@]}"
+stderr_has "it removes the killed run's folder" "removed $left, left by an interrupted run"
+check "all 4000 images there" test "$(png_count "$tmp/big")" -eq 4000
+check "nothing hidden left after the kill" no_leftovers
