@@ -992,6 +992,22 @@ static int unnamed_files_work_in(const char *dir)
     return 1;
 }
 
+/* A writer test's paths: a new directory `name` in the fixture, the model.mlp in it, and the
+ * hidden name the writer links the complete file to before its rename. */
+typedef struct {
+    char dir[PATH_BYTES], path[PATH_BYTES * 2], link[PATH_BYTES * 2];
+} writer_paths;
+
+/* Makes w's directory; skips the test where it cannot hold unnamed files. */
+static void writer_fixture(writer_paths *w, const char *name)
+{
+    assert_int_equal(mkdir(fixture_path(w->dir, name), 0755), 0);
+    if (!unnamed_files_work_in(w->dir))
+        skip();
+    snprintf(w->path, sizeof w->path, "%s/model.mlp", w->dir);
+    snprintf(w->link, sizeof w->link, "%s/.model.mlp.mlpviz-tmp", w->dir);
+}
+
 /* The model at path, loaded and compared with want. */
 static void assert_saved_model(const char *path, const mv_model *want)
 {
@@ -1006,28 +1022,26 @@ static void assert_saved_model(const char *path, const mv_model *want)
 static void test_killed_writer_leaves_nothing(void **state)
 {
     (void)state;
-    char dir[PATH_BYTES], path[PATH_BYTES * 2], stray[512];
-    assert_int_equal(mkdir(fixture_path(dir, "killed"), 0755), 0);
-    if (!unnamed_files_work_in(dir))
-        skip();
-    snprintf(path, sizeof path, "%s/model.mlp", dir);
+    writer_paths w;
+    char stray[512];
+    writer_fixture(&w, "killed");
     mv_model *small = make_model("4,2", "relu", "ce", 1, 1);
     mv_model *big = make_model("64,32,10", "relu", "ce", 1, 2);
-    assert_int_equal(mv_model_save(small, path), MV_OK);
+    assert_int_equal(mv_model_save(small, w.path), MV_OK);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         signal(SIGXFSZ, SIG_DFL);
         struct rlimit limit = {4096, 4096};
-        _exit(setrlimit(RLIMIT_FSIZE, &limit) ? 100 : (int)mv_model_save(big, path));
+        _exit(setrlimit(RLIMIT_FSIZE, &limit) ? 100 : (int)mv_model_save(big, w.path));
     }
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGXFSZ);
-    stray_files(dir, "model.mlp", stray, sizeof stray);
+    stray_files(w.dir, "model.mlp", stray, sizeof stray);
     assert_string_equal(stray, "");
-    assert_saved_model(path, small);
+    assert_saved_model(w.path, small);
     mv_model_free(small);
     mv_model_free(big);
 }
@@ -1037,18 +1051,15 @@ static void test_killed_writer_leaves_nothing(void **state)
 static void test_abandoned_link_name_is_removed(void **state)
 {
     (void)state;
-    char dir[PATH_BYTES], path[PATH_BYTES * 2], left[PATH_BYTES * 2], stray[512];
-    assert_int_equal(mkdir(fixture_path(dir, "abandoned"), 0755), 0);
-    if (!unnamed_files_work_in(dir))
-        skip();
-    snprintf(path, sizeof path, "%s/model.mlp", dir);
-    snprintf(left, sizeof left, "%s/.model.mlp.mlpviz-tmp", dir);
-    write_bytes(left, (const uint8_t *)"left by a killed writer", 23);
+    writer_paths w;
+    char stray[512];
+    writer_fixture(&w, "abandoned");
+    write_bytes(w.link, (const uint8_t *)"left by a killed writer", 23);
     mv_model *m = make_model("4,3,2", "tanh", "ce", 1, 3);
-    assert_int_equal(mv_model_save(m, path), MV_OK);
-    stray_files(dir, "model.mlp", stray, sizeof stray);
+    assert_int_equal(mv_model_save(m, w.path), MV_OK);
+    stray_files(w.dir, "model.mlp", stray, sizeof stray);
     assert_string_equal(stray, "");
-    assert_saved_model(path, m);
+    assert_saved_model(w.path, m);
     mv_model_free(m);
 }
 
@@ -1057,33 +1068,30 @@ static void test_abandoned_link_name_is_removed(void **state)
 static void test_live_link_name_is_waited_for(void **state)
 {
     (void)state;
-    char dir[PATH_BYTES], path[PATH_BYTES * 2], held[PATH_BYTES * 2], stray[512];
-    assert_int_equal(mkdir(fixture_path(dir, "live"), 0755), 0);
-    if (!unnamed_files_work_in(dir))
-        skip();
-    snprintf(path, sizeof path, "%s/model.mlp", dir);
-    snprintf(held, sizeof held, "%s/.model.mlp.mlpviz-tmp", dir);
+    writer_paths w;
+    char stray[512];
+    writer_fixture(&w, "live");
     int ready[2];
     assert_int_equal(pipe(ready), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) { /* the other writer: named, locked, renamed 300 ms later */
-        const int fd = open(held, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        const int fd = open(w.link, O_WRONLY | O_CREAT | O_EXCL, 0644);
         if (fd < 0 || flock(fd, LOCK_EX) || write(ready[1], "x", 1) != 1)
             _exit(100);
         usleep(300 * 1000);
-        _exit(rename(held, path) == 0 ? 0 : 1);
+        _exit(rename(w.link, w.path) == 0 ? 0 : 1);
     }
     char byte;
     assert_int_equal(read(ready[0], &byte, 1), 1);
     mv_model *m = make_model("4,2", "sigmoid", "bce", 1, 4);
-    assert_int_equal(mv_model_save(m, path), MV_OK);
+    assert_int_equal(mv_model_save(m, w.path), MV_OK);
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0); /* its file was still there to rename */
-    assert_saved_model(path, m);
-    stray_files(dir, "model.mlp", stray, sizeof stray);
+    assert_saved_model(w.path, m);
+    stray_files(w.dir, "model.mlp", stray, sizeof stray);
     assert_string_equal(stray, "");
     close(ready[0]);
     close(ready[1]);
@@ -1095,22 +1103,18 @@ static void test_live_link_name_is_waited_for(void **state)
 static void test_link_name_taken_by_a_directory(void **state)
 {
     (void)state;
-    char dir[PATH_BYTES], path[PATH_BYTES * 2], taken[PATH_BYTES * 2];
-    assert_int_equal(mkdir(fixture_path(dir, "taken"), 0755), 0);
-    if (!unnamed_files_work_in(dir))
-        skip();
-    snprintf(path, sizeof path, "%s/model.mlp", dir);
-    snprintf(taken, sizeof taken, "%s/.model.mlp.mlpviz-tmp", dir);
+    writer_paths w;
+    writer_fixture(&w, "taken");
     mv_model *old = make_model("4,2", "relu", "ce", 1, 5), *m = make_model("4,2", "relu", "ce", 1, 6);
-    assert_int_equal(mv_model_save(old, path), MV_OK);
-    assert_int_equal(mkdir(taken, 0755), 0);
-    assert_int_equal(mv_model_save(m, path), MV_ERR_IO);
-    assert_non_null(strstr(mv_last_error(), path));
+    assert_int_equal(mv_model_save(old, w.path), MV_OK);
+    assert_int_equal(mkdir(w.link, 0755), 0);
+    assert_int_equal(mv_model_save(m, w.path), MV_ERR_IO);
+    assert_non_null(strstr(mv_last_error(), w.path));
     assert_non_null(strstr(mv_last_error(), "File exists"));
     struct stat st;
-    assert_int_equal(stat(taken, &st), 0);
+    assert_int_equal(stat(w.link, &st), 0);
     assert_true(S_ISDIR(st.st_mode));
-    assert_saved_model(path, old);
+    assert_saved_model(w.path, old);
     mv_model_free(old);
     mv_model_free(m);
 }
