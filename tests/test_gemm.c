@@ -53,6 +53,21 @@ static void assert_close(double got, double want, double magnitude, int n, const
                  tol);
 }
 
+/* The reference for every product: sum over i < n of x[i * x_step] * y[i * y_step] in double,
+ * with the sum of the terms' magnitudes (for the tolerance) in *magnitude. */
+static double reference_dot(const float *x, int x_step, const float *y, int y_step, int n,
+                            double *magnitude)
+{
+    double sum = 0, mag = 0;
+    for (int i = 0; i < n; i++) {
+        const double term = (double)x[(size_t)i * x_step] * y[(size_t)i * y_step];
+        sum += term;
+        mag += fabs(term);
+    }
+    *magnitude = mag;
+    return sum;
+}
+
 /* Checks forward, weight gradient, bias gradient and input gradient of one shape. */
 static void check_shape(int B, int K, int N, uint64_t seed)
 {
@@ -73,35 +88,24 @@ static void check_shape(int B, int K, int N, uint64_t seed)
     assert_guard_intact(db, (size_t)N);
     assert_guard_intact(din, (size_t)B * K);
 
-    for (int r = 0; r < B; r++)
+    const float one = 1;
+    double want, mag;
+    for (int r = 0; r < B; r++) /* z = in W^T + b */
         for (int o = 0; o < N; o++) {
-            double want = b[o], mag = fabs(b[o]);
-            for (int k = 0; k < K; k++) {
-                want += (double)in[r * K + k] * W[o * K + k];
-                mag += fabs((double)in[r * K + k] * W[o * K + k]);
-            }
-            assert_close(z[r * N + o], want, mag, K, "z", r, o);
+            want = b[o] + reference_dot(in + r * K, 1, W + o * K, 1, K, &mag);
+            assert_close(z[r * N + o], want, mag + fabs(b[o]), K, "z", r, o);
         }
-    for (int o = 0; o < N; o++) {
-        double want_b = 0, mag_b = 0;
-        for (int r = 0; r < B; r++) want_b += delta[r * N + o], mag_b += fabs(delta[r * N + o]);
-        assert_close(db[o], want_b, mag_b, B, "db", o, 0);
+    for (int o = 0; o < N; o++) { /* db = column sums of delta, dW = delta^T in */
+        want = reference_dot(delta + o, N, &one, 0, B, &mag);
+        assert_close(db[o], want, mag, B, "db", o, 0);
         for (int k = 0; k < K; k++) {
-            double want = 0, mag = 0;
-            for (int r = 0; r < B; r++) {
-                want += (double)delta[r * N + o] * in[r * K + k];
-                mag += fabs((double)delta[r * N + o] * in[r * K + k]);
-            }
+            want = reference_dot(delta + o, N, in + k, K, B, &mag);
             assert_close(dW[o * K + k], want, mag, B, "dW", o, k);
         }
     }
-    for (int r = 0; r < B; r++)
+    for (int r = 0; r < B; r++) /* din = delta W */
         for (int k = 0; k < K; k++) {
-            double want = 0, mag = 0;
-            for (int o = 0; o < N; o++) {
-                want += (double)delta[r * N + o] * W[o * K + k];
-                mag += fabs((double)delta[r * N + o] * W[o * K + k]);
-            }
+            want = reference_dot(delta + r * N, 1, W + k, K, N, &mag);
             assert_close(din[r * K + k], want, mag, N, "din", r, k);
         }
     free(in), free(W), free(b), free(delta), free(z), free(dW), free(db), free(din);
