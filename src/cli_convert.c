@@ -214,22 +214,51 @@ static int is_run_directory_name(const char *name, const char *base, const char 
     return 1;
 }
 
-/* Opens dir and takes its lock without waiting; -1 when that fails (a live run holds it). The
- * lock lasts until the descriptor is closed, or the process ends however it ends. */
+/* Opens dir and takes its lock without waiting; -1 with errno set when that fails
+ * (EWOULDBLOCK: another run holds it). The lock lasts until the descriptor is closed or the
+ * process ends, however it ends, and moves with the directory when it is renamed. */
 static int lock_directory(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        const int err = errno;
         close(fd);
+        errno = err;
         fd = -1;
     }
     return fd;
 }
 
+/* Makes the hidden directory tmp from its mkdtemp template and takes its lock. Another run's
+ * sweep may take the lock of a directory just made, before this run does, and delete it: a
+ * directory whose lock this run did not get first, or that is no longer at its name, is left
+ * to that sweep and another one made. Returns 0 (*lock -1 on a filesystem without locks,
+ * where no run sweeps anything), or an errno. */
+static int make_locked_directory(char *tmp, const char *template, int *lock)
+{
+    for (int attempt = 0; attempt < 16; attempt++) {
+        strcpy(tmp, template);
+        if (!mkdtemp(tmp))
+            return errno;
+        if ((*lock = lock_directory(tmp)) < 0) {
+            if (errno != EWOULDBLOCK && errno != ENOENT)
+                return 0;
+            continue;
+        }
+        struct stat held, now;
+        if (fstat(*lock, &held) == 0 && lstat(tmp, &now) == 0 && held.st_ino == now.st_ino &&
+            held.st_dev == now.st_dev)
+            return 0;
+        close(*lock);
+        *lock = -1;
+    }
+    return EAGAIN;
+}
+
 /* Removes the hidden directories of `kind` that killed runs writing DIR left in parent: only
  * those nobody holds the lock of, and only image folders (directories of files), each named
- * on stderr. A half-written .DIR.tmp-XXXXXX is removed before a new one is written; a
- * .DIR.old-XXXXXX whose deletion was cut short, once a new DIR is in place. */
+ * on stderr unless empty. A half-written .DIR.tmp-XXXXXX is removed before a new one is
+ * written; a .DIR.old-XXXXXX whose deletion was cut short, once a new DIR is in place. */
 static void remove_abandoned(const char *cmd, const char *parent, const char *base,
                              const char *kind)
 {
@@ -244,7 +273,9 @@ static void remove_abandoned(const char *cmd, const char *parent, const char *ba
         const int fd = path ? (snprintf(path, size, "%s/%s", parent, e->d_name),
                                lock_directory(path))
                             : -1;
-        if (fd >= 0 && walk_image_folder(path, 0, 0) == 0) {
+        /* An empty one goes silently: it may be a live run's, just made and not yet locked
+         * (that run sees it gone and makes another), and holds nothing to lose. */
+        if (fd >= 0 && rmdir(path) != 0 && walk_image_folder(path, 0, 0) == 0) {
             const int err = walk_image_folder(path, 0, 1);
             if (err)
                 fprintf(stderr, "mlpviz %s: warning: %s, left by an interrupted run: cannot "
@@ -311,8 +342,13 @@ static int install_folder(const char *cmd, const char *tmp, const char *out, con
         return 1;
     }
     snprintf(old, size, "%s/.%s.old-XXXXXX", parent, base);
+    /* Locked before it is moved aside (the lock moves with it), so that no other run's sweep
+     * deletes it while it is the only copy, or while this run deletes it. */
+    const int lock = lock_directory(out);
     int status = 1;
-    if (!mkdtemp(old)) {
+    if (lock < 0 && errno == EWOULDBLOCK) {
+        cli_error(cmd, "%s: another convert is replacing it", out);
+    } else if (!mkdtemp(old)) {
         cli_error(cmd, "%s: cannot create a directory next to it: %s", out, strerror(errno));
     } else if (rename(out, old) != 0) {
         cli_error(cmd, "%s: cannot move the old folder aside: %s", out, strerror(errno));
@@ -322,14 +358,13 @@ static int install_folder(const char *cmd, const char *tmp, const char *out, con
         rename(old, out); /* put the old folder back */
     } else {
         status = 0;
-        const int lock = lock_directory(old); /* ours to delete: another run must not race */
         int err = walk_image_folder(old, 0, 1);
-        if (lock >= 0)
-            close(lock);
         if (err)
             fprintf(stderr, "mlpviz %s: warning: %s: cannot remove the old folder: %s\n", cmd,
                     old, strerror(err));
     }
+    if (lock >= 0)
+        close(lock);
     free(old);
     return status;
 }
@@ -392,19 +427,18 @@ static int write_temporary_folder(const char *cmd, const convert_options *o, con
     mv_dataset view = *data; /* the same images, with only the classes that are used */
     int status = count_classes(cmd, data, o->names != NULL, &view.n_classes);
     size_t size = strlen(parent) + strlen(base) + sizeof "/..tmp-XXXXXX";
-    if (!status && !(*tmp = malloc(size))) {
+    char *template = NULL;
+    if (!status && (!(*tmp = malloc(size)) || !(template = malloc(size)))) {
         cli_error(cmd, "out of memory");
         status = 1;
     }
     if (!status) {
         remove_abandoned(cmd, parent, base, ".tmp-"); /* their space, before ours is taken */
-        snprintf(*tmp, size, "%s/.%s.tmp-XXXXXX", parent, base);
-        const int made = mkdtemp(*tmp) != NULL;
-        if (made) /* best effort: where the filesystem has no locks, no run removes anything */
-            *tmp_lock = lock_directory(*tmp);
-        if (!made) {
+        snprintf(template, size, "%s/.%s.tmp-XXXXXX", parent, base);
+        const int err = make_locked_directory(*tmp, template, tmp_lock);
+        if (err) {
             cli_error(cmd, "%s: cannot create a directory next to it: %s", o->out,
-                      strerror(errno));
+                      strerror(err));
             status = 1;
         } else if (chmod(*tmp, directory_mode()) != 0) {
             cli_error(cmd, "%s: %s", *tmp, strerror(errno));
@@ -415,11 +449,12 @@ static int write_temporary_folder(const char *cmd, const convert_options *o, con
             walk_image_folder(*tmp, 0, 1);
             status = 1;
         }
-        if (status) {
-            free(*tmp);
-            *tmp = NULL;
-        }
     }
+    if (status) {
+        free(*tmp);
+        *tmp = NULL;
+    }
+    free(template);
     *summary = view;
     summary->pixels = NULL;
     summary->labels = NULL;

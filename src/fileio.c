@@ -88,12 +88,10 @@ static void sync_directory_of(const char *path)
     }
 }
 
-/* A file being written: unnamed (O_TMPFILE) until it is complete, or, where the filesystem
- * cannot do that, a mkstemp file named from the start. */
-typedef struct {
-    int fd;
-    char *name; /* its hidden sibling name once it has one, else NULL */
-} temp_file;
+/* How a write ended: done; not possible the unnamed way here (the caller names the file from
+ * the start instead); or failed creating, or after creating, the temporary file (errno in
+ * *err). */
+typedef enum { WRITTEN, NOT_HERE, CREATE_FAILED, WRITE_FAILED } write_outcome;
 
 /* The name an unnamed file takes, complete and synced, just before it is renamed over the
  * target. It exists only between link and rename; a writer killed there leaves it, and the
@@ -105,109 +103,157 @@ static int proc_fds_visible = 0;
 static pthread_once_t proc_once = PTHREAD_ONCE_INIT;
 static void look_for_proc(void) { proc_fds_visible = access("/proc/self/fd", X_OK) == 0; }
 
-/* Opens the file the data goes to. The unnamed file is locked before it ever has a name, so
- * that an unlocked file at the link name can only be a killed writer's. */
-static mv_status open_temp(const char *path, temp_file *t)
+/* Writes every span to fd and flushes it to disk. Returns 0 or an errno. */
+static int write_all(int fd, const mv_byte_span *spans, int n_spans)
 {
-    char dir[4096];
-    t->fd = -1;
-    t->name = NULL;
-    pthread_once(&proc_once, look_for_proc);
-    if (proc_fds_visible && directory_of(path, dir, sizeof dir)) {
-        t->fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-        if (t->fd >= 0 && flock(t->fd, LOCK_EX) == 0)
-            return MV_OK;
-        const int err = errno;
-        if (t->fd >= 0)
-            close(t->fd);
-        t->fd = -1;
-        /* the filesystem (or kernel) has no O_TMPFILE: name the file from the start */
-        if (err != EOPNOTSUPP && err != EISDIR && err != EINVAL && err != ENOLCK)
-            return mv_fail(MV_ERR_IO, "%s: cannot create a temporary file next to it: %s",
-                           path, strerror(err));
+    for (int i = 0; i < n_spans; i++) {
+        const unsigned char *p = spans[i].data;
+        for (size_t left = spans[i].size; left > 0;) {
+            const ssize_t n = write(fd, p, left);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                return n < 0 ? errno : EIO;
+            p += n;
+            left -= (size_t)n;
+        }
     }
-    mv_status status = sibling_path(path, ".XXXXXX", &t->name);
-    if (status)
-        return status;
-    if ((t->fd = mkstemp(t->name)) < 0) {
-        status = mv_fail(MV_ERR_IO, "%s: cannot create a temporary file next to it: %s", path,
-                         strerror(errno));
-        free(t->name);
-        t->name = NULL;
-    }
-    return status;
+    return fsync(fd) == 0 ? 0 : errno;
 }
 
-/* Removes the file at `name` if its writer is gone: it still sits there, and nobody holds
- * its lock. Waits for a live writer, which holds the lock until just after its rename. */
-static void remove_if_abandoned(const char *name)
+/* Makes the link name free for this writer if the file there is a killed writer's: a regular
+ * file still at that name whose lock nobody holds. A live writer holds its lock from before
+ * the link until just after its rename (microseconds), so the lock is polled for half a
+ * second, never waited on without limit (that writer may be stopped). Returns 1 when the
+ * name is worth another try (removed, or gone or replaced meanwhile), 0 when it holds
+ * something to leave alone: not a regular file, or a file whose lock stays held. */
+static int clear_link_name(const char *name)
 {
-    /* O_NONBLOCK: a FIFO planted at the name must not hang the open */
+    /* O_NOFOLLOW: a symbolic link is left alone; O_NONBLOCK: a FIFO does not hang the open */
     const int fd = open(name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return;
+        return errno == ENOENT;
+    int locked = 0;
+    for (useconds_t pause = 1000;; pause *= 2) {
+        if ((locked = flock(fd, LOCK_EX | LOCK_NB) == 0) || errno != EWOULDBLOCK ||
+            pause > 256000)
+            break;
+        usleep(pause);
+    }
     struct stat held, now;
-    if (flock(fd, LOCK_EX) == 0 && fstat(fd, &held) == 0 && S_ISREG(held.st_mode) &&
-        lstat(name, &now) == 0 && now.st_ino == held.st_ino && now.st_dev == held.st_dev)
-        unlink(name);
+    int retry = 0;
+    if (fstat(fd, &held) == 0 && S_ISREG(held.st_mode)) {
+        if (lstat(name, &now) != 0)
+            retry = errno == ENOENT; /* renamed over its target by its live writer */
+        else if (now.st_ino != held.st_ino || now.st_dev != held.st_dev)
+            retry = 1;
+        else if (locked)
+            retry = unlink(name) == 0 || errno == ENOENT;
+    }
     close(fd);
+    return retry;
 }
 
-/* Gives the complete unnamed file its hidden sibling name, clearing away a killed writer's
- * leftover, so that rename() can put it over the target. */
-static int link_temp(const char *path, temp_file *t)
+/* Gives the complete unnamed file fd the name link_name. Returns 0 or an errno. */
+static int link_unnamed(int fd, const char *link_name)
 {
-    if (t->name) /* named from the start */
-        return 1;
-    if (sibling_path(path, LINK_SUFFIX, &t->name))
-        return 0;
     char proc[64];
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", t->fd);
-    /* A few rounds: each failed one means another writer of this target came and went. */
-    for (int round = 0; round < 16; round++) {
-        if (linkat(AT_FDCWD, proc, AT_FDCWD, t->name, AT_SYMLINK_FOLLOW) == 0)
-            return 1;
-        if (errno != EEXIST)
-            break;
-        remove_if_abandoned(t->name);
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    /* each round that fails means another writer's file came and went at that name */
+    for (int round = 0; round < 1000; round++) {
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, link_name, AT_SYMLINK_FOLLOW) == 0)
+            return 0;
+        const int err = errno;
+        if (err != EEXIST || !clear_link_name(link_name))
+            return err;
     }
-    const int err = errno;
-    free(t->name);
-    t->name = NULL;
-    errno = err;
-    return 0;
+    return EEXIST;
+}
+
+/* The unnamed way: the data goes to an O_TMPFILE file, locked before it ever has a name (so
+ * that an unlocked file at the link name can only be a killed writer's), and gets a name only
+ * when complete and synced, just before the rename. A writer killed before that leaves
+ * nothing. NOT_HERE where the filesystem or /proc does not allow it, or where the link name
+ * is held by something this writer must leave alone. */
+static write_outcome write_unnamed(const char *path, const char *link_name,
+                                   const mv_byte_span *spans, int n_spans, int *err)
+{
+    char dir[4096];
+    pthread_once(&proc_once, look_for_proc);
+    if (!proc_fds_visible || !directory_of(path, dir, sizeof dir))
+        return NOT_HERE;
+    /* mode 0666 less the umask, as fopen would give */
+    const int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        *err = errno;
+        return *err == EOPNOTSUPP || *err == EISDIR || *err == EINVAL ? NOT_HERE
+                                                                       : CREATE_FAILED;
+    }
+    write_outcome outcome = NOT_HERE; /* a filesystem without locks, or a link name in use */
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        if ((*err = write_all(fd, spans, n_spans)) != 0)
+            outcome = WRITE_FAILED;
+        else if (link_unnamed(fd, link_name) == 0) {
+            outcome = WRITTEN;
+            if (rename(link_name, path) != 0) {
+                *err = errno;
+                unlink(link_name);
+                outcome = WRITE_FAILED;
+            }
+        }
+    }
+    /* Closed (and unlocked) only now: the lock tells other writers that the link name is in
+     * use until the rename is done. The data was synced before, so the close cannot lose it. */
+    close(fd);
+    return outcome;
+}
+
+/* The named way, where the unnamed one is not possible: a mkstemp file .NAME.XXXXXX from the
+ * start (a writer killed during the write leaves it), closed before the rename so that any
+ * failure leaves the old file. */
+static write_outcome write_named(const char *path, char *named, const mv_byte_span *spans,
+                                 int n_spans, int *err)
+{
+    const int fd = mkstemp(named);
+    if (fd < 0) {
+        *err = errno;
+        return CREATE_FAILED;
+    }
+    /* mkstemp makes the file 0600; fopen would have given 0666 less the umask */
+    int e = fchmod(fd, new_file_mode()) == 0 ? write_all(fd, spans, n_spans) : errno;
+    if (close(fd) != 0 && !e)
+        e = errno;
+    if (!e && rename(named, path) != 0)
+        e = errno;
+    if (e) {
+        unlink(named);
+        *err = e;
+        return WRITE_FAILED;
+    }
+    return WRITTEN;
 }
 
 mv_status mv_write_spans_atomic(const char *path, const mv_byte_span *spans, int n_spans)
 {
-    temp_file t;
-    mv_status status = open_temp(path, &t);
-    if (status)
-        return status;
-    FILE *file = fdopen(t.fd, "wb");
-    int ok = file != NULL && fchmod(t.fd, new_file_mode()) == 0;
-    for (int i = 0; ok && i < n_spans; i++)
-        ok = fwrite(spans[i].data, 1, spans[i].size, file) == spans[i].size;
-    ok = ok && fflush(file) == 0 && fsync(t.fd) == 0;
-    int err = ok ? 0 : errno;
-    if (ok && (!link_temp(path, &t) || rename(t.name, path) != 0)) {
-        err = errno;
-        ok = 0;
+    char *link_name = NULL, *named = NULL;
+    mv_status status = sibling_path(path, LINK_SUFFIX, &link_name);
+    if (status == MV_OK)
+        status = sibling_path(path, ".XXXXXX", &named);
+    if (status == MV_OK) {
+        int err = 0;
+        write_outcome outcome = write_unnamed(path, link_name, spans, n_spans, &err);
+        if (outcome == NOT_HERE)
+            outcome = write_named(path, named, spans, n_spans, &err);
+        if (outcome == WRITTEN)
+            sync_directory_of(path);
+        else if (outcome == CREATE_FAILED)
+            status = mv_fail(MV_ERR_IO, "%s: cannot create a temporary file next to it: %s",
+                             path, strerror(err));
+        else
+            status = mv_fail(MV_ERR_IO, "%s: cannot write: %s", path, strerror(err ? err : EIO));
     }
-    if (!ok && t.name)
-        unlink(t.name);
-    /* closed after the rename: the lock tells others this name is still in use until then */
-    if (file ? fclose(file) != 0 : close(t.fd) != 0) {
-        if (ok) {
-            err = errno; /* the data is in place (fsync'd); only the close failed */
-            ok = 0;
-        }
-    }
-    if (ok)
-        sync_directory_of(path);
-    else
-        status = mv_fail(MV_ERR_IO, "%s: cannot write: %s", path, strerror(err ? err : EIO));
-    free(t.name);
+    free(link_name);
+    free(named);
     return status;
 }
 

@@ -112,11 +112,13 @@ check "no temporary folder left after the failures" no_leftovers
 # ---- what interrupted runs left: removed by the next run to the same DIR, and only that
 # A half-written folder of a run that was killed (nobody holds its lock).
 mkdir -p "$tmp/.left.tmp-AbC123/cat" && echo half >"$tmp/.left.tmp-AbC123/cat/00001.png"
-# One that a live run is writing: its lock is held (by flock(1) here).
+# One that a live run is writing: its lock is held, here by a sleep that inherits the locked
+# descriptor (exec: killing $holder ends the only holder, and leaves no orphan).
 mkdir -p "$tmp/.left.tmp-Busy01/cat"
-flock "$tmp/.left.tmp-Busy01" sleep 60 &
+(exec 9<"$tmp/.left.tmp-Busy01" >/dev/null 2>&1 && flock 9 && exec sleep 60) &
 holder=$!
-for _ in $(seq 100); do flock -n "$tmp/.left.tmp-Busy01" true || break; sleep 0.05; done
+for _ in $(seq 200); do flock -n "$tmp/.left.tmp-Busy01" true || break; sleep 0.05; done
+check "the live run's folder is locked" bash -c "! flock -n '$tmp/.left.tmp-Busy01' true"
 # One that is no image folder, and names that only look alike: never touched.
 mkdir -p "$tmp/.left.tmp-Deep01/a/b" "$tmp/.left.tmp-abc" "$tmp/.leftover.tmp-AbC123"
 expect 0 "convert next to an interrupted run's folder" -- convert "${in[@]}" --out "$tmp/left"
@@ -162,3 +164,17 @@ expect 0 "the same convert again" -- convert "${big[@]}"
 stderr_has "it removes the killed run's folder" "removed $left, left by an interrupted run"
 check "all 4000 images there" test "$(png_count "$tmp/big")" -eq 4000
 check "nothing hidden left after the kill" no_leftovers
+
+# Two runs to the same new DIR at once: neither sweeps the other's folder while it writes.
+# One installs its 4000 images; the other finds DIR there at the end and says so.
+"$bin" convert "${big[@]/%"$tmp/big"/"$tmp/twice"}" >"$tmp/run1.out" 2>"$tmp/run1.err" &
+first=$!
+"$bin" convert "${big[@]/%"$tmp/big"/"$tmp/twice"}" >"$tmp/run2.out" 2>"$tmp/run2.err"
+second_status=$?
+wait "$first"
+first_status=$?
+check "two converts at once: one succeeds, the other fails cleanly" \
+    test "$((first_status + second_status))" -eq 1 -a "$first_status" -le 1 -a "$second_status" -le 1
+check "the winner's folder has all 4000 images" test "$(png_count "$tmp/twice")" -eq 4000
+check "no sweep of a live run's folder" bash -c "! grep -h 'removed' '$tmp/run1.err' '$tmp/run2.err'"
+check "nothing hidden left after the two runs" no_leftovers

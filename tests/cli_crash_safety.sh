@@ -92,12 +92,18 @@ check_state() {
 # Temporary files. A write's data lives in an unnamed file (O_TMPFILE) until it is complete;
 # it is named .m.X.mlpviz-tmp only between link and rename, so a kill leaves at most that one
 # complete file, and the next write of the same output removes it: a finished run leaves none.
-# at_most: how many may be there now.
+# Where the filesystem has no O_TMPFILE, the writer names its file .m.X.XXXXXX from the start,
+# and a kill may leave that one, half-written, for good. at_most: how many may be there now.
+temp_names='^\.m\.(mlp|ckpt|csv)\.mlpviz-tmp$' stay=0
+if ! python3 -c 'import os, sys; os.close(os.open(sys.argv[1], os.O_TMPFILE | os.O_WRONLY))' \
+    "$run" 2>/dev/null; then
+    echo "# no O_TMPFILE in $run: named temporary files are allowed, one per kill"
+    temp_names='^\.m\.(mlp|ckpt|csv)\.([A-Za-z0-9]{6}|mlpviz-tmp)$' stay=1
+fi
 check_temps() {
     local what=$1 at_most=$2 now
     now=$(temps | wc -l)
-    temps | grep -vE '^\.m\.(mlp|ckpt|csv)\.mlpviz-tmp$' | sed "s/^/$what: unexpected file /" \
-        >>"$tmp/bad.temps"
+    temps | grep -vE "$temp_names" | sed "s/^/$what: unexpected file /" >>"$tmp/bad.temps"
     [ "$now" -le "$at_most" ] \
         || bad temps "$what: $now temporary files (at most $at_most): $(temps | tr '\n' ' ')"
     [ "$now" -gt "$temps_before" ] && temps_seen=$((temps_seen + now - temps_before))
@@ -148,7 +154,7 @@ while [ "$survived" -lt "$kills" ] && [ "$runs" -lt "$max_runs" ]; do
             || bad final "chain $chains (ended by run $runs): model differs from the uninterrupted run"
         cmp -s <(figures "$run/m.csv") <(figures "$ref/m.csv") \
             || bad final "chain $chains: metrics CSV figures differ from the uninterrupted run's"
-        check_temps "completed run $runs" 0
+        check_temps "completed run $runs" $((stay * temps_before))
         # A new chain: from scratch, over the finished model every other time.
         rm -f "$run/m.ckpt" "$run/m.csv"
         [ $((chains % 2)) -eq 1 ] && rm -f "$run/m.mlp"
@@ -172,7 +178,7 @@ if [ -e "$run/m.ckpt" ]; then
     chains=$((chains + 1)) killed_chains=$((killed_chains + 1))
     same_file "the last resumed chain ends byte-identical to the uninterrupted run" \
         "$run/m.mlp" "$ref/m.mlp"
-    check_temps "final resume" 0
+    check_temps "final resume" $((stay * temps_before))
 fi
 
 [ "$survived" -ge "$kills" ] && ok "$survived kills survived" \

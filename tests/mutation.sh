@@ -37,7 +37,7 @@ mutants=(
   "AVX2 delta transposed with a wrong stride|src/gemm.c|s/dst\[(size_t)o \* B + r\] = src/dst[(size_t)o * B + (r % 4)] = src/"
   "AVX2 single-row forward loses the bias|src/gemm.c|s/z\[0\] = b\[0\] + fold_lanes(c0)/z[0] = fold_lanes(c0)/"
   "atomic write names its file from the start|src/fileio.c|s/proc_fds_visible = access(\"\/proc\/self\/fd\", X_OK) == 0;/proc_fds_visible = 0;/"
-  "atomic write removes a live writer's file|src/fileio.c|s/if (flock(fd, LOCK_EX) == 0 \&\& fstat(fd, \&held)/if (fstat(fd, \&held)/"
+  "atomic write removes a live writer's file|src/fileio.c|s/        else if (locked)/        else/"
 )
 
 cp -a src tests scripts Makefile "$scratch"/

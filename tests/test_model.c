@@ -1063,60 +1063,121 @@ static void test_abandoned_link_name_is_removed(void **state)
     mv_model_free(m);
 }
 
-/* A live writer of the same target holds the lock on its link name until it has renamed it:
- * a second save waits for it instead of deleting its file, and then lands last. */
-static void test_live_link_name_is_waited_for(void **state)
+/* A live writer of the same target holds the lock on its link name until it has renamed it.
+ * One that keeps holding it (here for the whole save: stopped, say) is left alone: the save
+ * still succeeds, by a named temporary file, and the other writer's file is still there. */
+static void test_live_link_name_is_left_alone(void **state)
 {
     (void)state;
     writer_paths w;
     char stray[512];
     writer_fixture(&w, "live");
-    int ready[2];
+    int ready[2], done[2];
     assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(done), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
-    if (pid == 0) { /* the other writer: named, locked, renamed 300 ms later */
+    if (pid == 0) { /* the other writer: its file named and locked until the save is over */
+        char byte;
         const int fd = open(w.link, O_WRONLY | O_CREAT | O_EXCL, 0644);
-        if (fd < 0 || flock(fd, LOCK_EX) || write(ready[1], "x", 1) != 1)
+        if (fd < 0 || flock(fd, LOCK_EX) || write(ready[1], "x", 1) != 1 ||
+            read(done[0], &byte, 1) != 1)
             _exit(100);
-        usleep(300 * 1000);
-        _exit(rename(w.link, w.path) == 0 ? 0 : 1);
+        _exit(access(w.link, F_OK) == 0 ? 0 : 1);
     }
     char byte;
     assert_int_equal(read(ready[0], &byte, 1), 1);
     mv_model *m = make_model("4,2", "sigmoid", "bce", 1, 4);
     assert_int_equal(mv_model_save(m, w.path), MV_OK);
+    assert_int_equal(write(done[1], "x", 1), 1);
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0); /* its file was still there to rename */
+    assert_int_equal(WEXITSTATUS(status), 0); /* its file was not removed under it */
     assert_saved_model(w.path, m);
     stray_files(w.dir, "model.mlp", stray, sizeof stray);
-    assert_string_equal(stray, "");
-    close(ready[0]);
-    close(ready[1]);
+    assert_string_equal(stray, ".model.mlp.mlpviz-tmp ");
+    for (int i = 0; i < 2; i++) close(ready[i]), close(done[i]);
     mv_model_free(m);
 }
 
-/* Something that is not a file at the link name (here a directory) is never removed: the
- * save fails, naming the target, and the earlier file stays. */
-static void test_link_name_taken_by_a_directory(void **state)
+/* Writers of one target at the same time, each saving again and again: every save succeeds
+ * (none removes another's file between its link and its rename), the last one stands whole,
+ * and nothing is left beside it. */
+static void test_concurrent_writers_of_one_target(void **state)
 {
     (void)state;
+    enum { WRITERS = 4, SAVES = 40 };
     writer_paths w;
-    writer_fixture(&w, "taken");
-    mv_model *old = make_model("4,2", "relu", "ce", 1, 5), *m = make_model("4,2", "relu", "ce", 1, 6);
-    assert_int_equal(mv_model_save(old, w.path), MV_OK);
-    assert_int_equal(mkdir(w.link, 0755), 0);
-    assert_int_equal(mv_model_save(m, w.path), MV_ERR_IO);
-    assert_non_null(strstr(mv_last_error(), w.path));
-    assert_non_null(strstr(mv_last_error(), "File exists"));
-    struct stat st;
-    assert_int_equal(stat(w.link, &st), 0);
-    assert_true(S_ISDIR(st.st_mode));
-    assert_saved_model(w.path, old);
-    mv_model_free(old);
-    mv_model_free(m);
+    char stray[512];
+    writer_fixture(&w, "concurrent");
+    mv_model *models[WRITERS];
+    pid_t pids[WRITERS];
+    for (int i = 0; i < WRITERS; i++) models[i] = make_model("16,8,3", "relu", "ce", 1, 10 + i);
+    for (int i = 0; i < WRITERS; i++) {
+        assert_true((pids[i] = fork()) >= 0);
+        if (pids[i] == 0) {
+            int failed = 0;
+            for (int k = 0; k < SAVES; k++) failed += mv_model_save(models[i], w.path) != MV_OK;
+            _exit(failed);
+        }
+    }
+    for (int i = 0; i < WRITERS; i++) {
+        int status;
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        assert_true(WIFEXITED(status));
+        if (WEXITSTATUS(status))
+            fail_msg("writer %d: %d of %d saves failed", i, WEXITSTATUS(status), SAVES);
+    }
+    mv_model *back;
+    assert_int_equal(mv_model_load(&back, w.path), MV_OK);
+    int matches = 0;
+    for (int i = 0; i < WRITERS; i++)
+        matches += !memcmp(back->net->p.data, models[i]->net->p.data,
+                           sizeof(float) * (size_t)back->net->p.count);
+    assert_int_equal(matches, 1);
+    mv_model_free(back);
+    stray_files(w.dir, "model.mlp", stray, sizeof stray);
+    assert_string_equal(stray, "");
+    for (int i = 0; i < WRITERS; i++) mv_model_free(models[i]);
+}
+
+/* What is not a regular file at the link name (a directory, a symbolic link, a FIFO) is never
+ * removed, followed or opened for good: the save succeeds by a named temporary file. */
+static void test_link_name_squatters_are_left_alone(void **state)
+{
+    (void)state;
+    static const char *const kinds[] = {"directory", "symlink", "fifo"};
+    for (int k = 0; k < 3; k++) {
+        writer_paths w;
+        char name[64], outside[PATH_BYTES * 2], stray[512];
+        snprintf(name, sizeof name, "squatter-%s", kinds[k]);
+        writer_fixture(&w, name);
+        snprintf(outside, sizeof outside, "%s/outside", w.dir);
+        write_bytes(outside, (const uint8_t *)"not to be touched", 17);
+        assert_int_equal(k == 0   ? mkdir(w.link, 0755)
+                         : k == 1 ? symlink(outside, w.link)
+                                  : mkfifo(w.link, 0644),
+                         0);
+        struct stat before, after;
+        assert_int_equal(lstat(w.link, &before), 0);
+        mv_model *m = make_model("4,2", "relu", "ce", 1, 20 + k);
+        if (mv_model_save(m, w.path) != MV_OK)
+            fail_msg("%s at the link name: %s", kinds[k], mv_last_error());
+        assert_saved_model(w.path, m);
+        assert_int_equal(lstat(w.link, &after), 0);
+        assert_true((before.st_mode & S_IFMT) == (after.st_mode & S_IFMT));
+        assert_true(before.st_ino == after.st_ino);
+        size_t size;
+        uint8_t *kept = read_bytes(outside, &size);
+        assert_int_equal(size, 17);
+        assert_memory_equal(kept, "not to be touched", 17);
+        free(kept);
+        assert_int_equal(unlink(outside), 0);
+        stray_files(w.dir, "model.mlp", stray, sizeof stray);
+        assert_string_equal(stray, ".model.mlp.mlpviz-tmp ");
+        mv_model_free(m);
+    }
 }
 
 int main(void)
@@ -1144,8 +1205,9 @@ int main(void)
         cmocka_unit_test(test_save_replaces_and_failures_keep_the_old_file),
         cmocka_unit_test(test_killed_writer_leaves_nothing),
         cmocka_unit_test(test_abandoned_link_name_is_removed),
-        cmocka_unit_test(test_live_link_name_is_waited_for),
-        cmocka_unit_test(test_link_name_taken_by_a_directory),
+        cmocka_unit_test(test_live_link_name_is_left_alone),
+        cmocka_unit_test(test_concurrent_writers_of_one_target),
+        cmocka_unit_test(test_link_name_squatters_are_left_alone),
     };
     return cmocka_run_group_tests_name("model file", tests, setup_dir, teardown_dir);
 }
