@@ -229,6 +229,18 @@ static int lock_directory(const char *dir)
     return fd;
 }
 
+/* Whether a lock failed because this filesystem has no locks (then no run sweeps anything,
+ * and a run goes on without them); any other failure is a real one. */
+static int no_locks_here(int err) { return err == ENOLCK || err == EOPNOTSUPP || err == EBADF; }
+
+/* Whether the directory open as fd is still the one at path (not swapped meanwhile). */
+static int still_at(int fd, const char *path)
+{
+    struct stat held, now;
+    return fstat(fd, &held) == 0 && lstat(path, &now) == 0 && held.st_ino == now.st_ino &&
+           held.st_dev == now.st_dev;
+}
+
 /* Makes the hidden directory tmp from its mkdtemp template and takes its lock. Another run's
  * sweep may take the lock of a directory just made, before this run does, and delete it: a
  * directory whose lock this run did not get first, or that is no longer at its name, is left
@@ -241,13 +253,14 @@ static int make_locked_directory(char *tmp, const char *template, int *lock)
         if (!mkdtemp(tmp))
             return errno;
         if ((*lock = lock_directory(tmp)) < 0) {
-            if (errno != EWOULDBLOCK && errno != ENOENT)
+            const int err = errno;
+            if (no_locks_here(err))
                 return 0;
+            if (err != EWOULDBLOCK && err != ENOENT) /* (those two: another run's sweep) */
+                return err;
             continue;
         }
-        struct stat held, now;
-        if (fstat(*lock, &held) == 0 && lstat(tmp, &now) == 0 && held.st_ino == now.st_ino &&
-            held.st_dev == now.st_dev)
+        if (still_at(*lock, tmp))
             return 0;
         close(*lock);
         *lock = -1;
@@ -274,8 +287,11 @@ static void remove_abandoned(const char *cmd, const char *parent, const char *ba
                                lock_directory(path))
                             : -1;
         /* An empty one goes silently: it may be a live run's, just made and not yet locked
-         * (that run sees it gone and makes another), and holds nothing to lose. */
-        if (fd >= 0 && rmdir(path) != 0 && walk_image_folder(path, 0, 0) == 0) {
+         * (that run sees it gone and makes another), and holds nothing to lose. The name is
+         * checked again before a tree is deleted: a live run may have renamed its old DIR
+         * onto an empty one just locked here. */
+        if (fd >= 0 && still_at(fd, path) && rmdir(path) != 0 && still_at(fd, path) &&
+            walk_image_folder(path, 0, 0) == 0) {
             const int err = walk_image_folder(path, 0, 1);
             if (err)
                 fprintf(stderr, "mlpviz %s: warning: %s, left by an interrupted run: cannot "
@@ -345,9 +361,13 @@ static int install_folder(const char *cmd, const char *tmp, const char *out, con
     /* Locked before it is moved aside (the lock moves with it), so that no other run's sweep
      * deletes it while it is the only copy, or while this run deletes it. */
     const int lock = lock_directory(out);
+    const int lock_err = lock < 0 ? errno : 0;
     int status = 1;
-    if (lock < 0 && errno == EWOULDBLOCK) {
-        cli_error(cmd, "%s: another convert is replacing it", out);
+    if (lock < 0 && lock_err == EWOULDBLOCK) {
+        cli_error(cmd, "%s is locked by another process (another convert replacing it?); not "
+                  "replaced", out);
+    } else if (lock < 0 && !no_locks_here(lock_err)) {
+        cli_error(cmd, "%s: cannot lock it to replace it: %s", out, strerror(lock_err));
     } else if (!mkdtemp(old)) {
         cli_error(cmd, "%s: cannot create a directory next to it: %s", out, strerror(errno));
     } else if (rename(out, old) != 0) {

@@ -1,5 +1,5 @@
 /* fileio.c: the one way mlpviz writes a file: to an unnamed temporary file in the same
- * directory (O_TMPFILE; a hidden named one where the filesystem has no such thing), flushed
+ * directory (O_TMPFILE; a hidden named one where that is not possible), flushed
  * to disk, then named and renamed over the target, so that a reader (or a crash) sees either
  * the old file or the complete new one, never half of one, and a killed writer leaves no
  * partial file behind. */

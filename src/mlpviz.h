@@ -571,9 +571,10 @@ void mv_heat_color(float t, float *rgb);
 /* Writes size bytes to path atomically: an unnamed temporary file in the same directory
  * (O_TMPFILE), fsync, then a hidden name and a rename over path, so that a writer killed at
  * any point leaves no partial file. On failure nothing new is left and an earlier file at
- * path is untouched; the message names the path and the reason. Where the filesystem has no
- * O_TMPFILE the temporary file is named (.NAME.XXXXXX) from the start, and a writer killed
- * during the write leaves it. docs/model-format.md ("Writing") has the details. */
+ * path is untouched; the message names the path and the reason. Where that way is not
+ * possible (no O_TMPFILE or no locks on the filesystem, /proc not mounted, the hidden name
+ * held) the temporary file is named (.NAME.XXXXXX) from the start, and a writer killed during
+ * the write leaves it. docs/model-format.md ("Writing") has the details. */
 mv_status mv_write_file_atomic(const char *path, const void *data, size_t size);
 
 /* Writes a little-endian float32 NumPy .npy file (format 1.0, C order) of the given shape,

@@ -981,15 +981,16 @@ static void test_save_replaces_and_failures_keep_the_old_file(void **state)
     mv_model_free(big);
 }
 
-/* Whether dir's filesystem can make unnamed files: where it cannot, the writer names its
- * temporary file from the start and a killed writer leaves it behind. */
+/* Whether dir's filesystem can make unnamed files and lock them: where it cannot, the writer
+ * names its temporary file from the start and a killed writer leaves it behind. */
 static int unnamed_files_work_in(const char *dir)
 {
     const int fd = open(dir, O_TMPFILE | O_WRONLY, 0600);
     if (fd < 0)
         return 0;
+    const int locks = flock(fd, LOCK_EX | LOCK_NB) == 0;
     close(fd);
-    return 1;
+    return locks;
 }
 
 /* A writer test's paths: a new directory `name` in the fixture, the model.mlp in it, and the
@@ -1079,6 +1080,8 @@ static void test_live_link_name_is_left_alone(void **state)
     assert_true(pid >= 0);
     if (pid == 0) { /* the other writer: its file named and locked until the save is over */
         char byte;
+        close(ready[0]); /* (and done[1]: a parent that fails its asserts ends the read) */
+        close(done[1]);
         const int fd = open(w.link, O_WRONLY | O_CREAT | O_EXCL, 0644);
         if (fd < 0 || flock(fd, LOCK_EX) || write(ready[1], "x", 1) != 1 ||
             read(done[0], &byte, 1) != 1)
