@@ -22,10 +22,12 @@ ifeq ($(SIMD),portable)
 endif
 ifeq ($(FUZZ),1)
   # libFuzzer builds (make fuzz): the library again, by clang, with ASan + UBSan and the
-  # fuzzer's coverage instrumentation.
+  # fuzzer's coverage instrumentation. UBSan stops at its first report, so that the fuzzer
+  # keeps the input as a crash (recovering, it only printed a line nobody counted).
   CC      := clang
   CFLAGS  := -O1 -g
-  BASE    += -fsanitize=address,undefined,fuzzer-no-link -fno-omit-frame-pointer
+  BASE    += -fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all \
+             -fno-omit-frame-pointer
   LDFLAGS += -fsanitize=address,undefined
   BUILD   := build/fuzz
   OUTDIR  := build/fuzz/
@@ -174,7 +176,8 @@ bench: deps
 FUZZERS      := model idx image png_info
 FUZZ_SECONDS ?= 60
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_file.h build/fuzz/lib/libmlpviz.a
-	clang -std=c11 -O1 -g -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined -fopenmp \
+	clang -std=c11 -O1 -g -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=all -fopenmp \
 	    -Isrc -o $@ $< \
 	    build/fuzz/lib/libmlpviz.a $(LDLIBS)
 

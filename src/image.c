@@ -96,10 +96,12 @@ static mv_status check_header(FILE *file, const char *path, long long limit, int
         if (png_header_size(file, &w, &h)) { /* stb refused it: say why in our own terms */
             if (w == 0 || h == 0)
                 return mv_fail(MV_ERR_FORMAT, "%s: image has zero size (%ux%u)", path, w, h);
-            if ((long long)w * h > limit)
+            /* two 32-bit sides: their product needs all 64 bits, unsigned */
+            const unsigned long long pixels = (unsigned long long)w * h;
+            if (pixels > (unsigned long long)limit)
                 return mv_fail(MV_ERR_FORMAT, "%s: image of %ux%u pixels is larger than the "
                                "limit of %lld pixels; not decoded", path, w, h, limit);
-            if ((long long)w * h > MV_DEFAULT_MAX_PIXELS)
+            if (pixels > (unsigned long long)MV_DEFAULT_MAX_PIXELS)
                 return mv_fail(MV_ERR_FORMAT, "%s: image of %ux%u pixels is larger than the "
                                "limit of the decoder (%s); not decoded", path, w, h, reason);
             return mv_fail(MV_ERR_FORMAT, "%s: PNG of %ux%u pixels is not readable (%s)", path,

@@ -454,6 +454,14 @@ static void test_bad_image_files(void **state)
     write_handmade_png("bad/huge.png", 100000, 100000, 8, 0, NULL, 0, NULL, 0);
     expect_error(mv_image_load(at("bad/huge.png"), 1, 4, 4, 0, px), MV_ERR_FORMAT,
                  "bad/huge.png");
+    /* the largest sides a PNG header can state: their product needs 64 unsigned bits (the
+     * header probe's fuzzer found it overflowing a long long) */
+    write_handmade_png("bad/widest.png", 0xFFFFFFFFu, 0xFFFFFFFFu, 8, 0, NULL, 0, NULL, 0);
+    expect_error(mv_image_load(at("bad/widest.png"), 1, 4, 4, 0, px), MV_ERR_FORMAT,
+                 "bad/widest.png");
+    expect_message_has("4294967295x4294967295 pixels is larger than the limit");
+    expect_error(mv_image_info(at("bad/widest.png"), &w, &h, &c), MV_ERR_FORMAT,
+                 "bad/widest.png");
     /* 10000x10000 RGB passes stb's own checks: the refusal is ours, before decoding */
     write_handmade_png("bad/big.png", 10000, 10000, 8, 2, NULL, 0, NULL, 0);
     expect_error(mv_image_load(at("bad/big.png"), 1, 4, 4, 0, px), MV_ERR_FORMAT, "bad/big.png");
