@@ -51,7 +51,8 @@ run_suite() {
     (cd "$scratch" && make -s all tests >"$scratch/log" 2>&1) || return 3
     # The slow suites (legibility, hostile inputs, crash safety, determinism) are left out:
     # they test files and processes; the mutants are caught sooner by the others.
-    (cd "$scratch" && MLPVIZ_QUICK=1 make -s check >"$scratch/log" 2>&1) || return 1
+    (cd "$scratch" && MLPVIZ_QUICK=1 MLPVIZ_FAIL_FAST=1 make -s check >"$scratch/log" 2>&1) ||
+        return 1
 }
 
 echo "mutation: baseline (no mutant) must pass"

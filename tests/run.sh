@@ -50,12 +50,29 @@ run_tap() {
     failed=$((failed + f))
 }
 
+# The closing summary; with MLPVIZ_FAIL_FAST=1 (make mutation: a mutant is caught by its
+# first failing suite, the rest would only cost time) also after the first suite that fails.
+summary() {
+    echo
+    for f in "${failures[@]+"${failures[@]}"}"; do echo "FAILED: $f"; done
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+}
+stop_if_failing() {
+    if [ -n "${MLPVIZ_FAIL_FAST:-}" ] && [ "$failed" -gt 0 ]; then
+        echo "== stopping at the first failing suite (MLPVIZ_FAIL_FAST)"
+        summary
+        exit 1
+    fi
+}
+
 for t in "$@"; do
     echo "== $t"
     run_cmocka "$t"
+    stop_if_failing
 done
 for t in tests/cli_*.sh; do
-    # MLPVIZ_QUICK=1 (make mutation, 27 runs of the suite) leaves out the slow suites that
+    # MLPVIZ_QUICK=1 (make mutation, 29 runs of the suite) leaves out the slow suites that
     # test files, processes and models rather than the arithmetic the mutants break.
     case "$t" in
     tests/cli_legibility.sh | tests/cli_hostile.sh | tests/cli_crash_safety.sh | tests/cli_determinism.sh)
@@ -67,9 +84,6 @@ for t in tests/cli_*.sh; do
     esac
     echo "== $t"
     run_tap "$t"
+    stop_if_failing
 done
-
-echo
-for f in "${failures[@]+"${failures[@]}"}"; do echo "FAILED: $f"; done
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+summary
