@@ -763,12 +763,13 @@ mv_status mv_train(mv_model *model, const mv_dataset *train, const mv_dataset *v
     trainer t;
     int stopped = 0;
     mv_status st = trainer_init(&t, model, train, val, config);
-    if (st == MV_OK && config->resume)
+    if (st == MV_OK && config->resume) {
         st = trainer_resume(&t, config->resume);
-    /* A kill between an epoch's checkpoint and its metrics leaves the CSV an epoch behind;
-     * when that was the last epoch no later epoch would rewrite it, so write it now. */
-    if (st == MV_OK && config->resume)
-        st = write_metrics(&t);
+        /* A kill between an epoch's checkpoint and its metrics leaves the CSV an epoch
+         * behind; when that was the last epoch no later epoch would rewrite it. */
+        if (st == MV_OK)
+            st = write_metrics(&t);
+    }
     while (st == MV_OK && !stopped && t.epoch < config->epochs)
         st = run_epoch(&t, &stopped);
     if (st == MV_ERR_NUMERIC) { /* keep the last completed epoch's weights, and say how many */
