@@ -137,6 +137,18 @@ expect 0 "--force next to a replaced folder left half-deleted" -- \
 check "the half-deleted folder is gone" test ! -e "$tmp/.plain.old-Qw12er"
 check "no temporary or old folder left" no_leftovers
 
+# --force onto a DIR that another process holds locked (a convert replacing it): refused,
+# named, and DIR untouched.
+(exec 9<"$tmp/plain" >/dev/null 2>&1 && flock 9 && exec sleep 60) &
+holder=$!
+for _ in $(seq 200); do flock -n "$tmp/plain" true || break; sleep 0.05; done
+expect 1 "--force onto a locked DIR refused" -- convert "${in[@]}" --out "$tmp/plain" -n p,q --force
+stderr_has "the lock is named" "$tmp/plain is locked by another process"
+check "the locked DIR untouched" test -f "$tmp/plain/y/00000.png" -a ! -e "$tmp/plain/q"
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+check "no temporary or old folder left after the refusal" no_leftovers
+
 # The kill and the concurrent runs below test files and processes (and write 6000 images, each
 # fsynced: seconds on a slow disk); make mutation (MLPVIZ_QUICK) leaves them out.
 [ -n "${MLPVIZ_QUICK:-}" ] && exit 0
