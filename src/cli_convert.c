@@ -283,9 +283,10 @@ static void remove_abandoned(const char *cmd, const char *parent, const char *ba
             continue;
         const size_t size = strlen(parent) + strlen(e->d_name) + 2;
         char *path = malloc(size);
-        const int fd = path ? (snprintf(path, size, "%s/%s", parent, e->d_name),
-                               lock_directory(path))
-                            : -1;
+        if (!path)
+            continue;
+        snprintf(path, size, "%s/%s", parent, e->d_name);
+        const int fd = lock_directory(path);
         /* An empty one goes silently: it may be a live run's, just made and not yet locked
          * (that run sees it gone and makes another), and holds nothing to lose. The name is
          * checked again before a tree is deleted: a live run may have renamed its old DIR
