@@ -46,7 +46,8 @@ VARIANT_SRC := activations losses layers net gradcheck
 NEUTRAL_SRC := error rng arch crc32 gradcheck_report gemm
 # Float-only parts of the library: they use the float network, so they must never be linked
 # next to the double copy in the float64 test build.
-LIB_ONLY    := gradcheck_driver image data model optim train draw fileio visualize classstats
+LIB_ONLY    := gradcheck_driver image data model optim train draw fileio visualize classstats \
+               classmixture
 CLI_SRC     := cli cli_gradcheck cli_convert cli_model cli_train cli_eval cli_visualize \
                cli_viz_output cli_viz_search
 
@@ -59,7 +60,8 @@ LIB         := $(OUTDIR)lib/libmlpviz.a
 BIN         := $(OUTDIR)bin/mlpviz
 TEST_BINS   := $(BUILD)/tests/test_core_f64 $(BUILD)/tests/test_core_f32 $(BUILD)/tests/test_api \
                $(BUILD)/tests/test_data $(BUILD)/tests/test_model $(BUILD)/tests/test_train \
-               $(BUILD)/tests/test_visualize $(BUILD)/tests/test_classstats $(BUILD)/tests/test_gemm
+               $(BUILD)/tests/test_visualize $(BUILD)/tests/test_classstats $(BUILD)/tests/test_gemm \
+               $(BUILD)/tests/test_classmixture
 TEST_TOOLS  := $(BUILD)/tests/tool_make_model $(BUILD)/tests/tool_make_dataset \
                $(BUILD)/tests/tool_make_shapes
 GEN_GOLDEN  := $(BUILD)/tests/gen_golden
@@ -158,6 +160,16 @@ model: deps
 robust-model: deps
 	@$(MAKE) --no-print-directory $(BIN)
 	@scripts/train-fashion-mnist-robust.sh models/fashion-mnist-robust.mlp
+
+# Independent quality scores of the class images (docs/QUALITY.md); never part of `make test`.
+# scripts/quality/run.sh holds the models and starts scored. QUALITY_ARGS passes options to
+# scripts/quality/quality.py, e.g. QUALITY_ARGS="--seeds 10 --extra '--preset plain'".
+.PHONY: quality
+quality: deps
+	@scripts/install-deps.sh python3-torch python3-numpy python3-pil libopenblas0-pthread \
+	    dataset-fashion-mnist
+	@$(MAKE) --no-print-directory $(BIN)
+	@MLPVIZ=$(BIN) scripts/quality/run.sh $(QUALITY_ARGS)
 
 # Timed workloads (docs/BENCHMARKS.md records the figures); never part of `make test`.
 # scripts/bench/run.py interleaves each workload of build/opt/bench with the same one in

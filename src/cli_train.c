@@ -50,11 +50,19 @@ static const char *const train_help =
     "      --keep-best        end with the weights of the best validation epoch\n"
     "      --adversarial A    none (default), fgsm, or pgd: train on worst-case inputs\n"
     "                         within an L-inf ball (robust models draw legible classes)\n"
-    "      --eps E            the ball's radius in pixel units 0..1 (default 0.1)\n"
+    "      --norm N           linf (default) or l2: the ball's norm; an L2 ball of radius 1-2\n"
+    "                         gives gradients that draw the classes from a gray start\n"
+    "      --eps E            the ball's radius in pixel units (default 0.1 for linf, at\n"
+    "                         most 1; 1.0 for l2)\n"
     "      --adv-steps K      pgd steps per batch (default 7; 1 is fgsm)\n"
     "      --adv-step-size A  per pgd step (default 2.5 eps / K)\n"
+    "      --noise-aug S      add Gaussian noise of sd S (pixel units) to every training\n"
+    "                         input (default 0: off)\n"
     "      --class-stats R    store each class's mean and a rank-R Gaussian, the starts of\n"
     "                         visualize --init class-mean|class-sample (default 16)\n"
+    "      --class-mixture M  store M k-means components of each class (means, shares and\n"
+    "                         spreads), the starts of visualize --init class-mixture\n"
+    "                         (default 8; 0 = none)\n"
     "run\n"
     "  -o, --out MODEL        model file to write (required)\n"
     "  -s, --seed N           (default 1)\n"
@@ -197,7 +205,10 @@ typedef struct {
     const char *adversarial; /* none, fgsm, pgd */
     int adv_settings;        /* --eps or --adv-step-size was given */
     int adv_steps;           /* --adv-steps, for pgd */
+    int eps_given;           /* --eps was given (its default depends on the norm) */
+    const char *adv_norm;    /* linf, l2 */
     int class_stats;         /* rank of the per-class Gaussians stored for visualization */
+    int class_mixture;       /* k-means components per class stored for visualization */
     mv_load_options load;
     mv_train_config train;
 } train_options;
@@ -206,7 +217,9 @@ enum {
     OPT_LABELS = 256, OPT_NAMES, OPT_VAL, OPT_VAL_SPLIT, OPT_TEST, OPT_SIZE, OPT_CHANNELS,
     OPT_SKIP_BAD, OPT_OPT, OPT_LR, OPT_MOMENTUM, OPT_SCHEDULE, OPT_WARMUP, OPT_LR_STEP,
     OPT_LR_GAMMA, OPT_MIN_LR, OPT_WD, OPT_DROPOUT, OPT_SMOOTH, OPT_SHIFT, OPT_FLIP, OPT_KEEP_BEST,
-    OPT_RESUME, OPT_ADVERSARIAL, OPT_EPS, OPT_ADV_STEPS, OPT_ADV_STEP_SIZE, OPT_CLASS_STATS
+    OPT_RESUME, OPT_ADVERSARIAL, OPT_EPS, OPT_ADV_STEPS, OPT_ADV_STEP_SIZE, OPT_CLASS_STATS,
+    OPT_CLASS_MIXTURE,
+    OPT_NORM, OPT_NOISE_AUG
 };
 
 static const struct option train_longopts[] = {
@@ -232,7 +245,9 @@ static const struct option train_longopts[] = {
     {"adversarial", required_argument, 0, OPT_ADVERSARIAL},
     {"eps", required_argument, 0, OPT_EPS},     {"adv-steps", required_argument, 0, OPT_ADV_STEPS},
     {"adv-step-size", required_argument, 0, OPT_ADV_STEP_SIZE},
+    {"norm", required_argument, 0, OPT_NORM},   {"noise-aug", required_argument, 0, OPT_NOISE_AUG},
     {"class-stats", required_argument, 0, OPT_CLASS_STATS},
+    {"class-mixture", required_argument, 0, OPT_CLASS_MIXTURE},
     {"seed", required_argument, 0, 's'},        {"threads", required_argument, 0, 't'},
     {"resume", required_argument, 0, OPT_RESUME}, {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
@@ -283,8 +298,9 @@ static int parse_optimisation(int opt, const char *arg, mv_train_config *t)
     case OPT_SHIFT: if (cli_parse_int(cmd, "shift", arg, 0, 64, &v)) return 2; t->shift = (int)v; break;
     case OPT_FLIP: t->flip = 1; break;
     case OPT_KEEP_BEST: t->keep_best = 1; break;
-    case OPT_EPS: if (cli_parse_double(cmd, "eps", arg, 1e-6, 1, &t->adv_eps)) return 2; break;
-    case OPT_ADV_STEP_SIZE: if (cli_parse_double(cmd, "adv-step-size", arg, 0, 1, &t->adv_step_size)) return 2; break;
+    case OPT_EPS: if (cli_parse_double(cmd, "eps", arg, 1e-6, 1e4, &t->adv_eps)) return 2; break;
+    case OPT_ADV_STEP_SIZE: if (cli_parse_double(cmd, "adv-step-size", arg, 0, 1e4, &t->adv_step_size)) return 2; break;
+    case OPT_NOISE_AUG: if (cli_parse_double(cmd, "noise-aug", arg, 0, 10, &t->noise_aug)) return 2; break;
     default: return -1;
     }
     return 0;
@@ -302,6 +318,7 @@ static int parse_train_args(int argc, char **argv, train_options *o)
             return rc;
         if (rc == 0) {
             o->adv_settings |= opt == OPT_EPS || opt == OPT_ADV_STEP_SIZE;
+            o->eps_given |= opt == OPT_EPS;
             continue;
         }
         switch (opt) {
@@ -333,8 +350,17 @@ static int parse_train_args(int argc, char **argv, train_options *o)
             }
             o->adversarial = optarg;
             break;
+        case OPT_NORM:
+            if (strcmp(optarg, "linf") && strcmp(optarg, "l2")) {
+                cli_error(cmd, "--norm must be linf or l2, got '%s'", optarg);
+                return 2;
+            }
+            o->adv_norm = optarg;
+            o->adv_settings = 1;
+            break;
         case OPT_ADV_STEPS: if (cli_parse_int(cmd, "adv-steps", optarg, 1, 1000, &v)) return 2; o->adv_steps = (int)v; break;
         case OPT_CLASS_STATS: if (cli_parse_int(cmd, "class-stats", optarg, 0, 64, &v)) return 2; o->class_stats = (int)v; break;
+        case OPT_CLASS_MIXTURE: if (cli_parse_int(cmd, "class-mixture", optarg, 0, 64, &v)) return 2; o->class_mixture = (int)v; break;
         case 'q': o->quiet = 1; break;
         case 'h': fputs(train_help, stdout); return -1;
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
@@ -349,7 +375,17 @@ static int parse_train_args(int argc, char **argv, train_options *o)
         return 2;
     }
     if ((o->adv_steps || o->adv_settings) && !strcmp(o->adversarial, "none")) {
-        cli_error(cmd, "--eps, --adv-steps and --adv-step-size need --adversarial pgd|fgsm");
+        cli_error(cmd, "--norm, --eps, --adv-steps and --adv-step-size need --adversarial "
+                       "pgd|fgsm");
+        return 2;
+    }
+    const int l2 = !strcmp(o->adv_norm, "l2");
+    o->train.adv_norm = l2 ? MV_ADV_L2 : MV_ADV_LINF;
+    if (!o->eps_given && l2)
+        o->train.adv_eps = 1.0;
+    if (!l2 && (o->train.adv_eps > 1 || o->train.adv_step_size > 1)) {
+        cli_error(cmd, "--eps and --adv-step-size of an L-inf ball are at most 1 (the pixel "
+                       "range), got %g and %g", o->train.adv_eps, o->train.adv_step_size);
         return 2;
     }
     if (o->adv_steps && strcmp(o->adversarial, "pgd")) {
@@ -551,6 +587,12 @@ static int finish_model(const train_options *o, train_resources *r)
                         "stored (visualize cannot start from the class mean)\n");
     else if (mv_model_fit_class_stats(r->model, r->train, rank < 0 ? 0 : rank, o->train.seed))
         fprintf(stderr, "mlpviz train: class statistics not stored: %s\n", mv_last_error());
+    /* After the statistics, whose directions give the components their spreads; at most
+     * one component per image of the smallest class. */
+    const int components = o->class_mixture < smallest ? o->class_mixture : smallest;
+    if (components > 0 &&
+        mv_model_fit_class_mixture(r->model, r->train, components, o->train.seed))
+        fprintf(stderr, "mlpviz train: class mixture not stored: %s\n", mv_last_error());
     if (r->test) {
         double accuracy;
         if (mv_evaluate(r->model, r->test, &accuracy, NULL, NULL)) {
@@ -619,7 +661,8 @@ static int run_training(train_options *o, train_resources *r)
 int cmd_train(int argc, char **argv)
 {
     train_options o = {.layers = "256,128", .acts = "relu", .val_split = 0.1,
-                       .adversarial = "none", .class_stats = 16};
+                       .adversarial = "none", .adv_norm = "linf", .class_stats = 16,
+                       .class_mixture = 8};
     mv_load_options_defaults(&o.load);
     mv_train_defaults(&o.train);
     o.train.adv_eps = 0.1;

@@ -32,25 +32,31 @@ static const char *const visualize_help =
     "  -n, --steps N           ascent steps (default 300)\n"
     "      --objective O       logit (default), prob, logprob or margin\n"
     "      --l2 L              subtract L |x|^2 (network units) from the objective\n"
-    "      --step R            normalized (default: lr / mean|d|), fixed, or progress\n"
+    "      --tv T              subtract T times the pixels' total variation (default 0)\n"
+    "      --step R            normalized (default: lr / mean|d|), fixed, progress, or l2\n"
+    "                          (every step moves the image by lr in L2)\n"
     "      --lr X              step size in pixel units (default 0.02; the cap for progress)\n"
     "      --progress X        progress rule: wanted rise of the objective per step (2)\n"
     "      --optimizer O       plain (default), momentum or adam, on the pixels\n"
     "      --momentum X        momentum, or adam's beta1 (default 0.9)\n"
     "      --decay D           pull towards the reference by D per step (default 0.002)\n"
-    "      --decay-to R        start (default) or mean: the mean pixel, as Yosinski's decay\n"
+    "      --decay-to R        start (default), mean (the mean pixel, as Yosinski's decay),\n"
+    "                          or prior: the start if drawn from the data, else the mean\n"
     "      --blur-every N      blur the image every N steps (default 4; 0 = never)\n"
     "      --blur-sigma S      (default 0.5 pixels)\n"
     "      --grad-blur S       blur the gradient before each step (default 1; 0 = off)\n"
+    "      --smooth-samples K  average the gradient over K noisy copies of the image\n"
+    "      --smooth-sigma S    their noise, sd in pixel units (default 0.5)\n"
     "      --jitter J          random shifts of up to J pixels per step (default 1)\n"
     "      --clamp, --no-clamp keep pixels in [0, 1] after every step (default on)\n"
     "      --norm-pct P        set pixels of norm below the P-th percentile to the mean\n"
     "      --contrib-pct P     likewise for a small contribution |x . gradient|\n"
     "      --octaves N         start at 1/scale^(N-1) of the resolution (default 1)\n"
     "      --octave-scale S    (default 1.5)\n"
-    "      --init I            gray (default), noise, mean, class-mean, class-sample, or an\n"
-    "                          image file\n"
+    "      --init I            gray (default), noise, mean, class-mean, class-sample,\n"
+    "                          class-mixture, or an image file\n"
     "      --temperature T     spread of class-sample starts (default 1)\n"
+    "      --init-noise S      add Gaussian noise of sd S to every start (default 0)\n"
     "  -s, --seed N            (default 1)\n"
     "search and judging\n"
     "  -j, --judge MODEL       a second model scores every image (judge_prob in the report)\n"
@@ -70,6 +76,9 @@ static const struct option viz_longopts[] = {
     {"seeds", required_argument, 0, 'k'},        {"preset", required_argument, 0, 'p'},
     {"steps", required_argument, 0, 'n'},        {"objective", required_argument, 0, VIZ_OPT_OBJECTIVE},
     {"l2", required_argument, 0, VIZ_OPT_L2},    {"step", required_argument, 0, VIZ_OPT_STEP},
+    {"tv", required_argument, 0, VIZ_OPT_TV},
+    {"smooth-samples", required_argument, 0, VIZ_OPT_SMOOTH_SAMPLES},
+    {"smooth-sigma", required_argument, 0, VIZ_OPT_SMOOTH_SIGMA},    {"init-noise", required_argument, 0, VIZ_OPT_INIT_NOISE},
     {"lr", required_argument, 0, VIZ_OPT_LR},    {"progress", required_argument, 0, VIZ_OPT_PROGRESS},
     {"no-normalize", no_argument, 0, VIZ_OPT_NO_NORMALIZE},
     {"optimizer", required_argument, 0, VIZ_OPT_OPTIMIZER},
@@ -111,6 +120,10 @@ int viz_parse_setting(int opt, const char *arg, mv_viz_config *v)
         if (!strcmp(arg, "unit")) { cli_error(cmd, "--objective unit: use --unit L:J"); return 2; }
         return PARSE_NAME(mv_viz_objective_parse, "objective", arg, &v->objective);
     case VIZ_OPT_L2: return cli_parse_double(cmd, "l2", arg, 0, 1e6, &v->l2) ? 2 : 0;
+    case VIZ_OPT_SMOOTH_SAMPLES: if (cli_parse_int(cmd, "smooth-samples", arg, 0, 256, &n)) return 2; v->smooth_samples = (int)n; return 0;
+    case VIZ_OPT_SMOOTH_SIGMA: return cli_parse_double(cmd, "smooth-sigma", arg, 0, 10, &v->smooth_sigma) ? 2 : 0;
+    case VIZ_OPT_TV: return cli_parse_double(cmd, "tv", arg, 0, 1e6, &v->tv) ? 2 : 0;
+    case VIZ_OPT_INIT_NOISE: return cli_parse_double(cmd, "init-noise", arg, 0, 1, &v->init_noise) ? 2 : 0;
     case VIZ_OPT_STEP: return PARSE_NAME(mv_viz_step_parse, "step", arg, &v->step);
     case VIZ_OPT_LR: return cli_parse_double(cmd, "lr", arg, 0, 1e9, &v->lr) ? 2 : 0;
     case VIZ_OPT_PROGRESS: return cli_parse_double(cmd, "progress", arg, 1e-9, 1e9, &v->progress) ? 2 : 0;
@@ -119,12 +132,7 @@ int viz_parse_setting(int opt, const char *arg, mv_viz_config *v)
     case VIZ_OPT_MOMENTUM: return cli_parse_double(cmd, "momentum", arg, 0, 0.9999, &v->momentum) ? 2 : 0;
     case VIZ_OPT_DECAY: return cli_parse_double(cmd, "decay", arg, 0, 0.999, &v->decay) ? 2 : 0;
     case VIZ_OPT_DECAY_TO:
-        if (strcmp(arg, "start") && strcmp(arg, "mean")) {
-            cli_error(cmd, "--decay-to must be start or mean, got '%s'", arg);
-            return 2;
-        }
-        v->decay_to_mean = !strcmp(arg, "mean");
-        return 0;
+        return PARSE_NAME(mv_viz_decay_to_parse, "decay-to", arg, &v->decay_to);
     case VIZ_OPT_BLUR_EVERY: if (cli_parse_int(cmd, "blur-every", arg, 0, 1000000, &n)) return 2; v->blur_every = (int)n; return 0;
     case VIZ_OPT_BLUR_SIGMA: return cli_parse_double(cmd, "blur-sigma", arg, 0, 32, &v->blur_sigma) ? 2 : 0;
     case VIZ_OPT_GRAD_BLUR: return cli_parse_double(cmd, "grad-blur", arg, 0, 32, &v->grad_blur) ? 2 : 0;
@@ -150,14 +158,15 @@ void viz_config_flags(const mv_viz_config *c, char *buf, size_t size)
              "--optimizer %s --momentum %.17g --decay %.17g --decay-to %s --blur-every %d "
              "--blur-sigma %.17g --grad-blur %.17g --jitter %d --%s --norm-pct %.17g "
              "--contrib-pct %.17g --octaves %d --octave-scale %.17g --init %s --temperature %.17g "
-             "--seed %llu",
+             "--seed %llu --tv %.17g --init-noise %.17g --smooth-samples %d --smooth-sigma %.17g",
              c->steps, mv_viz_objective_name(c->objective == MV_VIZ_UNIT ? MV_VIZ_LOGIT : c->objective),
              c->l2, mv_viz_step_name(c->step), c->lr, c->progress,
              mv_viz_optimizer_name(c->optimizer), c->momentum, c->decay,
-             c->decay_to_mean ? "mean" : "start", c->blur_every, c->blur_sigma, c->grad_blur,
+             mv_viz_decay_to_name(c->decay_to), c->blur_every, c->blur_sigma, c->grad_blur,
              c->jitter, c->clamp ? "clamp" : "no-clamp", c->norm_pct, c->contrib_pct, c->octaves,
              c->octave_scale, mv_viz_init_name(c->init == MV_INIT_IMAGE ? MV_INIT_GRAY : c->init),
-             c->temperature, (unsigned long long)c->seed);
+             c->temperature, (unsigned long long)c->seed, c->tv, c->init_noise,
+             c->smooth_samples, c->smooth_sigma);
 }
 
 /* Reads a preset file of settings flags (whitespace-separated, '#' starts a comment). */

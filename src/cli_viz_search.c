@@ -32,7 +32,7 @@ static void sample_setting(const mv_viz_config *base, int has_stats, int trial, 
     c->step = MV_STEP_NORMALIZED;
     c->lr = PICK(&rng, lrs);
     c->decay = PICK(&rng, decays);
-    c->decay_to_mean = 0;
+    c->decay_to = MV_DECAY_TO_START;
     c->blur_every = PICK(&rng, blur_everies);
     c->blur_sigma = PICK(&rng, sigmas);
     c->grad_blur = PICK(&rng, grad_blurs);

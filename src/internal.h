@@ -159,4 +159,22 @@ mv_status mv_write_spans_atomic(const char *path, const mv_byte_span *spans, int
 /* |a - b| / max(|a|, |b|, floor) */
 double mv_rel_error(double a, double b, double floor);
 
+/* The L2 threat model of adversarial training (train.c), in network units x = (pixel -
+ * mean) / std, with distances measured in pixels. D = the model's input width.
+ * mv_project_l2: x [D] onto the L2 ball of radius eps around clean [D], then into the pixel
+ * range (clamping after the ball keeps x in the ball: it only moves a pixel towards the
+ * clean one's range).
+ * mv_step_l2: x += a move of L2 length `length` in pixels along v [D]: v is a gradient in
+ * network units (gradient != 0: the steepest ascent in pixel L2 is along v_i / std_c) or a
+ * displacement in network units (gradient == 0: along v_i std_c in pixels). A zero v leaves
+ * x unchanged. */
+void mv_project_l2(const mv_model *m, double eps, const mv_real *clean, mv_real *x);
+void mv_step_l2(const mv_model *m, mv_real *x, const mv_real *v, double length, int gradient);
+
+/* Total variation of an image p [H][W][C], C <= 4 (visualize.c): the sum over pixels of
+ * sqrt(sum_c (forward differences along x and y)^2 + 0.01^2), differences past the last
+ * column or row being 0. mv_tv_add_gradient adds tv * (-dTV/dp) to g [H][W][C]. */
+double mv_tv_value(const float *p, int W, int H, int C);
+void mv_tv_add_gradient(const float *p, float *g, int W, int H, int C, double tv);
+
 #endif /* MV_INTERNAL_H */

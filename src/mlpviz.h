@@ -459,6 +459,9 @@ void mv_optimizer_step(mv_optimizer *opt, const mv_arch *arch, mv_params *params
 
 typedef enum { MV_LR_CONST, MV_LR_STEP, MV_LR_COSINE, MV_LR_COUNT } mv_lr_schedule;
 
+/* The norm of an adversarial-training ball. */
+typedef enum { MV_ADV_LINF, MV_ADV_L2, MV_ADV_NORM_COUNT } mv_adv_norm;
+
 typedef struct {
     mv_lr_schedule kind;
     double lr;            /* peak learning rate */
@@ -509,6 +512,15 @@ typedef struct {
     int adv_steps;
     double adv_eps;
     double adv_step_size; /* per step, pixel units; 0 = 2.5 eps / steps (eps for FGSM) */
+    /* The ball's norm. L2 (the threat model whose robust gradients look like the data,
+     * Santurkar et al. 2019): a random start inside the ball, steps along the L2-normalised
+     * pixel gradient, projection onto the ball, then onto the pixel range; one step without
+     * a random start is the fast gradient method. */
+    mv_adv_norm adv_norm;
+    /* Gaussian noise of this standard deviation (pixel units, not clamped) added to every
+     * training input before any attack: randomized-smoothing-style training, a second route
+     * to perceptually aligned gradients (Kaur et al. 2019). 0 = off. */
+    double noise_aug;
     uint64_t seed;        /* shuffling, dropout, augmentation */
     int keep_best;        /* end with the weights of the best validation accuracy */
     const char *checkpoint_path; /* written atomically every epoch and on interruption */
@@ -605,6 +617,39 @@ int mv_model_has_class_stats(const mv_model *model, int *rank);
 mv_status mv_class_sample(const mv_model *model, int k, double temperature, mv_rng *rng,
                           float *out);
 
+/* Fits, for every class of data, a mixture of `components` (M) k-means components of its
+ * pixels (k-means++ seeding from seed and the class, then Lloyd iterations in double until
+ * no assignment changes, at most 50; an emptied component takes the member farthest from
+ * its centre), and stores them in the model as extras "class.mixture.mean" [K][M][D] (each
+ * component's mean image) and "class.mixture.weight" [K][M] (the fraction of the class's
+ * images in it), components by decreasing weight, in pixel space [0, 1]. When the model
+ * already carries class statistics of rank R > 0 (fit them first), also
+ * "class.mixture.sd" [K][M][R]: the standard deviation of each component's members along
+ * the class's R basis directions ("class.basis"); otherwise an earlier "class.mixture.sd"
+ * is emptied. Refit the mixture whenever the class statistics are refitted: at another
+ * rank mv_model_has_class_mixture reports it inconsistent, at the same rank its deviations
+ * would silently refer to the old directions. They give
+ * class visualization diverse class-conditional starts, each near one of the class's
+ * modes. The result depends only on the data, components, seed and class statistics, never
+ * on the thread count. components is 1..64 and at most the smallest class size; errors name
+ * the class. On failure the model's earlier mixture, if any, is left or reported absent. */
+mv_status mv_model_fit_class_mixture(mv_model *model, const mv_dataset *data, int components,
+                                     uint64_t seed);
+
+/* Non-zero when the model carries a consistent class mixture (sizes agree with its classes,
+ * input and class statistics; every class's weights >= 0 with a positive sum);
+ * *components (may be NULL) receives M, 0 when there is none. */
+int mv_model_has_class_mixture(const mv_model *model, int *components);
+
+/* One start image for class k into out [D] (caller-allocated): a component m drawn with
+ * probability its weight, then its mean plus temperature * sum_i sd[m][i] z_i basis_i with
+ * z_i standard normal from rng, clamped to [0, 1]. temperature 0 gives the component mean.
+ * Every call draws one uniform and R normals from rng, whatever the temperature. Fails when
+ * the model has no consistent mixture, and for temperature > 0 when the mixture has no
+ * deviations (no class statistics of rank > 0 when it was fitted). */
+mv_status mv_class_mixture_sample(const mv_model *model, int k, double temperature,
+                                  mv_rng *rng, float *out);
+
 /* ---------------------------------------------------------------- visualization (visualize.c) */
 
 /* Where each image starts. */
@@ -616,6 +661,9 @@ typedef enum {
                              "mean plus rand") */
     MV_INIT_CLASS_MEAN,   /* the target class's mean image (needs class statistics) */
     MV_INIT_CLASS_SAMPLE, /* a draw from the target class's Gaussian (Santurkar et al. 2019) */
+    MV_INIT_CLASS_MIXTURE,/* a draw from a k-means component of the target class and its
+                             Gaussian along the class's directions (needs a class mixture):
+                             seeds start from different modes of the class */
     MV_INIT_COUNT
 } mv_viz_init;
 
@@ -636,8 +684,20 @@ typedef enum {
     MV_STEP_NORMALIZED,   /* lr * d / mean|d| (DeepDream style) */
     MV_STEP_PROGRESS,     /* min(max_lr, progress / (g . d)) * d: the objective should rise by
                              `progress` per step if it were linear (Yosinski et al. 2015) */
+    MV_STEP_L2,           /* lr * d / |d|_2: every step moves the image by lr in L2 (pixel
+                             units), the step of L2 adversarial attacks on robust models */
     MV_STEP_COUNT
 } mv_viz_step;
+
+/* What the decay pulls each image towards. */
+typedef enum {
+    MV_DECAY_TO_START,    /* the image it started from */
+    MV_DECAY_TO_MEAN,     /* the data's mean pixel (Yosinski's L2 decay) */
+    MV_DECAY_TO_PRIOR,    /* what is known before the ascent: the start when it is drawn from
+                             the data (class starts, a given image), the mean pixel otherwise
+                             (gray, noise, mean) */
+    MV_DECAY_TO_COUNT
+} mv_viz_decay_to;
 
 /* What turns the gradient into a direction. */
 typedef enum { MV_PIXOPT_PLAIN, MV_PIXOPT_MOMENTUM, MV_PIXOPT_ADAM, MV_PIXOPT_COUNT } mv_viz_optimizer;
@@ -649,17 +709,23 @@ typedef struct {
     mv_viz_objective objective; /* default MV_VIZ_LOGIT */
     int unit_layer;       /* MV_VIZ_UNIT: the hidden layer, 0 .. n_layers-2 */
     double l2;            /* objective - l2 * |x|^2 on the network input */
+    double tv;            /* objective - tv * TV(p): the isotropic total variation of the pixels,
+                             sum over pixels of sqrt(|forward differences|^2 + 0.01^2), which
+                             favours flat regions with sharp edges over speckle */
     mv_viz_step step;     /* default MV_STEP_NORMALIZED */
     double lr;            /* step size, pixel units (default 0.02); the cap for PROGRESS */
     double progress;      /* MV_STEP_PROGRESS: wanted rise of the objective per step */
     mv_viz_optimizer optimizer; /* default MV_PIXOPT_PLAIN */
     double momentum;      /* MV_PIXOPT_MOMENTUM: mu (default 0.9); ADAM: beta1 (beta2 0.999) */
     double decay;         /* every step: p -= decay * (p - reference) (default 0.002) */
-    int decay_to_mean;    /* reference: the data's mean pixel (Yosinski's L2 decay) instead of
-                             the start image */
+    mv_viz_decay_to decay_to; /* the reference (default MV_DECAY_TO_START) */
     int blur_every;       /* Gaussian blur of the image every this many steps */
     double blur_sigma;    /* its sigma in pixels (default 0.5, every 4 steps) */
     double grad_blur;     /* sigma of the blur of the gradient before each step (default 1) */
+    int smooth_samples;   /* > 0: the gradient is the mean over this many copies of the image
+                             with Gaussian noise of smooth_sigma pixels added (SmoothGrad): the
+                             gradient of the noise-smoothed objective (default 0) */
+    double smooth_sigma;
     int jitter;           /* random shifts (with wrap) of up to this many pixels (default 1) */
     int clamp;            /* clamp pixels to [0, 1] after every step (default 1) */
     double norm_pct;      /* Yosinski: pixels whose norm (over channels, network units) is
@@ -670,7 +736,10 @@ typedef struct {
                              first at 1/octave_scale^(octaves-1) of the resolution (default 1) */
     double octave_scale;  /* (default 1.5) */
     mv_viz_init init;     /* default MV_INIT_GRAY */
-    double temperature;   /* MV_INIT_CLASS_SAMPLE: scale of the Gaussian's spread (default 1) */
+    double temperature;   /* MV_INIT_CLASS_SAMPLE and _MIXTURE: scale of the Gaussian's spread
+                             (default 1) */
+    double init_noise;    /* Gaussian noise of this sd added to every start, then clamped, so
+                             that seeds from the same start differ (default 0) */
     uint64_t seed;        /* every random choice: starts and jitter */
     int frame_every;      /* call on_frame every this many steps (0 = never) */
     /* Receives the images [n][height][width][channels] after `step` steps (0 = the start);
@@ -705,18 +774,21 @@ mv_status mv_viz_preset(mv_viz_config *config, const char *name);
 /* The preset names, NULL-terminated. */
 extern const char *const mv_viz_preset_names[];
 
-/* Parses / names the enums above: "gray", "noise", "mean", "class-mean", "class-sample"
- * (MV_INIT_IMAGE has no name: it needs a file); "logit", "prob", "logprob", "margin", "unit";
- * "fixed", "normalized", "progress"; "plain", "momentum", "adam". */
+/* Parses / names the enums above: "gray", "noise", "mean", "class-mean", "class-sample",
+ * "class-mixture" (MV_INIT_IMAGE has no name: it needs a file); "logit", "prob", "logprob",
+ * "margin", "unit"; "fixed", "normalized", "progress", "l2"; "plain", "momentum", "adam". */
 mv_status mv_viz_init_parse(mv_viz_init *init, const char *text);
 mv_status mv_viz_objective_parse(mv_viz_objective *objective, const char *text);
 mv_status mv_viz_step_parse(mv_viz_step *step, const char *text);
 mv_status mv_viz_optimizer_parse(mv_viz_optimizer *optimizer, const char *text);
+/* "start", "mean", "prior". */
+mv_status mv_viz_decay_to_parse(mv_viz_decay_to *decay_to, const char *text);
 /* Their names (static storage; MV_INIT_IMAGE is "image", out of range "?"). */
 const char *mv_viz_init_name(mv_viz_init init);
 const char *mv_viz_objective_name(mv_viz_objective objective);
 const char *mv_viz_step_name(mv_viz_step step);
 const char *mv_viz_optimizer_name(mv_viz_optimizer optimizer);
+const char *mv_viz_decay_to_name(mv_viz_decay_to decay_to);
 
 /* Optimises n images, images [n][height][width][channels] (caller-allocated, overwritten),
  * row r towards target targets[r] of model (a class, or a unit of config->unit_layer);

@@ -147,6 +147,11 @@ static uint64_t run_fingerprint(const trainer *t)
                              c->lr.kind == MV_LR_COSINE ? c->epochs : 0, c->adv_steps};
     h = hash_bytes(h, numbers, sizeof numbers);
     h = hash_bytes(h, integers, sizeof integers);
+    if (c->adv_norm != MV_ADV_LINF || c->noise_aug > 0) { /* hashed only when used: the
+                                                             checkpoints of earlier runs resume */
+        const double later[] = {(double)c->adv_norm, c->noise_aug};
+        h = hash_bytes(h, later, sizeof later);
+    }
     h = hash_bytes(h, t->model->mean, sizeof t->model->mean);
     h = hash_bytes(h, t->model->std, sizeof t->model->std);
     /* The data itself: resuming on other images of the same count must be refused. */
@@ -193,12 +198,18 @@ static mv_status check_config(const mv_train_config *c)
         return mv_fail(MV_ERR_ARG, "dropout must be in [0, 1), got %g", (double)c->dropout);
     if (c->shift < 0 || c->shift > 64)
         return mv_fail(MV_ERR_ARG, "shift must be 0..64 pixels, got %d", c->shift);
-    if (c->adv_steps < 0 || c->adv_steps > 1000 ||
-        (c->adv_steps > 0 && !(c->adv_eps > 0 && c->adv_eps <= 1)) ||
-        !(c->adv_step_size >= 0 && c->adv_step_size <= 1))
+    /* An L-inf radius above 1 allows every image; an L2 one is bounded only by the
+     * diagonal of the pixel cube, sqrt(D). */
+    const int l2 = c->adv_norm == MV_ADV_L2;
+    const double max_eps = l2 ? 1e4 : 1;
+    if ((unsigned)c->adv_norm >= MV_ADV_NORM_COUNT || c->adv_steps < 0 || c->adv_steps > 1000 ||
+        (c->adv_steps > 0 && !(c->adv_eps > 0 && c->adv_eps <= max_eps)) ||
+        !(c->adv_step_size >= 0 && c->adv_step_size <= max_eps))
         return mv_fail(MV_ERR_ARG, "adversarial training needs 0..1000 steps, a radius in "
-                                   "(0, 1] and a step size in [0, 1] (got %d, %g, %g)",
-                       c->adv_steps, c->adv_eps, c->adv_step_size);
+                                   "(0, %g] and a step size in [0, %g] (got %d, %g, %g)",
+                       max_eps, max_eps, c->adv_steps, c->adv_eps, c->adv_step_size);
+    if (!(c->noise_aug >= 0 && c->noise_aug <= 10))
+        return mv_fail(MV_ERR_ARG, "noise augmentation must be in [0, 10], got %g", c->noise_aug);
     return MV_OK;
 }
 
@@ -522,9 +533,71 @@ static mv_real project(const trainer *t, size_t i, mv_real x)
     return (mv_real)fmin(fmax(x, low), high);
 }
 
+void mv_project_l2(const mv_model *m, double eps, const mv_real *clean, mv_real *x)
+{
+    const int C = m->channels;
+    const size_t D = (size_t)m->net->arch.widths[0];
+    double norm2 = 0;
+    for (size_t i = 0; i < D; i++) {
+        const double d = (double)(x[i] - clean[i]) * m->std[i % C];
+        norm2 += d * d;
+    }
+    const double shrink = norm2 > eps * eps ? eps / sqrt(norm2) : 1;
+    for (size_t i = 0; i < D; i++) {
+        const int c = (int)(i % (size_t)C);
+        const double mean = m->mean[c], std = m->std[c];
+        const double v = clean[i] + shrink * (double)(x[i] - clean[i]);
+        x[i] = (mv_real)fmin(fmax(v, (0 - mean) / std), (1 - mean) / std);
+    }
+}
+
+void mv_step_l2(const mv_model *m, mv_real *x, const mv_real *v, double length, int gradient)
+{
+    const int C = m->channels;
+    const size_t D = (size_t)m->net->arch.widths[0];
+    double norm2 = 0;
+    for (size_t i = 0; i < D; i++) {
+        const double std = m->std[i % C], p = gradient ? v[i] / std : v[i] * std;
+        norm2 += p * p;
+    }
+    if (!(norm2 > 0))
+        return;
+    const double scale = length / sqrt(norm2);
+    for (size_t i = 0; i < D; i++) {
+        const double std = m->std[i % C];
+        /* the pixel move is p_i scale; in network units, p_i scale / std */
+        x[i] += (mv_real)(gradient ? v[i] * scale / (std * std) : v[i] * scale);
+    }
+}
+
+/* The attack's random start: a uniform point of the L-inf box, or of the L2 ball (a
+ * Gaussian direction, radius eps u^(1/D)). Drawn in row order, whatever the thread count. */
+static void random_start(trainer *t, int rows, mv_rng *rng)
+{
+    const mv_train_config *c = t->cfg;
+    const int C = t->model->channels;
+    const size_t D = (size_t)t->D, n = (size_t)rows * D;
+    if (c->adv_norm == MV_ADV_LINF) {
+        for (size_t i = 0; i < n; i++) {
+            const double u = 2 * mv_rng_uniform(rng) - 1;
+            t->x[i] = project(t, i, t->x[i] + (mv_real)(u * c->adv_eps / t->model->std[i % C]));
+        }
+        return;
+    }
+    for (int r = 0; r < rows; r++) {
+        mv_real *direction = t->grad_x + r * D; /* scratch until the first gradient */
+        for (size_t i = 0; i < D; i++) /* isotropic in pixels, as a network displacement */
+            direction[i] = (mv_real)(mv_rng_normal(rng) / t->model->std[i % C]);
+        const double radius = c->adv_eps * pow(mv_rng_uniform(rng), 1.0 / (double)D);
+        mv_step_l2(t->model, t->x + r * D, direction, radius, 0);
+        mv_project_l2(t->model, c->adv_eps, t->x_clean + r * D, t->x + r * D);
+    }
+}
+
 /* Replaces the batch in t->x by adversarial inputs: projected gradient ascent on the loss
- * (sign steps, L-inf ball), from a random point of the ball; FGSM for one step. The attack
- * runs without dropout, so it sees the network that will be judged. */
+ * inside the L-inf ball (sign steps) or the L2 ball (normalised steps), from a random point
+ * of the ball; one step from the clean input is FGSM (or its L2 form). The attack runs
+ * without dropout, so it sees the network that will be judged. */
 static void perturb_batch(trainer *t, int rows, mv_rng *rng)
 {
     const mv_train_config *c = t->cfg;
@@ -536,19 +609,34 @@ static void perturb_batch(trainer *t, int rows, mv_rng *rng)
                                               : 2.5 * c->adv_eps / c->adv_steps;
     memcpy(t->x_clean, t->x, sizeof *t->x * n);
     if (!fgsm)
-        for (size_t i = 0; i < n; i++) {
-            const double u = 2 * mv_rng_uniform(rng) - 1;
-            t->x[i] = project(t, i, t->x[i] + (mv_real)(u * c->adv_eps / t->model->std[i % C]));
-        }
+        random_start(t, rows, rng);
     for (int k = 0; k < c->adv_steps; k++) {
         mv_forward(net, t->ws, t->x, rows);
         mv_loss(net, t->ws, t->y, rows, 1);
         mv_backward(net, t->ws, t->x, rows, NULL, t->grad_x);
+        if (c->adv_norm == MV_ADV_L2) {
+            /* rows are independent: one thread per row, no shared sum */
+            const size_t D = (size_t)t->D;
+            MV_FOR_EACH(int, r, rows, n > 65536, {
+                mv_step_l2(t->model, t->x + r * D, t->grad_x + r * D, alpha, 1);
+                mv_project_l2(t->model, c->adv_eps, t->x_clean + r * D, t->x + r * D);
+            });
+            continue;
+        }
         for (size_t i = 0; i < n; i++) {
             const mv_real g = t->grad_x[i], step = (mv_real)(alpha / t->model->std[i % C]);
             t->x[i] = project(t, i, t->x[i] + (g > 0 ? step : g < 0 ? -step : 0));
         }
     }
+}
+
+/* Gaussian noise of sd noise_aug pixels on every input of the batch, drawn in row order. */
+static void add_noise(trainer *t, int rows, mv_rng *rng)
+{
+    const int C = t->model->channels;
+    const size_t n = (size_t)rows * (size_t)t->D;
+    for (size_t i = 0; i < n; i++)
+        t->x[i] += (mv_real)(t->cfg->noise_aug * mv_rng_normal(rng) / t->model->std[i % C]);
 }
 
 /* One optimizer step on batch b of the current epoch. */
@@ -561,6 +649,8 @@ static mv_status train_batch(trainer *t, long b)
     mv_rng rng;
     mv_rng_seed(&rng, mix(mix(t->cfg->seed, 0xBA7Cu + (uint64_t)t->epoch), (uint64_t)b));
     assemble_batch(t, first, rows, &rng);
+    if (t->cfg->noise_aug > 0)
+        add_noise(t, rows, &rng);
     if (t->cfg->adv_steps > 0)
         perturb_batch(t, rows, &rng);
     mv_forward_train(net, t->ws, t->x, rows, t->cfg->dropout, mv_rng_next(&rng));
@@ -741,10 +831,14 @@ static mv_status record_results(trainer *t)
         (st = meta_printf(m, "train.loss", "%.6f", last->train_loss)) ||
         (st = meta_printf(m, "train.accuracy", "%.6f", last->train_accuracy)))
         return st;
+    const int l2 = t->cfg->adv_norm == MV_ADV_L2;
     if (t->cfg->adv_steps > 0 &&
-        (st = meta_printf(m, "train.adversarial", "%s eps=%g steps=%d",
-                          t->cfg->adv_steps == 1 ? "fgsm" : "pgd", t->cfg->adv_eps,
-                          t->cfg->adv_steps)))
+        (st = meta_printf(m, "train.adversarial", "%s%s eps=%g steps=%d",
+                          t->cfg->adv_steps == 1 ? "fgsm" : "pgd", l2 ? " l2" : "",
+                          t->cfg->adv_eps, t->cfg->adv_steps)))
+        return st;
+    if (t->cfg->noise_aug > 0 &&
+        (st = meta_printf(m, "train.noise_aug", "%g", t->cfg->noise_aug)))
         return st;
     if (!t->val)
         return MV_OK;

@@ -25,7 +25,7 @@ void mv_viz_defaults(mv_viz_config *c)
                          .momentum = 0.9, .decay = 0.002, .blur_every = 4, .blur_sigma = 0.5,
                          .grad_blur = 1.0, .jitter = 1, .clamp = 1, .octaves = 1,
                          .octave_scale = 1.5, .init = MV_INIT_GRAY, .temperature = 1,
-                         .seed = 1};
+                         .smooth_sigma = 0.5, .seed = 1};
 }
 
 const char *const mv_viz_preset_names[] = {"default", "plain", "yosinski1", "yosinski2",
@@ -56,7 +56,7 @@ mv_status mv_viz_preset(mv_viz_config *c, const char *name)
     if (!strcmp(name, "plain"))
         return MV_OK;
     c->init = MV_INIT_MEAN;
-    c->decay_to_mean = 1;
+    c->decay_to = MV_DECAY_TO_MEAN;
     if (!strcmp(name, "yosinski1") || !strcmp(name, "yosinski4")) {
         const int first = name[8] == '1';
         c->blur_every = 4;
@@ -99,11 +99,13 @@ static int name_index(const char *const *names, int count, const char *text)
 }
 
 static const char *const init_names[MV_INIT_COUNT] = {"gray", "noise", NULL, "mean",
-                                                      "class-mean", "class-sample"};
+                                                      "class-mean", "class-sample",
+                                                      "class-mixture"};
 static const char *const objective_names[MV_VIZ_OBJECTIVE_COUNT] = {"logit", "prob", "logprob",
                                                                     "margin", "unit"};
-static const char *const step_names[MV_STEP_COUNT] = {"fixed", "normalized", "progress"};
+static const char *const step_names[MV_STEP_COUNT] = {"fixed", "normalized", "progress", "l2"};
 static const char *const optimizer_names[MV_PIXOPT_COUNT] = {"plain", "momentum", "adam"};
+static const char *const decay_to_names[MV_DECAY_TO_COUNT] = {"start", "mean", "prior"};
 
 /* An enum's name from its table, or "?" out of range. */
 static const char *name_of(const char *const *names, int count, int i)
@@ -131,12 +133,26 @@ const char *mv_viz_optimizer_name(mv_viz_optimizer optimizer)
     return name_of(optimizer_names, MV_PIXOPT_COUNT, (int)optimizer);
 }
 
+const char *mv_viz_decay_to_name(mv_viz_decay_to decay_to)
+{
+    return name_of(decay_to_names, MV_DECAY_TO_COUNT, (int)decay_to);
+}
+
+mv_status mv_viz_decay_to_parse(mv_viz_decay_to *decay_to, const char *text)
+{
+    const int i = name_index(decay_to_names, MV_DECAY_TO_COUNT, text);
+    if (i < 0)
+        return mv_fail(MV_ERR_ARG, "unknown decay reference '%s' (start, mean, prior)", text);
+    *decay_to = (mv_viz_decay_to)i;
+    return MV_OK;
+}
+
 mv_status mv_viz_init_parse(mv_viz_init *init, const char *text)
 {
     const int i = name_index(init_names, MV_INIT_COUNT, text);
     if (i < 0)
         return mv_fail(MV_ERR_ARG, "unknown start '%s' (gray, noise, mean, class-mean, "
-                                   "class-sample, or an image file)", text);
+                                   "class-sample, class-mixture, or an image file)", text);
     *init = (mv_viz_init)i;
     return MV_OK;
 }
@@ -155,7 +171,8 @@ mv_status mv_viz_step_parse(mv_viz_step *step, const char *text)
 {
     const int i = name_index(step_names, MV_STEP_COUNT, text);
     if (i < 0)
-        return mv_fail(MV_ERR_ARG, "unknown step rule '%s' (fixed, normalized, progress)", text);
+        return mv_fail(MV_ERR_ARG, "unknown step rule '%s' (fixed, normalized, progress, l2)",
+                       text);
     *step = (mv_viz_step)i;
     return MV_OK;
 }
@@ -389,17 +406,20 @@ typedef struct {
     float *measure;  /* [n][2P] per-pixel clipping measure and its sorted copy */
     mv_real *x;      /* [n][D] network inputs */
     mv_real *gx;     /* [n][D] network-input gradients */
+    mv_real *noisy;  /* [n][D] a noisy copy of x, with gradient smoothing */
+    mv_real *sample_grad; /* [n][D] its gradient */
     mv_real *values; /* [n] objective per row */
     int *dx, *dy;    /* [n] this step's jitter */
     octave_ops oct;
     long t;          /* pixel-optimizer updates so far (adam's bias correction) */
+    int decay_to_mean; /* the decay's reference is the mean pixel, not the start */
 } ascent;
 
 static void ascent_free(ascent *a)
 {
     mv_workspace_free(a->ws);
     void *buffers[] = {a->start, a->shifted, a->grad, a->scratch, a->m, a->v, a->measure, a->x,
-                       a->gx, a->values, a->dx, a->dy, a->oct.down_x, a->oct.down_y,
+                       a->gx, a->noisy, a->sample_grad, a->values, a->dx, a->dy, a->oct.down_x, a->oct.down_y,
                        a->oct.up_x, a->oct.up_y, a->oct.basis, a->oct.column};
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++) free(buffers[i]);
 }
@@ -435,6 +455,13 @@ static mv_status init_images(ascent *a, const float *init_image)
                 return st;
             continue;
         }
+        if (c->init == MV_INIT_CLASS_MIXTURE) {
+            mv_status st = mv_class_mixture_sample(a->model, a->targets[r], c->temperature,
+                                                   &rng, p);
+            if (st)
+                return st;
+            continue;
+        }
         for (size_t i = 0; i < a->D; i++) {
             double v = 0.5;
             if (c->init == MV_INIT_NOISE)
@@ -446,16 +473,20 @@ static mv_status init_images(ascent *a, const float *init_image)
             p[i] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
         }
     }
+    for (size_t i = 0; c->init_noise > 0 && i < a->D * (size_t)a->n; i++) {
+        const double v = a->images[i] + c->init_noise * mv_rng_normal(&rng);
+        a->images[i] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
+    }
     memcpy(a->start, a->images, sizeof *a->start * a->D * (size_t)a->n);
     return MV_OK;
 }
 
 /* The margin's gradient: d(z_t - z_j)/dx with j the strongest other class at this input. */
-static void margin_gradients(ascent *a)
+static void margin_gradients(ascent *a, const mv_real *x, mv_real *gx)
 {
     const mv_net *net = a->model->net;
     const int L = net->arch.n_layers, K = a->model->n_classes;
-    mv_forward(net, a->ws, a->x, a->n);
+    mv_forward(net, a->ws, x, a->n);
     for (int r = 0; r < a->n; r++) {
         const mv_real *z = a->ws->z[L - 1] + (size_t)r * K;
         mv_real *seed = a->ws->top_delta + (size_t)r * K;
@@ -468,24 +499,64 @@ static void margin_gradients(ascent *a)
         seed[j] = -1;
         a->values[r] = z[t] - z[j];
     }
-    mv_backward(net, a->ws, a->x, a->n, NULL, a->gx);
+    mv_backward(net, a->ws, x, a->n, NULL, gx);
 }
 
 /* A unit climbs its pre-activation z, whose gradient lives even where a relu is off (a gray
  * start leaves many units dead, and their activation's gradient is zero); it is scored by
  * its activation. */
-static void unit_gradients(ascent *a)
+static void unit_gradients(ascent *a, const mv_real *x, mv_real *gx)
 {
     const mv_net *net = a->model->net;
     const int layer = a->cfg->unit_layer, width = net->arch.widths[layer + 1];
-    mv_forward(net, a->ws, a->x, a->n);
+    mv_forward(net, a->ws, x, a->n);
     mv_real *seed = a->ws->delta[0];
     memset(seed, 0, sizeof *seed * (size_t)a->n * width);
     for (int r = 0; r < a->n; r++) {
         seed[(size_t)r * width + a->targets[r]] = 1;
         a->values[r] = a->ws->a[layer][(size_t)r * width + a->targets[r]];
     }
-    mv_backward_from(net, a->ws, a->x, a->n, layer, seed, NULL, a->gx);
+    mv_backward_from(net, a->ws, x, a->n, layer, seed, NULL, gx);
+}
+
+/* gx [n][D] <- the objective's gradient at the network inputs x [n][D]. */
+static mv_status objective_gradient(ascent *a, const mv_real *x, mv_real *gx)
+{
+    const mv_viz_config *c = a->cfg;
+    if (c->objective == MV_VIZ_MARGIN) {
+        margin_gradients(a, x, gx);
+        return MV_OK;
+    }
+    if (c->objective == MV_VIZ_UNIT) {
+        unit_gradients(a, x, gx);
+        return MV_OK;
+    }
+    static const mv_objective kinds[] = {MV_OBJ_LOGIT, MV_OBJ_OUTPUT, MV_OBJ_LOGPROB};
+    const mv_target target = {kinds[c->objective], 0};
+    return mv_input_grad(a->model->net, a->ws, x, a->n, target, a->targets, gx, a->values);
+}
+
+/* a->gx <- the mean of the objective's gradient at smooth_samples noisy copies of a->x
+ * (Gaussian, smooth_sigma pixels): the gradient of the objective smoothed by the noise, which
+ * ignores the model's fine-grained, non-robust features (Smilkov et al. 2017; randomized
+ * smoothing, Kaur et al. 2019). The noise is drawn in row order, whatever the threads. */
+static mv_status smoothed_gradient(ascent *a, mv_rng *rng)
+{
+    const mv_viz_config *c = a->cfg;
+    const size_t total = a->D * (size_t)a->n;
+    memset(a->gx, 0, sizeof *a->gx * total);
+    for (int k = 0; k < c->smooth_samples; k++) {
+        for (size_t i = 0; i < total; i++)
+            a->noisy[i] = a->x[i] + (mv_real)(c->smooth_sigma * mv_rng_normal(rng) /
+                                              a->model->std[i % (size_t)a->C]);
+        mv_status st = objective_gradient(a, a->noisy, a->sample_grad);
+        if (st)
+            return st;
+        for (size_t i = 0; i < total; i++) a->gx[i] += a->sample_grad[i];
+    }
+    const mv_real share = (mv_real)1 / (mv_real)c->smooth_samples;
+    for (size_t i = 0; i < total; i++) a->gx[i] *= share;
+    return MV_OK;
 }
 
 /* Pixel gradients of every row's objective at the jittered images, with the L2 penalty. */
@@ -508,18 +579,10 @@ static mv_status gradients(ascent *a, mv_rng *rng)
         }
         mv_model_prepare_input(a->model, image, a->x + r * D, 1);
     });
-    if (c->objective == MV_VIZ_MARGIN) {
-        margin_gradients(a);
-    } else if (c->objective == MV_VIZ_UNIT) {
-        unit_gradients(a);
-    } else {
-        static const mv_objective kinds[] = {MV_OBJ_LOGIT, MV_OBJ_OUTPUT, MV_OBJ_LOGPROB};
-        const mv_target target = {kinds[c->objective], 0};
-        mv_status st = mv_input_grad(a->model->net, a->ws, a->x, a->n, target, a->targets,
-                                     a->gx, a->values);
-        if (st)
-            return st;
-    }
+    mv_status st = c->smooth_samples > 0 ? smoothed_gradient(a, rng)
+                                         : objective_gradient(a, a->x, a->gx);
+    if (st)
+        return st;
     /* -l2 |x|^2 in network space; then d/dpixel = d/dx / std; then undo the jitter. */
     MV_FOR_EACH(int, r, a->n, parallel, {
         const int jittered = a->dx[r] || a->dy[r];
@@ -588,7 +651,7 @@ static double direction(ascent *a, int r, float *g, long t)
     float *m = a->m ? a->m + r * D : NULL, *v = a->v ? a->v + r * D : NULL;
     const double b1 = c->momentum, b2 = 0.999;
     const double fix1 = 1 - pow(b1, (double)t), fix2 = 1 - pow(b2, (double)t);
-    double dot = 0, sum_abs = 0;
+    double dot = 0, sum_abs = 0, sum_sq = 0;
     for (size_t i = 0; i < D; i++) {
         const double gi = g[i];
         double d = gi;
@@ -602,13 +665,60 @@ static double direction(ascent *a, int r, float *g, long t)
         }
         dot += gi * d;
         sum_abs += fabs(d);
+        sum_sq += d * d;
         g[i] = (float)d;
     }
     switch (c->step) {
     case MV_STEP_NORMALIZED: return sum_abs > 0 ? c->lr * (double)D / sum_abs : 0;
     case MV_STEP_PROGRESS: return dot > 0 ? fmin(c->lr, c->progress / dot) : 0;
+    case MV_STEP_L2: return sum_sq > 0 ? c->lr / sqrt(sum_sq) : 0;
     default: return c->lr;
     }
+}
+
+/* The smoothing of the total variation: differences well below it count quadratically,
+ * so a flat region's noise is smoothed rather than driven to exact zeros. */
+static const double TV_EPS = 0.01;
+
+/* Pixel (x, y)'s TV term sqrt(sum_c dx_c^2 + dy_c^2 + eps^2), with forward differences
+ * (zero past the last column and row), and its differences into dx, dy [C]. */
+static double tv_term(const float *p, int W, int H, int C, int x, int y, double *dx, double *dy)
+{
+    const float *q = p + ((size_t)y * W + x) * C;
+    double sum = TV_EPS * TV_EPS;
+    for (int c = 0; c < C; c++) {
+        dx[c] = x + 1 < W ? q[C + c] - q[c] : 0;
+        dy[c] = y + 1 < H ? q[(size_t)W * C + c] - q[c] : 0;
+        sum += dx[c] * dx[c] + dy[c] * dy[c];
+    }
+    return sqrt(sum);
+}
+
+double mv_tv_value(const float *p, int W, int H, int C)
+{
+    double dx[4], dy[4], sum = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) sum += tv_term(p, W, H, C, x, y, dx, dy);
+    return sum;
+}
+
+/* Pixel (x, y) appears in its own term and in those of its left and upper neighbours. */
+void mv_tv_add_gradient(const float *p, float *g, int W, int H, int C, double tv)
+{
+    double dx[4], dy[4], lx[4], ly[4], ux[4], uy[4];
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const double own = tv_term(p, W, H, C, x, y, dx, dy);
+            const double left = x > 0 ? tv_term(p, W, H, C, x - 1, y, lx, ly) : 0;
+            const double up = y > 0 ? tv_term(p, W, H, C, x, y - 1, ux, uy) : 0;
+            float *d = g + ((size_t)y * W + x) * C;
+            for (int c = 0; c < C; c++) {
+                double minus_grad = (dx[c] + dy[c]) / own;
+                if (x > 0) minus_grad -= lx[c] / left;
+                if (y > 0) minus_grad -= uy[c] / up;
+                d[c] += (float)(tv * minus_grad);
+            }
+        }
 }
 
 /* One update of row r: smooth the gradient, step, decay, blur, clamp, clip. */
@@ -621,11 +731,13 @@ static void update_row(ascent *a, int r, int step)
     if (c->contrib_pct > 0) /* judged at the image the gradient was taken at */
         pixel_measures(a, p, g, NULL, measure);
     mv_gaussian_blur(g, s, a->W, a->H, a->C, c->grad_blur);
+    if (c->tv > 0) /* after the blur, which would only soften the edges it keeps */
+        mv_tv_add_gradient(p, g, a->W, a->H, a->C, c->tv);
     octave_project(&a->oct, g, s + D, a->W, a->H, a->C);
     const double scale = direction(a, r, g, step + 1);
     const float *start = a->start + r * D;
     for (size_t i = 0; i < D; i++) {
-        const float reference = c->decay_to_mean ? a->model->mean[i % (size_t)a->C] : start[i];
+        const float reference = a->decay_to_mean ? a->model->mean[i % (size_t)a->C] : start[i];
         p[i] += (float)(scale * g[i] - c->decay * (p[i] - reference));
     }
     if (c->blur_every > 0 && (step + 1) % c->blur_every == 0)
@@ -702,20 +814,29 @@ static mv_status check_config(const mv_model *model, const mv_viz_config *c)
         !(c->progress > 0) || !(c->norm_pct >= 0 && c->norm_pct < 100) ||
         !(c->contrib_pct >= 0 && c->contrib_pct < 100) || c->octaves < 1 || c->octaves > 8 ||
         !(c->octave_scale > 1 && c->octave_scale <= 8) || !(c->temperature >= 0) ||
-        c->frame_every < 0)
+        c->frame_every < 0 || !(c->tv >= 0) || !(c->init_noise >= 0 && c->init_noise <= 1) ||
+        c->smooth_samples < 0 || c->smooth_samples > 256 ||
+        !(c->smooth_sigma >= 0 && c->smooth_sigma <= 10))
         return mv_fail(MV_ERR_ARG, "visualization settings out of range (steps, lr, jitter "
                                    "0..64, decay and momentum in [0, 1), percentiles in "
                                    "[0, 100), octaves 1..8 with a scale in (1, 8], sigmas, l2 "
-                                   "and temperature >= 0)");
+                                   "and temperature >= 0, tv >= 0, start noise in [0, 1], "
+                                   "0..256 smoothing samples of sigma in [0, 10])");
     if ((unsigned)c->objective >= MV_VIZ_OBJECTIVE_COUNT || (unsigned)c->step >= MV_STEP_COUNT ||
-        (unsigned)c->optimizer >= MV_PIXOPT_COUNT || (unsigned)c->init >= MV_INIT_COUNT)
-        return mv_fail(MV_ERR_ARG, "unknown objective, step rule, optimizer or start");
-    const int class_start = c->init == MV_INIT_CLASS_MEAN || c->init == MV_INIT_CLASS_SAMPLE;
+        (unsigned)c->optimizer >= MV_PIXOPT_COUNT || (unsigned)c->init >= MV_INIT_COUNT ||
+        (unsigned)c->decay_to >= MV_DECAY_TO_COUNT)
+        return mv_fail(MV_ERR_ARG, "unknown objective, step rule, optimizer, start or decay "
+                                   "reference");
+    const int class_start = c->init == MV_INIT_CLASS_MEAN || c->init == MV_INIT_CLASS_SAMPLE ||
+                            c->init == MV_INIT_CLASS_MIXTURE;
     if (class_start && !class_objective(c))
         return mv_fail(MV_ERR_ARG, "a class start needs a class objective, not a unit");
     if (class_start && !mv_model_has_class_stats(model, NULL))
         return mv_fail(MV_ERR_ARG, "the model has no class statistics for a class start "
                                    "(train it with --class-stats)");
+    if (c->init == MV_INIT_CLASS_MIXTURE && !mv_model_has_class_mixture(model, NULL))
+        return mv_fail(MV_ERR_ARG, "the model has no class mixture for a class-mixture start "
+                                   "(train it with --class-mixture)");
     if (c->objective == MV_VIZ_UNIT &&
         (c->unit_layer < 0 || c->unit_layer > model->net->arch.n_layers - 2))
         return mv_fail(MV_ERR_ARG, "hidden layer %d does not exist (0..%d)", c->unit_layer,
@@ -746,6 +867,10 @@ static mv_status ascent_init(ascent *a, const mv_model *model, const mv_viz_conf
                   .H = model->height, .C = model->channels, .images = images};
     a->P = (size_t)a->W * a->H;
     a->D = a->P * (size_t)a->C;
+    const int data_start = cfg->init == MV_INIT_CLASS_MEAN || cfg->init == MV_INIT_CLASS_SAMPLE ||
+                           cfg->init == MV_INIT_CLASS_MIXTURE || cfg->init == MV_INIT_IMAGE;
+    a->decay_to_mean = cfg->decay_to == MV_DECAY_TO_MEAN ||
+                       (cfg->decay_to == MV_DECAY_TO_PRIOR && !data_start);
     mv_status st = check_config(model, cfg);
     if (st || (st = check_targets(model, cfg, targets, n)) || (st = mv_workspace_create(&a->ws, &model->net->arch, n)))
         return st;
@@ -759,6 +884,9 @@ static mv_status ascent_init(ascent *a, const mv_model *model, const mv_viz_conf
     a->v = second ? calloc(total, sizeof *a->v) : NULL;
     a->measure = malloc(sizeof *a->measure * 2 * a->P * (size_t)n);
     a->x = malloc(sizeof *a->x * total);
+    const int smoothing = cfg->smooth_samples > 0;
+    a->noisy = smoothing ? malloc(sizeof *a->noisy * total) : NULL;
+    a->sample_grad = smoothing ? malloc(sizeof *a->sample_grad * total) : NULL;
     a->gx = malloc(sizeof *a->gx * total);
     a->values = malloc(sizeof *a->values * (size_t)n);
     a->dx = malloc(sizeof *a->dx * (size_t)n);
@@ -771,7 +899,8 @@ static mv_status ascent_init(ascent *a, const mv_model *model, const mv_viz_conf
                           .basis = malloc(sizeof(float) * side),
                           .column = malloc(sizeof(float) * side)};
     if (!a->start || !a->shifted || !a->grad || !a->scratch || (moments && !a->m) ||
-        (second && !a->v) || !a->measure || !a->x || !a->gx || !a->values || !a->dx || !a->dy ||
+        (second && !a->v) || !a->measure || !a->x || !a->gx ||
+        (smoothing && (!a->noisy || !a->sample_grad)) || !a->values || !a->dx || !a->dy ||
         !a->oct.down_x || !a->oct.down_y || !a->oct.up_x || !a->oct.up_y || !a->oct.basis ||
         !a->oct.column)
         return mv_fail(MV_ERR_NOMEM, "cannot allocate visualization buffers for %d images", n);

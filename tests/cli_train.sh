@@ -139,6 +139,7 @@ expect 0 "pgd training" -- train --data "$tmp/train" --layers 16 --epochs 2 --ba
 expect 0 "info of the pgd model" -- info "$tmp/adv.mlp"
 stdout_has "adversarial run recorded" "train.adversarial = pgd eps=0.05 steps=3"
 stdout_has "class statistics stored" "class.basis"
+stdout_has "class mixture stored" "class.mixture.mean"
 expect 0 "fgsm training" -- train --data "$tmp/train" --layers 16 --epochs 1 --batch 16 --quiet \
     --adversarial fgsm --out "$tmp/fgsm.mlp"
 expect 0 "info of the fgsm model" -- info "$tmp/fgsm.mlp"
@@ -149,6 +150,27 @@ expect 2 "adv-steps with fgsm" -- train --data "$tmp/train" --adversarial fgsm -
 stderr_has "adv-steps explained" "--adv-steps is for --adversarial pgd"
 expect 2 "zero radius" -- train --data "$tmp/train" --adversarial pgd --eps 0 --out "$tmp/x.mlp"
 expect 2 "class-stats out of range" -- train --data "$tmp/train" --class-stats 65 --out "$tmp/x.mlp"
+expect 2 "class-mixture out of range" -- train --data "$tmp/train" --class-mixture 65 --out "$tmp/x.mlp"
+stderr_has "class-mixture named" "class-mixture"
+# L2 PGD and Gaussian noise augmentation, as recorded in the model.
+expect 0 "l2 pgd training with noise" -- train --data "$tmp/train" --layers 16 --epochs 1 \
+    --batch 16 --quiet --adversarial pgd --norm l2 --eps 0.5 --adv-steps 2 --noise-aug 0.1 \
+    --out "$tmp/l2.mlp"
+expect 0 "info of the l2 model" -- info "$tmp/l2.mlp"
+stdout_has "l2 run recorded" "train.adversarial = pgd l2 eps=0.5 steps=2"
+stdout_has "noise recorded" "train.noise_aug = 0.1"
+expect 0 "l2 radius defaults to 1" -- train --data "$tmp/train" --layers 8 --epochs 1 --batch 16 \
+    --quiet --adversarial fgsm --norm l2 --out "$tmp/l2d.mlp"
+expect 0 "info of the l2 fgsm model" -- info "$tmp/l2d.mlp"
+stdout_has "l2 fgsm recorded" "train.adversarial = fgsm l2 eps=1 steps=1"
+expect 2 "unknown norm" -- train --data "$tmp/train" --adversarial pgd --norm l1 --out "$tmp/x.mlp"
+stderr_has "unknown norm named" "--norm must be linf or l2, got 'l1'"
+expect 2 "an L-inf radius above 1" -- train --data "$tmp/train" --adversarial pgd --eps 2 \
+    --out "$tmp/x.mlp"
+stderr_has "L-inf radius explained" "at most 1"
+expect 2 "norm without an attack" -- train --data "$tmp/train" --norm l2 --out "$tmp/x.mlp"
+expect 2 "negative noise" -- train --data "$tmp/train" --noise-aug -1 --out "$tmp/x.mlp"
+stderr_has "noise named" "noise-aug"
 expect 2 "eps without an attack" -- train --data "$tmp/train" --eps 0.1 --out "$tmp/x.mlp"
 stderr_has "eps explained" "need --adversarial pgd|fgsm"
 # A class without training images: the model is still written, without class statistics.

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "mlpviz.h"
 #include "synthetic.h"
 
@@ -494,6 +495,254 @@ static void test_adversarial_training_resists_attack(void **state)
     run_free(&r);
 }
 
+/* ------------------------------------------------------------------ the L2 threat model */
+
+/* A 3-channel model of 2x2 pixels with a different scaling per channel, so that a step or a
+ * projection that forgets the per-channel std (or squares it once too often) is caught. */
+static mv_model *l2_model(void)
+{
+    mv_arch arch = {0};
+    assert_int_equal(mv_arch_parse_widths(&arch, "12,3"), MV_OK);
+    mv_model *m;
+    assert_int_equal(mv_model_create(&m, &arch), MV_OK);
+    m->channels = 3, m->height = 2, m->width = 2;
+    const float mean[3] = {0.2f, 0.5f, 0.7f}, std[3] = {0.1f, 0.3f, 2.0f};
+    memcpy(m->mean, mean, sizeof mean);
+    memcpy(m->std, std, sizeof std);
+    return m;
+}
+
+/* Pixel-space L2 distance between two network-space rows of the model. */
+static double pixel_distance(const mv_model *m, const mv_real *a, const mv_real *b)
+{
+    double sum = 0;
+    for (int i = 0; i < 12; i++) {
+        const double d = (double)(a[i] - b[i]) * m->std[i % 3];
+        sum += d * d;
+    }
+    return sqrt(sum);
+}
+
+/* The L2 step is the steepest ascent of a linear function under the pixel L2 metric: it
+ * moves exactly `length` pixels, and raises g . x by length |g / std|, the most any move of
+ * that length can (Cauchy-Schwarz); random moves of the same length raise it less. A
+ * displacement step moves along the displacement, also exactly `length`. */
+static void test_l2_step_is_steepest_ascent(void **state)
+{
+    (void)state;
+    mv_model *m = l2_model();
+    mv_rng rng;
+    mv_rng_seed(&rng, 7);
+    mv_real x[12], x0[12], g[12], v[12];
+    double best = 0;
+    for (int i = 0; i < 12; i++) {
+        x0[i] = x[i] = (mv_real)(0.1 * mv_rng_normal(&rng));
+        g[i] = (mv_real)mv_rng_normal(&rng);
+        const double pixel_grad = g[i] / m->std[i % 3];
+        best += pixel_grad * pixel_grad;
+    }
+    best = 0.5 * sqrt(best);
+    mv_step_l2(m, x, g, 0.5, 1);
+    assert_true(fabs(pixel_distance(m, x, x0) - 0.5) < 1e-5);
+    double rise = 0;
+    for (int i = 0; i < 12; i++) rise += (double)g[i] * (x[i] - x0[i]);
+    if (fabs(rise - best) > 1e-4 * best)
+        fail_msg("the L2 step raised g.x by %.6f, the steepest ascent raises it by %.6f", rise,
+                 best);
+    for (int trial = 0; trial < 20; trial++) {
+        mv_real y[12];
+        memcpy(y, x0, sizeof y);
+        for (int i = 0; i < 12; i++) v[i] = (mv_real)mv_rng_normal(&rng);
+        mv_step_l2(m, y, v, 0.5, 0);
+        assert_true(fabs(pixel_distance(m, y, x0) - 0.5) < 1e-5);
+        double other = 0, cos_num = 0, a2 = 0, b2 = 0;
+        for (int i = 0; i < 12; i++) {
+            other += (double)g[i] * (y[i] - x0[i]);
+            cos_num += (double)(y[i] - x0[i]) * v[i];
+            a2 += (double)(y[i] - x0[i]) * (y[i] - x0[i]);
+            b2 += (double)v[i] * v[i];
+        }
+        assert_true(other < rise);
+        assert_true(cos_num / sqrt(a2 * b2) > 1 - 1e-5); /* along v, network units */
+    }
+    memcpy(v, x0, sizeof v);
+    memset(g, 0, sizeof g);
+    mv_step_l2(m, x0, g, 0.5, 1); /* a zero gradient moves nothing */
+    assert_memory_equal(x0, v, sizeof v);
+    mv_model_free(m);
+}
+
+/* The projection lands on the ball's surface (or inside the pixel range within it), leaves a
+ * point inside the ball where it is, and always keeps the pixels in [0, 1]. */
+static void test_l2_projection(void **state)
+{
+    (void)state;
+    mv_model *m = l2_model();
+    mv_rng rng;
+    mv_rng_seed(&rng, 8);
+    for (int trial = 0; trial < 50; trial++) {
+        mv_real clean[12], x[12], inside[12];
+        for (int i = 0; i < 12; i++) { /* a clean image in the middle of the pixel range */
+            const int c = i % 3;
+            clean[i] = (mv_real)((0.3 + 0.4 * mv_rng_uniform(&rng) - m->mean[c]) / m->std[c]);
+            x[i] = clean[i];
+        }
+        mv_real v[12];
+        for (int i = 0; i < 12; i++) v[i] = (mv_real)mv_rng_normal(&rng);
+        memcpy(inside, clean, sizeof inside);
+        mv_step_l2(m, inside, v, 0.1, 0); /* 0.1 from clean: inside a ball of 0.2 */
+        mv_step_l2(m, x, v, trial < 25 ? 0.3 : 5.0, 0);
+        mv_project_l2(m, 0.2, clean, x);
+        const double d = pixel_distance(m, x, clean);
+        assert_true(d <= 0.2 + 1e-5);
+        if (trial < 25) /* 0.3 along v shrinks to 0.2 without meeting the range's edges */
+            assert_true(fabs(d - 0.2) < 1e-5);
+        for (int i = 0; i < 12; i++) {
+            const double pixel = x[i] * m->std[i % 3] + m->mean[i % 3];
+            assert_true(pixel >= -1e-6 && pixel <= 1 + 1e-6);
+        }
+        mv_real kept[12];
+        memcpy(kept, inside, sizeof kept);
+        mv_project_l2(m, 0.2, clean, kept);
+        for (int i = 0; i < 12; i++) assert_true(fabs(kept[i] - inside[i]) < 1e-6);
+    }
+    mv_model_free(m);
+}
+
+/* Accuracy under an L2 attack of radius eps written here: 10 steps of eps/4 along the
+ * normalised gradient of the loss, projected onto the ball and into [0, 1]. */
+static double l2_attacked_accuracy(const mv_model *m, const mv_dataset *d, double eps)
+{
+    const int D = 144, n = d->count;
+    mv_workspace *ws;
+    assert_int_equal(mv_workspace_create(&ws, &m->net->arch, 1), MV_OK);
+    float p[144];
+    mv_real x[144], g[144];
+    int correct = 0;
+    for (int i = 0; i < n; i++) {
+        const float *clean = d->pixels + (size_t)i * D;
+        memcpy(p, clean, sizeof p);
+        for (int step = 0; step < 10; step++) {
+            mv_model_prepare_input(m, p, x, 1);
+            assert_int_equal(mv_input_grad(m->net, ws, x, 1, (mv_target){MV_OBJ_LOGPROB, 0},
+                                           &d->labels[i], g, NULL), MV_OK);
+            double norm = 0, dist = 0;
+            for (int j = 0; j < D; j++) norm += (double)g[j] * g[j];
+            norm = sqrt(norm) + 1e-30;
+            for (int j = 0; j < D; j++) {
+                p[j] = (float)(p[j] - eps / 4 * g[j] / norm);
+                dist += (double)(p[j] - clean[j]) * (p[j] - clean[j]);
+            }
+            const double shrink = sqrt(dist) > eps ? eps / sqrt(dist) : 1;
+            for (int j = 0; j < D; j++)
+                p[j] = (float)fmin(fmax(clean[j] + shrink * (p[j] - clean[j]), 0), 1);
+        }
+        float probs[4];
+        assert_int_equal(mv_model_predict(m, p, 1, probs), MV_OK);
+        int top = 0;
+        for (int k = 1; k < 4; k++) top = probs[k] > probs[top] ? k : top;
+        correct += top == d->labels[i];
+    }
+    mv_workspace_free(ws);
+    return (double)correct / n;
+}
+
+/* L2 PGD training buys accuracy under an L2 attack; it is recorded in the model, gives the
+ * same bits on 1 and 2 threads (rows are perturbed in parallel), and bad radii are refused. */
+static void test_l2_adversarial_training(void **state)
+{
+    (void)state;
+    const double eps = 1.5;
+    double attacked[2];
+    float *weights[2] = {NULL, NULL};
+    size_t count = 0;
+    for (int robust = 0; robust < 2; robust++) {
+        run r;
+        run_setup(&r, "64", 0, 0);
+        r.cfg.epochs = 8;
+        if (robust) {
+            r.cfg.adv_steps = 5;
+            r.cfg.adv_eps = eps;
+            r.cfg.adv_norm = MV_ADV_L2;
+        }
+        int interrupted = 0;
+        assert_int_equal(mv_train(r.model, r.train, r.val, &r.cfg, &interrupted), MV_OK);
+        attacked[robust] = l2_attacked_accuracy(r.model, r.val, eps);
+        const char *adv = mv_model_meta_get(r.model, "train.adversarial");
+        if (robust)
+            assert_string_equal(adv, "pgd l2 eps=1.5 steps=5");
+        run_free(&r);
+    }
+    print_message("accuracy under an L2 attack: %.3f clean-trained, %.3f l2-pgd-trained\n",
+                  attacked[0], attacked[1]);
+    if (!(attacked[1] > attacked[0] + 0.2))
+        fail_msg("accuracy under an L2 attack: %.3f clean-trained, %.3f l2-pgd-trained",
+                 attacked[0], attacked[1]);
+    for (int threads = 1; threads <= 2; threads++) { /* batches of 512 x 144 go parallel */
+        run r;
+        run_setup(&r, "32", 0, 0);
+        r.cfg.epochs = 2, r.cfg.batch = 512, r.cfg.adv_steps = 3, r.cfg.adv_eps = eps;
+        r.cfg.adv_norm = MV_ADV_L2;
+        omp_set_num_threads(threads);
+        int interrupted = 0;
+        assert_int_equal(mv_train(r.model, r.train, NULL, &r.cfg, &interrupted), MV_OK);
+        count = r.model->net->p.count;
+        weights[threads - 1] = malloc(sizeof(float) * count);
+        assert_non_null(weights[threads - 1]);
+        memcpy(weights[threads - 1], r.model->net->p.data, sizeof(float) * count);
+        if (threads == 2) {
+            r.cfg.adv_eps = 0;
+            assert_int_equal(mv_train(r.model, r.train, NULL, &r.cfg, &interrupted), MV_ERR_ARG);
+            r.cfg.adv_eps = 1.5, r.cfg.adv_norm = (mv_adv_norm)7;
+            assert_int_equal(mv_train(r.model, r.train, NULL, &r.cfg, &interrupted), MV_ERR_ARG);
+        }
+        run_free(&r);
+    }
+    omp_set_num_threads(omp_get_num_procs());
+    assert_memory_equal(weights[0], weights[1], sizeof(float) * count);
+    free(weights[0]);
+    free(weights[1]);
+}
+
+/* Gaussian noise augmentation: it changes what is learnt (so it is applied), the model still
+ * learns the classes, the run is recorded and reproducible, and bad values are refused. */
+static void test_noise_augmentation(void **state)
+{
+    (void)state;
+    float *weights[3];
+    size_t count = 0;
+    for (int k = 0; k < 3; k++) {
+        run r;
+        run_setup(&r, "32", 0, 0);
+        r.cfg.noise_aug = k == 0 ? 0 : 0.2;
+        int interrupted = 0;
+        assert_int_equal(mv_train(r.model, r.train, r.val, &r.cfg, &interrupted), MV_OK);
+        double accuracy;
+        assert_int_equal(mv_evaluate(r.model, r.val, &accuracy, NULL, NULL), MV_OK);
+        if (accuracy < 0.9)
+            fail_msg("noise %.1f: validation accuracy %.3f < 0.9", r.cfg.noise_aug, accuracy);
+        const char *noise = mv_model_meta_get(r.model, "train.noise_aug");
+        if (k)
+            assert_string_equal(noise, "0.2");
+        else
+            assert_null(noise);
+        count = r.model->net->p.count;
+        weights[k] = malloc(sizeof(float) * count);
+        assert_non_null(weights[k]);
+        memcpy(weights[k], r.model->net->p.data, sizeof(float) * count);
+        if (k == 2) {
+            r.cfg.noise_aug = -0.1;
+            assert_int_equal(mv_train(r.model, r.train, NULL, &r.cfg, &interrupted), MV_ERR_ARG);
+            r.cfg.noise_aug = NAN;
+            assert_int_equal(mv_train(r.model, r.train, NULL, &r.cfg, &interrupted), MV_ERR_ARG);
+        }
+        run_free(&r);
+    }
+    assert_true(memcmp(weights[0], weights[1], sizeof(float) * count) != 0);
+    assert_memory_equal(weights[1], weights[2], sizeof(float) * count);
+    for (int k = 0; k < 3; k++) free(weights[k]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -509,6 +758,10 @@ int main(void)
         cmocka_unit_test(test_checkpoint_state_is_defined),
         cmocka_unit_test(test_rejects_mismatched_data),
         cmocka_unit_test(test_adversarial_training_resists_attack),
+        cmocka_unit_test(test_l2_step_is_steepest_ascent),
+        cmocka_unit_test(test_l2_projection),
+        cmocka_unit_test(test_l2_adversarial_training),
+        cmocka_unit_test(test_noise_augmentation),
     };
     return cmocka_run_group_tests_name("training", tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "mlpviz.h"
 
 static void test_blur_keeps_constants_and_mean(void **state)
@@ -248,7 +249,7 @@ static void test_every_step_rule_and_optimizer_climbs(void **state)
             mv_viz_preset(&c, "plain");
             c.step = (mv_viz_step)s;
             c.optimizer = (mv_viz_optimizer)o;
-            c.lr = s == MV_STEP_FIXED ? 0.002 : s == MV_STEP_PROGRESS ? 1.0 : 0.01;
+            c.lr = s == MV_STEP_FIXED ? 0.002 : s == MV_STEP_PROGRESS ? 1.0 : s == MV_STEP_L2 ? 0.2 : 0.01;
             c.progress = 0.05;
             c.steps = 0;
             run(m, &c, images, start);
@@ -379,7 +380,7 @@ static void test_presets(void **state)
     assert_int_equal(c.steps, 1000);
     assert_true(c.decay == 0.0001 && c.blur_every == 4 && c.blur_sigma == 1.0);
     assert_true(fabs(c.lr - 100.0 / (255.0 * 255.0)) < 1e-12 && c.step == MV_STEP_FIXED);
-    assert_true(c.decay_to_mean && c.init == MV_INIT_MEAN && c.jitter == 0 && c.grad_blur == 0);
+    assert_true(c.decay_to == MV_DECAY_TO_MEAN && c.init == MV_INIT_MEAN && c.jitter == 0 && c.grad_blur == 0);
     assert_int_equal(mv_viz_preset(&c, "yosinski4"), MV_OK);
     assert_true(c.contrib_pct == 90 && c.norm_pct == 0 && c.step == MV_STEP_PROGRESS);
     assert_int_equal(mv_viz_preset(&c, "yosinski1"), MV_OK);
@@ -398,12 +399,24 @@ static void test_decay_pulls_to_the_reference(void **state)
     c.lr = 0;
     c.init = MV_INIT_NOISE;
     c.decay = 0.5;
-    c.decay_to_mean = 1;
+    c.decay_to = MV_DECAY_TO_MEAN;
     c.steps = 40;
     float images[4 * 100];
     mv_viz_result res[4];
     run(m, &c, images, res);
     for (int i = 0; i < 400; i++) assert_true(fabsf(images[i] - m->mean[0]) < 1e-5f);
+    /* the prior of a data-free start is the mean pixel; of a given image, that image */
+    c.decay_to = MV_DECAY_TO_PRIOR;
+    run(m, &c, images, res);
+    for (int i = 0; i < 400; i++) assert_true(fabsf(images[i] - m->mean[0]) < 1e-5f);
+    float given[100];
+    for (int i = 0; i < 100; i++) given[i] = (float)(i % 7) / 7;
+    c.init = MV_INIT_IMAGE;
+    const int targets[4] = {0, 1, 2, 3};
+    assert_int_equal(mv_visualize(m, &c, targets, 4, given, images, res), MV_OK);
+    for (int i = 0; i < 400; i++) assert_true(fabsf(images[i] - given[i % 100]) < 1e-6f);
+    c.decay_to = (mv_viz_decay_to)9;
+    assert_int_equal(mv_visualize(m, &c, targets, 4, given, images, res), MV_ERR_ARG);
     mv_model_free(m);
 }
 
@@ -440,7 +453,120 @@ static void test_class_starts(void **state)
     c.init = MV_INIT_CLASS_SAMPLE;
     c.steps = 30;
     assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, images, res), MV_OK);
+    /* mixture starts: refused before a mixture is fitted; at temperature 0 and 0 steps
+     * each image is one of its class's component means */
+    c.init = MV_INIT_CLASS_MIXTURE;
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, images, res), MV_ERR_ARG);
+    assert_int_equal(mv_model_fit_class_mixture(m, &d, 2, 1), MV_OK);
+    c.steps = 0;
+    c.temperature = 0;
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, images, res), MV_OK);
+    const float *centres = mv_model_extra_get(m, "class.mixture.mean", NULL);
+    assert_non_null(centres);
+    for (int r = 0; r < 4; r++) {
+        const float *own = centres + (size_t)r * 2 * 100;
+        assert_true(!memcmp(images + r * 100, own, sizeof(float) * 100) ||
+                    !memcmp(images + r * 100, own + 100, sizeof(float) * 100));
+    }
     c.objective = MV_VIZ_UNIT;
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, images, res), MV_ERR_ARG);
+    mv_model_free(m);
+}
+
+/* The total variation's gradient against central differences of its value, in gray and in
+ * colour; an all-zero gradient would pass nothing. */
+static void test_tv_gradient_matches_finite_differences(void **state)
+{
+    (void)state;
+    mv_rng rng;
+    mv_rng_seed(&rng, 21);
+    for (int C = 1; C <= 3; C += 2) {
+        enum { W = 7, H = 5 };
+        const int n = W * H * C;
+        float p[W * H * 3], g[W * H * 3] = {0};
+        for (int i = 0; i < n; i++) p[i] = (float)(0.2 + 0.6 * mv_rng_uniform(&rng));
+        p[3] = p[3 + C]; /* a flat pair: the smoothing keeps the gradient defined there */
+        mv_tv_add_gradient(p, g, W, H, C, 2.0); /* g = -2 dTV/dp */
+        double largest = 0;
+        for (int i = 0; i < n; i++) {
+            const float keep = p[i], h = 1e-3f;
+            p[i] = keep + h;
+            const double up = mv_tv_value(p, W, H, C);
+            p[i] = keep - h;
+            const double down = mv_tv_value(p, W, H, C);
+            p[i] = keep;
+            const double numeric = -2 * (up - down) / ((double)(keep + h) - (double)(keep - h));
+            largest = fmax(largest, fabs(g[i]));
+            if (fabs(g[i] - numeric) > 2e-3 * fmax(1, fabs(numeric)))
+                fail_msg("C=%d value %d: analytic %.6f, numeric %.6f", C, i, g[i], numeric);
+        }
+        assert_true(largest > 0.1);
+        float flat[W * H * 3];
+        for (int i = 0; i < n; i++) flat[i] = 0.4f;
+        assert_true(fabs(mv_tv_value(flat, W, H, C) - W * H * 0.01) < 1e-9); /* eps per pixel */
+    }
+}
+
+/* A total-variation penalty leaves a flatter image than the same ascent without it. */
+static void test_tv_flattens_the_image(void **state)
+{
+    (void)state;
+    mv_model *m = random_model();
+    float images[2][4 * 100];
+    mv_viz_result res[4];
+    for (int k = 0; k < 2; k++) {
+        mv_viz_config c;
+        mv_viz_preset(&c, "plain");
+        c.init = MV_INIT_NOISE;
+        c.step = MV_STEP_L2;
+        c.lr = 0.2;
+        c.steps = 60;
+        c.tv = k ? 0.05 : 0;
+        run(m, &c, images[k], res);
+    }
+    for (int r = 0; r < 4; r++) {
+        const double plain = mv_tv_value(images[0] + r * 100, 10, 10, 1);
+        const double flat = mv_tv_value(images[1] + r * 100, 10, 10, 1);
+        if (!(flat < 0.8 * plain))
+            fail_msg("row %d: total variation %.3f with the penalty, %.3f without", r, flat, plain);
+    }
+    mv_model_free(m);
+}
+
+/* An L2 step moves the image by exactly lr; start noise makes seeds of one target differ,
+ * centred on the start, with the asked spread; without it they are the same. */
+static void test_l2_step_and_start_noise(void **state)
+{
+    (void)state;
+    mv_model *m = random_model();
+    const int targets[4] = {1, 1, 1, 1};
+    float images[4 * 100];
+    mv_viz_result res[4];
+    mv_viz_config c;
+    mv_viz_preset(&c, "plain");
+    c.step = MV_STEP_L2;
+    c.lr = 0.1;
+    c.steps = 1;
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, images, res), MV_OK);
+    for (int r = 0; r < 4; r++) {
+        double d2 = 0;
+        for (int i = 0; i < 100; i++) d2 += (images[r * 100 + i] - 0.5) * (images[r * 100 + i] - 0.5);
+        if (fabs(sqrt(d2) - 0.1) > 1e-5)
+            fail_msg("row %d moved %.6f in L2, not 0.1", r, sqrt(d2));
+    }
+    assert_memory_equal(images, images + 100, sizeof(float) * 100);
+    c.steps = 0;
+    c.init_noise = 0.05;
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, images, res), MV_OK);
+    double sum = 0, sq = 0;
+    for (int i = 0; i < 400; i++) sum += images[i] - 0.5, sq += (images[i] - 0.5) * (images[i] - 0.5);
+    const double mean = sum / 400, sd = sqrt(sq / 400 - mean * mean);
+    if (!(fabs(mean) < 0.01 && fabs(sd - 0.05) < 0.01))
+        fail_msg("start noise: mean offset %.4f, sd %.4f (want 0, 0.05)", mean, sd);
+    for (int r = 1; r < 4; r++) assert_memory_not_equal(images, images + r * 100, sizeof(float) * 100);
+    c.init_noise = 1.5;
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, images, res), MV_ERR_ARG);
+    c.init_noise = 0, c.tv = -1;
     assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, images, res), MV_ERR_ARG);
     mv_model_free(m);
 }
@@ -495,6 +621,9 @@ int main(void)
         cmocka_unit_test(test_decay_pulls_to_the_reference),
         cmocka_unit_test(test_class_starts),
         cmocka_unit_test(test_predict_gives_probabilities),
+        cmocka_unit_test(test_tv_gradient_matches_finite_differences),
+        cmocka_unit_test(test_tv_flattens_the_image),
+        cmocka_unit_test(test_l2_step_and_start_noise),
     };
     return cmocka_run_group_tests_name("visualization", tests, NULL, NULL);
 }
