@@ -2,9 +2,10 @@
 # demo.sh: what `make demo` shows. Fashion-MNIST becomes image folders, the default recipe
 # trains on them with a progress bar, the model is evaluated on the test images (confusion
 # matrix in out/confusion.png) and compared with the committed models/fashion-mnist.mlp;
-# every class of the committed robust model is drawn by gradient ascent and judged by the
-# model just trained (out/<class>.png, out/grid.png, out/report.*), and the accurate model's
-# own drawings go to out/accurate-model/;
+# every class of the committed robust model is drawn by gradient ascent from gray and judged
+# by the model just trained (out/<class>.png, out/grid.png, out/report.*), 8 samples per class
+# from the class prior go to out/samples/, and the accurate model's own drawings go to
+# out/accurate-model/;
 # then the gradient checks of the core run on the same network shape (out/gradcheck.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,9 +28,14 @@ else
 fi
 
 echo
-echo "== what each class looks like to the robust model (gradient ascent on the pixels),"
-echo "   judged by the accurate model just trained (another architecture and seed)"
+echo "== what each class looks like to the robust model: gradient ascent on the pixels from a"
+echo "   gray start, judged by the accurate model just trained (another recipe and seed)"
 bin/mlpviz visualize models/fashion-mnist-robust.mlp --judge out/fashion-mnist.mlp --out out
+
+echo
+echo "== 8 samples per class: the same climb from the class's k-means components (--preset prior)"
+bin/mlpviz visualize models/fashion-mnist-robust.mlp --preset prior --seeds 8 \
+    --judge out/fashion-mnist.mlp --out out/samples
 
 echo
 echo "== the same ascent on the accurate, non-robust model: it finds what fools it"

@@ -24,11 +24,10 @@ static const char *const visualize_help =
     "      --unit L:J[,J...]   hidden units J of hidden layer L (0 = the first) instead\n"
     "  -k, --seeds K           images per target, each with its own jitter and noise or\n"
     "                          class-sample start (default 1)\n"
-    "settings (a preset first, then any of these on top; the defaults shown are the default\n"
-    "preset's, except where it differs: it starts from the class mean, climbs logprob at lr\n"
-    "0.004 and does not blur the image, see README)\n"
-    "  -p, --preset P          default, plain, yosinski1..yosinski4, or a file of flags such\n"
-    "                          as the preset.txt that --search writes\n"
+    "settings (a preset first, then any of these on top; the defaults shown are those under\n"
+    "no preset: report.json lists every setting a run used, and README each preset's)\n"
+    "  -p, --preset P          default, prior, plain, yosinski1..yosinski4, or a file of flags\n"
+    "                          such as the preset.txt that --search writes\n"
     "  -n, --steps N           ascent steps (default 300)\n"
     "      --objective O       logit (default), prob, logprob or margin\n"
     "      --l2 L              subtract L |x|^2 (network units) from the objective\n"
@@ -57,6 +56,7 @@ static const char *const visualize_help =
     "                          class-mixture, or an image file\n"
     "      --temperature T     spread of class-sample starts (default 1)\n"
     "      --init-noise S      add Gaussian noise of sd S to every start (default 0)\n"
+    "      --step-noise S      add noise of sd S after every step, annealed to 0 (default 0)\n"
     "  -s, --seed N            (default 1)\n"
     "search and judging\n"
     "  -j, --judge MODEL       a second model scores every image (judge_prob in the report)\n"
@@ -78,7 +78,8 @@ static const struct option viz_longopts[] = {
     {"l2", required_argument, 0, VIZ_OPT_L2},    {"step", required_argument, 0, VIZ_OPT_STEP},
     {"tv", required_argument, 0, VIZ_OPT_TV},
     {"smooth-samples", required_argument, 0, VIZ_OPT_SMOOTH_SAMPLES},
-    {"smooth-sigma", required_argument, 0, VIZ_OPT_SMOOTH_SIGMA},    {"init-noise", required_argument, 0, VIZ_OPT_INIT_NOISE},
+    {"smooth-sigma", required_argument, 0, VIZ_OPT_SMOOTH_SIGMA},
+    {"step-noise", required_argument, 0, VIZ_OPT_STEP_NOISE},    {"init-noise", required_argument, 0, VIZ_OPT_INIT_NOISE},
     {"lr", required_argument, 0, VIZ_OPT_LR},    {"progress", required_argument, 0, VIZ_OPT_PROGRESS},
     {"no-normalize", no_argument, 0, VIZ_OPT_NO_NORMALIZE},
     {"optimizer", required_argument, 0, VIZ_OPT_OPTIMIZER},
@@ -122,6 +123,7 @@ int viz_parse_setting(int opt, const char *arg, mv_viz_config *v)
     case VIZ_OPT_L2: return cli_parse_double(cmd, "l2", arg, 0, 1e6, &v->l2) ? 2 : 0;
     case VIZ_OPT_SMOOTH_SAMPLES: if (cli_parse_int(cmd, "smooth-samples", arg, 0, 256, &n)) return 2; v->smooth_samples = (int)n; return 0;
     case VIZ_OPT_SMOOTH_SIGMA: return cli_parse_double(cmd, "smooth-sigma", arg, 0, 10, &v->smooth_sigma) ? 2 : 0;
+    case VIZ_OPT_STEP_NOISE: return cli_parse_double(cmd, "step-noise", arg, 0, 1, &v->step_noise) ? 2 : 0;
     case VIZ_OPT_TV: return cli_parse_double(cmd, "tv", arg, 0, 1e6, &v->tv) ? 2 : 0;
     case VIZ_OPT_INIT_NOISE: return cli_parse_double(cmd, "init-noise", arg, 0, 1, &v->init_noise) ? 2 : 0;
     case VIZ_OPT_STEP: return PARSE_NAME(mv_viz_step_parse, "step", arg, &v->step);
@@ -158,7 +160,7 @@ void viz_config_flags(const mv_viz_config *c, char *buf, size_t size)
              "--optimizer %s --momentum %.17g --decay %.17g --decay-to %s --blur-every %d "
              "--blur-sigma %.17g --grad-blur %.17g --jitter %d --%s --norm-pct %.17g "
              "--contrib-pct %.17g --octaves %d --octave-scale %.17g --init %s --temperature %.17g "
-             "--seed %llu --tv %.17g --init-noise %.17g --smooth-samples %d --smooth-sigma %.17g",
+             "--seed %llu --tv %.17g --init-noise %.17g --smooth-samples %d --smooth-sigma %.17g --step-noise %.17g",
              c->steps, mv_viz_objective_name(c->objective == MV_VIZ_UNIT ? MV_VIZ_LOGIT : c->objective),
              c->l2, mv_viz_step_name(c->step), c->lr, c->progress,
              mv_viz_optimizer_name(c->optimizer), c->momentum, c->decay,
@@ -166,7 +168,7 @@ void viz_config_flags(const mv_viz_config *c, char *buf, size_t size)
              c->jitter, c->clamp ? "clamp" : "no-clamp", c->norm_pct, c->contrib_pct, c->octaves,
              c->octave_scale, mv_viz_init_name(c->init == MV_INIT_IMAGE ? MV_INIT_GRAY : c->init),
              c->temperature, (unsigned long long)c->seed, c->tv, c->init_noise,
-             c->smooth_samples, c->smooth_sigma);
+             c->smooth_samples, c->smooth_sigma, c->step_noise);
 }
 
 /* Reads a preset file of settings flags (whitespace-separated, '#' starts a comment). */
@@ -177,7 +179,7 @@ static int load_preset_file(const char *path, mv_viz_config *v)
     size_t size = f ? fread(text, 1, sizeof text - 1, f) : 0;
     if (!f || ferror(f) || size == sizeof text - 1) {
         cli_error("visualize", "--preset %s: %s", path,
-                  !f ? "neither a preset name (default, plain, yosinski1..4) nor a readable "
+                  !f ? "neither a preset name (default, prior, plain, yosinski1..4) nor a readable "
                        "file" : "unreadable or longer than 8 KiB");
         if (f) fclose(f);
         return 2;

@@ -28,8 +28,8 @@ void mv_viz_defaults(mv_viz_config *c)
                          .smooth_sigma = 0.5, .seed = 1};
 }
 
-const char *const mv_viz_preset_names[] = {"default", "plain", "yosinski1", "yosinski2",
-                                           "yosinski3", "yosinski4", NULL};
+const char *const mv_viz_preset_names[] = {"default", "prior", "plain", "yosinski1",
+                                           "yosinski2", "yosinski3", "yosinski4", NULL};
 
 /* Yosinski et al. used 0..255 pixels: a gradient per unit of 0..255 is 255 times smaller and
  * a step in those units 255 times larger than in [0, 1], so learning rates scale by 1/255^2;
@@ -39,13 +39,32 @@ const char *const mv_viz_preset_names[] = {"default", "plain", "yosinski1", "yos
 mv_status mv_viz_preset(mv_viz_config *c, const char *name)
 {
     mv_viz_defaults(c);
-    if (!strcmp(name, "default")) {
-        /* Tuned on the committed models (see README): start from the class mean, climb the
-         * log-probability, so that the image convinces its model without leaving the data. */
-        c->init = MV_INIT_CLASS_MEAN;
+    if (!strcmp(name, "default") || !strcmp(name, "prior")) {
+        /* Tuned on the committed robust model with the independent judge of `make quality`
+         * (docs/QUALITY.md). Steps of fixed L2 length along the gradient averaged over 8
+         * noisy copies of the image (sd 1): the gradient of the noise-smoothed classifier,
+         * which the noise-trained model makes follow the garments' shapes. A decay towards
+         * the prior keeps the background dark and the image near what was known. */
         c->objective = MV_VIZ_LOGPROB;
-        c->lr = 0.004;
-        c->blur_every = 0; /* the gradient blur is enough; blurring the image costs confidence */
+        c->step = MV_STEP_L2;
+        c->grad_blur = 0;
+        c->blur_every = 0;
+        c->smooth_samples = 8;
+        c->smooth_sigma = 1.0;
+        c->decay_to = MV_DECAY_TO_PRIOR;
+        if (name[0] == 'd') { /* from nothing: a gray start with noise per seed, a long climb */
+            c->init = MV_INIT_GRAY;
+            c->init_noise = 0.2;
+            c->lr = 0.1;
+            c->steps = 400;
+            c->decay = 0.005;
+        } else { /* from a k-means component of the class: a short climb that keeps it */
+            c->init = MV_INIT_CLASS_MIXTURE;
+            c->lr = 0.05;
+            c->steps = 100;
+            c->decay = 0;
+            c->jitter = 0; /* measured: jitter moved the samples away from the data */
+        }
         return MV_OK;
     }
     /* The others start from nothing: no decay, blur, smoothing or jitter unless they say. */
@@ -85,7 +104,8 @@ mv_status mv_viz_preset(mv_viz_config *c, const char *name)
         return MV_OK;
     }
     mv_viz_defaults(c);
-    return mv_fail(MV_ERR_ARG, "unknown preset '%s' (default, plain, yosinski1..yosinski4)",
+    return mv_fail(MV_ERR_ARG, "unknown preset '%s' (default, prior, plain, "
+                               "yosinski1..yosinski4)",
                    name);
 }
 
@@ -740,6 +760,13 @@ static void update_row(ascent *a, int r, int step)
         const float reference = a->decay_to_mean ? a->model->mean[i % (size_t)a->C] : start[i];
         p[i] += (float)(scale * g[i] - c->decay * (p[i] - reference));
     }
+    if (c->step_noise > 0) { /* Langevin-style exploration, annealed to nothing by the end;
+                                the row's own stream, so threads cannot reorder draws */
+        mv_rng rng;
+        mv_rng_seed(&rng, c->seed ^ (0x5EEDull << 40) ^ ((uint64_t)step << 20) ^ (uint64_t)r);
+        const double sd = c->step_noise * (1 - (double)step / c->steps);
+        for (size_t i = 0; i < D; i++) p[i] += (float)(sd * mv_rng_normal(&rng));
+    }
     if (c->blur_every > 0 && (step + 1) % c->blur_every == 0)
         mv_gaussian_blur(p, s, a->W, a->H, a->C, c->blur_sigma);
     if (c->clamp)
@@ -815,13 +842,14 @@ static mv_status check_config(const mv_model *model, const mv_viz_config *c)
         !(c->contrib_pct >= 0 && c->contrib_pct < 100) || c->octaves < 1 || c->octaves > 8 ||
         !(c->octave_scale > 1 && c->octave_scale <= 8) || !(c->temperature >= 0) ||
         c->frame_every < 0 || !(c->tv >= 0) || !(c->init_noise >= 0 && c->init_noise <= 1) ||
-        c->smooth_samples < 0 || c->smooth_samples > 256 ||
+        c->smooth_samples < 0 || c->smooth_samples > 256 || !(c->step_noise >= 0 && c->step_noise <= 1) ||
         !(c->smooth_sigma >= 0 && c->smooth_sigma <= 10))
         return mv_fail(MV_ERR_ARG, "visualization settings out of range (steps, lr, jitter "
                                    "0..64, decay and momentum in [0, 1), percentiles in "
                                    "[0, 100), octaves 1..8 with a scale in (1, 8], sigmas, l2 "
                                    "and temperature >= 0, tv >= 0, start noise in [0, 1], "
-                                   "0..256 smoothing samples of sigma in [0, 10])");
+                                   "0..256 smoothing samples of sigma in [0, 10], step noise "
+                                   "in [0, 1])");
     if ((unsigned)c->objective >= MV_VIZ_OBJECTIVE_COUNT || (unsigned)c->step >= MV_STEP_COUNT ||
         (unsigned)c->optimizer >= MV_PIXOPT_COUNT || (unsigned)c->init >= MV_INIT_COUNT ||
         (unsigned)c->decay_to >= MV_DECAY_TO_COUNT)

@@ -1,57 +1,79 @@
 #!/bin/bash
-# cli_legibility.sh: the visualization targets of issue 4, checked on real models. With the
-# default preset every class image must be its class for the model it came from (probability
-# >= 0.99), and a second, independently trained model of another architecture and seed must
-# recognize all of them with a mean probability >= 0.8, while plain ascent must score far
-# lower. Checked on the committed Fashion-MNIST models and on a shapes dataset made here.
+# cli_legibility.sh: the class-image targets of issue 11, checked on real models with judges
+# of another architecture and seed (MLPs: the CNN judge of `make quality` needs PyTorch,
+# which `make test` does not install). A model's confidence in its own image is not checked:
+# an MLP can be fooled by noise at p = 0.9999.
+#   - the default preset from a gray start: the judge names every class;
+#   - from noise starts, several seeds per class: the judge names most images, and the seeds
+#     of a class differ from each other;
+#   - from the prior (class-mixture starts): the ascent adds what the judge sees, it does not
+#     destroy it;
+#   - contrast: plain ascent (no gradient smoothing) on the same model convinces the judge far
+#     less.
+# On the committed Fashion-MNIST models, and on a shapes dataset made and trained here with
+# the same recipe, not retuned.
 set -u
 cd "$(dirname "$0")/.."
 . tests/checks.sh
 
-# legible NAME MODEL JUDGE: the targets, from report.json of the default preset.
+# judged NAME MODEL JUDGE ARGS...: runs visualize ARGS on MODEL judged by JUDGE into
+# $tmp/NAME; leaves the judge's "recognizes R of N, mean probability P" in $tmp/NAME.judge.
+judged() {
+    local name=$1 model=$2 judge=$3
+    shift 3
+    if "$bin" visualize "$model" --judge "$judge" --out "$tmp/$name" --scale 1 --quiet "$@" \
+        >"$tmp/$name.out" 2>"$tmp/err"; then
+        ok "$name: visualize ran"
+    else
+        not_ok "$name: visualize ran" "$tmp/err"
+    fi
+    sed -n 's/.*recognizes \([0-9]*\) of \([0-9]*\), mean probability \([0-9.]*\).*/\1 \2 \3/p' \
+        "$tmp/$name.out" >"$tmp/$name.judge"
+    echo "    # $name: the judge recognizes $(awk '{print $1 " of " $2 ", mean p " $3}' "$tmp/$name.judge")"
+}
+
+# at_least NAME FILE FIELD MIN: field FIELD of the judge line (1 recognized, 3 mean p; for
+# field 1 MIN is a fraction of the images) is at least MIN.
+at_least() {
+    check "$1" awk -v f="$3" -v min="$4" \
+        '{ v = (f == 1) ? $1 / $2 : $f; print "value " v ", at least " min; exit !(v >= min) }' "$2"
+}
+
+# legible NAME MODEL JUDGE: the targets above. The thresholds are for an MLP judge, which
+# the CNN judge of `make quality` outdoes (it names all 10 classes from gray where an MLP
+# judge confuses shirt with its neighbours): docs/QUALITY.md has both.
 legible() {
     local name=$1 model=$2 judge=$3
-    if ! "$bin" visualize "$model" --judge "$judge" --out "$tmp/$name" --quiet >"$tmp/out" 2>"$tmp/err"; then
-        not_ok "$name: visualize ran" "$tmp/err"
-        return
-    fi
-    ok "$name: visualize ran"
-    check "$name: every image is its class for its model (p >= 0.99)" python3 -c '
-import json, sys
-images = json.load(open(sys.argv[1]))["images"]
-low = [(i["target"], round(i["prob"], 4)) for i in images if i["prob"] < 0.99 or i["top_class"] != i["target"]]
-print("lowest own probability %.4f; below 0.99: %s" % (min(i["prob"] for i in images), low))
-sys.exit(1 if low else 0)' "$tmp/$name/report.json"
-    sed 's/^/    # /' "$tmp/check"
-    check "$name: the judge recognizes every image, mean probability >= 0.8" python3 -c '
-import json, sys
-images = json.load(open(sys.argv[1]))["images"]
-mean = sum(i["judge_prob"] for i in images) / len(images)
-print("judge mean probability %.4f" % mean)
-sys.exit(0 if mean >= 0.8 else 1)' "$tmp/$name/report.json"
-    sed 's/^/    # /' "$tmp/check"
-    check "$name: the judge names all of them" grep -q "recognizes $4 of $4" "$tmp/out"
-    # Plain ascent (no regularizer, gray start) on the same model fools it, not the judge.
-    "$bin" visualize "$model" --judge "$judge" --preset plain --out "$tmp/$name-plain" --quiet \
-        >"$tmp/plain" 2>&1
-    check "$name: plain ascent scores far lower with the judge" python3 -c '
-import json, sys
-mean = lambda p: sum(i["judge_prob"] for i in json.load(open(p))["images"]) / 10
-good, plain = mean(sys.argv[1]), mean(sys.argv[2])
-print("default %.4f, plain %.4f" % (good, plain))
-sys.exit(0 if plain < good - 0.3 else 1)' "$tmp/$name/report.json" "$tmp/$name-plain/report.json"
-    sed 's/^/    # /' "$tmp/check"
+    judged "$name-gray" "$model" "$judge" --init gray
+    at_least "$name: from gray the judge names >= 9 of the 10 classes" "$tmp/$name-gray.judge" 1 0.9
+    at_least "$name: from gray the judge's mean probability >= 0.8" "$tmp/$name-gray.judge" 3 0.8
+    judged "$name-noise" "$model" "$judge" --init noise --seeds 10
+    at_least "$name: from noise the judge names >= 85 of 100 images" "$tmp/$name-noise.judge" 1 0.85
+    /usr/bin/env python3 tests/png_pixels.py diversity "$tmp/$name-noise" \
+        $(ls "$tmp/$name-noise" | sed -n 's/-0\.png$//p') >"$tmp/$name-diversity"
+    check "$name: the 10 seeds of every class differ (mean pairwise L2 > 1)" \
+        awk '{ print; if ($3 <= 1) bad = 1 } END { exit bad }' "$tmp/$name-diversity"
+    judged "$name-prior0" "$model" "$judge" --preset prior --seeds 10 --steps 0
+    judged "$name-prior" "$model" "$judge" --preset prior --seeds 10
+    check "$name: from the prior the ascent raises the judge's mean probability" \
+        awk 'NR == FNR { before = $3; next } { print "0 steps " before ", after " $3; exit !($3 > before) }' \
+        "$tmp/$name-prior0.judge" "$tmp/$name-prior.judge"
+    judged "$name-plain" "$model" "$judge" --preset plain
+    check "$name: plain ascent (no smoothing) convinces the judge far less" \
+        awk 'NR == FNR { good = $3; next } { print "default " good ", plain " $3; exit !($3 < good - 0.3) }' \
+        "$tmp/$name-gray.judge" "$tmp/$name-plain.judge"
 }
 
 # 1. The committed models: the robust one drawn, the accurate default one judging.
-legible fashion models/fashion-mnist-robust.mlp models/fashion-mnist.mlp 10
+legible fashion models/fashion-mnist-robust.mlp models/fashion-mnist.mlp
 
-# 2. Shapes drawn by tests/shapes.c: a robust model and a judge trained here.
+# 2. Shapes drawn by tests/shapes.c: a model trained here with the committed robust model's
+#    recipe (noise of sd 0.5 on every input), and a judge of another architecture and seed.
 "$tools/tool_make_shapes" "$tmp/shapes" 300 1 >/dev/null && ok "shapes dataset written" \
     || not_ok "shapes dataset written"
-"$bin" train --data "$tmp/shapes" --layers 256 --epochs 12 --adversarial pgd --eps 0.05 \
-    --adv-steps 4 --val-split 0 --seed 1 --quiet --out "$tmp/shapes-robust.mlp" \
+"$bin" train --data "$tmp/shapes" --layers 256 --epochs 12 --noise-aug 0.5 --val-split 0 \
+    --seed 1 --quiet --out "$tmp/shapes-robust.mlp" \
     && ok "robust shapes model trained" || not_ok "robust shapes model trained"
 "$bin" train --data "$tmp/shapes" --layers 128,64 --epochs 10 --val-split 0 --seed 2 --quiet \
     --out "$tmp/shapes-judge.mlp" && ok "shapes judge trained" || not_ok "shapes judge trained"
-legible shapes "$tmp/shapes-robust.mlp" "$tmp/shapes-judge.mlp" 10
+legible shapes "$tmp/shapes-robust.mlp" "$tmp/shapes-judge.mlp"

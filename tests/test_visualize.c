@@ -385,6 +385,14 @@ static void test_presets(void **state)
     assert_true(c.contrib_pct == 90 && c.norm_pct == 0 && c.step == MV_STEP_PROGRESS);
     assert_int_equal(mv_viz_preset(&c, "yosinski1"), MV_OK);
     assert_true(c.norm_pct == 50 && c.steps == 500);
+    assert_int_equal(mv_viz_preset(&c, "default"), MV_OK); /* docs/QUALITY.md's settings */
+    assert_true(c.init == MV_INIT_GRAY && c.init_noise == 0.2 && c.step == MV_STEP_L2 &&
+                c.lr == 0.1 && c.steps == 400 && c.smooth_samples == 8 && c.smooth_sigma == 1 &&
+                c.decay == 0.005 && c.decay_to == MV_DECAY_TO_PRIOR && c.grad_blur == 0 &&
+                c.blur_every == 0 && c.objective == MV_VIZ_LOGPROB);
+    assert_int_equal(mv_viz_preset(&c, "prior"), MV_OK);
+    assert_true(c.init == MV_INIT_CLASS_MIXTURE && c.lr == 0.05 && c.steps == 100 &&
+                c.decay == 0 && c.jitter == 0 && c.smooth_samples == 8);
     assert_int_equal(mv_viz_preset(&c, "yosinski5"), MV_ERR_ARG);
 }
 
@@ -571,6 +579,60 @@ static void test_l2_step_and_start_noise(void **state)
     mv_model_free(m);
 }
 
+/* Gradient smoothing: with no noise it is the plain gradient (the mean of identical copies);
+ * with noise it is another direction, and still climbs. Step noise: annealed exploration
+ * that makes the seeds of one target differ, the same on 1 and 2 threads. */
+static void test_smoothing_and_step_noise(void **state)
+{
+    (void)state;
+    mv_model *m = random_model_of(28); /* 8 x 784 values: the parallel paths run */
+    enum { N = 8, D = 784 };
+    const int targets[N] = {1, 1, 1, 1, 2, 2, 2, 2};
+    float *a = malloc(sizeof *a * N * D), *b = malloc(sizeof *b * N * D);
+    mv_viz_result ra[N], rb[N], start[N];
+    assert_true(a && b);
+    mv_viz_config c;
+    mv_viz_preset(&c, "plain");
+    c.step = MV_STEP_L2;
+    c.lr = 0.2;
+    c.steps = 20;
+    assert_int_equal(mv_visualize(m, &c, targets, N, NULL, a, ra), MV_OK);
+    c.smooth_samples = 4;
+    c.smooth_sigma = 0;
+    assert_int_equal(mv_visualize(m, &c, targets, N, NULL, b, rb), MV_OK);
+    for (int i = 0; i < N * D; i++)
+        if (!(fabsf(a[i] - b[i]) < 1e-4f))
+            fail_msg("value %d: %.6f plain, %.6f smoothed without noise", i, a[i], b[i]);
+    c.smooth_sigma = 0.5;
+    assert_int_equal(mv_visualize(m, &c, targets, N, NULL, b, rb), MV_OK);
+    assert_memory_not_equal(a, b, sizeof *a * N * D);
+    c.steps = 0;
+    assert_int_equal(mv_visualize(m, &c, targets, N, NULL, a, start), MV_OK);
+    for (int r = 0; r < N; r++) assert_true(rb[r].logit > start[r].logit + 0.1);
+    mv_viz_preset(&c, "plain");
+    c.lr = 0;
+    c.steps = 10;
+    c.step_noise = 0.1;
+    omp_set_num_threads(1);
+    assert_int_equal(mv_visualize(m, &c, targets, N, NULL, a, ra), MV_OK);
+    omp_set_num_threads(2);
+    assert_int_equal(mv_visualize(m, &c, targets, N, NULL, b, rb), MV_OK);
+    omp_set_num_threads(omp_get_num_procs());
+    assert_memory_equal(a, b, sizeof *a * N * D);
+    assert_memory_not_equal(a, a + D, sizeof *a * D); /* two seeds of class 1 */
+    double sq = 0; /* sum of 10 steps of sd 0.1 (1 - t/10): variance 0.01 * 3.85 */
+    for (int i = 0; i < D; i++) sq += (a[i] - 0.5) * (a[i] - 0.5);
+    if (!(fabs(sqrt(sq / D) - 0.1 * sqrt(3.85)) < 0.02))
+        fail_msg("step noise spread %.4f, want %.4f", sqrt(sq / D), 0.1 * sqrt(3.85));
+    c.step_noise = 2;
+    assert_int_equal(mv_visualize(m, &c, targets, N, NULL, a, ra), MV_ERR_ARG);
+    c.step_noise = 0, c.smooth_samples = 300;
+    assert_int_equal(mv_visualize(m, &c, targets, N, NULL, a, ra), MV_ERR_ARG);
+    free(a);
+    free(b);
+    mv_model_free(m);
+}
+
 /* The judge's verdict is the model's softmax. */
 static void test_predict_gives_probabilities(void **state)
 {
@@ -624,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_tv_gradient_matches_finite_differences),
         cmocka_unit_test(test_tv_flattens_the_image),
         cmocka_unit_test(test_l2_step_and_start_noise),
+        cmocka_unit_test(test_smoothing_and_step_noise),
     };
     return cmocka_run_group_tests_name("visualization", tests, NULL, NULL);
 }

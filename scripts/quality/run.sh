@@ -1,9 +1,9 @@
 #!/bin/bash
 # run.sh [QUALITY.PY OPTIONS...]: what `make quality` scores, written in one place.
 #
-# Scores the committed robust model from gray, noise and its class prior (class-sample, with
-# and without the ascent; class-mixture too when this mlpviz has it), and the committed
-# accurate model from gray, with scripts/quality/quality.py (see docs/QUALITY.md). Options
+# Scores the committed robust model from gray, noise and its class prior (the prior preset and
+# class-sample, each with and without the ascent), and the committed accurate model from
+# gray, with scripts/quality/quality.py (see docs/QUALITY.md). Options
 # are passed to every quality.py run after the ones below, so they override them, e.g.
 # `scripts/quality/run.sh --seeds 10`. MLPVIZ names the binary (default bin/mlpviz), OUT the
 # folder of the JSON records (default out/quality). Trains the judge first if its weights
@@ -16,9 +16,14 @@ py=/usr/bin/python3
 mlpviz=${MLPVIZ:-bin/mlpviz}
 out=${OUT:-out/quality}
 
+# The default preset from the neutral starts; the prior preset from the class's k-means
+# components, with and without its ascent (the ascent must add, not destroy); the old
+# class-Gaussian start for comparison.
 robust_starts=(
     "gray:--init gray"
     "noise:--init noise"
+    "prior:--preset prior"
+    "prior 0 steps:--preset prior --steps 0"
     "class-sample:--init class-sample"
     "class-sample 0 steps:--init class-sample --steps 0"
 )
@@ -29,21 +34,6 @@ accurate_starts=(
 if [ ! -x "$mlpviz" ]; then
     echo "quality: $mlpviz: no such executable (build it: make bin/mlpviz)" >&2
     exit 1
-fi
-# class-mixture starts only where this mlpviz lists them and the model stores a mixture
-# (a model trained before `train --class-mixture` existed has none): one image, 0 steps, tells.
-if "$mlpviz" visualize --help 2>&1 | grep -q 'class-mixture'; then
-    probe=$(mktemp -d)
-    if why=$("$mlpviz" visualize models/fashion-mnist-robust.mlp --class 0 --steps 0 --scale 1 \
-        --quiet --init class-mixture --out "$probe" 2>&1 >/dev/null); then
-        robust_starts+=(
-            "class-mixture:--init class-mixture"
-            "class-mixture 0 steps:--init class-mixture --steps 0"
-        )
-    else
-        echo "quality: class-mixture starts skipped: ${why##*: }" >&2
-    fi
-    rm -rf "$probe"
 fi
 
 if [ ! -f scripts/quality/judge.npz ]; then
