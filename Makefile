@@ -134,7 +134,8 @@ tests: $(TEST_BINS) $(TEST_TOOLS)
 
 # Runs every suite and ends with one "N passed, N failed" line.
 check: $(BIN) $(LIB) $(TEST_BINS) $(TEST_TOOLS)
-	@MLPVIZ=$(BIN) TOOLS=$(BUILD)/tests tests/run.sh $(TEST_BINS)
+	@MLPVIZ=$(BIN) TOOLS=$(BUILD)/tests MLPVIZ_SANITIZED=$(filter 1,$(SAN)) \
+	    tests/run.sh $(TEST_BINS)
 
 test: deps
 	@$(MAKE) --no-print-directory check

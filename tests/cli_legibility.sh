@@ -47,14 +47,14 @@ legible() {
     judged "$name-gray" "$model" "$judge" --init gray
     at_least "$name: from gray the judge names >= 9 of the 10 classes" "$tmp/$name-gray.judge" 1 0.9
     at_least "$name: from gray the judge's mean probability >= 0.8" "$tmp/$name-gray.judge" 3 0.8
-    judged "$name-noise" "$model" "$judge" --init noise --seeds 10
-    at_least "$name: from noise the judge names >= 85 of 100 images" "$tmp/$name-noise.judge" 1 0.85
+    judged "$name-noise" "$model" "$judge" --init noise --seeds 5
+    at_least "$name: from noise the judge names >= 85% of 50 images" "$tmp/$name-noise.judge" 1 0.85
     /usr/bin/env python3 tests/png_pixels.py diversity "$tmp/$name-noise" \
         $(ls "$tmp/$name-noise" | sed -n 's/-0\.png$//p') >"$tmp/$name-diversity"
-    check "$name: the 10 seeds of every class differ (mean pairwise L2 > 1)" \
+    check "$name: the 5 seeds of every class differ (mean pairwise L2 > 1)" \
         awk '{ print; if ($3 <= 1) bad = 1 } END { exit bad }' "$tmp/$name-diversity"
-    judged "$name-prior0" "$model" "$judge" --preset prior --seeds 10 --steps 0
-    judged "$name-prior" "$model" "$judge" --preset prior --seeds 10
+    judged "$name-prior0" "$model" "$judge" --preset prior --seeds 5 --steps 0
+    judged "$name-prior" "$model" "$judge" --preset prior --seeds 5
     check "$name: from the prior the ascent raises the judge's mean probability" \
         awk 'NR == FNR { before = $3; next } { print "0 steps " before ", after " $3; exit !($3 > before) }' \
         "$tmp/$name-prior0.judge" "$tmp/$name-prior.judge"

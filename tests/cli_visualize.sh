@@ -75,9 +75,32 @@ stderr_has "bad preset file named" "bad-preset.txt"
 for args in "--objective margin" "--objective logprob --step progress --lr 1" \
             "--optimizer adam" "--optimizer momentum --step fixed --lr 0.001" \
             "--init class-mean" "--init class-sample --temperature 0.5" "--init mean" \
-            "--octaves 3 --norm-pct 20" "--contrib-pct 50 --decay-to mean"; do
+            "--octaves 3 --norm-pct 20" "--contrib-pct 50 --decay-to mean" \
+            "--preset prior" "--init class-mixture --temperature 0" "--step l2 --tv 0.01" \
+            "--smooth-samples 3 --smooth-sigma 0.3 --step-noise 0.05" \
+            "--init-noise 0.1 --decay 0.01 --decay-to prior"; do
     expect 0 "visualize $args" -- visualize "$tmp/m.mlp" $args --steps 30 --out "$tmp/o" --quiet
 done
+
+# The settings report.json records (of the loop's last run), and the bad values of the new ones.
+grep -q -- "--decay 0.01 --decay-to prior .*--init-noise 0.10000000000000001" "$tmp/o/report.json" \
+    && ok "report.json records the new settings" \
+    || not_ok "report.json records the new settings" "$tmp/o/report.json"
+expect 2 "unknown decay reference" -- visualize "$tmp/m.mlp" --decay-to banana --out "$tmp/x"
+stderr_has "decay reference named" "unknown decay reference 'banana' (start, mean, prior)"
+expect 2 "unknown step rule" -- visualize "$tmp/m.mlp" --step l3 --out "$tmp/x"
+stderr_has "step rules listed" "fixed, normalized, progress, l2"
+expect 2 "too many smoothing samples" -- visualize "$tmp/m.mlp" --smooth-samples 300 --out "$tmp/x"
+stderr_has "smoothing option named" "--smooth-samples"
+expect 2 "start noise above 1" -- visualize "$tmp/m.mlp" --init-noise 2 --out "$tmp/x"
+expect 2 "negative total variation" -- visualize "$tmp/m.mlp" --tv -1 --out "$tmp/x"
+expect 2 "step noise above 1" -- visualize "$tmp/m.mlp" --step-noise 1.5 --out "$tmp/x"
+# A model without a class mixture (trained with --class-mixture 0) refuses mixture starts.
+"$bin" train --data "$tmp/data" --layers 8 --epochs 1 --batch 16 --class-mixture 0 --quiet \
+    --out "$tmp/nomix.mlp" && ok "model without a mixture" || not_ok "model without a mixture"
+expect 1 "prior preset without a mixture" -- visualize "$tmp/nomix.mlp" --preset prior --out "$tmp/x"
+stderr_has "missing mixture explained" "train it with --class-mixture"
+[ ! -e "$tmp/x" ] && ok "nothing written for the refused start" || not_ok "nothing written for the refused start"
 
 # Hidden units: one image per unit, named by layer and index.
 expect 0 "two hidden units" -- visualize "$tmp/m.mlp" --unit 0:3,17 --steps 30 --out "$tmp/u"
@@ -98,7 +121,7 @@ expect 0 "frames" -- visualize "$tmp/m.mlp" --steps 30 --frames 10 --out "$tmp/f
     || not_ok "filmstrip"
 
 # A judge: the model judging itself agrees with its own probabilities.
-expect 0 "self-judged" -- visualize "$tmp/m.mlp" --judge "$tmp/m.mlp" --steps 30 --out "$tmp/j"
+expect 0 "self-judged" -- visualize "$tmp/m.mlp" --judge "$tmp/m.mlp" --steps 200 --out "$tmp/j"
 stdout_has "judge summary" "recognizes 4 of 4"
 python3 -c '
 import json, sys
