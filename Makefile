@@ -127,6 +127,8 @@ $(BUILD)/tests/test_train $(BUILD)/tests/tool_make_dataset: $(BUILD)/tests/f32/s
 $(BUILD)/tests/tool_make_shapes: $(BUILD)/tests/f32/shapes.o $(BUILD)/tests/f32/synthetic.o
 $(GEN_GOLDEN): $(BUILD)/tests/f64/gen_golden.o $(BUILD)/tests/f64/golden_cases.o $(F64_OBJ) $(NEUTRAL_OBJ)
 	$(CC) -fopenmp $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# Datasets and models the class-statistics and class-mixture suites fill in.
+$(BUILD)/tests/test_classstats $(BUILD)/tests/test_classmixture: $(BUILD)/tests/f32/class_fixtures.o
 $(BUILD)/tests/test_core_f32: $(BUILD)/tests/f32/golden_cases.o
 $(BUILD)/tests/test_core_f64: $(BUILD)/tests/f64/golden_cases.o
 

@@ -17,39 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "class_fixtures.h"
 #include "mlpviz.h"
 
 /* ---------------------------------------------------------------- helpers */
-
-/* An empty dataset of n images of C x H x W in K classes named "c0".., to be filled. */
-static mv_dataset *new_dataset(int n, int C, int H, int W, int K)
-{
-    mv_dataset *d = calloc(1, sizeof *d);
-    assert_non_null(d);
-    *d = (mv_dataset){.count = n, .channels = C, .height = H, .width = W, .n_classes = K};
-    d->class_names = calloc((size_t)K, sizeof *d->class_names);
-    d->pixels = malloc(sizeof *d->pixels * (size_t)n * C * H * W);
-    d->labels = malloc(sizeof *d->labels * (size_t)n);
-    assert_true(d->class_names && d->pixels && d->labels);
-    for (int k = 0; k < K; k++) {
-        char name[16];
-        snprintf(name, sizeof name, "c%d", k);
-        assert_non_null(d->class_names[k] = strdup(name));
-    }
-    return d;
-}
-
-/* A one-layer model taking C x H x W images into K (<= 4) classes named like the dataset's. */
-static mv_model *new_model(int C, int H, int W, int K)
-{
-    mv_arch arch = {.n_layers = 1, .widths = {C * H * W, K}, .head = MV_HEAD_SOFTMAX_CE};
-    mv_model *m;
-    assert_int_equal(mv_model_create(&m, &arch), MV_OK);
-    m->channels = C, m->height = H, m->width = W;
-    const char *names[4] = {"c0", "c1", "c2", "c3"};
-    assert_int_equal(mv_model_set_class_names(m, names, K), MV_OK);
-    return m;
-}
 
 /* Gaussian blobs: image i belongs to class i % K and, within it, to blob b with
  * probability share[b] (n_blobs of them); pixels are centre[k][b] + sigma N(0, 1), not
@@ -59,7 +30,7 @@ static mv_dataset *blob_dataset(int n, int C, int H, int W, int K, int n_blobs,
                                 const double *share, double lo, double hi, double sigma,
                                 uint64_t seed, double *centre, int *blob)
 {
-    mv_dataset *d = new_dataset(n, C, H, W, K);
+    mv_dataset *d = fixture_dataset(n, C, H, W, K);
     const int D = C * H * W;
     mv_rng rng;
     mv_rng_seed(&rng, seed);
@@ -76,15 +47,6 @@ static mv_dataset *blob_dataset(int n, int C, int H, int W, int K, int n_blobs,
                 (float)(centre[((size_t)k * n_blobs + b) * D + t] + sigma * mv_rng_normal(&rng));
     }
     return d;
-}
-
-static const float *extra(const mv_model *m, const char *name, size_t expect)
-{
-    size_t count;
-    const float *x = mv_model_extra_get(m, name, &count);
-    assert_non_null(x);
-    assert_int_equal(count, expect);
-    return x;
 }
 
 static double sq_dist(const float *x, const float *c, int D)
@@ -107,15 +69,15 @@ static void test_separated_clusters_recovered(void **state)
     static double centre[K * M * D];
     static int blob[N];
     mv_dataset *d = blob_dataset(N, C, H, W, K, M, share, 0.1, 0.9, sigma, 5, centre, blob);
-    mv_model *m = new_model(C, H, W, K);
+    mv_model *m = fixture_model(C, H, W, K);
     assert_int_equal(mv_model_fit_class_stats(m, d, R, 1), MV_OK);
     assert_int_equal(mv_model_fit_class_mixture(m, d, M, 1), MV_OK);
     int got = 0;
     assert_true(mv_model_has_class_mixture(m, &got));
     assert_int_equal(got, M);
-    const float *mean = extra(m, "class.mixture.mean", K * M * D);
-    const float *weight = extra(m, "class.mixture.weight", K * M);
-    const float *sd = extra(m, "class.mixture.sd", K * M * R);
+    const float *mean = fixture_extra(m, "class.mixture.mean", K * M * D);
+    const float *weight = fixture_extra(m, "class.mixture.weight", K * M);
+    const float *sd = fixture_extra(m, "class.mixture.sd", K * M * R);
     for (int k = 0; k < K; k++) {
         int size[M] = {0}, used[M] = {0}, n_class = 0;
         for (int i = 0; i < N; i++)
@@ -166,13 +128,13 @@ static void test_lloyd_fixed_point(void **state)
     static double centre[K * B * D];
     static int blob[N];
     mv_dataset *d = blob_dataset(N, C, H, W, K, B, share, 0.3, 0.7, 0.25, 9, centre, blob);
-    mv_model *m = new_model(C, H, W, K);
+    mv_model *m = fixture_model(C, H, W, K);
     assert_int_equal(mv_model_fit_class_stats(m, d, R, 2), MV_OK);
     assert_int_equal(mv_model_fit_class_mixture(m, d, M, 3), MV_OK);
-    const float *mean = extra(m, "class.mixture.mean", K * M * D);
-    const float *weight = extra(m, "class.mixture.weight", K * M);
-    const float *sd = extra(m, "class.mixture.sd", K * M * R);
-    const float *basis = extra(m, "class.basis", K * R * D);
+    const float *mean = fixture_extra(m, "class.mixture.mean", K * M * D);
+    const float *weight = fixture_extra(m, "class.mixture.weight", K * M);
+    const float *sd = fixture_extra(m, "class.mixture.sd", K * M * R);
+    const float *basis = fixture_extra(m, "class.basis", K * R * D);
     for (int k = 0; k < K; k++) {
         double sum[M][D] = {{0}}, sq[M][R] = {{0}};
         int count[M] = {0}, n_class = 0;
@@ -222,7 +184,7 @@ static void test_same_bits_any_thread_count(void **state)
     static double centre[K * B * D];
     static int blob[N];
     mv_dataset *d = blob_dataset(N, C, H, W, K, B, share, 0.2, 0.8, 0.2, 13, centre, blob);
-    mv_model *one = new_model(C, H, W, K), *two = new_model(C, H, W, K);
+    mv_model *one = fixture_model(C, H, W, K), *two = fixture_model(C, H, W, K);
     omp_set_num_threads(1);
     assert_int_equal(mv_model_fit_class_stats(one, d, R, 4), MV_OK);
     assert_int_equal(mv_model_fit_class_mixture(one, d, M, 4), MV_OK);
@@ -232,11 +194,11 @@ static void test_same_bits_any_thread_count(void **state)
     const char *names[3] = {"class.mixture.mean", "class.mixture.weight", "class.mixture.sd"};
     const size_t sizes[3] = {K * M * D, K * M, K * M * R};
     for (int e = 0; e < 3; e++)
-        assert_memory_equal(extra(one, names[e], sizes[e]), extra(two, names[e], sizes[e]),
+        assert_memory_equal(fixture_extra(one, names[e], sizes[e]), fixture_extra(two, names[e], sizes[e]),
                             sizes[e] * sizeof(float));
     assert_int_equal(mv_model_fit_class_mixture(two, d, M, 4), MV_OK);
     for (int e = 0; e < 3; e++)
-        assert_memory_equal(extra(one, names[e], sizes[e]), extra(two, names[e], sizes[e]),
+        assert_memory_equal(fixture_extra(one, names[e], sizes[e]), fixture_extra(two, names[e], sizes[e]),
                             sizes[e] * sizeof(float));
     omp_set_num_threads(omp_get_num_procs());
     mv_model_free(one);
@@ -251,7 +213,7 @@ static void test_degenerate_classes(void **state)
 {
     (void)state;
     enum { C = 1, H = 2, W = 3, D = C * H * W, K = 2, M = 4, N = 20 + M, R = 2 };
-    mv_dataset *d = new_dataset(N, C, H, W, K);
+    mv_dataset *d = fixture_dataset(N, C, H, W, K);
     mv_rng rng;
     mv_rng_seed(&rng, 17);
     for (int i = 0; i < N; i++) {
@@ -259,12 +221,12 @@ static void test_degenerate_classes(void **state)
         for (int t = 0; t < D; t++)
             d->pixels[i * D + t] = i < 20 ? 0.1f * (t + 1) : (float)mv_rng_uniform(&rng);
     }
-    mv_model *m = new_model(C, H, W, K);
+    mv_model *m = fixture_model(C, H, W, K);
     assert_int_equal(mv_model_fit_class_stats(m, d, R, 1), MV_OK);
     assert_int_equal(mv_model_fit_class_mixture(m, d, M, 1), MV_OK);
-    const float *mean = extra(m, "class.mixture.mean", K * M * D);
-    const float *weight = extra(m, "class.mixture.weight", K * M);
-    const float *sd = extra(m, "class.mixture.sd", K * M * R);
+    const float *mean = fixture_extra(m, "class.mixture.mean", K * M * D);
+    const float *weight = fixture_extra(m, "class.mixture.weight", K * M);
+    const float *sd = fixture_extra(m, "class.mixture.sd", K * M * R);
     for (int j = 0; j < M; j++) {
         assert_memory_equal(mean + j * D, d->pixels, D * sizeof(float));
         assert_true(weight[j] >= 1.0f / 20);
@@ -292,7 +254,7 @@ static void test_sample_frequencies_and_spread(void **state)
 {
     (void)state;
     enum { C = 1, H = 2, W = 4, D = C * H * W, K = 2, R = 2, M = 3, SAMPLES = 20000 };
-    mv_model *m = new_model(C, H, W, K);
+    mv_model *m = fixture_model(C, H, W, K);
     float smean[K * D], basis[K * R * D], ssd[K * R] = {0.1f, 0.05f, 0.1f, 0.05f};
     float mean[K * M * D], weight[K * M] = {0.5f, 0.3f, 0.2f, 0.25f, 0, 0.75f};
     float sd[K * M * R] = {0.01f, 0.01f, 0.01f, 0.01f, 0.01f, 0.01f,
@@ -371,7 +333,7 @@ static void test_consistency_checks(void **state)
 {
     (void)state;
     enum { C = 1, H = 2, W = 2, D = C * H * W, K = 2, M = 2, R = 1 };
-    mv_model *m = new_model(C, H, W, K);
+    mv_model *m = fixture_model(C, H, W, K);
     float mean[K * M * D + 1], weight[K * M + 1], sd[K * M * 2], basis[K * 2 * D], ssd[K * 2];
     for (int i = 0; i < K * M * D + 1; i++) mean[i] = 0.5f;
     for (int i = 0; i < K * M + 1; i++) weight[i] = 0.5f;
@@ -423,12 +385,12 @@ static void test_bad_arguments(void **state)
 {
     (void)state;
     enum { C = 1, H = 3, W = 4, D = C * H * W, K = 2, N = 8 };
-    mv_dataset *d = new_dataset(N, C, H, W, K);
+    mv_dataset *d = fixture_dataset(N, C, H, W, K);
     for (int i = 0; i < N; i++) {
         d->labels[i] = i < 5 ? 0 : 1; /* class 1 has 3 images */
         for (int t = 0; t < D; t++) d->pixels[i * D + t] = (float)((i * 7 + t * 3) % 11) / 10;
     }
-    mv_model *m = new_model(C, H, W, K);
+    mv_model *m = fixture_model(C, H, W, K);
     const struct {
         int components;
         const char *says;
@@ -439,7 +401,7 @@ static void test_bad_arguments(void **state)
         if (!strstr(mv_last_error(), cases[i].says))
             fail_msg("%d components: '%s'", cases[i].components, mv_last_error());
     }
-    mv_model *wrong_shape = new_model(C, W, H, K), *wrong_classes = new_model(C, H, W, 3);
+    mv_model *wrong_shape = fixture_model(C, W, H, K), *wrong_classes = fixture_model(C, H, W, 3);
     assert_int_equal(mv_model_fit_class_mixture(wrong_shape, d, 2, 1), MV_ERR_ARG);
     assert_non_null(strstr(mv_last_error(), "1 x 3 x 4"));
     assert_int_equal(mv_model_fit_class_mixture(wrong_classes, d, 2, 1), MV_ERR_ARG);
@@ -490,23 +452,23 @@ static void test_refits(void **state)
     static double centre[K * B * D];
     static int blob[N];
     mv_dataset *d = blob_dataset(N, C, H, W, K, B, share, 0.2, 0.8, 0.05, 29, centre, blob);
-    mv_model *m = new_model(C, H, W, K);
+    mv_model *m = fixture_model(C, H, W, K);
     assert_int_equal(mv_model_fit_class_stats(m, d, 2, 1), MV_OK);
     assert_int_equal(mv_model_fit_class_mixture(m, d, 3, 1), MV_OK);
-    extra(m, "class.mixture.sd", K * 3 * 2);
+    fixture_extra(m, "class.mixture.sd", K * 3 * 2);
     assert_int_equal(mv_model_fit_class_stats(m, d, 4, 1), MV_OK);
     assert_false(mv_model_has_class_mixture(m, NULL));
     assert_int_equal(mv_model_fit_class_mixture(m, d, 5, 1), MV_OK);
     int got = 0;
     assert_true(mv_model_has_class_mixture(m, &got));
     assert_int_equal(got, 5);
-    extra(m, "class.mixture.mean", K * 5 * D);
-    extra(m, "class.mixture.sd", K * 5 * 4);
+    fixture_extra(m, "class.mixture.mean", K * 5 * D);
+    fixture_extra(m, "class.mixture.sd", K * 5 * 4);
     float sd[K * 4] = {0};
     assert_int_equal(mv_model_extra_set(m, "class.sd", sd, 3), MV_OK); /* stats now broken */
     assert_false(mv_model_has_class_stats(m, NULL));
     assert_int_equal(mv_model_fit_class_mixture(m, d, 2, 1), MV_OK);
-    extra(m, "class.mixture.sd", 0);
+    fixture_extra(m, "class.mixture.sd", 0);
     assert_true(mv_model_has_class_mixture(m, &got));
     assert_int_equal(got, 2);
     assert_int_equal(m->n_extras, 6);
@@ -524,7 +486,7 @@ static void test_save_load_round_trip(void **state)
     static double centre[K * B * D];
     static int blob[N];
     mv_dataset *d = blob_dataset(N, C, H, W, K, B, share, 0.2, 0.8, 0.1, 31, centre, blob);
-    mv_model *m = new_model(C, H, W, K), *back = NULL;
+    mv_model *m = fixture_model(C, H, W, K), *back = NULL;
     assert_int_equal(mv_model_fit_class_stats(m, d, R, 7), MV_OK);
     assert_int_equal(mv_model_fit_class_mixture(m, d, M, 7), MV_OK);
     char dir[] = "/tmp/mlpviz-test-classmixture-XXXXXX", path[64];
@@ -540,7 +502,7 @@ static void test_save_load_round_trip(void **state)
     const char *names[3] = {"class.mixture.mean", "class.mixture.weight", "class.mixture.sd"};
     const size_t sizes[3] = {K * M * D, K * M, K * M * R};
     for (int e = 0; e < 3; e++)
-        assert_memory_equal(extra(m, names[e], sizes[e]), extra(back, names[e], sizes[e]),
+        assert_memory_equal(fixture_extra(m, names[e], sizes[e]), fixture_extra(back, names[e], sizes[e]),
                             sizes[e] * sizeof(float));
     mv_rng a, b;
     mv_rng_seed(&a, 3);

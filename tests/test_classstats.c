@@ -16,46 +16,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "class_fixtures.h"
 #include "mlpviz.h"
 
 /* ---------------------------------------------------------------- helpers */
-
-/* An empty dataset of n images of C x H x W in K classes named "c0".., to be filled. */
-static mv_dataset *new_dataset(int n, int C, int H, int W, int K)
-{
-    mv_dataset *d = calloc(1, sizeof *d);
-    assert_non_null(d);
-    *d = (mv_dataset){.count = n, .channels = C, .height = H, .width = W, .n_classes = K};
-    d->class_names = calloc((size_t)K, sizeof *d->class_names);
-    d->pixels = malloc(sizeof *d->pixels * (size_t)n * C * H * W);
-    d->labels = malloc(sizeof *d->labels * (size_t)n);
-    assert_true(d->class_names && d->pixels && d->labels);
-    for (int k = 0; k < K; k++) {
-        char name[16];
-        snprintf(name, sizeof name, "c%d", k);
-        assert_non_null(d->class_names[k] = strdup(name));
-    }
-    return d;
-}
-
-/* A one-layer model taking C x H x W images into K classes named like the dataset's. */
-static mv_model *new_model(int C, int H, int W, int K)
-{
-    mv_arch arch = {.n_layers = 1, .widths = {C * H * W, K}, .head = MV_HEAD_SOFTMAX_CE};
-    mv_model *m;
-    assert_int_equal(mv_model_create(&m, &arch), MV_OK);
-    m->channels = C, m->height = H, m->width = W;
-    const char *names[8] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"};
-    assert_int_equal(mv_model_set_class_names(m, names, K), MV_OK);
-    return m;
-}
 
 /* Images with a few strong random directions per class over uniform noise: a spectrum with
  * clear top eigenvalues, as real images have. Labels cycle through the classes. */
 static mv_dataset *structured_dataset(int n, int C, int H, int W, int K, int patterns,
                                       uint64_t seed)
 {
-    mv_dataset *d = new_dataset(n, C, H, W, K);
+    mv_dataset *d = fixture_dataset(n, C, H, W, K);
     const int D = C * H * W;
     mv_rng rng;
     mv_rng_seed(&rng, seed);
@@ -77,15 +48,6 @@ static mv_dataset *structured_dataset(int n, int C, int H, int W, int K, int pat
     }
     free(p);
     return d;
-}
-
-static const float *extra(const mv_model *m, const char *name, size_t expect)
-{
-    size_t count;
-    const float *x = mv_model_extra_get(m, name, &count);
-    assert_non_null(x);
-    assert_int_equal(count, expect);
-    return x;
 }
 
 /* Rows of basis [rank][D] are orthonormal to tol. */
@@ -140,7 +102,7 @@ static void test_means_match_direct_sums(void **state)
 {
     (void)state;
     enum { N = 61, C = 3, H = 2, W = 3, K = 3, D = C * H * W };
-    mv_dataset *d = new_dataset(N, C, H, W, K);
+    mv_dataset *d = fixture_dataset(N, C, H, W, K);
     mv_rng rng;
     mv_rng_seed(&rng, 11);
     for (int i = 0; i < N; i++) {
@@ -153,15 +115,15 @@ static void test_means_match_direct_sums(void **state)
         count[d->labels[i]]++;
         for (int t = 0; t < D; t++) direct[d->labels[i]][t] += d->pixels[i * D + t];
     }
-    mv_model *m = new_model(C, H, W, K);
+    mv_model *m = fixture_model(C, H, W, K);
     for (int rank = 2; rank >= 0; rank -= 2) {
         assert_int_equal(mv_model_fit_class_stats(m, d, rank, 5), MV_OK);
-        const float *mean = extra(m, "class.mean", K * D);
+        const float *mean = fixture_extra(m, "class.mean", K * D);
         for (int k = 0; k < K; k++)
             for (int t = 0; t < D; t++)
                 assert_true(fabs(mean[k * D + t] - direct[k][t] / count[k]) < 1e-6);
-        extra(m, "class.basis", (size_t)K * rank * D);
-        extra(m, "class.sd", (size_t)K * rank);
+        fixture_extra(m, "class.basis", (size_t)K * rank * D);
+        fixture_extra(m, "class.sd", (size_t)K * rank);
         int got = -1;
         assert_true(mv_model_has_class_stats(m, &got));
         assert_int_equal(got, rank);
@@ -196,7 +158,7 @@ static void test_gaussian_directions_recovered(void **state)
 {
     (void)state;
     enum { C = 3, H = 4, W = 4, D = C * H * W, K = 2, PER = 3000, N = K * PER, RANK = 5 };
-    mv_dataset *d = new_dataset(N, C, H, W, K);
+    mv_dataset *d = fixture_dataset(N, C, H, W, K);
     mv_rng rng;
     mv_rng_seed(&rng, 21);
     static double Q[K][D * D], mu[K][D];
@@ -217,11 +179,11 @@ static void test_gaussian_directions_recovered(void **state)
         d->labels[i] = k;
         for (int t = 0; t < D; t++) d->pixels[i * D + t] = (float)x[t];
     }
-    mv_model *m = new_model(C, H, W, K);
+    mv_model *m = fixture_model(C, H, W, K);
     assert_int_equal(mv_model_fit_class_stats(m, d, RANK, 3), MV_OK);
-    const float *mean = extra(m, "class.mean", K * D);
-    const float *basis = extra(m, "class.basis", K * RANK * D);
-    const float *sd = extra(m, "class.sd", K * RANK);
+    const float *mean = fixture_extra(m, "class.mean", K * D);
+    const float *basis = fixture_extra(m, "class.basis", K * RANK * D);
+    const float *sd = fixture_extra(m, "class.sd", K * RANK);
     for (int k = 0; k < K; k++) {
         for (int t = 0; t < D; t++) assert_true(fabs(mean[k * D + t] - mu[k][t]) < 0.01);
         assert_orthonormal(basis + k * RANK * D, RANK, D, 1e-5);
@@ -247,13 +209,13 @@ static void test_eigenvectors_of_the_covariance(void **state)
     (void)state;
     enum { C = 1, H = 9, W = 11, D = C * H * W, K = 2, N = 800, RANK = 6 };
     mv_dataset *d = structured_dataset(N, C, H, W, K, 7, 31);
-    mv_model *m = new_model(C, H, W, K), *other = new_model(C, H, W, K);
+    mv_model *m = fixture_model(C, H, W, K), *other = fixture_model(C, H, W, K);
     assert_int_equal(mv_model_fit_class_stats(m, d, RANK, 1), MV_OK);
     assert_int_equal(mv_model_fit_class_stats(other, d, RANK, 2), MV_OK);
-    const float *basis = extra(m, "class.basis", K * RANK * D);
-    const float *sd = extra(m, "class.sd", K * RANK);
-    const float *basis2 = extra(other, "class.basis", K * RANK * D);
-    const float *sd2 = extra(other, "class.sd", K * RANK);
+    const float *basis = fixture_extra(m, "class.basis", K * RANK * D);
+    const float *sd = fixture_extra(m, "class.sd", K * RANK);
+    const float *basis2 = fixture_extra(other, "class.basis", K * RANK * D);
+    const float *sd2 = fixture_extra(other, "class.sd", K * RANK);
     double *cov = malloc(sizeof *cov * D * D), mean[D], v[D], cv[D];
     assert_non_null(cov);
     mv_rng rng;
@@ -313,7 +275,7 @@ static void test_degenerate_classes(void **state)
 {
     (void)state;
     enum { C = 1, H = 3, W = 5, D = C * H * W, K = 2, N = 10, RANK = 4 };
-    mv_dataset *d = new_dataset(N, C, H, W, K);
+    mv_dataset *d = fixture_dataset(N, C, H, W, K);
     mv_rng rng;
     mv_rng_seed(&rng, 61);
     for (int i = 0; i < N; i++) {
@@ -321,11 +283,11 @@ static void test_degenerate_classes(void **state)
         for (int t = 0; t < D; t++)
             d->pixels[i * D + t] = d->labels[i] ? (float)mv_rng_uniform(&rng) : 0.25f + 0.05f * t;
     }
-    mv_model *m = new_model(C, H, W, K);
+    mv_model *m = fixture_model(C, H, W, K);
     assert_int_equal(mv_model_fit_class_stats(m, d, RANK, 1), MV_OK);
-    const float *mean = extra(m, "class.mean", K * D);
-    const float *basis = extra(m, "class.basis", K * RANK * D);
-    const float *sd = extra(m, "class.sd", K * RANK);
+    const float *mean = fixture_extra(m, "class.mean", K * D);
+    const float *basis = fixture_extra(m, "class.basis", K * RANK * D);
+    const float *sd = fixture_extra(m, "class.sd", K * RANK);
     for (int k = 0; k < K; k++) {
         assert_orthonormal(basis + k * RANK * D, RANK, D, 1e-5);
         for (int i = 0; i < RANK; i++) assert_true(k ? sd[k * RANK + i] > 0.01f : sd[i] == 0);
@@ -344,7 +306,7 @@ static void test_same_bits_any_thread_count(void **state)
     (void)state;
     enum { C = 1, H = 19, W = 21, D = C * H * W, K = 2, N = 700, RANK = 4 };
     mv_dataset *d = structured_dataset(N, C, H, W, K, 6, 41);
-    mv_model *one = new_model(C, H, W, K), *two = new_model(C, H, W, K);
+    mv_model *one = fixture_model(C, H, W, K), *two = fixture_model(C, H, W, K);
     omp_set_num_threads(1);
     assert_int_equal(mv_model_fit_class_stats(one, d, RANK, 9), MV_OK);
     omp_set_num_threads(2);
@@ -353,7 +315,7 @@ static void test_same_bits_any_thread_count(void **state)
     const char *names[3] = {"class.mean", "class.basis", "class.sd"};
     const size_t sizes[3] = {K * D, K * RANK * D, K * RANK};
     for (int e = 0; e < 3; e++)
-        assert_memory_equal(extra(one, names[e], sizes[e]), extra(two, names[e], sizes[e]),
+        assert_memory_equal(fixture_extra(one, names[e], sizes[e]), fixture_extra(two, names[e], sizes[e]),
                             sizes[e] * sizeof(float));
     mv_model_free(one);
     mv_model_free(two);
@@ -366,7 +328,7 @@ static void test_sample_spread(void **state)
 {
     (void)state;
     enum { C = 1, H = 3, W = 4, D = C * H * W, K = 2, RANK = 2, SAMPLES = 20000 };
-    mv_model *m = new_model(C, H, W, K);
+    mv_model *m = fixture_model(C, H, W, K);
     float mean[K * D], basis[K * RANK * D], sd[K * RANK] = {0.1f, 0.03f, 0.05f, 0.02f};
     for (int t = 0; t < D; t++) {
         mean[t] = (float)(t % 3 == 0 ? -0.2 : t % 3 == 1 ? 1.3 : 0.37);
@@ -429,12 +391,12 @@ static void test_bad_arguments(void **state)
 {
     (void)state;
     enum { C = 1, H = 3, W = 4, D = C * H * W, K = 2, N = 8 };
-    mv_dataset *d = new_dataset(N, C, H, W, K);
+    mv_dataset *d = fixture_dataset(N, C, H, W, K);
     for (int i = 0; i < N; i++) {
         d->labels[i] = i < 5 ? 0 : 1; /* class 1 has 3 images */
         for (int t = 0; t < D; t++) d->pixels[i * D + t] = (float)((i * 7 + t * 3) % 11) / 10;
     }
-    mv_model *m = new_model(C, H, W, K);
+    mv_model *m = fixture_model(C, H, W, K);
     const struct {
         int rank;
         const char *says;
@@ -444,7 +406,7 @@ static void test_bad_arguments(void **state)
         if (!strstr(mv_last_error(), ranks[i].says))
             fail_msg("rank %d: '%s'", ranks[i].rank, mv_last_error());
     }
-    mv_model *wrong_shape = new_model(C, W, H, K), *wrong_classes = new_model(C, H, W, 3);
+    mv_model *wrong_shape = fixture_model(C, W, H, K), *wrong_classes = fixture_model(C, H, W, 3);
     assert_int_equal(mv_model_fit_class_stats(wrong_shape, d, 1, 1), MV_ERR_ARG);
     assert_non_null(strstr(mv_last_error(), "1 x 3 x 4"));
     assert_int_equal(mv_model_fit_class_stats(wrong_classes, d, 1, 1), MV_ERR_ARG);
@@ -476,7 +438,7 @@ static void test_save_load_round_trip(void **state)
     (void)state;
     enum { C = 1, H = 6, W = 5, D = C * H * W, K = 3, N = 300, RANK = 3 };
     mv_dataset *d = structured_dataset(N, C, H, W, K, 4, 51);
-    mv_model *m = new_model(C, H, W, K), *back = NULL;
+    mv_model *m = fixture_model(C, H, W, K), *back = NULL;
     assert_int_equal(mv_model_fit_class_stats(m, d, RANK, 7), MV_OK);
     char dir[] = "/tmp/mlpviz-test-classstats-XXXXXX", path[64];
     assert_non_null(mkdtemp(dir));
@@ -491,7 +453,7 @@ static void test_save_load_round_trip(void **state)
     const char *names[3] = {"class.mean", "class.basis", "class.sd"};
     const size_t sizes[3] = {K * D, K * RANK * D, K * RANK};
     for (int e = 0; e < 3; e++)
-        assert_memory_equal(extra(m, names[e], sizes[e]), extra(back, names[e], sizes[e]),
+        assert_memory_equal(fixture_extra(m, names[e], sizes[e]), fixture_extra(back, names[e], sizes[e]),
                             sizes[e] * sizeof(float));
     mv_rng a, b;
     mv_rng_seed(&a, 3);

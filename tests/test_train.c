@@ -417,10 +417,30 @@ static void test_rejects_mismatched_data(void **state)
     run_free(&r);
 }
 
-/* Accuracy on data under a PGD attack of radius eps (pixel units) written here with the
- * public input gradient, independently of the trainer's own: steps of eps/4 down the
- * log-probability of the true class, projected to the ball and to [0, 1]. */
-static double attacked_accuracy(const mv_model *m, const mv_dataset *d, double eps)
+/* One step of the test's own attack on pixels p [D] around clean [D]: eps/4 down the
+ * log-probability gradient g, by sign (L-inf) or along g / |g| (L2), then back into the ball
+ * of radius eps and into [0, 1]. */
+static void attack_step(float *p, const float *clean, const mv_real *g, int D, double eps, int l2)
+{
+    double norm = 0, dist = 0;
+    for (int j = 0; j < D; j++) norm += (double)g[j] * g[j];
+    norm = sqrt(norm) + 1e-30;
+    for (int j = 0; j < D; j++) {
+        const double step = l2 ? eps / 4 * g[j] / norm : g[j] > 0 ? eps / 4 : g[j] < 0 ? -eps / 4 : 0;
+        double v = p[j] - step;
+        if (!l2)
+            v = fmin(fmax(v, clean[j] - eps), clean[j] + eps);
+        p[j] = (float)v;
+        dist += (v - clean[j]) * (v - clean[j]);
+    }
+    const double shrink = l2 && sqrt(dist) > eps ? eps / sqrt(dist) : 1;
+    for (int j = 0; j < D; j++)
+        p[j] = (float)fmin(fmax(clean[j] + shrink * (p[j] - clean[j]), 0), 1);
+}
+
+/* Accuracy on data under a PGD attack of radius eps (pixel units, L-inf or L2) written here
+ * with the public input gradient, independently of the trainer's own: 10 steps. */
+static double attacked_accuracy(const mv_model *m, const mv_dataset *d, double eps, int l2)
 {
     const int D = 144, n = d->count;
     mv_workspace *ws;
@@ -435,11 +455,7 @@ static double attacked_accuracy(const mv_model *m, const mv_dataset *d, double e
             mv_model_prepare_input(m, p, x, 1);
             assert_int_equal(mv_input_grad(m->net, ws, x, 1, (mv_target){MV_OBJ_LOGPROB, 0},
                                            &d->labels[i], g, NULL), MV_OK);
-            for (int j = 0; j < D; j++) {
-                double v = p[j] - (g[j] > 0 ? eps / 4 : g[j] < 0 ? -eps / 4 : 0);
-                v = fmin(fmax(v, clean[j] - eps), clean[j] + eps);
-                p[j] = (float)fmin(fmax(v, 0), 1);
-            }
+            attack_step(p, clean, g, D, eps, l2);
         }
         float probs[4];
         assert_int_equal(mv_model_predict(m, p, 1, probs), MV_OK);
@@ -468,7 +484,7 @@ static void test_adversarial_training_resists_attack(void **state)
         }
         int interrupted = 0;
         assert_int_equal(mv_train(r.model, r.train, r.val, &r.cfg, &interrupted), MV_OK);
-        attacked[robust] = attacked_accuracy(r.model, r.val, eps);
+        attacked[robust] = attacked_accuracy(r.model, r.val, eps, 0);
         const char *adv = mv_model_meta_get(r.model, "train.adversarial");
         if (robust)
             assert_string_equal(adv, "pgd eps=0.1 steps=5");
@@ -609,44 +625,6 @@ static void test_l2_projection(void **state)
     mv_model_free(m);
 }
 
-/* Accuracy under an L2 attack of radius eps written here: 10 steps of eps/4 along the
- * normalised gradient of the loss, projected onto the ball and into [0, 1]. */
-static double l2_attacked_accuracy(const mv_model *m, const mv_dataset *d, double eps)
-{
-    const int D = 144, n = d->count;
-    mv_workspace *ws;
-    assert_int_equal(mv_workspace_create(&ws, &m->net->arch, 1), MV_OK);
-    float p[144];
-    mv_real x[144], g[144];
-    int correct = 0;
-    for (int i = 0; i < n; i++) {
-        const float *clean = d->pixels + (size_t)i * D;
-        memcpy(p, clean, sizeof p);
-        for (int step = 0; step < 10; step++) {
-            mv_model_prepare_input(m, p, x, 1);
-            assert_int_equal(mv_input_grad(m->net, ws, x, 1, (mv_target){MV_OBJ_LOGPROB, 0},
-                                           &d->labels[i], g, NULL), MV_OK);
-            double norm = 0, dist = 0;
-            for (int j = 0; j < D; j++) norm += (double)g[j] * g[j];
-            norm = sqrt(norm) + 1e-30;
-            for (int j = 0; j < D; j++) {
-                p[j] = (float)(p[j] - eps / 4 * g[j] / norm);
-                dist += (double)(p[j] - clean[j]) * (p[j] - clean[j]);
-            }
-            const double shrink = sqrt(dist) > eps ? eps / sqrt(dist) : 1;
-            for (int j = 0; j < D; j++)
-                p[j] = (float)fmin(fmax(clean[j] + shrink * (p[j] - clean[j]), 0), 1);
-        }
-        float probs[4];
-        assert_int_equal(mv_model_predict(m, p, 1, probs), MV_OK);
-        int top = 0;
-        for (int k = 1; k < 4; k++) top = probs[k] > probs[top] ? k : top;
-        correct += top == d->labels[i];
-    }
-    mv_workspace_free(ws);
-    return (double)correct / n;
-}
-
 /* L2 PGD training buys accuracy under an L2 attack; it is recorded in the model, gives the
  * same bits on 1 and 2 threads (rows are perturbed in parallel), and bad radii are refused. */
 static void test_l2_adversarial_training(void **state)
@@ -667,7 +645,7 @@ static void test_l2_adversarial_training(void **state)
         }
         int interrupted = 0;
         assert_int_equal(mv_train(r.model, r.train, r.val, &r.cfg, &interrupted), MV_OK);
-        attacked[robust] = l2_attacked_accuracy(r.model, r.val, eps);
+        attacked[robust] = attacked_accuracy(r.model, r.val, eps, 1);
         const char *adv = mv_model_meta_get(r.model, "train.adversarial");
         if (robust)
             assert_string_equal(adv, "pgd l2 eps=1.5 steps=5");
