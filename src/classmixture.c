@@ -68,11 +68,6 @@ typedef struct {
     unsigned char *stale; /* [M] non-zero: the members changed since the centre was summed */
 } kmeans;
 
-static const char *class_name(const mv_dataset *data, int k)
-{
-    return data->class_names && data->class_names[k] ? data->class_names[k] : "?";
-}
-
 static const float *member(const kmeans *km, int s)
 {
     return km->pixels + (size_t)km->members[s] * km->D;
@@ -420,7 +415,7 @@ static mv_status fit_class(workspace *ws, const mv_dataset *data, int k, mv_rng 
             if (!isfinite(c[d]))
                 return mv_fail(MV_ERR_NUMERIC, "class mixture: class %d ('%s') has a "
                                "non-finite pixel (a component mean at pixel %d is %g)", k,
-                               class_name(data, k), d, c[d]);
+                               mv_dataset_class_name(data, k), d, c[d]);
             mean[(size_t)m * D + d] = (float)c[d];
         }
         weight[m] = (float)((double)km->count[order[m]] / km->n);
@@ -515,24 +510,14 @@ static mv_status check_fit_args(const mv_model *model, const mv_dataset *data, i
     return MV_OK;
 }
 
-/* members [count]: image indices grouped by class, each class in dataset order; start
- * [K + 1]: class k is members[start[k] .. start[k + 1]). Every class needs M images. */
-static mv_status group_by_class(const mv_dataset *data, int M, int *start, int *members)
+/* Every class needs M images, one per component at least. */
+static mv_status check_class_sizes(const mv_dataset *data, int M, const int *start)
 {
-    const int K = data->n_classes;
-    memset(start, 0, sizeof *start * (size_t)(K + 1));
-    for (int i = 0; i < data->count; i++) start[data->labels[i] + 1]++;
-    for (int k = 0; k < K; k++)
-        if (start[k + 1] < M)
+    for (int k = 0; k < data->n_classes; k++)
+        if (start[k + 1] - start[k] < M)
             return mv_fail(MV_ERR_ARG, "class mixture: %d components need at least %d images "
                            "in every class; class %d ('%s') has %d", M, M, k,
-                           class_name(data, k), start[k + 1]);
-    for (int k = 0; k < K; k++) start[k + 1] += start[k];
-    /* start[k] serves as class k's cursor, which leaves it at start[k + 1]; then shifted
-     * back. Stable: each class keeps dataset order. */
-    for (int i = 0; i < data->count; i++) members[start[data->labels[i]]++] = i;
-    for (int k = K; k > 0; k--) start[k] = start[k - 1];
-    start[0] = 0;
+                           mv_dataset_class_name(data, k), start[k + 1] - start[k]);
     return MV_OK;
 }
 
@@ -613,8 +598,10 @@ mv_status mv_model_fit_class_mixture(mv_model *model, const mv_dataset *data, in
     if (!start || !members || !mean || !weight || !sd)
         st = mv_fail(MV_ERR_NOMEM, "class mixture: cannot allocate %d components of %d "
                      "classes of %d pixels", M, K, D);
-    if (!st)
-        st = group_by_class(data, M, start, members);
+    if (!st) {
+        mv_group_by_class(data, start, members);
+        st = check_class_sizes(data, M, start);
+    }
     if (!st)
         st = fit_all(data, start, members, D, M, R, basis, seed, mean, weight, sd);
     if (!st)
@@ -679,23 +666,13 @@ int mv_model_has_class_mixture(const mv_model *model, int *components)
     return ok;
 }
 
-/* A component of class k drawn with probability its weight (weights [M], sum > 0). */
+/* A component of class k drawn with probability its weight (weights [M], sum > 0): the
+ * members' pick on the weights in double, which sums them as it did in float. */
 static int pick_component(const float *weight, int M, mv_rng *rng)
 {
-    double total = 0;
-    for (int j = 0; j < M; j++) total += weight[j];
-    const double u = mv_rng_uniform(rng) * total;
-    double cum = 0;
-    int last = 0;
-    for (int j = 0; j < M; j++) {
-        if (weight[j] <= 0)
-            continue;
-        cum += weight[j];
-        last = j;
-        if (u < cum)
-            return j;
-    }
-    return last; /* u rounded up to the total */
+    double w[MAX_COMPONENTS];
+    for (int j = 0; j < M; j++) w[j] = weight[j];
+    return pick_weighted(w, M, rng);
 }
 
 mv_status mv_class_mixture_sample(const mv_model *model, int k, double temperature,

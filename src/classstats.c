@@ -54,7 +54,7 @@ typedef struct {
     double *theta, *prev; /* [b] Ritz values, descending, this and the previous iteration */
 } workspace;
 
-static const char *class_name(const mv_dataset *data, int k)
+const char *mv_dataset_class_name(const mv_dataset *data, int k)
 {
     return data->class_names && data->class_names[k] ? data->class_names[k] : "?";
 }
@@ -99,31 +99,33 @@ static void tile_product(const double *restrict A, size_t sa, const double *rest
 
 /* ---------------------------------------------------------------- grouping and means */
 
-/* members [count]: image indices grouped by class, each class in dataset order; start
- * [K + 1]: class k is members[start[k] .. start[k + 1]). Every class must hold more than
- * rank images, so that its covariance can have rank independent directions. */
-static mv_status group_by_class(const mv_dataset *data, int rank, int *start, int *members)
+void mv_group_by_class(const mv_dataset *data, int *start, int *members)
 {
     const int K = data->n_classes;
     memset(start, 0, sizeof *start * (size_t)(K + 1));
     for (int i = 0; i < data->count; i++) start[data->labels[i] + 1]++;
-    for (int k = 0; k < K; k++) {
-        const int n = start[k + 1];
+    for (int k = 0; k < K; k++) start[k + 1] += start[k];
+    /* start[k] serves as class k's cursor, which leaves it at start[k + 1]; then shifted
+     * back. Stable: each class keeps dataset order. */
+    for (int i = 0; i < data->count; i++) members[start[data->labels[i]]++] = i;
+    for (int k = K; k > 0; k--) start[k] = start[k - 1];
+    start[0] = 0;
+}
+
+/* Every class must hold more than rank images, so that its covariance can have rank
+ * independent directions. */
+static mv_status check_class_sizes(const mv_dataset *data, int rank, const int *start)
+{
+    for (int k = 0; k < data->n_classes; k++) {
+        const int n = start[k + 1] - start[k];
         if (n == 0)
             return mv_fail(MV_ERR_ARG, "class statistics: class %d ('%s') has no images", k,
-                           class_name(data, k));
+                           mv_dataset_class_name(data, k));
         if (n <= rank)
             return mv_fail(MV_ERR_ARG, "class statistics: rank %d needs more than %d images "
                            "in every class; class %d ('%s') has %d", rank, rank, k,
-                           class_name(data, k), n);
+                           mv_dataset_class_name(data, k), n);
     }
-    for (int k = 0; k < K; k++) start[k + 1] += start[k];
-    int *next = malloc(sizeof *next * (size_t)K);
-    if (!next)
-        return mv_fail(MV_ERR_NOMEM, "class statistics: cannot allocate %d counters", K);
-    memcpy(next, start, sizeof *next * (size_t)K);
-    for (int i = 0; i < data->count; i++) members[next[data->labels[i]]++] = i;
-    free(next);
     return MV_OK;
 }
 
@@ -144,7 +146,7 @@ static mv_status class_means(const mv_dataset *data, const int *start, const int
             if (!isfinite(m[d]))
                 return mv_fail(MV_ERR_NUMERIC, "class statistics: class %d ('%s') has a "
                                "non-finite pixel (its mean at pixel %d is %g)", k,
-                               class_name(data, k), d, m[d]);
+                               mv_dataset_class_name(data, k), d, m[d]);
         }
     }
     return MV_OK;
@@ -552,8 +554,10 @@ mv_status mv_model_fit_class_stats(mv_model *model, const mv_dataset *data, int 
     if (!start || !members || !mean || !basis || !sd)
         st = mv_fail(MV_ERR_NOMEM, "class statistics: cannot allocate the statistics of %d "
                      "classes of %d pixels", K, D);
-    if (!st)
-        st = group_by_class(data, rank, start, members);
+    if (!st) {
+        mv_group_by_class(data, start, members);
+        st = check_class_sizes(data, rank, start);
+    }
     if (!st)
         st = fit_all(data, start, members, D, rank, seed, mean, basis, sd);
     if (!st)

@@ -177,4 +177,11 @@ void mv_step_l2(const mv_model *m, mv_real *x, const mv_real *v, double length, 
 double mv_tv_value(const float *p, int W, int H, int C);
 void mv_tv_add_gradient(const float *p, float *g, int W, int H, int C, double tv);
 
+/* Images grouped by class (classstats.c): members [count] holds the image indices of class
+ * 0, then class 1, ..., each class in dataset order; class k is members[start[k] ..
+ * start[k + 1]), start [K + 1]. Labels must be in 0..K-1. */
+void mv_group_by_class(const mv_dataset *data, int *start, int *members);
+/* Class k's name for messages ("?" when the dataset has none). Borrowed. */
+const char *mv_dataset_class_name(const mv_dataset *data, int k);
+
 #endif /* MV_INTERNAL_H */
