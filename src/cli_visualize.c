@@ -57,7 +57,13 @@ static const char *const visualize_help =
     "      --temperature T     spread of class-sample starts (default 1)\n"
     "      --init-noise S      add Gaussian noise of sd S to every start (default 0)\n"
     "      --step-noise S      add noise of sd S after every step, annealed to 0 (default 0)\n"
-    "  -s, --seed N            (default 1)\n"
+    "      --diversity D       push the seeds of a class apart: minus D times the mean cosine\n"
+    "                          similarity of their last hidden features (default 0)\n"
+    "      --stop-prob P       leave an image alone once the model gives its class P\n"
+    "                          (default 0: never)\n"
+    "  -s, --seed N            (default 1)\n";
+/* Two strings: one would pass the 4095 characters C compilers must support. */
+static const char *const visualize_help_rest =
     "search and judging\n"
     "  -j, --judge MODEL       a second model scores every image (judge_prob in the report)\n"
     "      --search N          try N settings (the given one first), keep the best: every\n"
@@ -80,6 +86,7 @@ static const struct option viz_longopts[] = {
     {"smooth-samples", required_argument, 0, VIZ_OPT_SMOOTH_SAMPLES},
     {"smooth-sigma", required_argument, 0, VIZ_OPT_SMOOTH_SIGMA},
     {"step-noise", required_argument, 0, VIZ_OPT_STEP_NOISE},    {"init-noise", required_argument, 0, VIZ_OPT_INIT_NOISE},
+    {"diversity", required_argument, 0, VIZ_OPT_DIVERSITY},      {"stop-prob", required_argument, 0, VIZ_OPT_STOP_PROB},
     {"lr", required_argument, 0, VIZ_OPT_LR},    {"progress", required_argument, 0, VIZ_OPT_PROGRESS},
     {"no-normalize", no_argument, 0, VIZ_OPT_NO_NORMALIZE},
     {"optimizer", required_argument, 0, VIZ_OPT_OPTIMIZER},
@@ -125,6 +132,8 @@ int viz_parse_setting(int opt, const char *arg, mv_viz_config *v)
     case VIZ_OPT_SMOOTH_SIGMA: return cli_parse_double(cmd, "smooth-sigma", arg, 0, 10, &v->smooth_sigma) ? 2 : 0;
     case VIZ_OPT_STEP_NOISE: return cli_parse_double(cmd, "step-noise", arg, 0, 1, &v->step_noise) ? 2 : 0;
     case VIZ_OPT_TV: return cli_parse_double(cmd, "tv", arg, 0, 1e6, &v->tv) ? 2 : 0;
+    case VIZ_OPT_DIVERSITY: return cli_parse_double(cmd, "diversity", arg, 0, 1e6, &v->diversity) ? 2 : 0;
+    case VIZ_OPT_STOP_PROB: return cli_parse_double(cmd, "stop-prob", arg, 0, 1, &v->stop_prob) ? 2 : 0;
     case VIZ_OPT_INIT_NOISE: return cli_parse_double(cmd, "init-noise", arg, 0, 1, &v->init_noise) ? 2 : 0;
     case VIZ_OPT_STEP: return PARSE_NAME(mv_viz_step_parse, "step", arg, &v->step);
     case VIZ_OPT_LR: return cli_parse_double(cmd, "lr", arg, 0, 1e9, &v->lr) ? 2 : 0;
@@ -160,7 +169,8 @@ void viz_config_flags(const mv_viz_config *c, char *buf, size_t size)
              "--optimizer %s --momentum %.17g --decay %.17g --decay-to %s --blur-every %d "
              "--blur-sigma %.17g --grad-blur %.17g --jitter %d --%s --norm-pct %.17g "
              "--contrib-pct %.17g --octaves %d --octave-scale %.17g --init %s --temperature %.17g "
-             "--seed %llu --tv %.17g --init-noise %.17g --smooth-samples %d --smooth-sigma %.17g --step-noise %.17g",
+             "--seed %llu --tv %.17g --init-noise %.17g --smooth-samples %d --smooth-sigma %.17g --step-noise %.17g "
+             "--diversity %.17g --stop-prob %.17g",
              c->steps, mv_viz_objective_name(c->objective == MV_VIZ_UNIT ? MV_VIZ_LOGIT : c->objective),
              c->l2, mv_viz_step_name(c->step), c->lr, c->progress,
              mv_viz_optimizer_name(c->optimizer), c->momentum, c->decay,
@@ -168,7 +178,7 @@ void viz_config_flags(const mv_viz_config *c, char *buf, size_t size)
              c->jitter, c->clamp ? "clamp" : "no-clamp", c->norm_pct, c->contrib_pct, c->octaves,
              c->octave_scale, mv_viz_init_name(c->init == MV_INIT_IMAGE ? MV_INIT_GRAY : c->init),
              c->temperature, (unsigned long long)c->seed, c->tv, c->init_noise,
-             c->smooth_samples, c->smooth_sigma, c->step_noise);
+             c->smooth_samples, c->smooth_sigma, c->step_noise, c->diversity, c->stop_prob);
 }
 
 /* Reads a preset file of settings flags (whitespace-separated, '#' starts a comment). */
@@ -278,7 +288,7 @@ static int parse_viz_args(int argc, char **argv, viz_options *o)
             omp_set_num_threads((int)n);
             break;
         case 'q': o->quiet = 1; break;
-        case 'h': fputs(visualize_help, stdout); return -1;
+        case 'h': fputs(visualize_help, stdout); fputs(visualize_help_rest, stdout); return -1;
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
     }

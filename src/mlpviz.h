@@ -743,6 +743,15 @@ typedef struct {
     double step_noise;    /* Gaussian noise of sd step_noise * (1 - step / steps) added to the
                              pixels after every step (Langevin-style: the ascent explores, and
                              seeds end in different images; 0 = off) */
+    double diversity;     /* objective - diversity * the mean cosine similarity between the
+                             last hidden layer's activations at this image and at each other
+                             image with the same target: the seeds of a class are pushed
+                             apart in the features the model classifies with, not collapsed
+                             onto one prototype (Olah et al. 2017). Class objectives and a
+                             hidden layer needed (0 = off) */
+    double stop_prob;     /* an image stops changing once the model gives its target this
+                             probability at the unjittered image: a start that is already
+                             clear is kept as it is (class objectives; 0 = never) */
     uint64_t seed;        /* every random choice: starts and jitter */
     int frame_every;      /* call on_frame every this many steps (0 = never) */
     /* Receives the images [n][height][width][channels] after `step` steps (0 = the start);

@@ -429,6 +429,12 @@ typedef struct {
     mv_real *noisy;  /* [n][D] a noisy copy of x, with gradient smoothing */
     mv_real *sample_grad; /* [n][D] its gradient */
     mv_real *values; /* [n] objective per row */
+    mv_real *unit_features; /* [n][w] with diversity: last hidden activations / their norm */
+    mv_real *class_sums;    /* [K][w] their sum over the rows of each class */
+    double *feature_norms;  /* [n] |h| of each row */
+    int *class_rows;        /* [K] rows per class */
+    mv_real *diversity_grad; /* [n][D] the diversity term's input gradient */
+    unsigned char *stopped; /* [n] with stop_prob: the row has reached it and stays */
     int *dx, *dy;    /* [n] this step's jitter */
     octave_ops oct;
     long t;          /* pixel-optimizer updates so far (adam's bias correction) */
@@ -439,7 +445,8 @@ static void ascent_free(ascent *a)
 {
     mv_workspace_free(a->ws);
     void *buffers[] = {a->start, a->shifted, a->grad, a->scratch, a->m, a->v, a->measure, a->x,
-                       a->gx, a->noisy, a->sample_grad, a->values, a->dx, a->dy, a->oct.down_x, a->oct.down_y,
+                       a->gx, a->noisy, a->sample_grad, a->values, a->unit_features,
+                       a->class_sums, a->feature_norms, a->class_rows, a->diversity_grad, a->stopped, a->dx, a->dy, a->oct.down_x, a->oct.down_y,
                        a->oct.up_x, a->oct.up_y, a->oct.basis, a->oct.column};
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++) free(buffers[i]);
 }
@@ -579,6 +586,45 @@ static mv_status smoothed_gradient(ascent *a, mv_rng *rng)
     return MV_OK;
 }
 
+/* Adds to a->gx the gradient of -diversity * mean_j cos(h_r, h_j) at the network inputs a->x,
+ * j over the other rows with row r's target and h the last hidden layer's activations:
+ * with u = h / |h| and s the sum of the class-mates' u, d cos-sum / dh_r = (s - (u.s) u) / |h|.
+ * A row whose features are all zero has no direction and gets no push. */
+static void add_diversity_gradient(ascent *a)
+{
+    const mv_net *net = a->model->net;
+    const int top = net->arch.n_layers - 2, w = net->arch.widths[top + 1], K = a->model->n_classes;
+    mv_forward(net, a->ws, a->x, a->n);
+    const mv_real *h = a->ws->a[top];
+    mv_real *u = a->unit_features, *seed = a->ws->delta[0];
+    double *norm = a->feature_norms;
+    int *count = a->class_rows;
+    memset(a->class_sums, 0, sizeof *a->class_sums * (size_t)K * w);
+    for (int k = 0; k < K; k++) count[k] = 0;
+    for (int r = 0; r < a->n; r++) {
+        const mv_real *hr = h + (size_t)r * w;
+        double sq = 0;
+        for (int i = 0; i < w; i++) sq += (double)hr[i] * hr[i];
+        norm[r] = sqrt(sq);
+        mv_real *ur = u + (size_t)r * w, *sum = a->class_sums + (size_t)a->targets[r] * w;
+        for (int i = 0; i < w; i++) ur[i] = norm[r] > 0 ? (mv_real)(hr[i] / norm[r]) : 0;
+        for (int i = 0; i < w; i++) sum[i] += ur[i];
+        count[a->targets[r]]++;
+    }
+    for (int r = 0; r < a->n; r++) {
+        const mv_real *ur = u + (size_t)r * w, *sum = a->class_sums + (size_t)a->targets[r] * w;
+        mv_real *sr = seed + (size_t)r * w;
+        const int mates = count[a->targets[r]] - 1;
+        double dot = 0;
+        for (int i = 0; i < w; i++) dot += (double)ur[i] * (sum[i] - ur[i]);
+        const double scale = mates > 0 && norm[r] > 0 ? -a->cfg->diversity / (mates * norm[r]) : 0;
+        for (int i = 0; i < w; i++) sr[i] = (mv_real)(scale * ((sum[i] - ur[i]) - dot * ur[i]));
+    }
+    mv_act_backward(net->arch.act[top], a->ws->z[top], a->ws->a[top], seed, (size_t)a->n * w);
+    mv_backward_from(net, a->ws, a->x, a->n, top, seed, NULL, a->diversity_grad);
+    for (size_t i = 0; i < a->D * (size_t)a->n; i++) a->gx[i] += a->diversity_grad[i];
+}
+
 /* Pixel gradients of every row's objective at the jittered images, with the L2 penalty. */
 static mv_status gradients(ascent *a, mv_rng *rng)
 {
@@ -603,6 +649,8 @@ static mv_status gradients(ascent *a, mv_rng *rng)
                                          : objective_gradient(a, a->x, a->gx);
     if (st)
         return st;
+    if (c->diversity > 0)
+        add_diversity_gradient(a);
     /* -l2 |x|^2 in network space; then d/dpixel = d/dx / std; then undo the jitter. */
     MV_FOR_EACH(int, r, a->n, parallel, {
         const int jittered = a->dx[r] || a->dy[r];
@@ -741,11 +789,25 @@ void mv_tv_add_gradient(const float *p, float *g, int W, int H, int C, double tv
         }
 }
 
+/* Marks the rows whose target the model already gives stop_prob at the unjittered image.
+ * A stopped image no longer changes, so it stays stopped. */
+static void mark_stopped(ascent *a)
+{
+    const int L = a->model->net->arch.n_layers, K = a->model->n_classes;
+    mv_model_prepare_input(a->model, a->images, a->x, a->n);
+    mv_forward(a->model->net, a->ws, a->x, a->n);
+    for (int r = 0; r < a->n; r++)
+        if (a->ws->a[L - 1][(size_t)r * K + a->targets[r]] >= a->cfg->stop_prob)
+            a->stopped[r] = 1;
+}
+
 /* One update of row r: smooth the gradient, step, decay, blur, clamp, clip. */
 static void update_row(ascent *a, int r, int step)
 {
     const mv_viz_config *c = a->cfg;
     const size_t D = a->D, P = a->P;
+    if (a->stopped && a->stopped[r])
+        return;
     float *p = a->images + r * D, *g = a->grad + r * D, *s = a->scratch + 3 * r * D;
     float *measure = a->measure + 2 * r * P;
     if (c->contrib_pct > 0) /* judged at the image the gradient was taken at */
@@ -843,13 +905,14 @@ static mv_status check_config(const mv_model *model, const mv_viz_config *c)
         !(c->octave_scale > 1 && c->octave_scale <= 8) || !(c->temperature >= 0) ||
         c->frame_every < 0 || !(c->tv >= 0) || !(c->init_noise >= 0 && c->init_noise <= 1) ||
         c->smooth_samples < 0 || c->smooth_samples > 256 || !(c->step_noise >= 0 && c->step_noise <= 1) ||
-        !(c->smooth_sigma >= 0 && c->smooth_sigma <= 10))
+        !(c->smooth_sigma >= 0 && c->smooth_sigma <= 10) ||
+        !(c->diversity >= 0 && c->diversity <= 1e6) || !(c->stop_prob >= 0 && c->stop_prob <= 1))
         return mv_fail(MV_ERR_ARG, "visualization settings out of range (steps, lr, jitter "
                                    "0..64, decay and momentum in [0, 1), percentiles in "
                                    "[0, 100), octaves 1..8 with a scale in (1, 8], sigmas, l2 "
                                    "and temperature >= 0, tv >= 0, start noise in [0, 1], "
                                    "0..256 smoothing samples of sigma in [0, 10], step noise "
-                                   "in [0, 1])");
+                                   "in [0, 1], diversity >= 0, stop probability in [0, 1])");
     if ((unsigned)c->objective >= MV_VIZ_OBJECTIVE_COUNT || (unsigned)c->step >= MV_STEP_COUNT ||
         (unsigned)c->optimizer >= MV_PIXOPT_COUNT || (unsigned)c->init >= MV_INIT_COUNT ||
         (unsigned)c->decay_to >= MV_DECAY_TO_COUNT)
@@ -869,6 +932,12 @@ static mv_status check_config(const mv_model *model, const mv_viz_config *c)
         (c->unit_layer < 0 || c->unit_layer > model->net->arch.n_layers - 2))
         return mv_fail(MV_ERR_ARG, "hidden layer %d does not exist (0..%d)", c->unit_layer,
                        model->net->arch.n_layers - 2);
+    if ((c->diversity > 0 || c->stop_prob > 0) && !class_objective(c))
+        return mv_fail(MV_ERR_ARG, "diversity and the stop probability need a class "
+                                   "objective, not a unit");
+    if (c->diversity > 0 && model->net->arch.n_layers < 2)
+        return mv_fail(MV_ERR_ARG, "the diversity term needs a hidden layer; the model has "
+                                   "none");
     if (c->objective == MV_VIZ_MARGIN && model->n_classes < 2)
         return mv_fail(MV_ERR_ARG, "the margin objective needs two classes or more");
     return MV_OK;
@@ -918,6 +987,20 @@ static mv_status ascent_init(ascent *a, const mv_model *model, const mv_viz_conf
     a->gx = malloc(sizeof *a->gx * total);
     a->values = malloc(sizeof *a->values * (size_t)n);
     a->dx = malloc(sizeof *a->dx * (size_t)n);
+    if (cfg->diversity > 0) {
+        const int w = model->net->arch.widths[model->net->arch.n_layers - 1];
+        const size_t K = (size_t)model->n_classes;
+        a->unit_features = malloc(sizeof *a->unit_features * (size_t)n * w);
+        a->class_sums = malloc(sizeof *a->class_sums * K * w);
+        a->feature_norms = malloc(sizeof *a->feature_norms * (size_t)n);
+        a->class_rows = malloc(sizeof *a->class_rows * K);
+        a->diversity_grad = malloc(sizeof *a->diversity_grad * total);
+        if (!a->unit_features || !a->class_sums || !a->feature_norms || !a->class_rows ||
+            !a->diversity_grad)
+            return mv_fail(MV_ERR_NOMEM, "cannot allocate the diversity term for %d images", n);
+    }
+    if (cfg->stop_prob > 0 && !(a->stopped = calloc((size_t)n, 1)))
+        return mv_fail(MV_ERR_NOMEM, "cannot allocate visualization buffers for %d images", n);
     a->dy = malloc(sizeof *a->dy * (size_t)n);
     a->oct = (octave_ops){.w = a->W, .h = a->H,
                           .down_x = malloc(sizeof(float) * (size_t)a->W * a->W),
@@ -940,6 +1023,8 @@ static mv_status climb(ascent *a, int first, int last, mv_rng *rng, mv_viz_resul
 {
     const mv_viz_config *c = a->cfg;
     for (int step = first; step < last; step++) {
+        if (a->stopped)
+            mark_stopped(a);
         mv_status st = gradients(a, rng);
         if (st)
             return st;

@@ -633,6 +633,163 @@ static void test_smoothing_and_step_noise(void **state)
     mv_model_free(m);
 }
 
+/* -mean over the other rows j with row r's target of cos(h_r, h_j), h the last hidden layer
+ * at the pixels images [n][100] (the diversity term per unit of its weight), in double. */
+static double diversity_value(const mv_model *m, const float *images, const int *targets, int n,
+                              int r)
+{
+    mv_workspace *ws;
+    mv_real x[4 * 100];
+    assert_int_equal(mv_workspace_create(&ws, &m->net->arch, n), MV_OK);
+    mv_model_prepare_input(m, images, x, n);
+    mv_forward(m->net, ws, x, n);
+    const int w = m->net->arch.widths[1];
+    const mv_real *h = ws->a[0];
+    double sum = 0;
+    int mates = 0;
+    for (int j = 0; j < n; j++) {
+        if (j == r || targets[j] != targets[r])
+            continue;
+        double dot = 0, nr = 0, nj = 0;
+        for (int i = 0; i < w; i++) {
+            dot += (double)h[r * w + i] * h[j * w + i];
+            nr += (double)h[r * w + i] * h[r * w + i];
+            nj += (double)h[j * w + i] * h[j * w + i];
+        }
+        sum += dot / sqrt(nr * nj);
+        mates++;
+    }
+    mv_workspace_free(ws);
+    return mates ? -sum / mates : 0;
+}
+
+/* The diversity term's pixel gradient, read off one plain step of length 1 (the step with the
+ * term minus the step without it), against central differences of the term itself; a row
+ * with no class-mate gets no push. */
+static void test_diversity_gradient_matches_finite_differences(void **state)
+{
+    (void)state;
+    mv_model *m = random_model();
+    const int targets[4] = {1, 1, 1, 2};
+    float start[4 * 100], plain[4 * 100], pushed[4 * 100];
+    mv_viz_result res[4];
+    mv_viz_config c;
+    mv_viz_preset(&c, "plain");
+    c.init = MV_INIT_NOISE;
+    c.clamp = 0;
+    c.steps = 0;
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, start, res), MV_OK);
+    c.step = MV_STEP_FIXED;
+    c.lr = 1;
+    c.steps = 1;
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, plain, res), MV_OK);
+    c.diversity = 0.7;
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, pushed, res), MV_OK);
+    double largest = 0;
+    for (int r = 0; r < 4; r++)
+        for (int i = 0; i < 100; i += 7) {
+            float probe[4 * 100];
+            memcpy(probe, start, sizeof probe);
+            const float h = 1e-2f;
+            probe[r * 100 + i] = start[r * 100 + i] + h;
+            const double up = diversity_value(m, probe, targets, 4, r);
+            probe[r * 100 + i] = start[r * 100 + i] - h;
+            const double down = diversity_value(m, probe, targets, 4, r);
+            const double numeric = 0.7 * (up - down) / (2.0 * h);
+            const double analytic = (double)pushed[r * 100 + i] - plain[r * 100 + i];
+            if (mv_rel_error(analytic, numeric, 1e-3) > 2e-2)
+                fail_msg("row %d pixel %d: analytic %.6g, numeric %.6g", r, i, analytic, numeric);
+            if (r == 3)
+                assert_true(analytic == 0);
+            largest = fmax(largest, fabs(analytic));
+        }
+    assert_true(largest > 1e-3); /* the term did push */
+    mv_model_free(m);
+}
+
+/* The seeds of a class spread further apart in the features with the diversity term than
+ * without it, the same on 1 and 2 threads; bad uses are refused. */
+static void test_diversity_spreads_the_seeds(void **state)
+{
+    (void)state;
+    mv_model *m = random_model();
+    const int targets[4] = {1, 1, 1, 1};
+    float a[4 * 100], b[4 * 100];
+    mv_viz_result res[4];
+    mv_viz_config c;
+    mv_viz_preset(&c, "plain");
+    c.step = MV_STEP_L2;
+    c.lr = 0.1;
+    c.steps = 40;
+    c.init_noise = 0.02;
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, a, res), MV_OK);
+    c.diversity = 3;
+    omp_set_num_threads(1);
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, b, res), MV_OK);
+    double similar_without = 0, similar_with = 0;
+    for (int r = 0; r < 4; r++) {
+        similar_without += -diversity_value(m, a, targets, 4, r) / 4;
+        similar_with += -diversity_value(m, b, targets, 4, r) / 4;
+    }
+    if (!(similar_with < similar_without - 0.01))
+        fail_msg("mean feature cosine %.4f with diversity, %.4f without", similar_with,
+                 similar_without);
+    omp_set_num_threads(2);
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, a, res), MV_OK);
+    omp_set_num_threads(omp_get_num_procs());
+    assert_memory_equal(a, b, sizeof a);
+    c.diversity = -1;
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, a, res), MV_ERR_ARG);
+    c.diversity = 1;
+    c.objective = MV_VIZ_UNIT;
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, a, res), MV_ERR_ARG);
+    mv_model_free(m);
+    mv_arch arch = {0}; /* no hidden layer: no features to spread */
+    assert_int_equal(mv_arch_parse_widths(&arch, "100,4"), MV_OK);
+    assert_int_equal(mv_model_create(&m, &arch), MV_OK);
+    m->channels = 1, m->height = 10, m->width = 10;
+    c.objective = MV_VIZ_LOGIT;
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, a, res), MV_ERR_ARG);
+    mv_model_free(m);
+}
+
+/* A row whose target already has stop_prob at its start is left as it started; the others
+ * climb until they reach it. */
+static void test_stop_prob_keeps_clear_starts(void **state)
+{
+    (void)state;
+    mv_model *m = random_model();
+    float start[4 * 100], images[4 * 100];
+    mv_viz_result before[4], after[4];
+    mv_viz_config c;
+    mv_viz_preset(&c, "plain");
+    c.steps = 0;
+    run(m, &c, start, before);
+    int lowest = 0;
+    for (int r = 1; r < 4; r++)
+        if (before[r].prob < before[lowest].prob) lowest = r;
+    double next = 2;
+    for (int r = 0; r < 4; r++)
+        if (r != lowest && before[r].prob < next) next = before[r].prob;
+    c.stop_prob = (before[lowest].prob + next) / 2; /* every row but the lowest starts there */
+    c.steps = 200;
+    run(m, &c, images, after);
+    for (int r = 0; r < 4; r++) {
+        if (r == lowest) {
+            assert_memory_not_equal(images + r * 100, start + r * 100, sizeof(float) * 100);
+            if (!(after[r].prob >= c.stop_prob))
+                fail_msg("row %d: probability %.4f, below the stop %.4f", r, after[r].prob,
+                         c.stop_prob);
+        } else {
+            assert_memory_equal(images + r * 100, start + r * 100, sizeof(float) * 100);
+        }
+    }
+    c.stop_prob = 1.5;
+    const int targets[4] = {0, 1, 2, 3};
+    assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, images, after), MV_ERR_ARG);
+    mv_model_free(m);
+}
+
 /* The judge's verdict is the model's softmax. */
 static void test_predict_gives_probabilities(void **state)
 {
@@ -687,6 +844,9 @@ int main(void)
         cmocka_unit_test(test_tv_flattens_the_image),
         cmocka_unit_test(test_l2_step_and_start_noise),
         cmocka_unit_test(test_smoothing_and_step_noise),
+        cmocka_unit_test(test_diversity_gradient_matches_finite_differences),
+        cmocka_unit_test(test_diversity_spreads_the_seeds),
+        cmocka_unit_test(test_stop_prob_keeps_clear_starts),
     };
     return cmocka_run_group_tests_name("visualization", tests, NULL, NULL);
 }

@@ -190,7 +190,7 @@ def own_probabilities(folder):
 class Reference:
     """The real data every start is compared with."""
 
-    def __init__(self, data_dir, judge_weights):
+    def __init__(self, data_dir, judge_weights, cas_runs):
         import numpy as np
         import torch
         t0 = time.time()
@@ -214,6 +214,7 @@ class Reference:
                               for c in range(10)])
         self.test_nn = float(nearest_train(self.train_flat, self.xte[idx]).mean())
         self._cas_baseline = {}
+        self.cas_runs = cas_runs
         say(f"quality: references ready in {time.time() - t0:.0f} s")
 
     def real_sample(self, per_class):
@@ -225,7 +226,7 @@ class Reference:
     def cas_baseline(self, per_class):
         if per_class not in self._cas_baseline:
             x, y = self.real_sample(per_class)
-            self._cas_baseline[per_class] = cas(x, y, self.xte, self.yte)
+            self._cas_baseline[per_class] = cas(x, y, self.xte, self.yte, self.cas_runs)
         return self._cas_baseline[per_class]
 
 
@@ -252,11 +253,18 @@ def nearest_train(train_flat, images):
     return torch.cat(out).numpy().astype(np.float64)
 
 
-def cas(x, y, xte, yte):
+def cas(x, y, xte, yte, runs):
+    """Test accuracies on the real test set of `runs` fresh MLPs trained on (x, y), seeds
+    CAS_SEED, CAS_SEED + 1, ...: one training run's accuracy moves by about 0.005 with its
+    seed, as much as the differences some comparisons look for."""
+    return [cas_once(x, y, xte, yte, CAS_SEED + i) for i in range(runs)]
+
+
+def cas_once(x, y, xte, yte, seed):
     """Test accuracy on the real test set of a fresh MLP trained on (x, y)."""
     import torch
-    torch.manual_seed(CAS_SEED)
-    gen = torch.Generator().manual_seed(CAS_SEED)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, CAS_HIDDEN),
                               torch.nn.ReLU(), torch.nn.Linear(CAS_HIDDEN, 10))
     opt = torch.optim.Adam(net.parameters(), lr=CAS_LR)
@@ -314,12 +322,16 @@ def score(ref, x, y):
         "diversity": float(np.mean(ratios)) if ratios else None,
         "nearest_train_l2_mean": float(nn.mean()),
         "nearest_train_l2_median": float(np.median(nn)),
-        "cas": None, "cas_baseline": None, "cas_real_per_class": None,
+        "cas": None, "cas_sd": None, "cas_runs": None, "cas_baseline": None,
+        "cas_baseline_sd": None, "cas_baseline_runs": None, "cas_real_per_class": None,
         "per_class": per_class,
     }
     if len(present) == 10 and counts.min() == counts.max():
-        res["cas"] = cas(x, y, ref.xte, ref.yte)
-        res["cas_baseline"] = ref.cas_baseline(per_class_k)
+        runs = cas(x, y, ref.xte, ref.yte, ref.cas_runs)
+        base = ref.cas_baseline(per_class_k)
+        res.update(cas=float(np.mean(runs)), cas_sd=float(np.std(runs)), cas_runs=runs,
+                   cas_baseline=float(np.mean(base)), cas_baseline_sd=float(np.std(base)),
+                   cas_baseline_runs=base)
         res["cas_real_per_class"] = per_class_k
     return res
 
@@ -375,7 +387,7 @@ def table(rows, ref):
             f"| {r['start']} | {s['images']} | {fmt(s['judge_recognized'])} | "
             f"{fmt(s['judge_mean_prob'])} | {s['classes_majority_recognized']} of "
             f"{s['classes']} | {fmt(s['diversity'])} | {fmt(s['nearest_train_l2_mean'], 2)} | "
-            f"{fmt(s['cas'])} | {cas_real} | {fmt(r.get('own_mean_prob'))} |")
+            f"{fmt(s['cas'])}{' ± ' + fmt(s['cas_sd']) if s['cas_sd'] is not None else ''} | {cas_real} | {fmt(r.get('own_mean_prob'))} |")
     lines.append("")
     lines.append("Judge recognition per class:")
     lines.append("")
@@ -391,7 +403,9 @@ def table(rows, ref):
                  f"(mean p {ref.judge_test_mean_p:.3f}); NN L2 to train "
                  f"{ref.test_nn:.2f} ({TEST_NN_PER_CLASS} per class). Diversity 1 = as varied as {REAL_PER_CLASS} real "
                  "training images of the class. \"own mean p\" is the drawing model's own "
-                 "confidence, shown for contrast: it is not a quality score.")
+                 "confidence, shown for contrast: it is not a quality score. CAS: mean ± sd "
+                 f"over {ref.cas_runs} training runs of the CAS classifier, seeds "
+                 f"{CAS_SEED}..{CAS_SEED + ref.cas_runs - 1}.")
     return "\n".join(lines)
 
 
@@ -433,6 +447,8 @@ def main(argv=None):
     ap.add_argument("--model", help="the mlpviz model that draws (.mlp)")
     ap.add_argument("--mlpviz", default="bin/mlpviz", help="the mlpviz binary (bin/mlpviz)")
     ap.add_argument("--seeds", type=int, default=100, help="images per class (100)")
+    ap.add_argument("--cas-runs", type=int, default=5, help="CAS training runs, each with "
+                    "its own seed; the table shows their mean +- sd (5)")
     ap.add_argument("--starts", nargs="+", metavar="LABEL:FLAGS", default=None,
                     help="starts to score, each a label and the visualize flags it adds "
                          f"(default: {' '.join(repr(s) for s in DEFAULT_STARTS)})")
@@ -454,6 +470,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.seeds < 1:
         ap.error("--seeds must be at least 1")
+    if args.cas_runs < 1:
+        ap.error("--cas-runs must be at least 1")
     if not (args.model or args.score_dir or args.write_real):
         ap.error("give --model (to run mlpviz), --score-dir or --write-real")
     try:
@@ -489,7 +507,7 @@ def run(args):
             raise QualityError(f"{path}: no such file ({hint})")
     # Folders to score are read first, so that a bad one fails before the minute of setup.
     folders = [(d, load_images(d, classes)) for d in args.score_dir or []]
-    ref = Reference(args.data, args.judge)
+    ref = Reference(args.data, args.judge, args.cas_runs)
     rows = []
     if args.score_dir:
         for d, (x, y, _) in folders:
@@ -539,7 +557,8 @@ def run(args):
                                                     ref.real_pairwise.items()},
                           "cas_baseline": {str(k): v for k, v in ref._cas_baseline.items()}},
             "cas_recipe": {"mlp": f"784-{CAS_HIDDEN}-10 relu", "optimizer": f"Adam lr {CAS_LR}",
-                           "epochs": CAS_EPOCHS, "batch": CAS_BATCH, "seed": CAS_SEED},
+                           "epochs": CAS_EPOCHS, "batch": CAS_BATCH, "seed": CAS_SEED,
+                           "runs": args.cas_runs},
             "starts": rows,
             "seconds": round(time.time() - t_start, 1),
         })
