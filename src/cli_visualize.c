@@ -26,7 +26,7 @@ static const char *const visualize_help =
     "                          class-sample start (default 1)\n"
     "settings (a preset first, then any of these on top; the defaults shown are those under\n"
     "no preset: report.json lists every setting a run used, and README each preset's)\n"
-    "  -p, --preset P          default, prior, plain, yosinski1..yosinski4, or a file of flags\n"
+    "  -p, --preset P          default, diverse, prior, plain, yosinski1..4, or a file of flags\n"
     "                          such as the preset.txt that --search writes\n"
     "  -n, --steps N           ascent steps (default 300)\n"
     "      --objective O       logit (default), prob, logprob or margin\n"
@@ -189,7 +189,7 @@ static int load_preset_file(const char *path, mv_viz_config *v)
     size_t size = f ? fread(text, 1, sizeof text - 1, f) : 0;
     if (!f || ferror(f) || size == sizeof text - 1) {
         cli_error("visualize", "--preset %s: %s", path,
-                  !f ? "neither a preset name (default, prior, plain, yosinski1..4) nor a readable "
+                  !f ? "neither a preset name (default, diverse, prior, plain, yosinski1..4) nor a readable "
                        "file" : "unreadable or longer than 8 KiB");
         if (f) fclose(f);
         return 2;

@@ -28,7 +28,7 @@ void mv_viz_defaults(mv_viz_config *c)
                          .smooth_sigma = 0.5, .seed = 1};
 }
 
-const char *const mv_viz_preset_names[] = {"default", "prior", "plain", "yosinski1",
+const char *const mv_viz_preset_names[] = {"default", "diverse", "prior", "plain", "yosinski1",
                                            "yosinski2", "yosinski3", "yosinski4", NULL};
 
 /* Yosinski et al. used 0..255 pixels: a gradient per unit of 0..255 is 255 times smaller and
@@ -39,7 +39,8 @@ const char *const mv_viz_preset_names[] = {"default", "prior", "plain", "yosinsk
 mv_status mv_viz_preset(mv_viz_config *c, const char *name)
 {
     mv_viz_defaults(c);
-    if (!strcmp(name, "default") || !strcmp(name, "prior")) {
+    const int diverse = !strcmp(name, "diverse");
+    if (!strcmp(name, "default") || diverse || !strcmp(name, "prior")) {
         /* Tuned on the committed robust model with the independent judge of `make quality`
          * (docs/QUALITY.md). Steps of fixed L2 length along the gradient averaged over 8
          * noisy copies of the image (sd 1): the gradient of the noise-smoothed classifier,
@@ -58,12 +59,19 @@ mv_status mv_viz_preset(mv_viz_config *c, const char *name)
             c->lr = 0.1;
             c->steps = 400;
             c->decay = 0.005;
+            /* diverse: the seeds of a class pushed apart in the model's features. Measured
+             * from noise, 100 seeds: diversity 0.16 -> 0.54 for judge 99.6% -> 91% */
+            c->diversity = diverse ? 1.25 : 0;
         } else { /* from a k-means component of the class: a short climb that keeps it */
             c->init = MV_INIT_CLASS_MIXTURE;
             c->lr = 0.05;
             c->steps = 100;
             c->decay = 0;
             c->jitter = 0; /* measured: jitter moved the samples away from the data */
+            /* a sample the model already finds clear is kept as drawn: the climb adds where
+             * the prior is unsure and does not wear away what it knew (measured: CAS 0.791
+             * after the full climb, 0.805 with the stop, 0.804 before) */
+            c->stop_prob = 0.99;
         }
         return MV_OK;
     }
@@ -104,7 +112,7 @@ mv_status mv_viz_preset(mv_viz_config *c, const char *name)
         return MV_OK;
     }
     mv_viz_defaults(c);
-    return mv_fail(MV_ERR_ARG, "unknown preset '%s' (default, prior, plain, "
+    return mv_fail(MV_ERR_ARG, "unknown preset '%s' (default, diverse, prior, plain, "
                                "yosinski1..yosinski4)",
                    name);
 }

@@ -53,6 +53,13 @@ legible() {
         $(ls "$tmp/$name-noise" | sed -n 's/-0\.png$//p') >"$tmp/$name-diversity"
     check "$name: the 5 seeds of every class differ (mean pairwise L2 > 1)" \
         awk '{ print; if ($3 <= 1) bad = 1 } END { exit bad }' "$tmp/$name-diversity"
+    judged "$name-diverse" "$model" "$judge" --preset diverse --init noise --seeds 5
+    at_least "$name: diverse preset: the judge names >= 75% of 50 images" "$tmp/$name-diverse.judge" 1 0.75
+    /usr/bin/env python3 tests/png_pixels.py diversity "$tmp/$name-diverse" \
+        $(ls "$tmp/$name-diverse" | sed -n 's/-0\.png$//p') >"$tmp/$name-diverse-spread"
+    check "$name: the diverse preset spreads the seeds further than the default" \
+        awk 'NR == FNR { d += $3; n++; next } { v += $3; m++ } END { print "default " d / n ", diverse " v / m; exit !(v / m > 1.2 * d / n) }' \
+        "$tmp/$name-diversity" "$tmp/$name-diverse-spread"
     judged "$name-prior0" "$model" "$judge" --preset prior --seeds 5 --steps 0
     judged "$name-prior" "$model" "$judge" --preset prior --seeds 5
     check "$name: from the prior the ascent raises the judge's mean probability" \

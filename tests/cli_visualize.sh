@@ -78,12 +78,14 @@ for args in "--objective margin" "--objective logprob --step progress --lr 1" \
             "--octaves 3 --norm-pct 20" "--contrib-pct 50 --decay-to mean" \
             "--preset prior" "--init class-mixture --temperature 0" "--step l2 --tv 0.01" \
             "--smooth-samples 3 --smooth-sigma 0.3 --step-noise 0.05" \
+            "--diversity 0.5 --seeds 2 --stop-prob 0.99" \
             "--init-noise 0.1 --decay 0.01 --decay-to prior"; do
     expect 0 "visualize $args" -- visualize "$tmp/m.mlp" $args --steps 30 --out "$tmp/o" --quiet
 done
 
 # The settings report.json records (of the loop's last run), and the bad values of the new ones.
 grep -q -- "--decay 0.01 --decay-to prior .*--init-noise 0.10000000000000001" "$tmp/o/report.json" \
+    && grep -q -- "--diversity 0 --stop-prob 0" "$tmp/o/report.json" \
     && ok "report.json records the new settings" \
     || not_ok "report.json records the new settings" "$tmp/o/report.json"
 expect 2 "unknown decay reference" -- visualize "$tmp/m.mlp" --decay-to banana --out "$tmp/x"
@@ -95,6 +97,11 @@ stderr_has "smoothing option named" "--smooth-samples"
 expect 2 "start noise above 1" -- visualize "$tmp/m.mlp" --init-noise 2 --out "$tmp/x"
 expect 2 "negative total variation" -- visualize "$tmp/m.mlp" --tv -1 --out "$tmp/x"
 expect 2 "step noise above 1" -- visualize "$tmp/m.mlp" --step-noise 1.5 --out "$tmp/x"
+expect 2 "negative diversity" -- visualize "$tmp/m.mlp" --diversity -1 --out "$tmp/x"
+stderr_has "diversity option named" "--diversity"
+expect 2 "stop probability above 1" -- visualize "$tmp/m.mlp" --stop-prob 1.5 --out "$tmp/x"
+expect 1 "diversity of hidden units" -- visualize "$tmp/m.mlp" --unit 0:1 --diversity 1 --out "$tmp/x"
+stderr_has "diversity needs classes" "need a class objective"
 # A model without a class mixture (trained with --class-mixture 0) refuses mixture starts.
 "$bin" train --data "$tmp/data" --layers 8 --epochs 1 --batch 16 --class-mixture 0 --quiet \
     --out "$tmp/nomix.mlp" && ok "model without a mixture" || not_ok "model without a mixture"

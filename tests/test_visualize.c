@@ -389,10 +389,15 @@ static void test_presets(void **state)
     assert_true(c.init == MV_INIT_GRAY && c.init_noise == 0.2 && c.step == MV_STEP_L2 &&
                 c.lr == 0.1 && c.steps == 400 && c.smooth_samples == 8 && c.smooth_sigma == 1 &&
                 c.decay == 0.005 && c.decay_to == MV_DECAY_TO_PRIOR && c.grad_blur == 0 &&
-                c.blur_every == 0 && c.objective == MV_VIZ_LOGPROB);
+                c.blur_every == 0 && c.objective == MV_VIZ_LOGPROB && c.diversity == 0 &&
+                c.stop_prob == 0);
+    assert_int_equal(mv_viz_preset(&c, "diverse"), MV_OK);
+    assert_true(c.init == MV_INIT_GRAY && c.steps == 400 && c.diversity == 1.25 &&
+                c.smooth_samples == 8);
     assert_int_equal(mv_viz_preset(&c, "prior"), MV_OK);
     assert_true(c.init == MV_INIT_CLASS_MIXTURE && c.lr == 0.05 && c.steps == 100 &&
-                c.decay == 0 && c.jitter == 0 && c.smooth_samples == 8);
+                c.decay == 0 && c.jitter == 0 && c.smooth_samples == 8 && c.stop_prob == 0.99 &&
+                c.diversity == 0);
     assert_int_equal(mv_viz_preset(&c, "yosinski5"), MV_ERR_ARG);
 }
 

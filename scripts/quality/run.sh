@@ -16,12 +16,13 @@ py=/usr/bin/python3
 mlpviz=${MLPVIZ:-bin/mlpviz}
 out=${OUT:-out/quality}
 
-# The default preset from the neutral starts; the prior preset from the class's k-means
+# The default preset from the neutral starts, and the diverse preset from noise; the prior preset from the class's k-means
 # components, with and without its ascent (the ascent must add, not destroy); the old
 # class-Gaussian start for comparison.
 robust_starts=(
     "gray:--init gray"
     "noise:--init noise"
+    "noise, diverse:--preset diverse --init noise"
     "prior:--preset prior"
     "prior 0 steps:--preset prior --steps 0"
     "class-sample:--init class-sample"
