@@ -123,7 +123,8 @@ int cli_load_model(const char *cmd, const char *path, mv_model **model)
 
 void cli_ensure_dir(const char *dir)
 {
-    mkdir(dir, 0777); /* failure shows up, with its reason, when a file is written there */
+    /* failure shows up, with its reason, when a file is written there */
+    (void)mv_make_directory(dir);
 }
 
 void cli_ensure_parent(const char *path)

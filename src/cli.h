@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "internal.h" /* the library's file plumbing and mv_index_of_max */
 #include "mlpviz.h"
 
 /* Exit statuses: 0 success, 1 the work failed (a check, a file), 2 the command line is wrong. */

@@ -424,13 +424,8 @@ static int count_classes(const char *cmd, const mv_dataset *data, int named, int
 }
 
 /* mkdtemp makes a directory only its owner may enter; DIR gets the permissions mkdir would
- * have given it. Reading the umask means setting it, harmless while no thread runs. */
-static mode_t directory_mode(void)
-{
-    mode_t mask = umask(022);
-    umask(mask);
-    return 0777 & ~mask;
-}
+ * have given it. */
+static mode_t directory_mode(void) { return 0777 & ~mv_process_umask(); }
 
 /* Loads the IDX pair and writes the image folder into a fresh hidden directory next to DIR,
  * whose path is returned in tmp (malloc'd; removed again on failure) and whose lock is held

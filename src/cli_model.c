@@ -386,15 +386,8 @@ static void json_export(FILE *out, const char *source, const mv_model *m)
 /* DIR, created when missing (its parent must exist); an existing non-directory is an error. */
 static int ensure_directory(const char *cmd, const char *dir)
 {
-    struct stat st;
-    if (!stat(dir, &st)) {
-        if (S_ISDIR(st.st_mode))
-            return 0;
-        cli_error(cmd, "--npy %s: not a directory", dir);
-        return 1;
-    }
-    if (mkdir(dir, 0777)) {
-        cli_error(cmd, "--npy %s: cannot create the directory: %s", dir, strerror(errno));
+    if (mv_make_directory(dir)) {
+        cli_error(cmd, "--npy %s", mv_last_error());
         return 1;
     }
     return 0;
