@@ -48,7 +48,7 @@ NEUTRAL_SRC := error rng arch crc32 gradcheck_report gemm
 # next to the double copy in the float64 test build.
 LIB_ONLY    := gradcheck_driver image data model optim train draw fileio visualize classstats \
                classmixture
-CLI_SRC     := cli cli_gradcheck cli_convert cli_model cli_train cli_eval cli_visualize \
+CLI_SRC     := cli cli_common cli_gradcheck cli_convert cli_model cli_train cli_eval cli_visualize \
                cli_viz_output cli_viz_search
 
 F32_OBJ     := $(VARIANT_SRC:%=$(BUILD)/f32/%.o)

@@ -388,7 +388,7 @@ static int ensure_directory(const char *cmd, const char *dir)
 {
     if (mv_make_directory(dir)) {
         cli_error(cmd, "--npy %s", mv_last_error());
-        return 1;
+        return MV_EXIT_FAIL;
     }
     return 0;
 }
@@ -403,12 +403,12 @@ static int export_files(const char *cmd, const char *source, const char *dir, co
         snprintf(path, sizeof path, "%s/W%d.npy", dir, l);
         if (mv_npy_write(path, m->net->p.W[l], 2, shape)) {
             cli_error(cmd, "%s", mv_last_error());
-            return 1;
+            return MV_EXIT_FAIL;
         }
         snprintf(path, sizeof path, "%s/b%d.npy", dir, l);
         if (mv_npy_write(path, m->net->p.b[l], 1, shape)) {
             cli_error(cmd, "%s", mv_last_error());
-            return 1;
+            return MV_EXIT_FAIL;
         }
     }
     char *text = NULL;
@@ -416,7 +416,7 @@ static int export_files(const char *cmd, const char *source, const char *dir, co
     FILE *mem = open_memstream(&text, &size);
     if (!mem) {
         cli_error(cmd, "cannot build model.json: %s", strerror(errno));
-        return 1;
+        return MV_EXIT_FAIL;
     }
     json_export(mem, source, m);
     const int bad = fclose(mem);
@@ -424,10 +424,10 @@ static int export_files(const char *cmd, const char *source, const char *dir, co
     int rc = 0;
     if (bad) {
         cli_error(cmd, "cannot build %s: out of memory", path);
-        rc = 1;
+        rc = MV_EXIT_FAIL;
     } else if (mv_write_file_atomic(path, text, size)) {
         cli_error(cmd, "%s", mv_last_error());
-        rc = 1;
+        rc = MV_EXIT_FAIL;
     }
     free(text);
     return rc;
