@@ -10,6 +10,9 @@
 
 /* Exit statuses: 0 success, 1 the work failed (a check, a file), 2 the command line is wrong. */
 enum { MV_EXIT_OK = 0, MV_EXIT_FAIL = 1, MV_EXIT_USAGE = 2 };
+/* What a command's argument parser returns after printing --help: not an exit status, the
+ * command then ends with MV_EXIT_OK. */
+enum { CLI_HELP_SHOWN = -1 };
 
 /* Prints "mlpviz CMD: message" on stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -33,6 +36,14 @@ typedef struct {
     double lo, hi;
     size_t offset;
 } cli_number_option;
+
+/* A row for field (of struct type): its kind follows from the field's type, so that a row can
+ * never write a double into an int; a field of another type does not compile. */
+#define CLI_NUMBER(code, name, lo, hi, type, field)                                            \
+    {(code), (name),                                                                          \
+     _Generic(((type *)0)->field, int: CLI_INT, float: CLI_FLOAT, double: CLI_DOUBLE,          \
+              uint64_t: CLI_U64),                                                             \
+     (lo), (hi), offsetof(type, field)}
 
 /* A table and its row count, the way cli_parse_number_option takes them. */
 #define CLI_TABLE(rows) (rows), sizeof(rows) / sizeof *(rows)

@@ -80,7 +80,8 @@ static int parse_names(const char *cmd, const char *text, convert_options *o)
     return MV_EXIT_OK;
 }
 
-/* Fills o from the command line. Returns 0 to go on, -1 after --help, or an exit status. */
+/* Fills o from the command line. Returns 0 to go on, CLI_HELP_SHOWN after --help, or an
+ * exit status. */
 static int parse_convert_args(int argc, char **argv, convert_options *o)
 {
     static const struct option longopts[] = {
@@ -98,7 +99,7 @@ static int parse_convert_args(int argc, char **argv, convert_options *o)
         case 'o': o->out = optarg; break;
         case 'n': names = optarg; break;
         case 'f': o->force = 1; break;
-        case 'h': fputs(convert_help, stdout); return -1;
+        case 'h': fputs(convert_help, stdout); return CLI_HELP_SHOWN;
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
     }
@@ -489,5 +490,5 @@ int cmd_convert(int argc, char **argv)
     free(parent);
     free(base);
     cli_free_class_names(o.names, o.n_names);
-    return rc < 0 ? MV_EXIT_OK : rc;
+    return rc == CLI_HELP_SHOWN ? MV_EXIT_OK : rc;
 }

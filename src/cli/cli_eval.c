@@ -182,7 +182,7 @@ int cmd_eval(int argc, char **argv)
         case 'N': names = optarg; break;
         case 'c': png = optarg; break;
         case 'S': load.skip_bad = 1; break;
-        case 'h': fputs(eval_help, stdout); return 0;
+        case 'h': fputs(eval_help, stdout); return MV_EXIT_OK;
         default: return cli_bad_option("eval", opt, argv[optind - 1]);
         }
     }
@@ -254,7 +254,7 @@ int cmd_predict(int argc, char **argv)
             if (cli_parse_int("predict", "top", optarg, 1, 1024, &top))
                 return MV_EXIT_USAGE;
             break;
-        case 'h': fputs(predict_help, stdout); return 0;
+        case 'h': fputs(predict_help, stdout); return MV_EXIT_OK;
         default: return cli_bad_option("predict", opt, argv[optind - 1]);
         }
     }
@@ -373,11 +373,15 @@ static int predicted_class(const mv_model *model, const float *pixels)
     return top;
 }
 
-/* *target = the class of --class (ALL_CLASSES for "all"), else the image's predicted class.
- * Returns the exit status. */
-static int choose_target(const char *cmd, const mv_model *model, const char *class_text,
-                         const float *pixels, int *target)
+/* Loads the image at path into pixels, then *target = the class of --class (ALL_CLASSES for
+ * "all"), else the image's predicted class. Returns the exit status. */
+static int load_image_and_target(const char *cmd, const mv_model *model, const char *path,
+                                 const char *class_text, float *pixels, int *target)
 {
+    if (mv_image_load(path, model->channels, model->width, model->height, 0, pixels)) {
+        cli_error(cmd, "%s", mv_last_error());
+        return MV_EXIT_FAIL;
+    }
     if (class_text)
         return parse_class(cmd, model, class_text, target);
     *target = predicted_class(model, pixels);
@@ -400,7 +404,7 @@ int cmd_grad(int argc, char **argv)
         case 'c': class_text = optarg; break;
         case 'O': if (parse_objective_name(optarg, &objective)) return MV_EXIT_USAGE; break;
         case 'o': out_path = optarg; break;
-        case 'h': fputs(grad_help, stdout); return 0;
+        case 'h': fputs(grad_help, stdout); return MV_EXIT_OK;
         default: return cli_bad_option("grad", opt, argv[optind - 1]);
         }
     }
@@ -419,14 +423,9 @@ int cmd_grad(int argc, char **argv)
     int rc = !pixels || !grads || !values || !targets ? MV_EXIT_FAIL : MV_EXIT_OK;
     if (rc)
         cli_error("grad", "out of memory");
-    if (!rc && mv_image_load(argv[optind + 1], model->channels, model->width, model->height, 0,
-                             pixels)) {
-        cli_error("grad", "%s", mv_last_error());
-        rc = MV_EXIT_FAIL;
-    }
     int target = 0;
     if (!rc)
-        rc = choose_target("grad", model, class_text, pixels, &target);
+        rc = load_image_and_target("grad", model, argv[optind + 1], class_text, pixels, &target);
     const int rows = target == ALL_CLASSES ? K : 1;
     for (int r = 0; r < rows; r++) targets[r] = target == ALL_CLASSES ? r : target;
     if (!rc)
@@ -513,7 +512,7 @@ int cmd_saliency(int argc, char **argv)
             if (cli_parse_int("saliency", "scale", optarg, 1, 64, &scale))
                 return MV_EXIT_USAGE;
             break;
-        case 'h': fputs(saliency_help, stdout); return 0;
+        case 'h': fputs(saliency_help, stdout); return MV_EXIT_OK;
         default: return cli_bad_option("saliency", opt, argv[optind - 1]);
         }
     }
@@ -531,13 +530,9 @@ int cmd_saliency(int argc, char **argv)
     int rc = !pixels || !grad || !sheet ? MV_EXIT_FAIL : MV_EXIT_OK;
     if (rc)
         cli_error("saliency", "out of memory");
-    if (!rc && mv_image_load(argv[optind + 1], m->channels, m->width, m->height, 0, pixels)) {
-        cli_error("saliency", "%s", mv_last_error());
-        rc = MV_EXIT_FAIL;
-    }
     int target = 0;
     if (!rc)
-        rc = choose_target("saliency", m, class_text, pixels, &target);
+        rc = load_image_and_target("saliency", m, argv[optind + 1], class_text, pixels, &target);
     if (!rc && target == ALL_CLASSES) {
         cli_error("saliency", "--class all: give one class");
         rc = MV_EXIT_USAGE;

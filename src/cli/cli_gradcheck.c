@@ -74,17 +74,18 @@ typedef struct {
     double tol, float_tol;
 } gradcheck_options;
 
-/* The numeric options: one row each (code, name, kind, bounds, field of gradcheck_options). */
-#define CHECK_FIELD(field) offsetof(gradcheck_options, field)
+/* The numeric options: one row each (code, name, bounds, field of gradcheck_options). */
+#define CHECK_NUMBER(code, name, lo, hi, field) \
+    CLI_NUMBER(code, name, lo, hi, gradcheck_options, field)
 static const cli_number_option gradcheck_numbers[] = {
-    {'b', "batch", CLI_INT, 1, 4096, CHECK_FIELD(cfg.batch)},
-    {'n', "samples", CLI_INT, 0, 1L << 30, CHECK_FIELD(cfg.samples)},
-    {'s', "seed", CLI_U64, 0, 0, CHECK_FIELD(cfg.seed)},
-    {'S', "step", CLI_DOUBLE, 1e-12, 1, CHECK_FIELD(cfg.step)},
-    {'F', "floor", CLI_DOUBLE, 1e-30, 1e6, CHECK_FIELD(cfg.floor)},
-    {'t', "tol", CLI_DOUBLE, 0, 1e6, CHECK_FIELD(tol)},
-    {'T', "float-tol", CLI_DOUBLE, 0, 1e6, CHECK_FIELD(float_tol)},
-    {'D', "dropout", CLI_FLOAT, 0, 0.95, CHECK_FIELD(cfg.dropout)},
+    CHECK_NUMBER('b', "batch", 1, 4096, cfg.batch),
+    CHECK_NUMBER('n', "samples", 0, 1L << 30, cfg.samples),
+    CHECK_NUMBER('s', "seed", 0, 0, cfg.seed),
+    CHECK_NUMBER('S', "step", 1e-12, 1, cfg.step),
+    CHECK_NUMBER('F', "floor", 1e-30, 1e6, cfg.floor),
+    CHECK_NUMBER('t', "tol", 0, 1e6, tol),
+    CHECK_NUMBER('T', "float-tol", 0, 1e6, float_tol),
+    CHECK_NUMBER('D', "dropout", 0, 0.95, cfg.dropout),
 };
 
 /* Combinations that cannot be checked are command-line errors too. */
@@ -142,7 +143,7 @@ static int parse_gradcheck_args(int argc, char **argv, gradcheck_options *o)
             }
             o->precision = optarg[0] == 'd' ? MV_PREC_DOUBLE : MV_PREC_FLOAT;
             break;
-        case 'h': fputs(gradcheck_help, stdout); return -1;
+        case 'h': fputs(gradcheck_help, stdout); return CLI_HELP_SHOWN;
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
     }
@@ -177,7 +178,7 @@ int cmd_gradcheck(int argc, char **argv)
     mv_gradcheck_defaults(&o.cfg, &empty);
     int rc = parse_gradcheck_args(argc, argv, &o);
     if (rc)
-        return rc < 0 ? MV_EXIT_OK : rc;
+        return rc == CLI_HELP_SHOWN ? MV_EXIT_OK : rc;
 
     mv_gradcheck_report report;
     if (mv_gradcheck(&o.cfg, o.precision, &report)) {

@@ -268,7 +268,7 @@ static void print_json(const char *path, const mv_model *m, const cli_file_facts
     printf("]\n}\n");
 }
 
-/* Parses `info` arguments; -1 after --help, 0 to go on, or an exit status. */
+/* Parses `info` arguments; CLI_HELP_SHOWN after --help, 0 to go on, or an exit status. */
 static int parse_info_args(int argc, char **argv, const char **path, int *json)
 {
     static const struct option longopts[] = {
@@ -279,7 +279,7 @@ static int parse_info_args(int argc, char **argv, const char **path, int *json)
     for (int opt; (opt = getopt_long(argc, argv, "jh", longopts, NULL)) != -1;) {
         switch (opt) {
         case 'j': *json = 1; break;
-        case 'h': fputs(info_help, stdout); return -1;
+        case 'h': fputs(info_help, stdout); return CLI_HELP_SHOWN;
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
     }
@@ -302,7 +302,7 @@ int cmd_info(int argc, char **argv)
     int json = 0;
     int rc = parse_info_args(argc, argv, &path, &json);
     if (rc)
-        return rc < 0 ? MV_EXIT_OK : rc;
+        return rc == CLI_HELP_SHOWN ? MV_EXIT_OK : rc;
     mv_model *m;
     cli_file_facts facts;
     if (cli_load_model("info", path, &m))
@@ -433,7 +433,7 @@ static int export_files(const char *cmd, const char *source, const char *dir, co
     return rc;
 }
 
-/* Parses `export` arguments; -1 after --help, 0 to go on, or an exit status. */
+/* Parses `export` arguments; CLI_HELP_SHOWN after --help, 0 to go on, or an exit status. */
 static int parse_export_args(int argc, char **argv, const char **path, const char **dir)
 {
     static const struct option longopts[] = {
@@ -444,7 +444,7 @@ static int parse_export_args(int argc, char **argv, const char **path, const cha
     for (int opt; (opt = getopt_long(argc, argv, "n:h", longopts, NULL)) != -1;) {
         switch (opt) {
         case 'n': *dir = optarg; break;
-        case 'h': fputs(export_help, stdout); return -1;
+        case 'h': fputs(export_help, stdout); return CLI_HELP_SHOWN;
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
     }
@@ -470,7 +470,7 @@ int cmd_export(int argc, char **argv)
     const char *cmd = "export", *path = NULL, *dir = NULL;
     int rc = parse_export_args(argc, argv, &path, &dir);
     if (rc)
-        return rc < 0 ? MV_EXIT_OK : rc;
+        return rc == CLI_HELP_SHOWN ? MV_EXIT_OK : rc;
     mv_model *m;
     if (cli_load_model(cmd, path, &m))
         return MV_EXIT_FAIL;

@@ -188,30 +188,31 @@ static int parse_size(const char *text, mv_load_options *o)
     return 0;
 }
 
-/* The numeric options: one row each (code, name, kind, bounds, field of train_options). */
-#define TRAIN_FIELD(field) offsetof(train_options, field)
+/* The numeric options: one row each (code, name, bounds, field of train_options). */
+#define TRAIN_NUMBER(code, name, lo, hi, field) \
+    CLI_NUMBER(code, name, lo, hi, train_options, field)
 static const cli_number_option train_numbers[] = {
-    {'e', "epochs", CLI_INT, 1, 100000, TRAIN_FIELD(train.epochs)},
-    {'b', "batch", CLI_INT, 1, 1 << 20, TRAIN_FIELD(train.batch)},
-    {OPT_LR, "lr", CLI_DOUBLE, 1e-12, 100, TRAIN_FIELD(train.lr.lr)},
-    {OPT_MOMENTUM, "momentum", CLI_DOUBLE, 0, 0.999999, TRAIN_FIELD(train.opt.momentum)},
-    {OPT_WARMUP, "warmup", CLI_DOUBLE, 0, 1e5, TRAIN_FIELD(train.lr.warmup_epochs)},
-    {OPT_LR_STEP, "lr-step", CLI_INT, 1, 100000, TRAIN_FIELD(train.lr.step_every)},
-    {OPT_LR_GAMMA, "lr-gamma", CLI_DOUBLE, 1e-9, 1, TRAIN_FIELD(train.lr.gamma)},
-    {OPT_MIN_LR, "min-lr", CLI_DOUBLE, 0, 100, TRAIN_FIELD(train.lr.min_lr)},
-    {OPT_WD, "weight-decay", CLI_DOUBLE, 0, 10, TRAIN_FIELD(train.opt.weight_decay)},
-    {OPT_DROPOUT, "dropout", CLI_FLOAT, 0, 0.95, TRAIN_FIELD(train.dropout)},
-    {OPT_SMOOTH, "label-smoothing", CLI_FLOAT, 0, 0.5, TRAIN_FIELD(train.label_smoothing)},
-    {OPT_SHIFT, "shift", CLI_INT, 0, 64, TRAIN_FIELD(train.shift)},
-    {OPT_EPS, "eps", CLI_DOUBLE, 1e-6, 1e4, TRAIN_FIELD(train.adv_eps)},
-    {OPT_ADV_STEP_SIZE, "adv-step-size", CLI_DOUBLE, 0, 1e4, TRAIN_FIELD(train.adv_step_size)},
-    {OPT_NOISE_AUG, "noise-aug", CLI_DOUBLE, 0, 10, TRAIN_FIELD(train.noise_aug)},
-    {OPT_VAL_SPLIT, "val-split", CLI_DOUBLE, 0, 0.9, TRAIN_FIELD(val_split)},
-    {'s', "seed", CLI_U64, 0, 0, TRAIN_FIELD(train.seed)},
-    {'t', "threads", CLI_INT, 1, 1024, TRAIN_FIELD(threads)},
-    {OPT_ADV_STEPS, "adv-steps", CLI_INT, 1, 1000, TRAIN_FIELD(adv_steps)},
-    {OPT_CLASS_STATS, "class-stats", CLI_INT, 0, 64, TRAIN_FIELD(class_stats)},
-    {OPT_CLASS_MIXTURE, "class-mixture", CLI_INT, 0, 64, TRAIN_FIELD(class_mixture)},
+    TRAIN_NUMBER('e', "epochs", 1, 100000, train.epochs),
+    TRAIN_NUMBER('b', "batch", 1, 1 << 20, train.batch),
+    TRAIN_NUMBER(OPT_LR, "lr", 1e-12, 100, train.lr.lr),
+    TRAIN_NUMBER(OPT_MOMENTUM, "momentum", 0, 0.999999, train.opt.momentum),
+    TRAIN_NUMBER(OPT_WARMUP, "warmup", 0, 1e5, train.lr.warmup_epochs),
+    TRAIN_NUMBER(OPT_LR_STEP, "lr-step", 1, 100000, train.lr.step_every),
+    TRAIN_NUMBER(OPT_LR_GAMMA, "lr-gamma", 1e-9, 1, train.lr.gamma),
+    TRAIN_NUMBER(OPT_MIN_LR, "min-lr", 0, 100, train.lr.min_lr),
+    TRAIN_NUMBER(OPT_WD, "weight-decay", 0, 10, train.opt.weight_decay),
+    TRAIN_NUMBER(OPT_DROPOUT, "dropout", 0, 0.95, train.dropout),
+    TRAIN_NUMBER(OPT_SMOOTH, "label-smoothing", 0, 0.5, train.label_smoothing),
+    TRAIN_NUMBER(OPT_SHIFT, "shift", 0, 64, train.shift),
+    TRAIN_NUMBER(OPT_EPS, "eps", 1e-6, 1e4, train.adv_eps),
+    TRAIN_NUMBER(OPT_ADV_STEP_SIZE, "adv-step-size", 0, 1e4, train.adv_step_size),
+    TRAIN_NUMBER(OPT_NOISE_AUG, "noise-aug", 0, 10, train.noise_aug),
+    TRAIN_NUMBER(OPT_VAL_SPLIT, "val-split", 0, 0.9, val_split),
+    TRAIN_NUMBER('s', "seed", 0, 0, train.seed),
+    TRAIN_NUMBER('t', "threads", 1, 1024, threads),
+    TRAIN_NUMBER(OPT_ADV_STEPS, "adv-steps", 1, 1000, adv_steps),
+    TRAIN_NUMBER(OPT_CLASS_STATS, "class-stats", 0, 64, class_stats),
+    TRAIN_NUMBER(OPT_CLASS_MIXTURE, "class-mixture", 0, 64, class_mixture),
 };
 
 /* One option that is not a number: MV_EXIT_OK, MV_EXIT_USAGE on a bad value (the message
@@ -291,7 +292,8 @@ static int check_adversarial(train_options *o)
     return MV_EXIT_OK;
 }
 
-/* Fills o from the command line. Returns 0 to go on, -1 after --help, or an exit status. */
+/* Fills o from the command line. Returns 0 to go on, CLI_HELP_SHOWN after --help, or an
+ * exit status. */
 static int parse_train_args(int argc, char **argv, train_options *o)
 {
     const char *cmd = "train";
@@ -301,7 +303,7 @@ static int parse_train_args(int argc, char **argv, train_options *o)
     for (int opt; (opt = getopt_long(argc, argv, shortopts, train_longopts, NULL)) != -1;) {
         if (opt == 'h') {
             fputs(train_help, stdout);
-            return -1;
+            return CLI_HELP_SHOWN;
         }
         int rc = cli_parse_number_option(cmd, CLI_TABLE(train_numbers), opt, optarg, o);
         if (rc == CLI_NOT_IN_TABLE)
@@ -595,7 +597,7 @@ int cmd_train(int argc, char **argv)
     o.train.adv_eps = 0.1;
     int rc = parse_train_args(argc, argv, &o);
     if (rc)
-        return rc < 0 ? 0 : rc;
+        return rc == CLI_HELP_SHOWN ? MV_EXIT_OK : rc;
     if (o.threads > 0)
         omp_set_num_threads(o.threads);
     train_resources r = {0};

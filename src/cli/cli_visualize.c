@@ -114,32 +114,33 @@ static const char viz_shortopts[] = "c:k:p:n:s:j:o:t:qh";
 /* Same codes for the short forms of settings. */
 static int setting_code(int opt) { return opt == 'n' ? VIZ_OPT_STEPS : opt == 's' ? VIZ_OPT_SEED : opt; }
 
-/* The numeric settings: one row each (code, name, kind, bounds, field of mv_viz_config). */
-#define VIZ_FIELD(field) offsetof(mv_viz_config, field)
+/* The numeric settings: one row each (code, name, bounds, field of mv_viz_config). */
+#define VIZ_NUMBER(code, name, lo, hi, field) \
+    CLI_NUMBER(code, name, lo, hi, mv_viz_config, field)
 static const cli_number_option viz_numbers[] = {
-    {VIZ_OPT_STEPS, "steps", CLI_INT, 0, 1000000, VIZ_FIELD(steps)},
-    {VIZ_OPT_SEED, "seed", CLI_U64, 0, 0, VIZ_FIELD(seed)},
-    {VIZ_OPT_L2, "l2", CLI_DOUBLE, 0, 1e6, VIZ_FIELD(l2)},
-    {VIZ_OPT_SMOOTH_SAMPLES, "smooth-samples", CLI_INT, 0, 256, VIZ_FIELD(smooth_samples)},
-    {VIZ_OPT_SMOOTH_SIGMA, "smooth-sigma", CLI_DOUBLE, 0, 10, VIZ_FIELD(smooth_sigma)},
-    {VIZ_OPT_STEP_NOISE, "step-noise", CLI_DOUBLE, 0, 1, VIZ_FIELD(step_noise)},
-    {VIZ_OPT_TV, "tv", CLI_DOUBLE, 0, 1e6, VIZ_FIELD(tv)},
-    {VIZ_OPT_DIVERSITY, "diversity", CLI_DOUBLE, 0, 1e6, VIZ_FIELD(diversity)},
-    {VIZ_OPT_STOP_PROB, "stop-prob", CLI_DOUBLE, 0, 1, VIZ_FIELD(stop_prob)},
-    {VIZ_OPT_INIT_NOISE, "init-noise", CLI_DOUBLE, 0, 1, VIZ_FIELD(init_noise)},
-    {VIZ_OPT_LR, "lr", CLI_DOUBLE, 0, 1e9, VIZ_FIELD(lr)},
-    {VIZ_OPT_PROGRESS, "progress", CLI_DOUBLE, 1e-9, 1e9, VIZ_FIELD(progress)},
-    {VIZ_OPT_MOMENTUM, "momentum", CLI_DOUBLE, 0, 0.9999, VIZ_FIELD(momentum)},
-    {VIZ_OPT_DECAY, "decay", CLI_DOUBLE, 0, 0.999, VIZ_FIELD(decay)},
-    {VIZ_OPT_BLUR_EVERY, "blur-every", CLI_INT, 0, 1000000, VIZ_FIELD(blur_every)},
-    {VIZ_OPT_BLUR_SIGMA, "blur-sigma", CLI_DOUBLE, 0, 32, VIZ_FIELD(blur_sigma)},
-    {VIZ_OPT_GRAD_BLUR, "grad-blur", CLI_DOUBLE, 0, 32, VIZ_FIELD(grad_blur)},
-    {VIZ_OPT_JITTER, "jitter", CLI_INT, 0, 64, VIZ_FIELD(jitter)},
-    {VIZ_OPT_NORM_PCT, "norm-pct", CLI_DOUBLE, 0, 99.9, VIZ_FIELD(norm_pct)},
-    {VIZ_OPT_CONTRIB_PCT, "contrib-pct", CLI_DOUBLE, 0, 99.9, VIZ_FIELD(contrib_pct)},
-    {VIZ_OPT_OCTAVES, "octaves", CLI_INT, 1, 8, VIZ_FIELD(octaves)},
-    {VIZ_OPT_OCTAVE_SCALE, "octave-scale", CLI_DOUBLE, 1.01, 8, VIZ_FIELD(octave_scale)},
-    {VIZ_OPT_TEMPERATURE, "temperature", CLI_DOUBLE, 0, 100, VIZ_FIELD(temperature)},
+    VIZ_NUMBER(VIZ_OPT_STEPS, "steps", 0, 1000000, steps),
+    VIZ_NUMBER(VIZ_OPT_SEED, "seed", 0, 0, seed),
+    VIZ_NUMBER(VIZ_OPT_L2, "l2", 0, 1e6, l2),
+    VIZ_NUMBER(VIZ_OPT_SMOOTH_SAMPLES, "smooth-samples", 0, 256, smooth_samples),
+    VIZ_NUMBER(VIZ_OPT_SMOOTH_SIGMA, "smooth-sigma", 0, 10, smooth_sigma),
+    VIZ_NUMBER(VIZ_OPT_STEP_NOISE, "step-noise", 0, 1, step_noise),
+    VIZ_NUMBER(VIZ_OPT_TV, "tv", 0, 1e6, tv),
+    VIZ_NUMBER(VIZ_OPT_DIVERSITY, "diversity", 0, 1e6, diversity),
+    VIZ_NUMBER(VIZ_OPT_STOP_PROB, "stop-prob", 0, 1, stop_prob),
+    VIZ_NUMBER(VIZ_OPT_INIT_NOISE, "init-noise", 0, 1, init_noise),
+    VIZ_NUMBER(VIZ_OPT_LR, "lr", 0, 1e9, lr),
+    VIZ_NUMBER(VIZ_OPT_PROGRESS, "progress", 1e-9, 1e9, progress),
+    VIZ_NUMBER(VIZ_OPT_MOMENTUM, "momentum", 0, 0.9999, momentum),
+    VIZ_NUMBER(VIZ_OPT_DECAY, "decay", 0, 0.999, decay),
+    VIZ_NUMBER(VIZ_OPT_BLUR_EVERY, "blur-every", 0, 1000000, blur_every),
+    VIZ_NUMBER(VIZ_OPT_BLUR_SIGMA, "blur-sigma", 0, 32, blur_sigma),
+    VIZ_NUMBER(VIZ_OPT_GRAD_BLUR, "grad-blur", 0, 32, grad_blur),
+    VIZ_NUMBER(VIZ_OPT_JITTER, "jitter", 0, 64, jitter),
+    VIZ_NUMBER(VIZ_OPT_NORM_PCT, "norm-pct", 0, 99.9, norm_pct),
+    VIZ_NUMBER(VIZ_OPT_CONTRIB_PCT, "contrib-pct", 0, 99.9, contrib_pct),
+    VIZ_NUMBER(VIZ_OPT_OCTAVES, "octaves", 1, 8, octaves),
+    VIZ_NUMBER(VIZ_OPT_OCTAVE_SCALE, "octave-scale", 1.01, 8, octave_scale),
+    VIZ_NUMBER(VIZ_OPT_TEMPERATURE, "temperature", 0, 100, temperature),
 };
 
 int viz_parse_setting(int opt, const char *arg, mv_viz_config *v)
@@ -266,14 +267,14 @@ static int apply_preset(int argc, char **argv, mv_viz_config *v)
     return load_preset_file(preset, v);
 }
 
-/* The numeric options that are not settings (code, name, kind, bounds, field of
- * viz_options). */
-#define VIZ_OPTION(field) offsetof(viz_options, field)
+/* The numeric options that are not settings (code, name, bounds, field of viz_options). */
+#define VIZ_RUN_NUMBER(code, name, lo, hi, field) \
+    CLI_NUMBER(code, name, lo, hi, viz_options, field)
 static const cli_number_option viz_run_numbers[] = {
-    {'k', "seeds", CLI_INT, 1, 1000, VIZ_OPTION(seeds)},
-    {VIZ_OPT_SEARCH, "search", CLI_INT, 1, 10000, VIZ_OPTION(search)},
-    {VIZ_OPT_SCALE, "scale", CLI_INT, 1, 64, VIZ_OPTION(scale)},
-    {VIZ_OPT_FRAMES, "frames", CLI_INT, 1, 1000000, VIZ_OPTION(frames)},
+    VIZ_RUN_NUMBER('k', "seeds", 1, 1000, seeds),
+    VIZ_RUN_NUMBER(VIZ_OPT_SEARCH, "search", 1, 10000, search),
+    VIZ_RUN_NUMBER(VIZ_OPT_SCALE, "scale", 1, 64, scale),
+    VIZ_RUN_NUMBER(VIZ_OPT_FRAMES, "frames", 1, 1000000, frames),
 };
 
 static int parse_viz_args(int argc, char **argv, viz_options *o)
@@ -308,7 +309,10 @@ static int parse_viz_args(int argc, char **argv, viz_options *o)
             omp_set_num_threads((int)n);
             break;
         case 'q': o->quiet = 1; break;
-        case 'h': fputs(visualize_help, stdout); fputs(visualize_help_rest, stdout); return -1;
+        case 'h':
+            fputs(visualize_help, stdout);
+            fputs(visualize_help_rest, stdout);
+            return CLI_HELP_SHOWN;
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
     }
@@ -582,7 +586,7 @@ int cmd_visualize(int argc, char **argv)
     mv_viz_defaults(&o.viz);
     int rc = parse_viz_args(argc, argv, &o);
     if (rc)
-        return rc < 0 ? 0 : rc;
+        return rc == CLI_HELP_SHOWN ? MV_EXIT_OK : rc;
     if (o.units && strcmp(o.classes, "all")) {
         cli_error("visualize", "give --class or --unit, not both");
         return MV_EXIT_USAGE;
