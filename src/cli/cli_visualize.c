@@ -512,6 +512,20 @@ static int check_judge(const mv_model *m, const mv_model *judge, const char *pat
     return 0;
 }
 
+/* The PNG tEXt provenance in text[size]: the seed, the model file's stored CRC (which names
+ * the model that made the images) and the command line. Returns the exit status. */
+static int provenance_text(const viz_options *o, int argc, char **argv, char *text,
+                           size_t size)
+{
+    cli_file_facts facts = {0};
+    const int rc = cli_model_file_facts("visualize", o->model_path, &facts);
+    int at = snprintf(text, size, "seed=%llu model_crc=%08lx command=mlpviz",
+                      (unsigned long long)o->viz.seed, facts.crc);
+    for (int i = 0; i < argc && at < (int)size; i++)
+        at += snprintf(text + at, size - (size_t)at, " %s", argv[i]);
+    return rc;
+}
+
 static int visualize_with(viz_options *o, const mv_model *m, const mv_model *judge, int argc,
                           char **argv)
 {
@@ -561,13 +575,8 @@ static int visualize_with(viz_options *o, const mv_model *m, const mv_model *jud
     v.frames = w.frames;
     v.frame_steps = w.steps;
     v.n_frames = w.count;
-    cli_file_facts facts = {0}; /* the stored CRC names the model that made the images */
     if (!rc)
-        rc = cli_model_file_facts("visualize", o->model_path, &facts);
-    int at = snprintf(v.text, sizeof v.text, "seed=%llu model_crc=%08lx command=mlpviz",
-                      (unsigned long long)o->viz.seed, facts.crc);
-    for (int i = 0; i < argc && at < (int)sizeof v.text; i++)
-        at += snprintf(v.text + at, sizeof v.text - (size_t)at, " %s", argv[i]);
+        rc = provenance_text(o, argc, argv, v.text, sizeof v.text);
     if (!rc && !(rc = viz_write_outputs(&v)))
         print_summary(&v);
     free(targets);

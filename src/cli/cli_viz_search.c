@@ -153,25 +153,14 @@ static int write_search_sheet(const viz_options *o, const mv_model *m, const tri
     return rc;
 }
 
-int viz_search(viz_options *o, const mv_model *m, const mv_model *judge, const int *targets,
-               int rows, int n_targets)
+/* Runs trial i of t [n] for every i, their first images in sheet [n][n_targets][D]. Trials
+ * are independent runs; each runs single-threaded inside (nested regions are serial), and
+ * none depends on the thread count, so the winner does not either. */
+static void run_trials(trial_result *t, int n, const mv_model *m, const mv_model *judge,
+                       const int *targets, int rows, int n_targets, float *sheet)
 {
-    const int n = o->search, K = judge ? judge->n_classes : 1;
+    const int K = judge ? judge->n_classes : 1;
     const size_t D = (size_t)m->width * m->height * m->channels;
-    trial_result *t = calloc((size_t)n, sizeof *t);
-    float *sheet = malloc(sizeof *sheet * D * (size_t)n * n_targets);
-    char **names = calloc((size_t)n_targets, sizeof *names);
-    if (!t || !sheet || !names) {
-        free(t);
-        free(sheet);
-        free(names);
-        cli_error("visualize", "out of memory");
-        return MV_EXIT_FAIL;
-    }
-    const int has_stats = mv_model_has_class_stats(m, NULL);
-    for (int i = 0; i < n; i++) sample_setting(&o->viz, has_stats, i, &t[i].cfg);
-    /* Trials are independent runs; each runs single-threaded inside (nested regions are
-     * serial), and none depends on the thread count, so the winner does not either. */
 #pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < n; i++) {
         float *images = malloc(sizeof *images * D * (size_t)rows);
@@ -188,6 +177,26 @@ int viz_search(viz_options *o, const mv_model *m, const mv_model *judge, const i
         free(judged);
         free(results);
     }
+}
+
+int viz_search(viz_options *o, const mv_model *m, const mv_model *judge, const int *targets,
+               int rows, int n_targets)
+{
+    const int n = o->search;
+    const size_t D = (size_t)m->width * m->height * m->channels;
+    trial_result *t = calloc((size_t)n, sizeof *t);
+    float *sheet = malloc(sizeof *sheet * D * (size_t)n * n_targets);
+    char **names = calloc((size_t)n_targets, sizeof *names);
+    if (!t || !sheet || !names) {
+        free(t);
+        free(sheet);
+        free(names);
+        cli_error("visualize", "out of memory");
+        return MV_EXIT_FAIL;
+    }
+    const int has_stats = mv_model_has_class_stats(m, NULL);
+    for (int i = 0; i < n; i++) sample_setting(&o->viz, has_stats, i, &t[i].cfg);
+    run_trials(t, n, m, judge, targets, rows, n_targets, sheet);
     int rc = 0, best = 0;
     for (int i = 0; i < n && !rc; i++) {
         if (t[i].status) {
