@@ -42,20 +42,22 @@ else
   OUTDIR  :=
 endif
 
+# Source groups follow the folders: the library in src/ (public header src/mlpviz.h, private
+# src/internal.h), the mlpviz binary in src/cli/.
 VARIANT_SRC := activations losses layers net gradcheck
 NEUTRAL_SRC := error rng arch crc32 gradcheck_report gemm
 # Float-only parts of the library: they use the float network, so they must never be linked
 # next to the double copy in the float64 test build.
 LIB_ONLY    := gradcheck_driver image data model optim train draw fileio visualize classstats \
                classmixture
-CLI_SRC     := cli cli_gradcheck cli_convert cli_model cli_train cli_eval cli_visualize \
+CLI_SRC     := cli cli_common cli_gradcheck cli_convert cli_model cli_train cli_eval cli_visualize \
                cli_viz_output cli_viz_search
 
 F32_OBJ     := $(VARIANT_SRC:%=$(BUILD)/f32/%.o)
 F64_OBJ     := $(VARIANT_SRC:%=$(BUILD)/f64/%.o)
 NEUTRAL_OBJ := $(NEUTRAL_SRC:%=$(BUILD)/%.o)
 LIB_OBJ     := $(F32_OBJ) $(NEUTRAL_OBJ) $(LIB_ONLY:%=$(BUILD)/%.o) $(BUILD)/core64.o
-CLI_OBJ     := $(CLI_SRC:%=$(BUILD)/%.o)
+CLI_OBJ     := $(CLI_SRC:%=$(BUILD)/cli/%.o)
 LIB         := $(OUTDIR)lib/libmlpviz.a
 BIN         := $(OUTDIR)bin/mlpviz
 TEST_BINS   := $(BUILD)/tests/test_core_f64 $(BUILD)/tests/test_core_f32 $(BUILD)/tests/test_api \
@@ -84,6 +86,10 @@ $(BUILD)/f64/%.o: src/%.c
 $(BUILD)/%.o: src/%.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE) $(CFLAGS) -c $< -o $@
+# The CLI includes the library's headers from src/.
+$(BUILD)/cli/%.o: src/cli/%.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE) $(CFLAGS) -Isrc -c $< -o $@
 
 # Partial link of the double copy, then every hidden symbol made local so that it cannot
 # clash with its float twin.

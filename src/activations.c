@@ -110,12 +110,12 @@ int mv_act_has_kink(mv_activation act)
 
 /* Elementwise, so any split gives the same bits: large arrays (a big batch of a wide layer)
  * in chunks on every thread, small ones on this thread alone. */
-enum { ACT_CHUNK = 16384 };
+enum { ACT_CHUNK = MV_PARALLEL_CHUNK };
 
 void mv_act_forward(mv_activation act, const mv_real *z, mv_real *a, size_t n)
 {
     const size_t chunks = (n + ACT_CHUNK - 1) / ACT_CHUNK;
-    MV_FOR_EACH(size_t, c, chunks, chunks >= 4, {
+    MV_FOR_EACH(size_t, c, chunks, chunks >= MV_PARALLEL_MIN_CHUNKS, {
         const size_t first = c * ACT_CHUNK;
         act_forward_range(act, z + first, a + first,
                           n - first < ACT_CHUNK ? n - first : ACT_CHUNK);
@@ -125,7 +125,7 @@ void mv_act_forward(mv_activation act, const mv_real *z, mv_real *a, size_t n)
 void mv_act_backward(mv_activation act, const mv_real *z, const mv_real *a, mv_real *g, size_t n)
 {
     const size_t chunks = (n + ACT_CHUNK - 1) / ACT_CHUNK;
-    MV_FOR_EACH(size_t, c, chunks, chunks >= 4, {
+    MV_FOR_EACH(size_t, c, chunks, chunks >= MV_PARALLEL_MIN_CHUNKS, {
         const size_t first = c * ACT_CHUNK;
         act_backward_range(act, z + first, a + first, g + first,
                            n - first < ACT_CHUNK ? n - first : ACT_CHUNK);

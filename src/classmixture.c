@@ -34,8 +34,6 @@ enum {
                             ones move a handful of borderline images */
     PIXEL_BLOCK = 64,    /* pixels of every sum updated by one thread in update_sums */
 };
-/* Below this many multiply-adds a parallel region costs more than it saves. */
-static const double PARALLEL_WORK = 1 << 20;
 /* Mixes the caller's seed so that the per-class streams differ from classstats.c's, which
  * draws its class seeds from the same seed ("mixture" in ASCII). */
 static const uint64_t STREAM_TAG = 0x6d69787475726500ull;
@@ -145,7 +143,7 @@ static int pick_weighted(const double *weight, int n, mv_rng *rng)
 static void seed_centres(kmeans *km, mv_rng *rng)
 {
     const int D = km->D, n = km->n;
-    const int parallel = (double)n * D > PARALLEL_WORK;
+    const int parallel = (double)n * D > MV_PARALLEL_FIT_WORK;
     int s = (int)mv_rng_below(rng, (uint32_t)n);
     for (int j = 0; j < km->M; j++) {
         double *c = km->centre + (size_t)j * D;
@@ -229,7 +227,7 @@ static void assign_points(kmeans *km)
 {
     centre_gaps(km);
     /* Safe: each member writes only its own assignment and bounds. */
-    MV_FOR_EACH(int, s, km->n, (double)km->n * km->D > PARALLEL_WORK, {
+    MV_FOR_EACH(int, s, km->n, (double)km->n * km->D > MV_PARALLEL_FIT_WORK, {
         assign_point(km, s);
     });
 }
@@ -246,7 +244,7 @@ static void fill_empty(kmeans *km)
     if (!empty)
         return;
     /* Rare: exact distances, since the bounds only bound them. Safe: one entry per member. */
-    MV_FOR_EACH(int, s, km->n, (double)km->n * D > PARALLEL_WORK, {
+    MV_FOR_EACH(int, s, km->n, (double)km->n * D > MV_PARALLEL_FIT_WORK, {
         km->dist[s] = dist2(member(km, s), km->centre + (size_t)km->assign[s] * D, D);
     });
     for (int j = 0; j < km->M; j++) {
@@ -281,7 +279,7 @@ static void update_sums(kmeans *km, int n_moved)
     const double work = (double)(n_moved < 0 ? km->n : n_moved) * D;
     /* Deterministic: a block of pixels of every sum belongs to one thread, which adds the
      * members in order. */
-    MV_FOR_EACH(int, b, blocks, work > PARALLEL_WORK, {
+    MV_FOR_EACH(int, b, blocks, work > MV_PARALLEL_FIT_WORK, {
         const int lo = b * PIXEL_BLOCK, hi = lo + PIXEL_BLOCK < D ? lo + PIXEL_BLOCK : D;
         if (n_moved < 0) {
             for (int j = 0; j < km->M; j++)
@@ -315,7 +313,7 @@ static void move_bounds(kmeans *km)
         km->move[j] = km->stale[j] ? sqrt(dist2d(km->old + (size_t)j * D,
                                                  km->centre + (size_t)j * D, D)) : 0;
     /* Safe: each member writes only its own bounds. */
-    MV_FOR_EACH(int, s, km->n, (double)km->n * M > PARALLEL_WORK, {
+    MV_FOR_EACH(int, s, km->n, (double)km->n * M > MV_PARALLEL_FIT_WORK, {
         double *lower = km->lower + (size_t)s * M;
         km->upper[s] += km->move[km->assign[s]];
         for (int j = 0; j < M; j++) lower[j] -= km->move[j];
@@ -375,7 +373,7 @@ static void component_sd(workspace *ws, const float *basis, const int *order, fl
     kmeans *km = &ws->km;
     const int D = km->D, R = ws->R;
     /* Safe: each point writes only its own projections. */
-    MV_FOR_EACH(int, s, km->n, (double)km->n * R * D > PARALLEL_WORK, {
+    MV_FOR_EACH(int, s, km->n, (double)km->n * R * D > MV_PARALLEL_FIT_WORK, {
         const double *c = km->centre + (size_t)km->assign[s] * D;
         for (int i = 0; i < R; i++)
             ws->proj[(size_t)s * R + i] = project(member(km, s), c, basis + (size_t)i * D, D);

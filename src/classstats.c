@@ -34,8 +34,6 @@ static const double RITZ_TOL = 1e-9;   /* relative change of the Ritz values tha
 static const double RITZ_FLOOR = 1e-13; /* of the largest: eigenvalues below are noise */
 static const double COLLAPSE = 1e-10;  /* norm kept by Gram-Schmidt below which a direction
                                           was in the span of the earlier ones */
-/* Below this many multiply-adds a parallel region costs more than it saves. */
-static const double PARALLEL_WORK = 1 << 20;
 
 static const char *const EXTRA_MEAN = "class.mean", *const EXTRA_BASIS = "class.basis",
                          *const EXTRA_SD = "class.sd";
@@ -197,7 +195,7 @@ static void scatter_matrix(workspace *ws, const mv_dataset *data, const int *mem
 {
     const size_t Dp = (size_t)ws->Dp, nb = Dp / TILE;
     memset(ws->scatter, 0, sizeof *ws->scatter * Dp * Dp);
-#pragma omp parallel if ((double)n * ws->D * ws->D > PARALLEL_WORK)
+#pragma omp parallel if ((double)n * ws->D * ws->D > MV_PARALLEL_FIT_WORK)
     for (int s0 = 0; s0 < n; s0 += CHUNK) {
         const int len = n - s0 < CHUNK ? n - s0 : CHUNK;
         /* the implicit barriers after both loops keep a chunk's packing and use apart */
@@ -228,7 +226,7 @@ static void block_product(workspace *ws)
      * of W, each entry summed over pixels in order; dynamic scheduling only copes with a
      * core taken by other work. S is symmetric, so its panel ib, read row by row, holds
      * its columns TILE ib .. . */
-#pragma omp parallel for schedule(dynamic, 4) if ((double)D * D * b > PARALLEL_WORK)
+#pragma omp parallel for schedule(dynamic, 4) if ((double)D * D * b > MV_PARALLEL_FIT_WORK)
     for (int ib = 0; ib < Dp / TILE; ib++)
         for (int rb = 0; rb < bp / TILE; rb++) {
             double acc[TILE][TILE]; /* acc[a][c] = (S V^T)[TILE ib + a][TILE rb + c] */

@@ -6,14 +6,12 @@
  * sorted so that a dataset is the same whatever order the filesystem lists entries in. */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <stb/stb_image.h>
 
@@ -475,44 +473,6 @@ mv_status mv_dataset_load_folder(mv_dataset **out, const char *root,
 
 /* ================================================================ IDX files */
 
-/* Reads a whole regular file into memory. The type is checked on the open descriptor
- * (O_NONBLOCK: a FIFO cannot hang the open). *out is malloc'd, [*size] bytes. */
-static mv_status read_whole_file(const char *path, unsigned char **out, size_t *size)
-{
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return mv_fail(MV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return mv_fail(MV_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t n = (size_t)st.st_size;
-    unsigned char *bytes = malloc(n ? n : 1); /* [n] */
-    if (!bytes) {
-        close(fd);
-        return mv_fail(MV_ERR_NOMEM, "%s: out of memory for %zu bytes", path, n);
-    }
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, bytes + got, n - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            int err = r < 0 ? errno : 0;
-            free(bytes);
-            close(fd);
-            return mv_fail(MV_ERR_IO, "%s: cannot read: %s", path,
-                           err ? strerror(err) : "file shrank while being read");
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    *out = bytes;
-    *size = n;
-    return MV_OK;
-}
-
 static uint32_t read_be32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -621,7 +581,7 @@ static mv_status read_idx_bytes(const char *path, unsigned char **out, size_t *s
 {
     unsigned char *raw = NULL;
     size_t raw_size = 0;
-    mv_status status = read_whole_file(path, &raw, &raw_size);
+    mv_status status = mv_read_file(path, UINT64_MAX, &raw, &raw_size);
     if (status)
         return status;
     if (raw_size < 2 || raw[0] != 0x1f || raw[1] != 0x8b) {
@@ -817,18 +777,6 @@ static mv_status check_dataset(const mv_dataset *data)
     return check_class_dir_names(data);
 }
 
-/* mkdir that accepts an existing directory (and only a directory). */
-static mv_status make_directory(const char *path)
-{
-    if (mkdir(path, 0777) == 0)
-        return MV_OK;
-    int err = errno;
-    struct stat st;
-    if (err == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return MV_OK;
-    return mv_fail(MV_ERR_IO, "%s: cannot create directory: %s", path, strerror(err));
-}
-
 /* Digits of the file names: at least 5, more when the indices need them, so that bytewise
  * order of the names is index order. */
 static int file_name_digits(int count)
@@ -884,10 +832,10 @@ mv_status mv_dataset_write_folder(const mv_dataset *data, const char *root)
         snprintf(reason, sizeof reason, "%s", mv_last_error());
         return mv_fail(status, "%s: %s", root, reason);
     }
-    status = make_directory(root);
+    status = mv_make_directory(root);
     for (int c = 0; c < data->n_classes && !status; c++) {
         char *dir = join_path(root, data->class_names[c]);
-        status = dir ? make_directory(dir) : mv_fail(MV_ERR_NOMEM, "%s: out of memory", root);
+        status = dir ? mv_make_directory(dir) : mv_fail(MV_ERR_NOMEM, "%s: out of memory", root);
         free(dir);
     }
     return status ? status : write_images(data, root);

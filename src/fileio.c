@@ -1,8 +1,9 @@
-/* fileio.c: the one way mlpviz writes a file: to an unnamed temporary file in the same
- * directory (O_TMPFILE; a hidden named one where that is not possible), flushed
- * to disk, then named and renamed over the target, so that a reader (or a crash) sees either
- * the old file or the complete new one, never half of one, and a killed writer leaves no
- * partial file behind. */
+/* fileio.c: files and directories, each done one way for the whole program.
+ * Writing: to an unnamed temporary file in the same directory (O_TMPFILE; a hidden named one
+ * where that is not possible), flushed to disk, then named and renamed over the target, so
+ * that a reader (or a crash) sees either the old file or the complete new one, never half of
+ * one, and a killed writer leaves no partial file behind. Reading: a whole regular file into
+ * memory. Also the process umask and the creation of a directory. */
 #define _GNU_SOURCE /* O_TMPFILE */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,13 +37,15 @@ static void read_umask(void)
     fclose(f);
 }
 
-/* mkstemp creates files readable by the owner only; a written file gets the permissions an
- * ordinary fopen would have given it (0666 minus the umask). */
-static mode_t new_file_mode(void)
+mode_t mv_process_umask(void)
 {
     pthread_once(&umask_once, read_umask);
-    return 0666 & ~process_umask;
+    return process_umask;
 }
+
+/* mkstemp creates files readable by the owner only; a written file gets the permissions an
+ * ordinary fopen would have given it (0666 minus the umask). */
+static mode_t new_file_mode(void) { return 0666 & ~mv_process_umask(); }
 
 /* "dir/name" -> "dir/.name" + suffix: a hidden sibling, so the folder loader never sees a
  * file left behind by a crash, and rename() stays within one filesystem. *out is malloc'd. */
@@ -261,6 +264,77 @@ mv_status mv_write_file_atomic(const char *path, const void *data, size_t size)
 {
     const mv_byte_span whole = {data, size};
     return mv_write_spans_atomic(path, &whole, 1);
+}
+
+/* ---------------------------------------------------------------- reading, directories */
+
+/* Opens path for reading if it is a regular file of at most max_bytes, checked on the open
+ * descriptor (O_NONBLOCK: a FIFO cannot hang the open). */
+static mv_status open_regular_file(const char *path, uint64_t max_bytes, int *fd_out,
+                                   size_t *size)
+{
+    const int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return mv_fail(MV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    mv_status status = MV_OK;
+    if (fstat(fd, &st))
+        status = mv_fail(MV_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        status = mv_fail(MV_ERR_IO, "%s: cannot read: not a regular file", path);
+    else if ((uint64_t)st.st_size > max_bytes)
+        status = mv_fail(MV_ERR_FORMAT, "%s: %lld bytes is too large (at most %llu)", path,
+                         (long long)st.st_size, (unsigned long long)max_bytes);
+    if (status) {
+        close(fd);
+        return status;
+    }
+    *fd_out = fd;
+    *size = (size_t)st.st_size;
+    return MV_OK;
+}
+
+mv_status mv_read_file(const char *path, uint64_t max_bytes, unsigned char **out, size_t *size)
+{
+    *out = NULL;
+    int fd = -1;
+    size_t want = 0;
+    mv_status status = open_regular_file(path, max_bytes, &fd, &want);
+    if (status)
+        return status;
+    unsigned char *data = malloc(want ? want : 1);
+    if (!data) {
+        close(fd);
+        return mv_fail(MV_ERR_NOMEM, "%s: cannot allocate %zu bytes to read it", path, want);
+    }
+    for (size_t got = 0; got < want;) {
+        const ssize_t n = read(fd, data + got, want - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            const int err = n < 0 ? errno : 0;
+            free(data);
+            close(fd);
+            return mv_fail(MV_ERR_IO, "%s: cannot read: %s", path,
+                           err ? strerror(err) : "the file shrank while being read");
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    *out = data;
+    *size = want;
+    return MV_OK;
+}
+
+mv_status mv_make_directory(const char *path)
+{
+    if (mkdir(path, 0777) == 0)
+        return MV_OK;
+    const int err = errno;
+    struct stat st;
+    if (err == EEXIST && stat(path, &st) == 0)
+        return S_ISDIR(st.st_mode) ? MV_OK : mv_fail(MV_ERR_IO, "%s: not a directory", path);
+    return mv_fail(MV_ERR_IO, "%s: cannot create directory: %s", path, strerror(err));
 }
 
 mv_status mv_npy_write(const char *path, const float *values, int ndim, const int *shape)

@@ -27,8 +27,6 @@
 #include <immintrin.h>
 #endif
 
-/* Below this many multiply-adds a parallel region costs more than it saves. */
-#define GEMM_PARALLEL_WORK 65536
 
 static int simd_state = -1; /* -1: not decided yet, 0: portable loops, 1: AVX2 kernels */
 
@@ -168,7 +166,7 @@ static void forward_one_row(const float *in, const float *W, const float *b, flo
                             int N)
 {
     const int blocks = N / 8;
-    MV_FOR_EACH(int, blk, blocks, (long)K * N > GEMM_PARALLEL_WORK && blocks > 1, {
+    MV_FOR_EACH(int, blk, blocks, (long)K * N > MV_PARALLEL_SIMD_WORK && blocks > 1, {
         dot_row8_fn(in, W + (size_t)blk * 8 * K, b + blk * 8, z + blk * 8, K);
     });
     for (int o0 = blocks * 8; o0 < N; o0 += 3) {
@@ -198,7 +196,7 @@ void mv_simd_dense_forward(const float *in, const float *W, const float *b, floa
     const long work = (long)B * K * N;
     /* Split over chunks of outputs: each thread streams its own rows of W once, while a
      * group of RB input rows stays in L1 across the chunk. */
-    MV_FOR_EACH(int, c, chunks, work > GEMM_PARALLEL_WORK && chunks > 1, {
+    MV_FOR_EACH(int, c, chunks, work > MV_PARALLEL_SIMD_WORK && chunks > 1, {
         const int first = (int)((long)c * blocks / chunks);
         const int last = (int)((long)(c + 1) * blocks / chunks);
         for (int g = 0; g < groups; g++) {
@@ -331,7 +329,7 @@ static void bcast_product(const float *A, size_t a_rs, size_t a_ks, const float 
     for (int c0 = 0; c0 < M; c0 += chunk) {
         const int rows_here = M - c0 < chunk ? M - c0 : chunk;
         const int tiles = (rows_here + MR - 1) / MR, pack = tiles >= 3;
-        MV_FOR_EACH(int, blk, blocks, work > GEMM_PARALLEL_WORK && blocks > 1, {
+        MV_FOR_EACH(int, blk, blocks, work > MV_PARALLEL_SIMD_WORK && blocks > 1, {
             float panel[KC * NC] __attribute__((aligned(32)));
             const int k0 = blk * NC, width = K - k0 < NC ? K - k0 : NC;
             for (int p0 = 0; p0 < depth; p0 += KC) {
@@ -361,7 +359,7 @@ static void transpose(const float *src, float *dst, int B, int N)
 {
     enum { T = 16 };
     const int blocks = (N + T - 1) / T;
-    MV_FOR_EACH(int, blk, blocks, (long)B * N > 8192, {
+    MV_FOR_EACH(int, blk, blocks, (long)B * N > MV_PARALLEL_TRANSPOSE_VALUES, {
         const int o0 = blk * T, o1 = o0 + T < N ? o0 + T : N;
         for (int r0 = 0; r0 < B; r0 += T) {
             const int r1 = r0 + T < B ? r0 + T : B;
@@ -386,6 +384,7 @@ void mv_simd_dense_weight_grad(const float *in, const float *delta, float *dW, i
     /* Chunks of 192 rows of dW: a thread's delta^T share (192 x B) stays in its L2. */
     bcast_product(A, a_rs, a_ks, in, (size_t)K, B, dW, N, K, 192);
 }
+
 /* One row: out[k0 .. k0 + width) = sum over o of d[o] * W[o][k], width <= 64, eight vectors
  * of chains walking the rows of W in order. Rows whose d[o] is zero are skipped: a relu
  * layer's delta is zero wherever the unit was off, and skipping a term 0 * w leaves every
@@ -423,12 +422,9 @@ AVX2 INLINE void sparse_row_tile(int FULL, const float *d, const float *W, int N
     _mm256_maskstore_ps(o0 + 48, m[6], c6), _mm256_maskstore_ps(o0 + 56, m[7], c7);
 }
 
-/* One row: out[k0 .. k0 + width) = sum over o of d[o] * W[o][k], width <= 64, eight vectors
- * of chains walking the rows of W in order. Rows whose d[o] is zero are skipped: a relu
- * layer's delta is zero wherever the unit was off, and skipping a term 0 * w leaves every
- * chain's bits unchanged (fma(0, w, s) == s for finite w; a chain starting at +0 never
- * becomes -0 by adding zeros), so this is the broadcast kernel's result, reading about half
- * of W. (A narrow block loads through masks: the lanes past the end of W are never read.) */
+/* sparse_row_tile on one block of at most 64 columns: a full block with plain loads, a
+ * narrow one through masks, so that the lanes past the end of W are never read. FULL is a
+ * constant in each call, so each inlined copy keeps only its own kind of load. */
 AVX2 static void sparse_row_block(const float *d, const float *W, int N, int K, int k0,
                                   int width, float *out)
 {
@@ -443,7 +439,7 @@ void mv_simd_dense_input_grad(const float *delta, const float *W, float *din, in
 {
     if (B == 1) { /* one row: no reuse of W to win, so stream its rows and skip the zeros */
         const int blocks = (K + 63) / 64;
-        MV_FOR_EACH(int, blk, blocks, (long)K * N > GEMM_PARALLEL_WORK && blocks > 1, {
+        MV_FOR_EACH(int, blk, blocks, (long)K * N > MV_PARALLEL_SIMD_WORK && blocks > 1, {
             const int k0 = blk * 64;
             sparse_row_block(delta, W, N, K, k0, K - k0 < 64 ? K - k0 : 64, din);
         });

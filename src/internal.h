@@ -3,6 +3,8 @@
 #define MV_INTERNAL_H
 
 #include <omp.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "mlpviz.h"
 
@@ -33,6 +35,36 @@ mv_status mv_fail(mv_status status, const char *fmt, ...) MV_PRINTF(2, 3);
         }                                                                                     \
     } while (0)
 
+/* How much work makes a loop worth MV_FOR_EACH's threads. Opening a region costs a few
+ * microseconds, so a loop is split only when its work clearly exceeds that; the work per
+ * unit differs from loop to loop, hence one threshold per kind of loop, each tuned by
+ * timing (make bench). A split never changes a result: every parallel loop writes disjoint
+ * outputs, each summed in an order fixed by the code. */
+enum {
+    /* multiply-adds of the portable dense-layer loops (layers.c) */
+    MV_PARALLEL_DENSE_WORK = 32768,
+    /* multiply-adds of the AVX2 + FMA kernels (gemm.c), which get through them faster than
+     * the portable loops: the bar is higher */
+    MV_PARALLEL_SIMD_WORK = 65536,
+    /* values moved by the transpose of delta in gemm.c (a copy, no arithmetic) */
+    MV_PARALLEL_TRANSPOSE_VALUES = 8192,
+    /* values of a loop over rows that does a few operations per value: assembling a batch,
+     * normalising pixels, an L2 attack step (train.c, visualize.c) */
+    MV_PARALLEL_ROW_VALUES = 65536,
+    /* values of visualize's pixel update, blurs and clipping included: tens of operations
+     * per value, so far fewer values pay for the region */
+    MV_PARALLEL_UPDATE_VALUES = 4096,
+    /* multiply-adds in double of the class-statistics and mixture fits (classstats.c,
+     * classmixture.c), whose regions are heavier to open (per-thread packing, dynamic
+     * schedules) */
+    MV_PARALLEL_FIT_WORK = 1 << 20,
+    /* Elementwise loops (activations, optimizer updates) go in chunks of this many values,
+     * split over the threads from MV_PARALLEL_MIN_CHUNKS chunks (the optimizer from one
+     * chunk more) */
+    MV_PARALLEL_CHUNK = 16384,
+    MV_PARALLEL_MIN_CHUNKS = 4,
+};
+
 /* The files that compute in mv_real are compiled twice: float (the library) and double
  * (-DMV_F64, for gradient checks). In the double copy every symbol is made local to one
  * partially linked object, except the entry points named with MV_VARIANT, which the float
@@ -59,8 +91,6 @@ mv_status mv_fail(mv_status status, const char *fmt, ...) MV_PRINTF(2, 3);
 #define MV_FABS fabsf
 #endif
 
-/* ---- activations.c: elementwise over n values */
-/* a[i] = act(z[i]) */
 /* Index of the largest of v[0..n), the first on ties (the top class of a row). */
 static inline int mv_index_of_max(const mv_real *v, int n)
 {
@@ -71,6 +101,8 @@ static inline int mv_index_of_max(const mv_real *v, int n)
     return best;
 }
 
+/* ---- activations.c: elementwise over n values */
+/* a[i] = act(z[i]) */
 void mv_act_forward(mv_activation act, const mv_real *z, mv_real *a, size_t n);
 /* g[i] *= act'(z[i]), using the stored a[i] where that is cheaper */
 void mv_act_backward(mv_activation act, const mv_real *z, const mv_real *a, mv_real *g,
@@ -154,6 +186,15 @@ typedef struct {
 
 /* mv_write_file_atomic for a file made of several pieces. */
 mv_status mv_write_spans_atomic(const char *path, const mv_byte_span *spans, int n_spans);
+/* Reads path whole into *out (malloc'd, [*size] bytes), refusing anything but a regular file
+ * of at most max_bytes (MV_ERR_FORMAT when larger); the messages name the file. */
+mv_status mv_read_file(const char *path, uint64_t max_bytes, unsigned char **out, size_t *size);
+/* The process umask, read once without changing it (umask() would set it, racing with other
+ * threads creating files); 022 where /proc does not show it. */
+mode_t mv_process_umask(void);
+/* mkdir (one level, 0777 less the umask) that accepts an existing directory, and only a
+ * directory. */
+mv_status mv_make_directory(const char *path);
 
 /* ---- gradcheck.c helpers shared with the tests */
 /* |a - b| / max(|a|, |b|, floor) */

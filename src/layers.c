@@ -12,9 +12,6 @@
 
 #include "internal.h"
 
-/* Below this many multiply-adds a parallel region costs more than it saves. */
-#define MV_PARALLEL_WORK 32768
-
 /* Dot product with eight independent partial sums: the compiler keeps them in one vector
  * register, and the summation order is fixed by the code, not by the thread count. */
 static inline mv_real dot(const mv_real *restrict a, const mv_real *restrict b, int n)
@@ -53,7 +50,7 @@ void mv_dense_forward(const mv_real *in, const mv_real *W, const mv_real *b, mv_
     }
     const long work = (long)batch * n_in * n_out;
     /* Split over outputs: each thread reads its own rows of W once per batch row. */
-    MV_FOR_EACH(int, o, n_out, work > MV_PARALLEL_WORK, {
+    MV_FOR_EACH(int, o, n_out, work > MV_PARALLEL_DENSE_WORK, {
         const mv_real *w = W + (size_t)o * n_in;
         for (int r = 0; r < batch; r++)
             out_z[(size_t)r * n_out + o] = b[o] + dot(in + (size_t)r * n_in, w, n_in);
@@ -85,7 +82,7 @@ void mv_dense_backward(const mv_real *in, const mv_real *W, const mv_real *delta
     }
     if (dW || db) {
         /* One thread per output row of dW: the sum over the batch stays in row order. */
-        MV_FOR_EACH(int, o, n_out, work > MV_PARALLEL_WORK, {
+        MV_FOR_EACH(int, o, n_out, work > MV_PARALLEL_DENSE_WORK, {
             mv_real bias_sum = 0;
             mv_real *dw = dW ? dW + (size_t)o * n_in : NULL;
             if (dw)
@@ -106,7 +103,7 @@ void mv_dense_backward(const mv_real *in, const mv_real *W, const mv_real *delta
          * per row. Each element sums over outputs in index order, whatever the split. */
         enum { COLS = 256, ROWS = 4 };
         const int blocks = (n_in + COLS - 1) / COLS, groups = (batch + ROWS - 1) / ROWS;
-        MV_FOR_EACH(int, t, groups * blocks, work > MV_PARALLEL_WORK, {
+        MV_FOR_EACH(int, t, groups * blocks, work > MV_PARALLEL_DENSE_WORK, {
             const int r0 = t / blocks * ROWS, c0 = (t % blocks) * COLS;
             const int rows = batch - r0 < ROWS ? batch - r0 : ROWS;
             const int width = n_in - c0 < COLS ? n_in - c0 : COLS;

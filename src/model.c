@@ -7,16 +7,12 @@
  *   section = tag[4] length:u64 payload[length]
  *
  * Every number is little-endian and written byte by byte, never as a struct. */
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "internal.h"
 
@@ -671,55 +667,6 @@ typedef struct {
     int n_extras;
 } section_index;
 
-/* Reads path whole, refusing anything but a regular file of at most MAX_FILE_BYTES. */
-static mv_status read_whole_file(const char *path, uint8_t **out, size_t *size)
-{
-    *out = NULL;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not hang us */
-    if (fd < 0)
-        return file_fail(path, MV_ERR_IO, "cannot open: %s", strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st)) {
-        const int err = errno;
-        close(fd);
-        return file_fail(path, MV_ERR_IO, "cannot read: %s", strerror(err));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return file_fail(path, MV_ERR_IO, "cannot read: not a regular file");
-    }
-    if ((uint64_t)st.st_size > MAX_FILE_BYTES) {
-        close(fd);
-        return file_fail(path, MV_ERR_FORMAT, "%lld bytes is too large for a model file "
-                         "(at most %llu)", (long long)st.st_size,
-                         (unsigned long long)MAX_FILE_BYTES);
-    }
-    const size_t want = (size_t)st.st_size;
-    uint8_t *data = malloc(want ? want : 1);
-    if (!data) {
-        close(fd);
-        return file_fail(path, MV_ERR_NOMEM, "cannot allocate %zu bytes to read it", want);
-    }
-    size_t got = 0;
-    while (got < want) {
-        ssize_t n = read(fd, data + got, want - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            const int err = n < 0 ? errno : 0;
-            free(data);
-            close(fd);
-            return file_fail(path, MV_ERR_IO, "cannot read: %s",
-                             err ? strerror(err) : "the file shrank while being read");
-        }
-        got += (size_t)n;
-    }
-    close(fd);
-    *out = data;
-    *size = want;
-    return MV_OK;
-}
-
 /* Magic, version and CRC: what must hold before any byte inside is believed. The version is
  * judged before the CRC, since a later version may protect its bytes differently. */
 static mv_status check_envelope(const model_file *f)
@@ -1022,7 +969,7 @@ mv_status mv_model_load(mv_model **out, const char *path)
     *out = NULL;
     uint8_t *data = NULL;
     size_t size = 0;
-    mv_status st = read_whole_file(path, &data, &size);
+    mv_status st = mv_read_file(path, MAX_FILE_BYTES, &data, &size);
     if (st)
         return st;
     const model_file f = {path, data, size};

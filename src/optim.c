@@ -123,10 +123,10 @@ static void update(const mv_opt_config *c, float *theta, const float *g, float *
     const update_coefs k = {c->kind, (float)c->momentum, (float)c->beta1, (float)c->beta2,
                             (float)lr, (float)decay, (float)c->eps, (float)(lr / bias1),
                             (float)(1 / sqrt(bias2))};
-    /* Chunks of 16384 elements; large tensors only, a bias vector is not worth a region. */
-    enum { CHUNK = 16384 };
+    /* Large tensors only: a bias vector is not worth a region. */
+    enum { CHUNK = MV_PARALLEL_CHUNK };
     const size_t chunks = (n + CHUNK - 1) / CHUNK;
-    MV_FOR_EACH(size_t, at, chunks, chunks > 4, {
+    MV_FOR_EACH(size_t, at, chunks, chunks > MV_PARALLEL_MIN_CHUNKS, {
         const size_t first = at * CHUNK, count = n - first < CHUNK ? n - first : CHUNK;
         update_range(&k, theta + first, g + first, m ? m + first : NULL, v ? v + first : NULL,
                      count);

@@ -508,7 +508,7 @@ static void assemble_batch(trainer *t, long first, int rows, mv_rng *rng)
         move[1] = s ? (int)mv_rng_below(rng, 2 * (uint32_t)s + 1) - s : 0;
         move[2] = t->cfg->flip ? (int)(mv_rng_next(rng) >> 63) : 0;
     }
-    MV_FOR_EACH(int, r, rows, (size_t)rows * D > 65536, {
+    MV_FOR_EACH(int, r, rows, (size_t)rows * D > MV_PARALLEL_ROW_VALUES, {
         const int index = t->perm[first + r];
         const float *src = t->train->pixels + (size_t)index * D;
         mv_real *x = t->x + r * D;
@@ -617,7 +617,7 @@ static void perturb_batch(trainer *t, int rows, mv_rng *rng)
         if (c->adv_norm == MV_ADV_L2) {
             /* rows are independent: one thread per row, no shared sum */
             const size_t D = (size_t)t->D;
-            MV_FOR_EACH(int, r, rows, n > 65536, {
+            MV_FOR_EACH(int, r, rows, n > MV_PARALLEL_ROW_VALUES, {
                 mv_step_l2(t->model, t->x + r * D, t->grad_x + r * D, alpha, 1);
                 mv_project_l2(t->model, c->adv_eps, t->x_clean + r * D, t->x + r * D);
             });

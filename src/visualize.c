@@ -644,7 +644,7 @@ static mv_status gradients(ascent *a, mv_rng *rng)
     }
     /* Rows are independent here and below: with many images these copies are worth both
      * threads. An image that is not jittered goes to the network without a copy. */
-    const int parallel = a->n > 1 && a->D * (size_t)a->n > 65536;
+    const int parallel = a->n > 1 && a->D * (size_t)a->n > MV_PARALLEL_ROW_VALUES;
     MV_FOR_EACH(int, r, a->n, parallel, {
         const float *image = a->images + r * D;
         if (a->dx[r] || a->dy[r]) {
@@ -1039,7 +1039,7 @@ static mv_status climb(ascent *a, int first, int last, mv_rng *rng, mv_viz_resul
         note_top(a, step, results);
         /* Rows are independent: one thread per image, each with its own scratch rows, so the
          * result does not depend on the thread count. */
-        MV_FOR_EACH(int, r, a->n, a->n > 1 && a->D * (size_t)a->n > 4096,
+        MV_FOR_EACH(int, r, a->n, a->n > 1 && a->D * (size_t)a->n > MV_PARALLEL_UPDATE_VALUES,
                     { update_row(a, r, step); });
         if (c->on_frame && c->frame_every > 0 && (step + 1) % c->frame_every == 0)
             c->on_frame(step + 1, a->images, a->n, c->user);

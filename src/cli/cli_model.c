@@ -268,7 +268,7 @@ static void print_json(const char *path, const mv_model *m, const cli_file_facts
     printf("]\n}\n");
 }
 
-/* Parses `info` arguments; -1 after --help, 0 to go on, or an exit status. */
+/* Parses `info` arguments; CLI_HELP_SHOWN after --help, 0 to go on, or an exit status. */
 static int parse_info_args(int argc, char **argv, const char **path, int *json)
 {
     static const struct option longopts[] = {
@@ -279,7 +279,7 @@ static int parse_info_args(int argc, char **argv, const char **path, int *json)
     for (int opt; (opt = getopt_long(argc, argv, "jh", longopts, NULL)) != -1;) {
         switch (opt) {
         case 'j': *json = 1; break;
-        case 'h': fputs(info_help, stdout); return -1;
+        case 'h': fputs(info_help, stdout); return CLI_HELP_SHOWN;
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
     }
@@ -302,7 +302,7 @@ int cmd_info(int argc, char **argv)
     int json = 0;
     int rc = parse_info_args(argc, argv, &path, &json);
     if (rc)
-        return rc < 0 ? MV_EXIT_OK : rc;
+        return rc == CLI_HELP_SHOWN ? MV_EXIT_OK : rc;
     mv_model *m;
     cli_file_facts facts;
     if (cli_load_model("info", path, &m))
@@ -386,16 +386,9 @@ static void json_export(FILE *out, const char *source, const mv_model *m)
 /* DIR, created when missing (its parent must exist); an existing non-directory is an error. */
 static int ensure_directory(const char *cmd, const char *dir)
 {
-    struct stat st;
-    if (!stat(dir, &st)) {
-        if (S_ISDIR(st.st_mode))
-            return 0;
-        cli_error(cmd, "--npy %s: not a directory", dir);
-        return 1;
-    }
-    if (mkdir(dir, 0777)) {
-        cli_error(cmd, "--npy %s: cannot create the directory: %s", dir, strerror(errno));
-        return 1;
+    if (mv_make_directory(dir)) {
+        cli_error(cmd, "--npy %s", mv_last_error());
+        return MV_EXIT_FAIL;
     }
     return 0;
 }
@@ -410,12 +403,12 @@ static int export_files(const char *cmd, const char *source, const char *dir, co
         snprintf(path, sizeof path, "%s/W%d.npy", dir, l);
         if (mv_npy_write(path, m->net->p.W[l], 2, shape)) {
             cli_error(cmd, "%s", mv_last_error());
-            return 1;
+            return MV_EXIT_FAIL;
         }
         snprintf(path, sizeof path, "%s/b%d.npy", dir, l);
         if (mv_npy_write(path, m->net->p.b[l], 1, shape)) {
             cli_error(cmd, "%s", mv_last_error());
-            return 1;
+            return MV_EXIT_FAIL;
         }
     }
     char *text = NULL;
@@ -423,7 +416,7 @@ static int export_files(const char *cmd, const char *source, const char *dir, co
     FILE *mem = open_memstream(&text, &size);
     if (!mem) {
         cli_error(cmd, "cannot build model.json: %s", strerror(errno));
-        return 1;
+        return MV_EXIT_FAIL;
     }
     json_export(mem, source, m);
     const int bad = fclose(mem);
@@ -431,16 +424,16 @@ static int export_files(const char *cmd, const char *source, const char *dir, co
     int rc = 0;
     if (bad) {
         cli_error(cmd, "cannot build %s: out of memory", path);
-        rc = 1;
+        rc = MV_EXIT_FAIL;
     } else if (mv_write_file_atomic(path, text, size)) {
         cli_error(cmd, "%s", mv_last_error());
-        rc = 1;
+        rc = MV_EXIT_FAIL;
     }
     free(text);
     return rc;
 }
 
-/* Parses `export` arguments; -1 after --help, 0 to go on, or an exit status. */
+/* Parses `export` arguments; CLI_HELP_SHOWN after --help, 0 to go on, or an exit status. */
 static int parse_export_args(int argc, char **argv, const char **path, const char **dir)
 {
     static const struct option longopts[] = {
@@ -451,7 +444,7 @@ static int parse_export_args(int argc, char **argv, const char **path, const cha
     for (int opt; (opt = getopt_long(argc, argv, "n:h", longopts, NULL)) != -1;) {
         switch (opt) {
         case 'n': *dir = optarg; break;
-        case 'h': fputs(export_help, stdout); return -1;
+        case 'h': fputs(export_help, stdout); return CLI_HELP_SHOWN;
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
     }
@@ -477,7 +470,7 @@ int cmd_export(int argc, char **argv)
     const char *cmd = "export", *path = NULL, *dir = NULL;
     int rc = parse_export_args(argc, argv, &path, &dir);
     if (rc)
-        return rc < 0 ? MV_EXIT_OK : rc;
+        return rc == CLI_HELP_SHOWN ? MV_EXIT_OK : rc;
     mv_model *m;
     if (cli_load_model(cmd, path, &m))
         return MV_EXIT_FAIL;

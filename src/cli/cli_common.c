@@ -1,10 +1,9 @@
-/* cli.c: the mlpviz binary: git-style subcommand dispatch and option-parsing helpers.
- * Only this layer prints to the terminal and chooses exit statuses. */
+/* cli_common.c: what the subcommands share: messages, strict number parsing (one value, or
+ * a table of numeric options), class names, data and model loading, output directories. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +32,7 @@ int cli_parse_int(const char *cmd, const char *option, const char *text, long lo
     if (end == text || *end || errno || v < lo || v > hi) {
         cli_error(cmd, "--%s expects a whole number from %ld to %ld, got '%s'", option, lo, hi,
                   text);
-        return 1;
+        return MV_EXIT_USAGE;
     }
     *out = v;
     return 0;
@@ -47,7 +46,7 @@ int cli_parse_double(const char *cmd, const char *option, const char *text, doub
     double v = strtod(text, &end);
     if (end == text || *end || errno || !isfinite(v) || v < lo || v > hi) {
         cli_error(cmd, "--%s expects a number from %g to %g, got '%s'", option, lo, hi, text);
-        return 1;
+        return MV_EXIT_USAGE;
     }
     *out = v;
     return 0;
@@ -60,10 +59,50 @@ int cli_parse_u64(const char *cmd, const char *option, const char *text, uint64_
     unsigned long long v = strtoull(text, &end, 10);
     if (end == text || *end || errno || text[0] == '-') {
         cli_error(cmd, "--%s expects a non-negative whole number, got '%s'", option, text);
-        return 1;
+        return MV_EXIT_USAGE;
     }
     *out = v;
     return 0;
+}
+
+int cli_check_value(const char *cmd, const char *option, mv_status status)
+{
+    if (status == MV_OK)
+        return MV_EXIT_OK;
+    if (option)
+        cli_error(cmd, "--%s: %s", option, mv_last_error());
+    else
+        cli_error(cmd, "%s", mv_last_error());
+    return MV_EXIT_USAGE;
+}
+
+int cli_parse_number_option(const char *cmd, const cli_number_option *options, size_t count,
+                            int code, const char *arg, void *target)
+{
+    const cli_number_option *o = options;
+    while (o < options + count && o->code != code) o++;
+    if (o == options + count)
+        return CLI_NOT_IN_TABLE;
+    char *field = (char *)target + o->offset;
+    long whole;
+    double real;
+    switch (o->kind) {
+    case CLI_INT:
+        if (cli_parse_int(cmd, o->name, arg, (long)o->lo, (long)o->hi, &whole))
+            return MV_EXIT_USAGE;
+        *(int *)field = (int)whole;
+        return MV_EXIT_OK;
+    case CLI_U64: return cli_parse_u64(cmd, o->name, arg, (uint64_t *)field) ? MV_EXIT_USAGE : 0;
+    case CLI_DOUBLE:
+        return cli_parse_double(cmd, o->name, arg, o->lo, o->hi, (double *)field) ? MV_EXIT_USAGE
+                                                                                   : 0;
+    case CLI_FLOAT:
+        if (cli_parse_double(cmd, o->name, arg, o->lo, o->hi, &real))
+            return MV_EXIT_USAGE;
+        *(float *)field = (float)real;
+        return MV_EXIT_OK;
+    }
+    return CLI_NOT_IN_TABLE;
 }
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes there are not one
@@ -116,14 +155,15 @@ int cli_load_model(const char *cmd, const char *path, mv_model **model)
 {
     if (mv_model_load(model, path)) {
         cli_error(cmd, "%s", mv_last_error());
-        return 1;
+        return MV_EXIT_FAIL;
     }
     return 0;
 }
 
 void cli_ensure_dir(const char *dir)
 {
-    mkdir(dir, 0777); /* failure shows up, with its reason, when a file is written there */
+    /* failure shows up, with its reason, when a file is written there */
+    (void)mv_make_directory(dir);
 }
 
 void cli_ensure_parent(const char *path)
@@ -164,7 +204,7 @@ int cli_parse_acts(const char *cmd, const char *text, mv_arch *arch)
     char buf[256];
     if (strlen(text) >= sizeof buf) {
         cli_error(cmd, "--act list is too long");
-        return 1;
+        return MV_EXIT_USAGE;
     }
     strcpy(buf, text);
     int count = 0;
@@ -174,82 +214,98 @@ int cli_parse_acts(const char *cmd, const char *text, mv_arch *arch)
         if (count == MV_MAX_LAYERS || mv_activation_parse(&acts[count], tok)) {
             cli_error(cmd, "--act: %s", count == MV_MAX_LAYERS ? "too many activations"
                                                                 : mv_last_error());
-            return 1;
+            return MV_EXIT_USAGE;
         }
         count++;
     }
     if (count != 1 && count != hidden) {
         cli_error(cmd, "--act names %d activations but the network has %d hidden layers", count,
                   hidden);
-        return 1;
+        return MV_EXIT_USAGE;
     }
     for (int l = 0; l < hidden; l++)
         arch->act[l] = acts[count == 1 ? 0 : l];
     return 0;
 }
 
-typedef struct {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *summary;
-} command;
+/* ------------------------------------------------------------------ data and model files */
 
-static const command commands[] = {
-    {"train", cmd_train, "train a classifier on an image folder or IDX files"},
-    {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix of a model"},
-    {"predict", cmd_predict, "top classes of images"},
-    {"visualize", cmd_visualize, "draw what each class looks like to a model (gradient ascent)"},
-    {"saliency", cmd_saliency, "heat map of where an image's class score is sensitive"},
-    {"grad", cmd_grad, "input gradient of a class score for an image, as .npy"},
-    {"info", cmd_info, "summary of a model file"},
-    {"export", cmd_export, "write a model's weights as NumPy .npy files"},
-    {"convert", cmd_convert, "turn IDX files (e.g. Fashion-MNIST) into an image folder"},
-    {"gradcheck", cmd_gradcheck, "check every backward formula against finite differences"},
-};
-
-static void usage(FILE *out)
+void cli_free_class_names(char **names, int count)
 {
-    fprintf(out, "usage: mlpviz COMMAND [OPTIONS]\n\n"
-                 "Trains multilayer perceptrons with its own backpropagation and draws what they "
-                 "learned.\n\ncommands:\n");
-    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "  %-10s %s\n", "help", "show this list, or a command's help (help COMMAND)");
-    fprintf(out, "  %-10s %s\n", "version", "print the version");
-    fprintf(out, "\nRun 'mlpviz COMMAND --help' for a command's options.\n");
+    for (int i = 0; names && i < count; i++) free(names[i]);
+    free(names);
 }
 
-int main(int argc, char **argv)
+int cli_parse_class_names(const char *cmd, const char *text, char ***names, int *count)
 {
-    /* A file-size limit (ulimit -f) must fail a write with EFBIG, which the atomic writers
-     * report and clean up after, rather than kill the process with its temp file left. */
-    signal(SIGXFSZ, SIG_IGN);
-    if (argc < 2) {
-        usage(stderr);
-        return MV_EXIT_USAGE;
-    }
-    const char *name = argv[1];
-    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
-        if (argc > 2 && strcmp(name, "help") == 0) {
-            char *help_argv[] = {argv[2], "--help", NULL};
-            for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-                if (!strcmp(argv[2], commands[i].name))
-                    return commands[i].run(2, help_argv);
-            fprintf(stderr, "mlpviz: unknown command '%s'\n", argv[2]);
+    int n = 1;
+    for (const char *p = text; *p; p++) n += *p == ',';
+    char **list = calloc((size_t)n, sizeof *list);
+    const char *start = text;
+    for (int i = 0; list && i < n; i++) {
+        const size_t len = strcspn(start, ",");
+        if (len == 0) { /* "a,,b" would silently shift every later label */
+            cli_error(cmd, "--names '%s' has an empty class name", text);
+            cli_free_class_names(list, i);
             return MV_EXIT_USAGE;
         }
-        usage(stdout);
-        return MV_EXIT_OK;
+        if (!(list[i] = strndup(start, len))) {
+            cli_free_class_names(list, i);
+            list = NULL;
+        }
+        start += len + 1;
     }
-    if (!strcmp(name, "version") || !strcmp(name, "--version")) {
-        printf("mlpviz %s\n", MV_VERSION);
-        return MV_EXIT_OK;
+    if (!list) {
+        cli_error(cmd, "out of memory for --names");
+        return MV_EXIT_FAIL;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        if (!strcmp(name, commands[i].name))
-            return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "mlpviz: unknown command '%s' (run 'mlpviz --help' for the list)\n", name);
-    return MV_EXIT_USAGE;
+    *names = list;
+    *count = n;
+    return MV_EXIT_OK;
+}
+
+int cli_load_data(const char *cmd, const char *path, const char *labels, const char *names,
+                  const char *const *default_names, int n_default,
+                  const mv_load_options *options, mv_dataset **out)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        cli_error(cmd, "%s: %s", path, strerror(errno));
+        return MV_EXIT_FAIL;
+    }
+    mv_status status;
+    if (S_ISDIR(st.st_mode)) {
+        int skipped = 0;
+        status = mv_dataset_load_folder(out, path, options, &skipped);
+        if (status == MV_OK && skipped)
+            fprintf(stderr, "mlpviz %s: skipped %d unreadable file(s) in %s\n", cmd, skipped,
+                    path);
+    } else {
+        char derived[4096];
+        if (!labels) {
+            const char *at = strstr(path, "images-idx3");
+            if (!at || strlen(path) >= sizeof derived) {
+                cli_error(cmd, "%s: give the IDX label file with --labels", path);
+                return MV_EXIT_FAIL;
+            }
+            snprintf(derived, sizeof derived, "%.*slabels-idx1%s", (int)(at - path), path,
+                     at + strlen("images-idx3"));
+            labels = derived;
+        }
+        char **list = NULL;
+        int n = 0;
+        const int rc = names ? cli_parse_class_names(cmd, names, &list, &n) : MV_EXIT_OK;
+        if (rc)
+            return rc;
+        status = list ? mv_dataset_load_idx(out, path, labels, (const char *const *)list, n)
+                      : mv_dataset_load_idx(out, path, labels, default_names, n_default);
+        cli_free_class_names(list, n);
+    }
+    if (status) {
+        cli_error(cmd, "%s", mv_last_error());
+        return MV_EXIT_FAIL;
+    }
+    return 0;
 }
 
 int cli_model_file_facts(const char *cmd, const char *path, cli_file_facts *facts)
@@ -265,19 +321,10 @@ int cli_model_file_facts(const char *cmd, const char *path, cli_file_facts *fact
         close(fd);
     if (!ok) {
         cli_error(cmd, "%s: cannot read: %s", path, strerror(err));
-        return 1;
+        return MV_EXIT_FAIL;
     }
     facts->size = (long long)st.st_size;
     facts->version = head[8] | head[9] << 8 | head[10] << 16 | (unsigned)head[11] << 24;
     facts->crc = tail[0] | tail[1] << 8 | tail[2] << 16 | (unsigned long)tail[3] << 24;
     return 0;
-}
-
-int cli_argmax(const float *v, int n)
-{
-    int best = 0;
-    for (int k = 1; k < n; k++)
-        if (v[k] > v[best])
-            best = k;
-    return best;
 }

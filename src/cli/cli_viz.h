@@ -47,8 +47,8 @@ int viz_write_sheet(const char *path, const mv_model *m, int scale, const float 
 /* The settings as flags that `--preset FILE` reads back. */
 void viz_config_flags(const mv_viz_config *c, char *buf, size_t size);
 
-/* Parses one settings option (the ones a preset file may hold); 0 parsed, 2 bad value,
- * -1 not a settings option. */
+/* Parses one settings option (the ones a preset file may hold): MV_EXIT_OK, MV_EXIT_USAGE
+ * on a bad value (the message printed), CLI_NOT_IN_TABLE when opt is not a setting. */
 int viz_parse_setting(int opt, const char *arg, mv_viz_config *v);
 
 /* `--search N`: tries N settings, writes DIR/search.csv, DIR/search.png and DIR/preset.txt,

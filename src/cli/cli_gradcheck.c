@@ -1,6 +1,7 @@
 /* cli_gradcheck.c: `mlpviz gradcheck`, finite-difference checks of every gradient the
  * library computes, for an architecture given on the command line. */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,7 @@ static int parse_objective(const char *cmd, const char *text, mv_target *target)
         return 0;
     }
     cli_error(cmd, "--objective must be logit, output, logprob or hidden:LAYER, got '%s'", text);
-    return 1;
+    return MV_EXIT_USAGE;
 }
 
 static void print_report(const mv_gradcheck_report *r, double tol)
@@ -73,36 +74,19 @@ typedef struct {
     double tol, float_tol;
 } gradcheck_options;
 
-/* One numeric option; 0 when it parsed, MV_EXIT_USAGE on a bad value, -1 when opt is not
- * one of them. */
-static int parse_number_option(int opt, const char *arg, gradcheck_options *o)
-{
-    const char *cmd = "gradcheck";
-    mv_gradcheck_config *c = &o->cfg;
-    long v;
-    double d;
-    switch (opt) {
-    case 'b':
-        if (cli_parse_int(cmd, "batch", arg, 1, 4096, &v)) return MV_EXIT_USAGE;
-        c->batch = (int)v;
-        return 0;
-    case 'n':
-        if (cli_parse_int(cmd, "samples", arg, 0, 1L << 30, &v)) return MV_EXIT_USAGE;
-        c->samples = (int)v;
-        return 0;
-    case 's': return cli_parse_u64(cmd, "seed", arg, &c->seed) ? MV_EXIT_USAGE : 0;
-    case 'S': return cli_parse_double(cmd, "step", arg, 1e-12, 1, &c->step) ? MV_EXIT_USAGE : 0;
-    case 'F': return cli_parse_double(cmd, "floor", arg, 1e-30, 1e6, &c->floor) ? MV_EXIT_USAGE : 0;
-    case 't': return cli_parse_double(cmd, "tol", arg, 0, 1e6, &o->tol) ? MV_EXIT_USAGE : 0;
-    case 'T':
-        return cli_parse_double(cmd, "float-tol", arg, 0, 1e6, &o->float_tol) ? MV_EXIT_USAGE : 0;
-    case 'D':
-        if (cli_parse_double(cmd, "dropout", arg, 0, 0.95, &d)) return MV_EXIT_USAGE;
-        c->dropout = (float)d;
-        return 0;
-    default: return -1;
-    }
-}
+/* The numeric options: one row each (code, name, bounds, field of gradcheck_options). */
+#define CHECK_NUMBER(code, name, lo, hi, field) \
+    CLI_NUMBER(code, name, lo, hi, gradcheck_options, field)
+static const cli_number_option gradcheck_numbers[] = {
+    CHECK_NUMBER('b', "batch", 1, 4096, cfg.batch),
+    CHECK_NUMBER('n', "samples", 0, 1L << 30, cfg.samples),
+    CHECK_NUMBER('s', "seed", 0, 0, cfg.seed),
+    CHECK_NUMBER('S', "step", 1e-12, 1, cfg.step),
+    CHECK_NUMBER('F', "floor", 1e-30, 1e6, cfg.floor),
+    CHECK_NUMBER('t', "tol", 0, 1e6, tol),
+    CHECK_NUMBER('T', "float-tol", 0, 1e6, float_tol),
+    CHECK_NUMBER('D', "dropout", 0, 0.95, cfg.dropout),
+};
 
 /* Combinations that cannot be checked are command-line errors too. */
 static int check_combination(const mv_gradcheck_config *c)
@@ -119,17 +103,18 @@ static int check_combination(const mv_gradcheck_config *c)
     return 0;
 }
 
+static const struct option gradcheck_longopts[] = {
+    {"layers", required_argument, 0, 'l'}, {"act", required_argument, 0, 'a'},
+    {"loss", required_argument, 0, 'L'},   {"objective", required_argument, 0, 'o'},
+    {"batch", required_argument, 0, 'b'},  {"samples", required_argument, 0, 'n'},
+    {"seed", required_argument, 0, 's'},   {"precision", required_argument, 0, 'p'},
+    {"step", required_argument, 0, 'S'},   {"floor", required_argument, 0, 'F'},
+    {"tol", required_argument, 0, 't'},    {"float-tol", required_argument, 0, 'T'},
+    {"dropout", required_argument, 0, 'D'}, {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
+
 static int parse_gradcheck_args(int argc, char **argv, gradcheck_options *o)
 {
-    static const struct option longopts[] = {
-        {"layers", required_argument, 0, 'l'}, {"act", required_argument, 0, 'a'},
-        {"loss", required_argument, 0, 'L'},   {"objective", required_argument, 0, 'o'},
-        {"batch", required_argument, 0, 'b'},  {"samples", required_argument, 0, 'n'},
-        {"seed", required_argument, 0, 's'},   {"precision", required_argument, 0, 'p'},
-        {"step", required_argument, 0, 'S'},   {"floor", required_argument, 0, 'F'},
-        {"tol", required_argument, 0, 't'},    {"float-tol", required_argument, 0, 'T'},
-        {"dropout", required_argument, 0, 'D'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
     const char *cmd = "gradcheck", *layers = NULL, *acts = "relu", *loss = "ce";
     const char *objective = "logit";
     mv_gradcheck_config *c = &o->cfg;
@@ -138,9 +123,10 @@ static int parse_gradcheck_args(int argc, char **argv, gradcheck_options *o)
     o->precision = MV_PREC_DOUBLE;
     opterr = 0;
     optind = 1;
-    for (int opt; (opt = getopt_long(argc, argv, "l:a:L:o:b:n:s:p:t:h", longopts, NULL)) != -1;) {
-        const int rc = parse_number_option(opt, optarg, o);
-        if (rc >= 0) {
+    const char *shortopts = "l:a:L:o:b:n:s:p:t:h";
+    for (int opt; (opt = getopt_long(argc, argv, shortopts, gradcheck_longopts, NULL)) != -1;) {
+        const int rc = cli_parse_number_option(cmd, CLI_TABLE(gradcheck_numbers), opt, optarg, o);
+        if (rc != CLI_NOT_IN_TABLE) {
             if (rc)
                 return rc;
             continue;
@@ -157,7 +143,7 @@ static int parse_gradcheck_args(int argc, char **argv, gradcheck_options *o)
             }
             o->precision = optarg[0] == 'd' ? MV_PREC_DOUBLE : MV_PREC_FLOAT;
             break;
-        case 'h': fputs(gradcheck_help, stdout); return -1;
+        case 'h': fputs(gradcheck_help, stdout); return CLI_HELP_SHOWN;
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
     }
@@ -192,7 +178,7 @@ int cmd_gradcheck(int argc, char **argv)
     mv_gradcheck_defaults(&o.cfg, &empty);
     int rc = parse_gradcheck_args(argc, argv, &o);
     if (rc)
-        return rc < 0 ? MV_EXIT_OK : rc;
+        return rc == CLI_HELP_SHOWN ? MV_EXIT_OK : rc;
 
     mv_gradcheck_report report;
     if (mv_gradcheck(&o.cfg, o.precision, &report)) {

@@ -2,26 +2,75 @@
 #ifndef MV_CLI_H
 #define MV_CLI_H
 
+#include <stddef.h>
 #include <stdio.h>
 
+#include "internal.h" /* the library's file plumbing and mv_index_of_max */
 #include "mlpviz.h"
 
 /* Exit statuses: 0 success, 1 the work failed (a check, a file), 2 the command line is wrong. */
 enum { MV_EXIT_OK = 0, MV_EXIT_FAIL = 1, MV_EXIT_USAGE = 2 };
+/* What a command's argument parser returns after printing --help: not an exit status, the
+ * command then ends with MV_EXIT_OK. */
+enum { CLI_HELP_SHOWN = -1 };
 
 /* Prints "mlpviz CMD: message" on stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Strict number parsing for option values: the whole text must be a number in [lo, hi].
- * On failure they print an error naming the option and return non-zero. */
+ * On failure they print an error naming the option and return MV_EXIT_USAGE (else 0). */
 int cli_parse_int(const char *cmd, const char *option, const char *text, long lo, long hi,
                   long *out);
 int cli_parse_double(const char *cmd, const char *option, const char *text, double lo,
                      double hi, double *out);
 int cli_parse_u64(const char *cmd, const char *option, const char *text, uint64_t *out);
 
-/* "relu" for every hidden layer of arch, or "relu,tanh,..." one per hidden layer. */
+/* A table of numeric options, one row each instead of one switch case each: the getopt code,
+ * the long name (for messages), the kind of the field, its bounds (unused for CLI_U64),
+ * and where the field lies in the struct the table fills (offsetof). */
+typedef enum { CLI_INT, CLI_FLOAT, CLI_DOUBLE, CLI_U64 } cli_number_kind;
+typedef struct {
+    int code;
+    const char *name;
+    cli_number_kind kind;
+    double lo, hi;
+    size_t offset;
+} cli_number_option;
+
+/* A row for field (of struct type): its kind follows from the field's type, so that a row can
+ * never write a double into an int; a field of another type does not compile. */
+#define CLI_NUMBER(code, name, lo, hi, type, field)                                            \
+    {(code), (name),                                                                          \
+     _Generic(((type *)0)->field, int: CLI_INT, float: CLI_FLOAT, double: CLI_DOUBLE,          \
+              uint64_t: CLI_U64),                                                             \
+     (lo), (hi), offsetof(type, field)}
+
+/* A table and its row count, the way cli_parse_number_option takes them. */
+#define CLI_TABLE(rows) (rows), sizeof(rows) / sizeof *(rows)
+
+/* Returned by cli_parse_number_option when no row of the table has the code. */
+enum { CLI_NOT_IN_TABLE = -1 };
+
+/* Parses arg into the field of target that the row of options [count] with this code names.
+ * Returns MV_EXIT_OK, MV_EXIT_USAGE on a bad value (the message printed), or
+ * CLI_NOT_IN_TABLE. */
+int cli_parse_number_option(const char *cmd, const cli_number_option *options, size_t count,
+                            int code, const char *arg, void *target);
+
+/* The exit status for a library parser's verdict on an option's value: MV_EXIT_OK, or
+ * MV_EXIT_USAGE with the library's message printed (after "--option: " unless option is
+ * NULL). */
+int cli_check_value(const char *cmd, const char *option, mv_status status);
+
+/* "relu" for every hidden layer of arch, or "relu,tanh,..." one per hidden layer. Returns
+ * the exit status (MV_EXIT_USAGE with the message printed). */
 int cli_parse_acts(const char *cmd, const char *text, mv_arch *arch);
+
+/* Splits --names "a,b,c" into *names (malloc'd strings, *count of them; free with
+ * cli_free_class_names). An empty name is refused: it would shift every later label.
+ * Prints the error and returns the exit status. */
+int cli_parse_class_names(const char *cmd, const char *text, char ***names, int *count);
+void cli_free_class_names(char **names, int count);
 
 /* Loads --data: an image folder, or an IDX image file (labels from `labels`, or from the
  * images path with "images-idx3" replaced by "labels-idx1"). IDX classes are named by
@@ -52,11 +101,8 @@ typedef struct {
 } cli_file_facts;
 
 /* Reads size, format version and stored CRC of an already validated model file; prints the
- * error (naming the file) and returns non-zero when it cannot. */
+ * error (naming the file) and returns MV_EXIT_FAIL when it cannot. */
 int cli_model_file_facts(const char *cmd, const char *path, cli_file_facts *facts);
-
-/* Index of the largest of v[0..n), the first on ties. */
-int cli_argmax(const float *v, int n);
 
 /* Unknown option / missing value reporting for getopt_long loops. */
 int cli_bad_option(const char *cmd, int opt, const char *arg0);

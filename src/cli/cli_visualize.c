@@ -2,6 +2,7 @@
  * from a preset or from settings given one by one, optionally judged by a second model. */
 #include <getopt.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,52 +114,64 @@ static const char viz_shortopts[] = "c:k:p:n:s:j:o:t:qh";
 /* Same codes for the short forms of settings. */
 static int setting_code(int opt) { return opt == 'n' ? VIZ_OPT_STEPS : opt == 's' ? VIZ_OPT_SEED : opt; }
 
-/* Parses "name" with parse, printing its message under --option; 0 or 2. */
-#define PARSE_NAME(fn, option, arg, out) \
-    ((fn)((out), (arg)) ? (cli_error(cmd, "--%s: %s", (option), mv_last_error()), 2) : 0)
+/* The numeric settings: one row each (code, name, bounds, field of mv_viz_config). */
+#define VIZ_NUMBER(code, name, lo, hi, field) \
+    CLI_NUMBER(code, name, lo, hi, mv_viz_config, field)
+static const cli_number_option viz_numbers[] = {
+    VIZ_NUMBER(VIZ_OPT_STEPS, "steps", 0, 1000000, steps),
+    VIZ_NUMBER(VIZ_OPT_SEED, "seed", 0, 0, seed),
+    VIZ_NUMBER(VIZ_OPT_L2, "l2", 0, 1e6, l2),
+    VIZ_NUMBER(VIZ_OPT_SMOOTH_SAMPLES, "smooth-samples", 0, 256, smooth_samples),
+    VIZ_NUMBER(VIZ_OPT_SMOOTH_SIGMA, "smooth-sigma", 0, 10, smooth_sigma),
+    VIZ_NUMBER(VIZ_OPT_STEP_NOISE, "step-noise", 0, 1, step_noise),
+    VIZ_NUMBER(VIZ_OPT_TV, "tv", 0, 1e6, tv),
+    VIZ_NUMBER(VIZ_OPT_DIVERSITY, "diversity", 0, 1e6, diversity),
+    VIZ_NUMBER(VIZ_OPT_STOP_PROB, "stop-prob", 0, 1, stop_prob),
+    VIZ_NUMBER(VIZ_OPT_INIT_NOISE, "init-noise", 0, 1, init_noise),
+    VIZ_NUMBER(VIZ_OPT_LR, "lr", 0, 1e9, lr),
+    VIZ_NUMBER(VIZ_OPT_PROGRESS, "progress", 1e-9, 1e9, progress),
+    VIZ_NUMBER(VIZ_OPT_MOMENTUM, "momentum", 0, 0.9999, momentum),
+    VIZ_NUMBER(VIZ_OPT_DECAY, "decay", 0, 0.999, decay),
+    VIZ_NUMBER(VIZ_OPT_BLUR_EVERY, "blur-every", 0, 1000000, blur_every),
+    VIZ_NUMBER(VIZ_OPT_BLUR_SIGMA, "blur-sigma", 0, 32, blur_sigma),
+    VIZ_NUMBER(VIZ_OPT_GRAD_BLUR, "grad-blur", 0, 32, grad_blur),
+    VIZ_NUMBER(VIZ_OPT_JITTER, "jitter", 0, 64, jitter),
+    VIZ_NUMBER(VIZ_OPT_NORM_PCT, "norm-pct", 0, 99.9, norm_pct),
+    VIZ_NUMBER(VIZ_OPT_CONTRIB_PCT, "contrib-pct", 0, 99.9, contrib_pct),
+    VIZ_NUMBER(VIZ_OPT_OCTAVES, "octaves", 1, 8, octaves),
+    VIZ_NUMBER(VIZ_OPT_OCTAVE_SCALE, "octave-scale", 1.01, 8, octave_scale),
+    VIZ_NUMBER(VIZ_OPT_TEMPERATURE, "temperature", 0, 100, temperature),
+};
 
 int viz_parse_setting(int opt, const char *arg, mv_viz_config *v)
 {
     const char *cmd = "visualize";
-    long n;
-    switch (setting_code(opt)) {
-    case VIZ_OPT_STEPS: if (cli_parse_int(cmd, "steps", arg, 0, 1000000, &n)) return 2; v->steps = (int)n; return 0;
-    case VIZ_OPT_SEED: return cli_parse_u64(cmd, "seed", arg, &v->seed) ? 2 : 0;
+    const int code = setting_code(opt);
+    const int rc = cli_parse_number_option(cmd, CLI_TABLE(viz_numbers), code, arg, v);
+    if (rc != CLI_NOT_IN_TABLE)
+        return rc;
+    switch (code) {
     case VIZ_OPT_OBJECTIVE:
-        if (!strcmp(arg, "unit")) { cli_error(cmd, "--objective unit: use --unit L:J"); return 2; }
-        return PARSE_NAME(mv_viz_objective_parse, "objective", arg, &v->objective);
-    case VIZ_OPT_L2: return cli_parse_double(cmd, "l2", arg, 0, 1e6, &v->l2) ? 2 : 0;
-    case VIZ_OPT_SMOOTH_SAMPLES: if (cli_parse_int(cmd, "smooth-samples", arg, 0, 256, &n)) return 2; v->smooth_samples = (int)n; return 0;
-    case VIZ_OPT_SMOOTH_SIGMA: return cli_parse_double(cmd, "smooth-sigma", arg, 0, 10, &v->smooth_sigma) ? 2 : 0;
-    case VIZ_OPT_STEP_NOISE: return cli_parse_double(cmd, "step-noise", arg, 0, 1, &v->step_noise) ? 2 : 0;
-    case VIZ_OPT_TV: return cli_parse_double(cmd, "tv", arg, 0, 1e6, &v->tv) ? 2 : 0;
-    case VIZ_OPT_DIVERSITY: return cli_parse_double(cmd, "diversity", arg, 0, 1e6, &v->diversity) ? 2 : 0;
-    case VIZ_OPT_STOP_PROB: return cli_parse_double(cmd, "stop-prob", arg, 0, 1, &v->stop_prob) ? 2 : 0;
-    case VIZ_OPT_INIT_NOISE: return cli_parse_double(cmd, "init-noise", arg, 0, 1, &v->init_noise) ? 2 : 0;
-    case VIZ_OPT_STEP: return PARSE_NAME(mv_viz_step_parse, "step", arg, &v->step);
-    case VIZ_OPT_LR: return cli_parse_double(cmd, "lr", arg, 0, 1e9, &v->lr) ? 2 : 0;
-    case VIZ_OPT_PROGRESS: return cli_parse_double(cmd, "progress", arg, 1e-9, 1e9, &v->progress) ? 2 : 0;
-    case VIZ_OPT_NO_NORMALIZE: v->step = MV_STEP_FIXED; return 0;
-    case VIZ_OPT_OPTIMIZER: return PARSE_NAME(mv_viz_optimizer_parse, "optimizer", arg, &v->optimizer);
-    case VIZ_OPT_MOMENTUM: return cli_parse_double(cmd, "momentum", arg, 0, 0.9999, &v->momentum) ? 2 : 0;
-    case VIZ_OPT_DECAY: return cli_parse_double(cmd, "decay", arg, 0, 0.999, &v->decay) ? 2 : 0;
+        if (!strcmp(arg, "unit")) {
+            cli_error(cmd, "--objective unit: use --unit L:J");
+            return MV_EXIT_USAGE;
+        }
+        return cli_check_value(cmd, "objective", mv_viz_objective_parse(&v->objective, arg));
+    case VIZ_OPT_STEP: return cli_check_value(cmd, "step", mv_viz_step_parse(&v->step, arg));
+    case VIZ_OPT_NO_NORMALIZE: v->step = MV_STEP_FIXED; return MV_EXIT_OK;
+    case VIZ_OPT_OPTIMIZER:
+        return cli_check_value(cmd, "optimizer", mv_viz_optimizer_parse(&v->optimizer, arg));
     case VIZ_OPT_DECAY_TO:
-        return PARSE_NAME(mv_viz_decay_to_parse, "decay-to", arg, &v->decay_to);
-    case VIZ_OPT_BLUR_EVERY: if (cli_parse_int(cmd, "blur-every", arg, 0, 1000000, &n)) return 2; v->blur_every = (int)n; return 0;
-    case VIZ_OPT_BLUR_SIGMA: return cli_parse_double(cmd, "blur-sigma", arg, 0, 32, &v->blur_sigma) ? 2 : 0;
-    case VIZ_OPT_GRAD_BLUR: return cli_parse_double(cmd, "grad-blur", arg, 0, 32, &v->grad_blur) ? 2 : 0;
-    case VIZ_OPT_JITTER: if (cli_parse_int(cmd, "jitter", arg, 0, 64, &n)) return 2; v->jitter = (int)n; return 0;
-    case VIZ_OPT_CLAMP: v->clamp = 1; return 0;
-    case VIZ_OPT_NO_CLAMP: v->clamp = 0; return 0;
-    case VIZ_OPT_NORM_PCT: return cli_parse_double(cmd, "norm-pct", arg, 0, 99.9, &v->norm_pct) ? 2 : 0;
-    case VIZ_OPT_CONTRIB_PCT: return cli_parse_double(cmd, "contrib-pct", arg, 0, 99.9, &v->contrib_pct) ? 2 : 0;
-    case VIZ_OPT_OCTAVES: if (cli_parse_int(cmd, "octaves", arg, 1, 8, &n)) return 2; v->octaves = (int)n; return 0;
-    case VIZ_OPT_OCTAVE_SCALE: return cli_parse_double(cmd, "octave-scale", arg, 1.01, 8, &v->octave_scale) ? 2 : 0;
-    case VIZ_OPT_TEMPERATURE: return cli_parse_double(cmd, "temperature", arg, 0, 100, &v->temperature) ? 2 : 0;
+        return cli_check_value(cmd, "decay-to", mv_viz_decay_to_parse(&v->decay_to, arg));
+    case VIZ_OPT_CLAMP: v->clamp = 1; return MV_EXIT_OK;
+    case VIZ_OPT_NO_CLAMP: v->clamp = 0; return MV_EXIT_OK;
     case VIZ_OPT_INIT:
-        if (!strcmp(arg, "image")) { cli_error(cmd, "--init: give the image file itself"); return 2; }
-        return PARSE_NAME(mv_viz_init_parse, "init", arg, &v->init);
-    default: return -1;
+        if (!strcmp(arg, "image")) {
+            cli_error(cmd, "--init: give the image file itself");
+            return MV_EXIT_USAGE;
+        }
+        return cli_check_value(cmd, "init", mv_viz_init_parse(&v->init, arg));
+    default: return CLI_NOT_IN_TABLE;
     }
 }
 
@@ -192,7 +205,7 @@ static int load_preset_file(const char *path, mv_viz_config *v)
                   !f ? "neither a preset name (default, diverse, prior, plain, yosinski1..4) nor a readable "
                        "file" : "unreadable or longer than 8 KiB");
         if (f) fclose(f);
-        return 2;
+        return MV_EXIT_USAGE;
     }
     fclose(f);
     text[size] = 0;
@@ -212,16 +225,16 @@ static int load_preset_file(const char *path, mv_viz_config *v)
     opterr = 0;
     for (int opt; (opt = getopt_long(argc, args, "n:s:", viz_longopts, NULL)) != -1;) {
         const int rc = viz_parse_setting(opt, optarg, v);
-        if (rc < 0) {
+        if (rc == CLI_NOT_IN_TABLE) {
             cli_error("visualize", "--preset %s: '%s' is not a setting", path, args[optind - 1]);
-            return 2;
+            return MV_EXIT_USAGE;
         }
         if (rc)
             return rc;
     }
     if (optind < argc) {
         cli_error("visualize", "--preset %s: unexpected '%s'", path, args[optind]);
-        return 2;
+        return MV_EXIT_USAGE;
     }
     return 0;
 }
@@ -238,7 +251,7 @@ static int apply_preset(int argc, char **argv, mv_viz_config *v)
     char **copy = malloc(sizeof *copy * ((size_t)argc + 1));
     if (!copy) {
         cli_error("visualize", "out of memory");
-        return 1;
+        return MV_EXIT_FAIL;
     }
     memcpy(copy, argv, sizeof *copy * ((size_t)argc + 1));
     opterr = 0;
@@ -249,10 +262,20 @@ static int apply_preset(int argc, char **argv, mv_viz_config *v)
     free(copy);
     for (int k = 0; mv_viz_preset_names[k]; k++)
         if (!strcmp(preset, mv_viz_preset_names[k]))
-            return mv_viz_preset(v, preset) ? 2 : 0;
+            return mv_viz_preset(v, preset) ? MV_EXIT_USAGE : 0;
     mv_viz_defaults(v);
     return load_preset_file(preset, v);
 }
+
+/* The numeric options that are not settings (code, name, bounds, field of viz_options). */
+#define VIZ_RUN_NUMBER(code, name, lo, hi, field) \
+    CLI_NUMBER(code, name, lo, hi, viz_options, field)
+static const cli_number_option viz_run_numbers[] = {
+    VIZ_RUN_NUMBER('k', "seeds", 1, 1000, seeds),
+    VIZ_RUN_NUMBER(VIZ_OPT_SEARCH, "search", 1, 10000, search),
+    VIZ_RUN_NUMBER(VIZ_OPT_SCALE, "scale", 1, 64, scale),
+    VIZ_RUN_NUMBER(VIZ_OPT_FRAMES, "frames", 1, 1000000, frames),
+};
 
 static int parse_viz_args(int argc, char **argv, viz_options *o)
 {
@@ -268,7 +291,9 @@ static int parse_viz_args(int argc, char **argv, viz_options *o)
             o->init = optarg; /* a name, or an image file */
             continue;
         }
-        if ((rc = viz_parse_setting(opt, optarg, &o->viz)) >= 0) {
+        if ((rc = viz_parse_setting(opt, optarg, &o->viz)) == CLI_NOT_IN_TABLE)
+            rc = cli_parse_number_option(cmd, CLI_TABLE(viz_run_numbers), opt, optarg, o);
+        if (rc != CLI_NOT_IN_TABLE) {
             if (rc)
                 return rc;
             continue;
@@ -277,33 +302,38 @@ static int parse_viz_args(int argc, char **argv, viz_options *o)
         case 'c': o->classes = optarg; break;
         case VIZ_OPT_UNIT: o->units = optarg; break;
         case 'p': break; /* applied first */
-        case 'k': if (cli_parse_int(cmd, "seeds", optarg, 1, 1000, &n)) return 2; o->seeds = (int)n; break;
         case 'j': o->judge_path = optarg; break;
-        case VIZ_OPT_SEARCH: if (cli_parse_int(cmd, "search", optarg, 1, 10000, &n)) return 2; o->search = (int)n; break;
         case 'o': o->out = optarg; break;
-        case VIZ_OPT_SCALE: if (cli_parse_int(cmd, "scale", optarg, 1, 64, &n)) return 2; o->scale = (int)n; break;
-        case VIZ_OPT_FRAMES: if (cli_parse_int(cmd, "frames", optarg, 1, 1000000, &n)) return 2; o->frames = (int)n; break;
         case 't':
-            if (cli_parse_int(cmd, "threads", optarg, 1, 1024, &n)) return 2;
+            if (cli_parse_int(cmd, "threads", optarg, 1, 1024, &n)) return MV_EXIT_USAGE;
             omp_set_num_threads((int)n);
             break;
         case 'q': o->quiet = 1; break;
-        case 'h': fputs(visualize_help, stdout); fputs(visualize_help_rest, stdout); return -1;
+        case 'h':
+            fputs(visualize_help, stdout);
+            fputs(visualize_help_rest, stdout);
+            return CLI_HELP_SHOWN;
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
     }
     if (argc - optind != 1) {
         cli_error(cmd, "give one MODEL (see mlpviz visualize --help)");
-        return 2;
+        return MV_EXIT_USAGE;
     }
     o->model_path = argv[optind];
     return 0;
 }
 
-/* Class indices of "all" or "3,coat,..."; *count of them. */
+enum { MAX_TARGETS = 4096 }; /* classes or units of one run */
+
+/* Class indices of "all" or "3,coat,..."; *count of them (targets: [MAX_TARGETS]). */
 static int parse_classes(const mv_model *m, const char *text, int *targets, int *count)
 {
     *count = 0;
+    if (m->n_classes > MAX_TARGETS) {
+        cli_error("visualize", "too many classes");
+        return MV_EXIT_FAIL;
+    }
     if (!strcmp(text, "all")) {
         for (int k = 0; k < m->n_classes; k++) targets[(*count)++] = k;
         return 0;
@@ -321,7 +351,7 @@ static int parse_classes(const mv_model *m, const char *text, int *targets, int 
         if (found < 0 || *count >= m->n_classes) {
             cli_error("visualize", "--class: '%s' is not a class of the model (name or 0..%d)",
                       tok, m->n_classes - 1);
-            return 2;
+            return MV_EXIT_USAGE;
         }
         targets[(*count)++] = found;
     }
@@ -338,7 +368,7 @@ static int parse_units(const mv_model *m, const char *text, int *layer, int *tar
     if (end == text || *end != ':' || l < 0 || l > arch->n_layers - 2) {
         cli_error("visualize", "--unit '%s': expected L:J with L a hidden layer 0..%d", text,
                   arch->n_layers - 2);
-        return 2;
+        return MV_EXIT_USAGE;
     }
     *layer = (int)l;
     *count = 0;
@@ -347,7 +377,7 @@ static int parse_units(const mv_model *m, const char *text, int *layer, int *tar
         if (end == p || j < 0 || j >= arch->widths[l + 1] || (*end && *end != ',') || *count >= max) {
             cli_error("visualize", "--unit '%s': units of layer %ld are 0..%d", text, l,
                       arch->widths[l + 1] - 1);
-            return 2;
+            return MV_EXIT_USAGE;
         }
         targets[(*count)++] = (int)j;
         if (!*end)
@@ -409,7 +439,7 @@ static int resolve_init(viz_options *o, const mv_model *m, float **image)
     if (!(*image = malloc(sizeof **image * D)) ||
         mv_image_load(o->init, m->channels, m->width, m->height, 0, *image)) {
         cli_error("visualize", "--init: %s", *image ? mv_last_error() : "out of memory");
-        return 1;
+        return MV_EXIT_FAIL;
     }
     return 0;
 }
@@ -426,7 +456,7 @@ static int run_ascent(viz_options *o, const mv_model *m, viz_output *v, float *i
         w->steps = malloc(sizeof *w->steps * (size_t)w->capacity);
         if (!w->frames || !w->steps) {
             cli_error("visualize", "out of memory for %d frames", w->capacity);
-            return 1;
+            return MV_EXIT_FAIL;
         }
         o->viz.frame_every = o->frames;
         o->viz.on_frame = on_frame;
@@ -435,7 +465,7 @@ static int run_ascent(viz_options *o, const mv_model *m, viz_output *v, float *i
     o->viz.user = w;
     if (mv_visualize(m, &o->viz, v->targets, v->rows, init, images, results)) {
         cli_error("visualize", "%s", mv_last_error());
-        rc = 1;
+        rc = MV_EXIT_FAIL;
     }
     return rc;
 }
@@ -457,7 +487,7 @@ static void print_summary(const viz_output *v)
         int recognized = 0;
         for (int r = 0; r < v->rows; r++) {
             const float *p = v->judge_probs + (size_t)r * v->judge->n_classes;
-            recognized += cli_argmax(p, v->judge->n_classes) == v->targets[r % v->n_targets];
+            recognized += mv_index_of_max(p, v->judge->n_classes) == v->targets[r % v->n_targets];
             sum += viz_judge_prob(v, r);
         }
         printf("judge %s: recognizes %d of %d, mean probability %.4f\n", v->o->judge_path,
@@ -472,23 +502,36 @@ static int check_judge(const mv_model *m, const mv_model *judge, const char *pat
     if (judge->width != m->width || judge->height != m->height || judge->channels != m->channels) {
         cli_error("visualize", "--judge %s: takes %dx%dx%d images, the model %dx%dx%d", path,
                   judge->width, judge->height, judge->channels, m->width, m->height, m->channels);
-        return 1;
+        return MV_EXIT_FAIL;
     }
     for (int k = 0; k < m->n_classes; k++)
         if (judge->n_classes != m->n_classes || strcmp(judge->class_names[k], m->class_names[k])) {
             cli_error("visualize", "--judge %s: its classes differ from the model's", path);
-            return 1;
+            return MV_EXIT_FAIL;
         }
     return 0;
+}
+
+/* The PNG tEXt provenance in text[size]: the seed, the model file's stored CRC (which names
+ * the model that made the images) and the command line. Returns the exit status. */
+static int provenance_text(const viz_options *o, int argc, char **argv, char *text,
+                           size_t size)
+{
+    cli_file_facts facts = {0};
+    const int rc = cli_model_file_facts("visualize", o->model_path, &facts);
+    int at = snprintf(text, size, "seed=%llu model_crc=%08lx command=mlpviz",
+                      (unsigned long long)o->viz.seed, facts.crc);
+    for (int i = 0; i < argc && at < (int)size; i++)
+        at += snprintf(text + at, size - (size_t)at, " %s", argv[i]);
+    return rc;
 }
 
 static int visualize_with(viz_options *o, const mv_model *m, const mv_model *judge, int argc,
                           char **argv)
 {
-    int targets_buf[4096], n_targets, unit_layer = -1;
-    int rc = o->units ? parse_units(m, o->units, &unit_layer, targets_buf, &n_targets, 4096)
-                      : m->n_classes > 4096 ? (cli_error("visualize", "too many classes"), 1)
-                                            : parse_classes(m, o->classes, targets_buf, &n_targets);
+    int targets_buf[MAX_TARGETS], n_targets, unit_layer = -1;
+    int rc = o->units ? parse_units(m, o->units, &unit_layer, targets_buf, &n_targets, MAX_TARGETS)
+                      : parse_classes(m, o->classes, targets_buf, &n_targets);
     if (rc)
         return rc;
     if (o->units) {
@@ -503,7 +546,7 @@ static int visualize_with(viz_options *o, const mv_model *m, const mv_model *jud
     float *judged = judge ? malloc(sizeof *judged * (size_t)rows * judge->n_classes) : NULL;
     if (!targets || !images || !results || (judge && !judged)) {
         cli_error("visualize", "out of memory");
-        rc = 1;
+        rc = MV_EXIT_FAIL;
     }
     for (int r = 0; !rc && r < rows; r++) targets[r] = targets_buf[r % n_targets];
     float *init = NULL;
@@ -512,7 +555,7 @@ static int visualize_with(viz_options *o, const mv_model *m, const mv_model *jud
     resolve_class_start(o, m, unit_layer);
     if (!rc && o->search && o->viz.init == MV_INIT_IMAGE) {
         cli_error("visualize", "--search tries its own starts: leave out --init %s", o->init);
-        rc = 2;
+        rc = MV_EXIT_USAGE;
     }
     if (!rc && o->search)
         rc = viz_search(o, m, judge, targets, rows, n_targets);
@@ -526,19 +569,14 @@ static int visualize_with(viz_options *o, const mv_model *m, const mv_model *jud
         rc = run_ascent(o, m, &v, images, results, &w, init);
     if (!rc && judge && mv_model_predict(judge, images, rows, judged)) {
         cli_error("visualize", "--judge %s: %s", o->judge_path, mv_last_error());
-        rc = 1;
+        rc = MV_EXIT_FAIL;
     }
     v.judge_probs = judged;
     v.frames = w.frames;
     v.frame_steps = w.steps;
     v.n_frames = w.count;
-    cli_file_facts facts = {0}; /* the stored CRC names the model that made the images */
     if (!rc)
-        rc = cli_model_file_facts("visualize", o->model_path, &facts);
-    int at = snprintf(v.text, sizeof v.text, "seed=%llu model_crc=%08lx command=mlpviz",
-                      (unsigned long long)o->viz.seed, facts.crc);
-    for (int i = 0; i < argc && at < (int)sizeof v.text; i++)
-        at += snprintf(v.text + at, sizeof v.text - (size_t)at, " %s", argv[i]);
+        rc = provenance_text(o, argc, argv, v.text, sizeof v.text);
     if (!rc && !(rc = viz_write_outputs(&v)))
         print_summary(&v);
     free(targets);
@@ -557,17 +595,17 @@ int cmd_visualize(int argc, char **argv)
     mv_viz_defaults(&o.viz);
     int rc = parse_viz_args(argc, argv, &o);
     if (rc)
-        return rc < 0 ? 0 : rc;
+        return rc == CLI_HELP_SHOWN ? MV_EXIT_OK : rc;
     if (o.units && strcmp(o.classes, "all")) {
         cli_error("visualize", "give --class or --unit, not both");
-        return 2;
+        return MV_EXIT_USAGE;
     }
     mv_model *m = NULL, *judge = NULL;
     if (cli_load_model("visualize", o.model_path, &m))
-        return 1;
+        return MV_EXIT_FAIL;
     if (o.judge_path && (cli_load_model("visualize", o.judge_path, &judge) ||
                          check_judge(m, judge, o.judge_path)))
-        rc = 1;
+        rc = MV_EXIT_FAIL;
     if (!rc)
         rc = visualize_with(&o, m, judge, argc, argv);
     mv_model_free(m);

@@ -86,7 +86,7 @@ static void run_trial(trial_result *t, const mv_model *m, const mv_model *judge,
         if (judge && !units) {
             const float *p = judge_probs + (size_t)r * judge->n_classes;
             t->judge_mean += p[targets[r]] / rows;
-            t->recognized += cli_argmax(p, judge->n_classes) == targets[r];
+            t->recognized += mv_index_of_max(p, judge->n_classes) == targets[r];
         } else {
             t->recognized += results[r].top_class == targets[r];
         }
@@ -100,7 +100,7 @@ static int write_search_report(const viz_options *o, const trial_result *t, int 
     FILE *f = open_memstream(&text, &size);
     if (!f) {
         cli_error("visualize", "out of memory");
-        return 1;
+        return MV_EXIT_FAIL;
     }
     fprintf(f, "trial,judge_mean,own_mean,own_min,recognized,settings\n"); /* no comma in flags */
     for (int i = 0; i < n; i++) {
@@ -134,7 +134,7 @@ static int write_search_sheet(const viz_options *o, const mv_model *m, const tri
 {
     char (*labels)[32] = calloc((size_t)n, sizeof *labels);
     const char **rows = calloc((size_t)n, sizeof *rows);
-    int rc = 1;
+    int rc = MV_EXIT_FAIL;
     if (labels && rows) {
         for (int i = 0; i < n; i++) {
             snprintf(labels[i], sizeof labels[i], "#%d %.2f %.2f", i, t[i].judge_mean,
@@ -153,25 +153,14 @@ static int write_search_sheet(const viz_options *o, const mv_model *m, const tri
     return rc;
 }
 
-int viz_search(viz_options *o, const mv_model *m, const mv_model *judge, const int *targets,
-               int rows, int n_targets)
+/* Runs trial i of t [n] for every i, their first images in sheet [n][n_targets][D]. Trials
+ * are independent runs; each runs single-threaded inside (nested regions are serial), and
+ * none depends on the thread count, so the winner does not either. */
+static void run_trials(trial_result *t, int n, const mv_model *m, const mv_model *judge,
+                       const int *targets, int rows, int n_targets, float *sheet)
 {
-    const int n = o->search, K = judge ? judge->n_classes : 1;
+    const int K = judge ? judge->n_classes : 1;
     const size_t D = (size_t)m->width * m->height * m->channels;
-    trial_result *t = calloc((size_t)n, sizeof *t);
-    float *sheet = malloc(sizeof *sheet * D * (size_t)n * n_targets);
-    char **names = calloc((size_t)n_targets, sizeof *names);
-    if (!t || !sheet || !names) {
-        free(t);
-        free(sheet);
-        free(names);
-        cli_error("visualize", "out of memory");
-        return 1;
-    }
-    const int has_stats = mv_model_has_class_stats(m, NULL);
-    for (int i = 0; i < n; i++) sample_setting(&o->viz, has_stats, i, &t[i].cfg);
-    /* Trials are independent runs; each runs single-threaded inside (nested regions are
-     * serial), and none depends on the thread count, so the winner does not either. */
 #pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < n; i++) {
         float *images = malloc(sizeof *images * D * (size_t)rows);
@@ -188,11 +177,31 @@ int viz_search(viz_options *o, const mv_model *m, const mv_model *judge, const i
         free(judged);
         free(results);
     }
+}
+
+int viz_search(viz_options *o, const mv_model *m, const mv_model *judge, const int *targets,
+               int rows, int n_targets)
+{
+    const int n = o->search;
+    const size_t D = (size_t)m->width * m->height * m->channels;
+    trial_result *t = calloc((size_t)n, sizeof *t);
+    float *sheet = malloc(sizeof *sheet * D * (size_t)n * n_targets);
+    char **names = calloc((size_t)n_targets, sizeof *names);
+    if (!t || !sheet || !names) {
+        free(t);
+        free(sheet);
+        free(names);
+        cli_error("visualize", "out of memory");
+        return MV_EXIT_FAIL;
+    }
+    const int has_stats = mv_model_has_class_stats(m, NULL);
+    for (int i = 0; i < n; i++) sample_setting(&o->viz, has_stats, i, &t[i].cfg);
+    run_trials(t, n, m, judge, targets, rows, n_targets, sheet);
     int rc = 0, best = 0;
     for (int i = 0; i < n && !rc; i++) {
         if (t[i].status) {
             cli_error("visualize", "--search trial %d: %s", i, t[i].message);
-            rc = 1;
+            rc = MV_EXIT_FAIL;
         } else if (better(&t[i], &t[best])) {
             best = i;
         }
@@ -204,7 +213,9 @@ int viz_search(viz_options *o, const mv_model *m, const mv_model *judge, const i
     cli_ensure_dir(o->out);
     if (!rc)
         rc = write_search_report(o, t, n, best) ||
-             write_search_sheet(o, m, t, n, sheet, n_targets, (const char *const *)names);
+                     write_search_sheet(o, m, t, n, sheet, n_targets, (const char *const *)names)
+                 ? MV_EXIT_FAIL
+                 : MV_EXIT_OK;
     if (!rc) {
         fprintf(stderr, "mlpviz visualize: search: trial %d of %d wins (judge mean %.4f, own "
                         "mean %.4f); preset in %s/preset.txt\n",

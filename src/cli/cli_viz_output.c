@@ -42,7 +42,7 @@ static int write_images(const viz_output *v)
     float *big = malloc(sizeof *big * (size_t)W * H * C); /* [H][W][C] */
     if (!big) {
         cli_error("visualize", "out of memory");
-        return 1;
+        return MV_EXIT_FAIL;
     }
     int rc = 0;
     for (int r = 0; !rc && r < v->rows; r++) {
@@ -55,7 +55,7 @@ static int write_images(const viz_output *v)
         upscale(v->images + r * D, big, m->width, m->height, C, s);
         if (mv_png_write(path, big, W, H, C, "mlpviz", v->text)) {
             cli_error("visualize", "%s", mv_last_error());
-            rc = 1;
+            rc = MV_EXIT_FAIL;
         }
     }
     free(big);
@@ -83,7 +83,7 @@ int viz_write_sheet(const char *path, const mv_model *m, int scale, const float 
         free(sheet);
         free(big);
         cli_error("visualize", "out of memory");
-        return 1;
+        return MV_EXIT_FAIL;
     }
     const float white[3] = {1, 1, 1}, black[3] = {0, 0, 0};
     mv_fill_rect(sheet, W, H, C, 0, 0, W, H, white);
@@ -118,7 +118,7 @@ static int write_grid(const viz_output *v)
 {
     const char **names = calloc((size_t)v->n_targets, sizeof *names);
     char (*buf)[64] = calloc((size_t)v->n_targets, sizeof *buf);
-    int rc = 1;
+    int rc = MV_EXIT_FAIL;
     if (names && buf) {
         for (int k = 0; k < v->n_targets; k++) names[k] = viz_target_name(v, k, buf[k], 64);
         char path[4096];
@@ -151,14 +151,14 @@ static int write_frames(const viz_output *v)
             if (mv_png_write(path, v->frames + ((size_t)f * R + r) * D, m->width, m->height,
                              m->channels, "mlpviz", v->text)) {
                 cli_error("visualize", "%s", mv_last_error());
-                return 1;
+                return MV_EXIT_FAIL;
             }
         }
     float *strip = malloc(sizeof *strip * D * (size_t)F * R); /* [R][F][D] */
     char (*labels)[16] = calloc((size_t)F, sizeof *labels);
     const char **cols = calloc((size_t)F, sizeof *cols), **rows = calloc((size_t)R, sizeof *rows);
     char (*row_names)[64] = calloc((size_t)R, sizeof *row_names);
-    int rc = 1;
+    int rc = MV_EXIT_FAIL;
     if (strip && labels && cols && rows && row_names) {
         for (int f = 0; f < F; f++) {
             snprintf(labels[f], sizeof labels[f], "%d", v->frame_steps[f]);
@@ -229,7 +229,7 @@ static int write_report(const viz_output *v)
         free(csv);
         free(json);
         cli_error("visualize", "out of memory");
-        return 1;
+        return MV_EXIT_FAIL;
     }
     fprintf(c, "target,seed,score,logit,prob,margin,top_class,first_top_step,judge_prob\n");
     fprintf(j, "{\n  \"model\": ");
@@ -248,9 +248,9 @@ static int write_report(const viz_output *v)
     char path[4096];
     int rc = 0;
     snprintf(path, sizeof path, "%s/report.csv", v->o->out);
-    if (mv_write_file_atomic(path, csv, csv_size)) rc = 1;
+    if (mv_write_file_atomic(path, csv, csv_size)) rc = MV_EXIT_FAIL;
     snprintf(path, sizeof path, "%s/report.json", v->o->out);
-    if (!rc && mv_write_file_atomic(path, json, json_size)) rc = 1;
+    if (!rc && mv_write_file_atomic(path, json, json_size)) rc = MV_EXIT_FAIL;
     if (rc)
         cli_error("visualize", "%s", mv_last_error());
     free(csv);
@@ -261,6 +261,7 @@ static int write_report(const viz_output *v)
 int viz_write_outputs(const viz_output *v)
 {
     cli_ensure_dir(v->o->out);
-    return write_images(v) || write_grid(v) || (v->n_frames && write_frames(v)) ||
-           write_report(v);
+    const int failed = write_images(v) || write_grid(v) || (v->n_frames && write_frames(v)) ||
+                       write_report(v);
+    return failed ? MV_EXIT_FAIL : MV_EXIT_OK;
 }

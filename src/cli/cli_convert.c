@@ -51,53 +51,37 @@ typedef struct {
     int force;
 } convert_options;
 
-static void free_names(char **names, int n)
-{
-    for (int i = 0; names && i < n; i++) free(names[i]);
-    free(names);
-}
-
 /* Splits "a,b,c" into class names. Each becomes a directory, so each must be a non-empty,
- * non-hidden single path component, and no two may be equal. */
+ * non-hidden single path component, and no two may be equal. Returns the exit status. */
 static int parse_names(const char *cmd, const char *text, convert_options *o)
 {
     int n = 1;
     for (const char *p = text; *p; p++) n += *p == ',';
     if (n > MAX_IDX_LABELS) {
         cli_error(cmd, "--names lists %d names; IDX labels go up to %d", n, MAX_IDX_LABELS);
-        return 1;
+        return MV_EXIT_USAGE;
     }
-    o->names = calloc((size_t)n, sizeof *o->names);
-    if (!o->names) {
-        cli_error(cmd, "out of memory");
-        return 1;
-    }
-    o->n_names = n;
-    const char *start = text;
-    for (int i = 0; i < n; i++) {
-        size_t len = strcspn(start, ",");
-        o->names[i] = strndup(start, len);
-        if (!o->names[i]) {
-            cli_error(cmd, "out of memory");
-            return 1;
-        }
+    const int rc = cli_parse_class_names(cmd, text, &o->names, &o->n_names);
+    if (rc)
+        return rc;
+    for (int i = 0; i < o->n_names; i++) {
         const char *name = o->names[i];
-        if (!name[0] || name[0] == '.' || strchr(name, '/')) {
+        if (name[0] == '.' || strchr(name, '/')) {
             cli_error(cmd, "--names: class name %d '%s' must be non-empty, not start with '.' and "
                       "not contain '/'", i, name);
-            return 1;
+            return MV_EXIT_USAGE;
         }
         for (int k = 0; k < i; k++)
             if (!strcmp(o->names[k], name)) {
                 cli_error(cmd, "--names: class name '%s' appears twice", name);
-                return 1;
+                return MV_EXIT_USAGE;
             }
-        start += len + 1;
     }
-    return 0;
+    return MV_EXIT_OK;
 }
 
-/* Fills o from the command line. Returns 0 to go on, -1 after --help, or an exit status. */
+/* Fills o from the command line. Returns 0 to go on, CLI_HELP_SHOWN after --help, or an
+ * exit status. */
 static int parse_convert_args(int argc, char **argv, convert_options *o)
 {
     static const struct option longopts[] = {
@@ -115,7 +99,7 @@ static int parse_convert_args(int argc, char **argv, convert_options *o)
         case 'o': o->out = optarg; break;
         case 'n': names = optarg; break;
         case 'f': o->force = 1; break;
-        case 'h': fputs(convert_help, stdout); return -1;
+        case 'h': fputs(convert_help, stdout); return CLI_HELP_SHOWN;
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
     }
@@ -129,9 +113,7 @@ static int parse_convert_args(int argc, char **argv, convert_options *o)
         cli_error(cmd, "%s is required (see mlpviz convert --help)", missing);
         return MV_EXIT_USAGE;
     }
-    if (names && parse_names(cmd, names, o))
-        return MV_EXIT_USAGE;
-    return 0;
+    return names ? parse_names(cmd, names, o) : MV_EXIT_OK;
 }
 
 /* ---------------------------------------------------------------- the output directory */
@@ -318,16 +300,16 @@ static int check_out_dir(const char *cmd, const convert_options *o, int *exists)
         return 0;
     if (!*exists) {
         cli_error(cmd, "%s: %s", o->out, strerror(errno));
-        return 1;
+        return MV_EXIT_FAIL;
     }
     if (!o->force) {
         cli_error(cmd, "%s already exists (use --force to replace it)", o->out);
-        return 1;
+        return MV_EXIT_FAIL;
     }
     if (!S_ISDIR(st.st_mode)) {
         cli_error(cmd, "%s exists and is not a directory (a symbolic link or a file): not "
                   "replaced", o->out);
-        return 1;
+        return MV_EXIT_FAIL;
     }
     int err = walk_image_folder(o->out, 0, 0);
     if (err) {
@@ -336,7 +318,7 @@ static int check_out_dir(const char *cmd, const convert_options *o, int *exists)
                   o->out, err == EMLINK || err == ENOTDIR ? "it holds deeper directories, links "
                                                             "or special files"
                                                           : strerror(err));
-        return 1;
+        return MV_EXIT_FAIL;
     }
     return 0;
 }
@@ -350,20 +332,20 @@ static int install_folder(const char *cmd, const char *tmp, const char *out, con
         if (rename(tmp, out) == 0)
             return 0;
         cli_error(cmd, "%s: cannot create: %s", out, strerror(errno));
-        return 1;
+        return MV_EXIT_FAIL;
     }
     size_t size = strlen(parent) + strlen(base) + sizeof "/..old-XXXXXX";
     char *old = malloc(size);
     if (!old) {
         cli_error(cmd, "out of memory");
-        return 1;
+        return MV_EXIT_FAIL;
     }
     snprintf(old, size, "%s/.%s.old-XXXXXX", parent, base);
     /* Locked before it is moved aside (the lock moves with it), so that no other run's sweep
      * deletes it while it is the only copy, or while this run deletes it. */
     const int lock = lock_directory(out);
     const int lock_err = lock < 0 ? errno : 0;
-    int status = 1;
+    int status = MV_EXIT_FAIL;
     if (lock < 0 && lock_err == EWOULDBLOCK) {
         cli_error(cmd, "%s is locked by another process (another convert replacing it?); not "
                   "replaced", out);
@@ -404,7 +386,7 @@ static int count_classes(const char *cmd, const mv_dataset *data, int named, int
     int *seen = calloc((size_t)n + 1, sizeof *seen); /* [n] images per class */
     if (!seen) {
         cli_error(cmd, "out of memory");
-        return 1;
+        return MV_EXIT_FAIL;
     }
     for (int i = 0; i < data->count; i++) seen[data->labels[i]]++;
     int empty = -1;
@@ -413,24 +395,19 @@ static int count_classes(const char *cmd, const mv_dataset *data, int named, int
     if (empty >= 0) {
         cli_error(cmd, "class '%s' (label %d) has no image: its directory would be empty",
                   data->class_names[empty], empty);
-        return 1;
+        return MV_EXIT_FAIL;
     }
     if (n < 2) {
         cli_error(cmd, "the labels name only %d class; an image folder needs at least 2", n);
-        return 1;
+        return MV_EXIT_FAIL;
     }
     *n_classes = n;
     return 0;
 }
 
 /* mkdtemp makes a directory only its owner may enter; DIR gets the permissions mkdir would
- * have given it. Reading the umask means setting it, harmless while no thread runs. */
-static mode_t directory_mode(void)
-{
-    mode_t mask = umask(022);
-    umask(mask);
-    return 0777 & ~mask;
-}
+ * have given it. */
+static mode_t directory_mode(void) { return 0777 & ~mv_process_umask(); }
 
 /* Loads the IDX pair and writes the image folder into a fresh hidden directory next to DIR,
  * whose path is returned in tmp (malloc'd; removed again on failure) and whose lock is held
@@ -443,7 +420,7 @@ static int write_temporary_folder(const char *cmd, const convert_options *o, con
     if (mv_dataset_load_idx(&data, o->images, o->labels, (const char *const *)o->names,
                             o->names ? o->n_names : MAX_IDX_LABELS)) {
         cli_error(cmd, "%s", mv_last_error());
-        return 1;
+        return MV_EXIT_FAIL;
     }
     mv_dataset view = *data; /* the same images, with only the classes that are used */
     int status = count_classes(cmd, data, o->names != NULL, &view.n_classes);
@@ -451,7 +428,7 @@ static int write_temporary_folder(const char *cmd, const convert_options *o, con
     char *template = NULL;
     if (!status && (!(*tmp = malloc(size)) || !(template = malloc(size)))) {
         cli_error(cmd, "out of memory");
-        status = 1;
+        status = MV_EXIT_FAIL;
     }
     if (!status) {
         remove_abandoned(cmd, parent, base, ".tmp-"); /* their space, before ours is taken */
@@ -460,15 +437,15 @@ static int write_temporary_folder(const char *cmd, const convert_options *o, con
         if (err) {
             cli_error(cmd, "%s: cannot create a directory next to it: %s", o->out,
                       strerror(err));
-            status = 1;
+            status = MV_EXIT_FAIL;
         } else if (chmod(*tmp, directory_mode()) != 0) {
             cli_error(cmd, "%s: %s", *tmp, strerror(errno));
             rmdir(*tmp);
-            status = 1;
+            status = MV_EXIT_FAIL;
         } else if (mv_dataset_write_folder(&view, *tmp)) {
             cli_error(cmd, "%s", mv_last_error());
             walk_image_folder(*tmp, 0, 1);
-            status = 1;
+            status = MV_EXIT_FAIL;
         }
     }
     if (status) {
@@ -512,6 +489,6 @@ int cmd_convert(int argc, char **argv)
     free(tmp);
     free(parent);
     free(base);
-    free_names(o.names, o.n_names);
-    return rc < 0 ? MV_EXIT_OK : rc;
+    cli_free_class_names(o.names, o.n_names);
+    return rc == CLI_HELP_SHOWN ? MV_EXIT_OK : rc;
 }

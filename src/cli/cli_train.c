@@ -1,8 +1,9 @@
-/* cli_train.c: `mlpviz train`, and the data loading shared with the other subcommands. */
+/* cli_train.c: `mlpviz train`. */
 #include <errno.h>
 #include <getopt.h>
 #include <omp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,84 +73,6 @@ static const char *const train_help =
     "  -h, --help\n"
     "\n"
     "The same command gives the same model, bit for bit, whatever the thread count.\n";
-
-/* ------------------------------------------------------------------ data */
-
-/* Splits "a,b,c" into an array whose strings point into *buffer; an empty name ("a,,b")
- * would silently shift every later label, so it is refused (NULL, *count = -1). */
-static char **split_names(const char *text, char **buffer, int *count)
-{
-    *buffer = strdup(text);
-    char **names = calloc(strlen(text) + 2, sizeof *names);
-    *count = 0;
-    if (!*buffer || !names) {
-        free(*buffer);
-        free(names);
-        return NULL;
-    }
-    for (char *p = *buffer;;) {
-        char *comma = strchr(p, ',');
-        if (comma)
-            *comma = 0;
-        if (!*p) {
-            *count = -1;
-            free(*buffer);
-            free(names);
-            return NULL;
-        }
-        names[(*count)++] = p;
-        if (!comma)
-            return names;
-        p = comma + 1;
-    }
-}
-
-int cli_load_data(const char *cmd, const char *path, const char *labels, const char *names,
-                  const char *const *default_names, int n_default,
-                  const mv_load_options *options, mv_dataset **out)
-{
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        cli_error(cmd, "%s: %s", path, strerror(errno));
-        return 1;
-    }
-    mv_status status;
-    if (S_ISDIR(st.st_mode)) {
-        int skipped = 0;
-        status = mv_dataset_load_folder(out, path, options, &skipped);
-        if (status == MV_OK && skipped)
-            fprintf(stderr, "mlpviz %s: skipped %d unreadable file(s) in %s\n", cmd, skipped,
-                    path);
-    } else {
-        char derived[4096];
-        if (!labels) {
-            const char *at = strstr(path, "images-idx3");
-            if (!at || strlen(path) >= sizeof derived) {
-                cli_error(cmd, "%s: give the IDX label file with --labels", path);
-                return 1;
-            }
-            snprintf(derived, sizeof derived, "%.*slabels-idx1%s", (int)(at - path), path,
-                     at + strlen("images-idx3"));
-            labels = derived;
-        }
-        char *buffer = NULL, **list = NULL;
-        int n = 0;
-        if (names && !(list = split_names(names, &buffer, &n))) {
-            cli_error(cmd, n < 0 ? "--names '%s' has an empty class name" : "out of memory (%s)",
-                      names);
-            return n < 0 ? 2 : 1;
-        }
-        status = list ? mv_dataset_load_idx(out, path, labels, (const char *const *)list, n)
-                      : mv_dataset_load_idx(out, path, labels, default_names, n_default);
-        free(list);
-        free(buffer);
-    }
-    if (status) {
-        cli_error(cmd, "%s", mv_last_error());
-        return 1;
-    }
-    return 0;
-}
 
 /* ------------------------------------------------------------------ progress */
 
@@ -258,126 +181,98 @@ static int parse_size(const char *text, mv_load_options *o)
     char extra;
     if (sscanf(text, "%dx%d%c", &w, &h, &extra) != 2 || w < 1 || h < 1 || w > 4096 || h > 4096) {
         cli_error("train", "--size expects WxH with 1..4096 each, got '%s'", text);
-        return 1;
+        return MV_EXIT_USAGE;
     }
     o->width = w;
     o->height = h;
     return 0;
 }
 
-/* One option of the optimisation group; returns 0, or the exit status on a bad value. */
-static int parse_optimisation(int opt, const char *arg, mv_train_config *t)
+/* The numeric options: one row each (code, name, bounds, field of train_options). */
+#define TRAIN_NUMBER(code, name, lo, hi, field) \
+    CLI_NUMBER(code, name, lo, hi, train_options, field)
+static const cli_number_option train_numbers[] = {
+    TRAIN_NUMBER('e', "epochs", 1, 100000, train.epochs),
+    TRAIN_NUMBER('b', "batch", 1, 1 << 20, train.batch),
+    TRAIN_NUMBER(OPT_LR, "lr", 1e-12, 100, train.lr.lr),
+    TRAIN_NUMBER(OPT_MOMENTUM, "momentum", 0, 0.999999, train.opt.momentum),
+    TRAIN_NUMBER(OPT_WARMUP, "warmup", 0, 1e5, train.lr.warmup_epochs),
+    TRAIN_NUMBER(OPT_LR_STEP, "lr-step", 1, 100000, train.lr.step_every),
+    TRAIN_NUMBER(OPT_LR_GAMMA, "lr-gamma", 1e-9, 1, train.lr.gamma),
+    TRAIN_NUMBER(OPT_MIN_LR, "min-lr", 0, 100, train.lr.min_lr),
+    TRAIN_NUMBER(OPT_WD, "weight-decay", 0, 10, train.opt.weight_decay),
+    TRAIN_NUMBER(OPT_DROPOUT, "dropout", 0, 0.95, train.dropout),
+    TRAIN_NUMBER(OPT_SMOOTH, "label-smoothing", 0, 0.5, train.label_smoothing),
+    TRAIN_NUMBER(OPT_SHIFT, "shift", 0, 64, train.shift),
+    TRAIN_NUMBER(OPT_EPS, "eps", 1e-6, 1e4, train.adv_eps),
+    TRAIN_NUMBER(OPT_ADV_STEP_SIZE, "adv-step-size", 0, 1e4, train.adv_step_size),
+    TRAIN_NUMBER(OPT_NOISE_AUG, "noise-aug", 0, 10, train.noise_aug),
+    TRAIN_NUMBER(OPT_VAL_SPLIT, "val-split", 0, 0.9, val_split),
+    TRAIN_NUMBER('s', "seed", 0, 0, train.seed),
+    TRAIN_NUMBER('t', "threads", 1, 1024, threads),
+    TRAIN_NUMBER(OPT_ADV_STEPS, "adv-steps", 1, 1000, adv_steps),
+    TRAIN_NUMBER(OPT_CLASS_STATS, "class-stats", 0, 64, class_stats),
+    TRAIN_NUMBER(OPT_CLASS_MIXTURE, "class-mixture", 0, 64, class_mixture),
+};
+
+/* One option that is not a number: MV_EXIT_OK, MV_EXIT_USAGE on a bad value (the message
+ * printed), or CLI_NOT_IN_TABLE when opt is no option of train. */
+static int parse_train_option(int opt, const char *arg, train_options *o)
 {
     const char *cmd = "train";
-    long v;
-    double d;
     switch (opt) {
-    case 'e': if (cli_parse_int(cmd, "epochs", arg, 1, 100000, &v)) return 2; t->epochs = (int)v; break;
-    case 'b': if (cli_parse_int(cmd, "batch", arg, 1, 1 << 20, &v)) return 2; t->batch = (int)v; break;
-    case OPT_OPT:
-        if (mv_opt_parse(&t->opt.kind, arg)) { cli_error(cmd, "%s", mv_last_error()); return 2; }
+    case 'd': o->data = arg; break;
+    case OPT_LABELS: o->labels = arg; break;
+    case OPT_NAMES: o->names = arg; break;
+    case OPT_VAL: o->val_dir = arg; break;
+    case OPT_TEST: o->test_dir = arg; break;
+    case OPT_SIZE: return parse_size(arg, &o->load) ? MV_EXIT_USAGE : MV_EXIT_OK;
+    case OPT_CHANNELS:
+        if (strcmp(arg, "1") && strcmp(arg, "3")) {
+            cli_error(cmd, "--channels must be 1 or 3, got '%s'", arg);
+            return MV_EXIT_USAGE;
+        }
+        o->load.channels = arg[0] - '0';
         break;
-    case OPT_LR: if (cli_parse_double(cmd, "lr", arg, 1e-12, 100, &t->lr.lr)) return 2; break;
-    case OPT_MOMENTUM: if (cli_parse_double(cmd, "momentum", arg, 0, 0.999999, &t->opt.momentum)) return 2; break;
-    case OPT_SCHEDULE:
-        if (mv_lr_parse(&t->lr.kind, arg)) { cli_error(cmd, "%s", mv_last_error()); return 2; }
+    case OPT_SKIP_BAD: o->load.skip_bad = 1; break;
+    case 'l': o->layers = arg; break;
+    case 'a': o->acts = arg; break;
+    case 'o': o->out = arg; break;
+    case OPT_RESUME: o->resume = arg; break;
+    case OPT_OPT: return cli_check_value(cmd, NULL, mv_opt_parse(&o->train.opt.kind, arg));
+    case OPT_SCHEDULE: return cli_check_value(cmd, NULL, mv_lr_parse(&o->train.lr.kind, arg));
+    case OPT_FLIP: o->train.flip = 1; break;
+    case OPT_KEEP_BEST: o->train.keep_best = 1; break;
+    case OPT_ADVERSARIAL:
+        if (strcmp(arg, "none") && strcmp(arg, "fgsm") && strcmp(arg, "pgd")) {
+            cli_error(cmd, "--adversarial must be none, fgsm or pgd, got '%s'", arg);
+            return MV_EXIT_USAGE;
+        }
+        o->adversarial = arg;
         break;
-    case OPT_WARMUP: if (cli_parse_double(cmd, "warmup", arg, 0, 1e5, &t->lr.warmup_epochs)) return 2; break;
-    case OPT_LR_STEP: if (cli_parse_int(cmd, "lr-step", arg, 1, 100000, &v)) return 2; t->lr.step_every = (int)v; break;
-    case OPT_LR_GAMMA: if (cli_parse_double(cmd, "lr-gamma", arg, 1e-9, 1, &t->lr.gamma)) return 2; break;
-    case OPT_MIN_LR: if (cli_parse_double(cmd, "min-lr", arg, 0, 100, &t->lr.min_lr)) return 2; break;
-    case OPT_WD: if (cli_parse_double(cmd, "weight-decay", arg, 0, 10, &t->opt.weight_decay)) return 2; break;
-    case OPT_DROPOUT:
-        if (cli_parse_double(cmd, "dropout", arg, 0, 0.95, &d)) return 2;
-        t->dropout = (float)d;
+    case OPT_NORM:
+        if (strcmp(arg, "linf") && strcmp(arg, "l2")) {
+            cli_error(cmd, "--norm must be linf or l2, got '%s'", arg);
+            return MV_EXIT_USAGE;
+        }
+        o->adv_norm = arg;
+        o->adv_settings = 1;
         break;
-    case OPT_SMOOTH:
-        if (cli_parse_double(cmd, "label-smoothing", arg, 0, 0.5, &d)) return 2;
-        t->label_smoothing = (float)d;
-        break;
-    case OPT_SHIFT: if (cli_parse_int(cmd, "shift", arg, 0, 64, &v)) return 2; t->shift = (int)v; break;
-    case OPT_FLIP: t->flip = 1; break;
-    case OPT_KEEP_BEST: t->keep_best = 1; break;
-    case OPT_EPS: if (cli_parse_double(cmd, "eps", arg, 1e-6, 1e4, &t->adv_eps)) return 2; break;
-    case OPT_ADV_STEP_SIZE: if (cli_parse_double(cmd, "adv-step-size", arg, 0, 1e4, &t->adv_step_size)) return 2; break;
-    case OPT_NOISE_AUG: if (cli_parse_double(cmd, "noise-aug", arg, 0, 10, &t->noise_aug)) return 2; break;
-    default: return -1;
+    case 'q': o->quiet = 1; break;
+    default: return CLI_NOT_IN_TABLE;
     }
-    return 0;
+    return MV_EXIT_OK;
 }
 
-static int parse_train_args(int argc, char **argv, train_options *o)
+/* The adversarial options agree with each other; sets the attack of o->train from them.
+ * Returns the exit status. */
+static int check_adversarial(train_options *o)
 {
     const char *cmd = "train";
-    long v;
-    opterr = 0;
-    optind = 1;
-    for (int opt; (opt = getopt_long(argc, argv, "d:l:a:e:b:o:s:t:qh", train_longopts, NULL)) != -1;) {
-        int rc = parse_optimisation(opt, optarg, &o->train);
-        if (rc > 0)
-            return rc;
-        if (rc == 0) {
-            o->adv_settings |= opt == OPT_EPS || opt == OPT_ADV_STEP_SIZE;
-            o->eps_given |= opt == OPT_EPS;
-            continue;
-        }
-        switch (opt) {
-        case 'd': o->data = optarg; break;
-        case OPT_LABELS: o->labels = optarg; break;
-        case OPT_NAMES: o->names = optarg; break;
-        case OPT_VAL: o->val_dir = optarg; break;
-        case OPT_VAL_SPLIT: if (cli_parse_double(cmd, "val-split", optarg, 0, 0.9, &o->val_split)) return 2; break;
-        case OPT_TEST: o->test_dir = optarg; break;
-        case OPT_SIZE: if (parse_size(optarg, &o->load)) return 2; break;
-        case OPT_CHANNELS:
-            if (strcmp(optarg, "1") && strcmp(optarg, "3")) {
-                cli_error(cmd, "--channels must be 1 or 3, got '%s'", optarg);
-                return 2;
-            }
-            o->load.channels = optarg[0] - '0';
-            break;
-        case OPT_SKIP_BAD: o->load.skip_bad = 1; break;
-        case 'l': o->layers = optarg; break;
-        case 'a': o->acts = optarg; break;
-        case 'o': o->out = optarg; break;
-        case 's': if (cli_parse_u64(cmd, "seed", optarg, &o->train.seed)) return 2; break;
-        case 't': if (cli_parse_int(cmd, "threads", optarg, 1, 1024, &v)) return 2; o->threads = (int)v; break;
-        case OPT_RESUME: o->resume = optarg; break;
-        case OPT_ADVERSARIAL:
-            if (strcmp(optarg, "none") && strcmp(optarg, "fgsm") && strcmp(optarg, "pgd")) {
-                cli_error(cmd, "--adversarial must be none, fgsm or pgd, got '%s'", optarg);
-                return 2;
-            }
-            o->adversarial = optarg;
-            break;
-        case OPT_NORM:
-            if (strcmp(optarg, "linf") && strcmp(optarg, "l2")) {
-                cli_error(cmd, "--norm must be linf or l2, got '%s'", optarg);
-                return 2;
-            }
-            o->adv_norm = optarg;
-            o->adv_settings = 1;
-            break;
-        case OPT_ADV_STEPS: if (cli_parse_int(cmd, "adv-steps", optarg, 1, 1000, &v)) return 2; o->adv_steps = (int)v; break;
-        case OPT_CLASS_STATS: if (cli_parse_int(cmd, "class-stats", optarg, 0, 64, &v)) return 2; o->class_stats = (int)v; break;
-        case OPT_CLASS_MIXTURE: if (cli_parse_int(cmd, "class-mixture", optarg, 0, 64, &v)) return 2; o->class_mixture = (int)v; break;
-        case 'q': o->quiet = 1; break;
-        case 'h': fputs(train_help, stdout); return -1;
-        default: return cli_bad_option(cmd, opt, argv[optind - 1]);
-        }
-    }
-    if (optind < argc) {
-        cli_error(cmd, "unexpected argument '%s'", argv[optind]);
-        return 2;
-    }
-    if (!o->data || !o->out) {
-        cli_error(cmd, "--data and --out are required (see mlpviz train --help)");
-        return 2;
-    }
     if ((o->adv_steps || o->adv_settings) && !strcmp(o->adversarial, "none")) {
         cli_error(cmd, "--norm, --eps, --adv-steps and --adv-step-size need --adversarial "
                        "pgd|fgsm");
-        return 2;
+        return MV_EXIT_USAGE;
     }
     const int l2 = !strcmp(o->adv_norm, "l2");
     o->train.adv_norm = l2 ? MV_ADV_L2 : MV_ADV_LINF;
@@ -386,15 +281,49 @@ static int parse_train_args(int argc, char **argv, train_options *o)
     if (!l2 && (o->train.adv_eps > 1 || o->train.adv_step_size > 1)) {
         cli_error(cmd, "--eps and --adv-step-size of an L-inf ball are at most 1 (the pixel "
                        "range), got %g and %g", o->train.adv_eps, o->train.adv_step_size);
-        return 2;
+        return MV_EXIT_USAGE;
     }
     if (o->adv_steps && strcmp(o->adversarial, "pgd")) {
         cli_error(cmd, "--adv-steps is for --adversarial pgd (fgsm takes one step)");
-        return 2;
+        return MV_EXIT_USAGE;
     }
     o->train.adv_steps = !strcmp(o->adversarial, "pgd")    ? (o->adv_steps ? o->adv_steps : 7)
                          : !strcmp(o->adversarial, "fgsm") ? 1 : 0;
-    return 0;
+    return MV_EXIT_OK;
+}
+
+/* Fills o from the command line. Returns 0 to go on, CLI_HELP_SHOWN after --help, or an
+ * exit status. */
+static int parse_train_args(int argc, char **argv, train_options *o)
+{
+    const char *cmd = "train";
+    opterr = 0;
+    optind = 1;
+    const char *shortopts = "d:l:a:e:b:o:s:t:qh";
+    for (int opt; (opt = getopt_long(argc, argv, shortopts, train_longopts, NULL)) != -1;) {
+        if (opt == 'h') {
+            fputs(train_help, stdout);
+            return CLI_HELP_SHOWN;
+        }
+        int rc = cli_parse_number_option(cmd, CLI_TABLE(train_numbers), opt, optarg, o);
+        if (rc == CLI_NOT_IN_TABLE)
+            rc = parse_train_option(opt, optarg, o);
+        if (rc == CLI_NOT_IN_TABLE)
+            return cli_bad_option(cmd, opt, argv[optind - 1]);
+        if (rc)
+            return rc;
+        o->adv_settings |= opt == OPT_EPS || opt == OPT_ADV_STEP_SIZE;
+        o->eps_given |= opt == OPT_EPS;
+    }
+    if (optind < argc) {
+        cli_error(cmd, "unexpected argument '%s'", argv[optind]);
+        return MV_EXIT_USAGE;
+    }
+    if (!o->data || !o->out) {
+        cli_error(cmd, "--data and --out are required (see mlpviz train --help)");
+        return MV_EXIT_USAGE;
+    }
+    return check_adversarial(o);
 }
 
 /* ------------------------------------------------------------------ the command */
@@ -411,14 +340,14 @@ static int build_model(const train_options *o, const mv_dataset *data, mv_model 
         snprintf(widths, sizeof widths, "%d,%d", input, data->n_classes);
     if (mv_arch_parse_widths(&arch, widths)) {
         cli_error("train", "--layers: %s", mv_last_error());
-        return 2;
+        return MV_EXIT_USAGE;
     }
     if (arch.n_layers > 1 && cli_parse_acts("train", o->acts, &arch))
-        return 2;
+        return MV_EXIT_USAGE;
     if (mv_model_create(out, &arch) ||
         mv_model_set_class_names(*out, (const char *const *)data->class_names, data->n_classes)) {
         cli_error("train", "%s", mv_last_error());
-        return 1;
+        return MV_EXIT_FAIL;
     }
     (*out)->channels = data->channels;
     (*out)->height = data->height;
@@ -548,7 +477,7 @@ static int load_all_data(train_options *o, train_resources *r)
         if (mv_dataset_split(whole, o->val_split, o->train.seed, &r->train, &r->val)) {
             r->train = whole;
             cli_error("train", "%s", mv_last_error());
-            return 1;
+            return MV_EXIT_FAIL;
         }
         mv_dataset_free(whole);
     }
@@ -597,20 +526,20 @@ static int finish_model(const train_options *o, train_resources *r)
         double accuracy;
         if (mv_evaluate(r->model, r->test, &accuracy, NULL, NULL)) {
             cli_error("train", "test data: %s", mv_last_error());
-            return 1;
+            return MV_EXIT_FAIL;
         }
         char value[32];
         snprintf(value, sizeof value, "%.6f", accuracy);
         if (mv_model_meta_set(r->model, "test.accuracy", value)) {
             cli_error("train", "%s", mv_last_error());
-            return 1;
+            return MV_EXIT_FAIL;
         }
         if (!o->quiet)
             fprintf(stderr, "test accuracy %.4f\n", accuracy);
     }
     if (mv_model_save(r->model, o->out)) {
         cli_error("train", "%s", mv_last_error());
-        return 1;
+        return MV_EXIT_FAIL;
     }
     if (!o->quiet)
         fprintf(stderr, "model written to %s\n", o->out);
@@ -642,11 +571,11 @@ static int run_training(train_options *o, train_resources *r)
                       o->out);
         else
             cli_error("train", "%s", mv_last_error());
-        return 1;
+        return MV_EXIT_FAIL;
     }
     if (st) {
         cli_error("train", "%s", mv_last_error());
-        return 1;
+        return MV_EXIT_FAIL;
     }
     if (interrupted) {
         cli_error("train", "%s: checkpoint in %s; continue with the same command and "
@@ -668,7 +597,7 @@ int cmd_train(int argc, char **argv)
     o.train.adv_eps = 0.1;
     int rc = parse_train_args(argc, argv, &o);
     if (rc)
-        return rc < 0 ? 0 : rc;
+        return rc == CLI_HELP_SHOWN ? MV_EXIT_OK : rc;
     if (o.threads > 0)
         omp_set_num_threads(o.threads);
     train_resources r = {0};
@@ -678,7 +607,7 @@ int cmd_train(int argc, char **argv)
     if (!r.csv || !r.ckpt || !r.command) {
         cli_error("train", "out of memory");
         release(&r);
-        return 1;
+        return MV_EXIT_FAIL;
     }
     rc = load_all_data(&o, &r);
     if (!rc)
@@ -689,7 +618,7 @@ int cmd_train(int argc, char **argv)
     }
     if (!rc && mv_model_meta_set(r.model, "command", r.command)) {
         cli_error("train", "%s", mv_last_error());
-        rc = 1;
+        rc = MV_EXIT_FAIL;
     }
     if (!rc)
         rc = run_training(&o, &r);

@@ -34,7 +34,7 @@ static int match_classes(const mv_model *model, mv_dataset *data, const char *pa
     int *to_model = malloc(sizeof *to_model * (size_t)data->n_classes);
     if (!to_model) {
         cli_error("eval", "out of memory");
-        return 1;
+        return MV_EXIT_FAIL;
     }
     for (int k = 0; k < data->n_classes; k++) {
         to_model[k] = -1;
@@ -45,7 +45,7 @@ static int match_classes(const mv_model *model, mv_dataset *data, const char *pa
             cli_error("eval", "%s: class '%s' is not one of the model's classes", path,
                       data->class_names[k]);
             free(to_model);
-            return 1;
+            return MV_EXIT_FAIL;
         }
     }
     for (int i = 0; i < data->count; i++) data->labels[i] = to_model[data->labels[i]];
@@ -59,7 +59,7 @@ static int match_classes(const mv_model *model, mv_dataset *data, const char *pa
         }
     if (!names) {
         cli_error("eval", "out of memory");
-        return 1;
+        return MV_EXIT_FAIL;
     }
     for (int k = 0; k < data->n_classes; k++) free(data->class_names[k]);
     free(data->class_names);
@@ -105,7 +105,7 @@ static int write_confusion_png(const mv_model *m, const long *confusion, const c
     float *img = malloc(sizeof *img * 3 * (size_t)W * H); /* [H][W][3] */
     if (!img) {
         cli_error("eval", "%s: out of memory", path);
-        return 1;
+        return MV_EXIT_FAIL;
     }
     const float white[3] = {1, 1, 1}, black[3] = {0, 0, 0}, light[3] = {1, 1, 1};
     mv_fill_rect(img, W, H, 3, 0, 0, W, H, white);
@@ -134,7 +134,7 @@ static int write_confusion_png(const mv_model *m, const long *confusion, const c
     free(img);
     if (st) {
         cli_error("eval", "%s", mv_last_error());
-        return 1;
+        return MV_EXIT_FAIL;
     }
     return 0;
 }
@@ -148,7 +148,7 @@ static int evaluate_and_report(const mv_model *model, const mv_dataset *data,
     if (!confusion || mv_evaluate(model, data, &accuracy, &loss, confusion)) {
         cli_error("eval", "%s", confusion ? mv_last_error() : "out of memory");
         free(confusion);
-        return 1;
+        return MV_EXIT_FAIL;
     }
     printf("accuracy %.4f (%d images), mean loss %.4f\n", accuracy, data->count, loss);
     print_confusion(model, confusion);
@@ -182,18 +182,18 @@ int cmd_eval(int argc, char **argv)
         case 'N': names = optarg; break;
         case 'c': png = optarg; break;
         case 'S': load.skip_bad = 1; break;
-        case 'h': fputs(eval_help, stdout); return 0;
+        case 'h': fputs(eval_help, stdout); return MV_EXIT_OK;
         default: return cli_bad_option("eval", opt, argv[optind - 1]);
         }
     }
     if (optind != argc - 1 || !data_path) {
         cli_error("eval", "give one MODEL and --data (see mlpviz eval --help)");
-        return 2;
+        return MV_EXIT_USAGE;
     }
     mv_model *model = NULL;
     mv_dataset *data = NULL;
     if (cli_load_model("eval", argv[optind], &model))
-        return 1;
+        return MV_EXIT_FAIL;
     load.width = model->width;
     load.height = model->height;
     load.channels = model->channels;
@@ -217,7 +217,7 @@ static int predict_one(const mv_model *model, mv_workspace *ws, const char *path
 {
     if (mv_image_load(path, model->channels, model->width, model->height, 0, pixels)) {
         cli_error("predict", "%s", mv_last_error());
-        return 1;
+        return MV_EXIT_FAIL;
     }
     mv_model_prepare_input(model, pixels, x, 1);
     mv_forward(model->net, ws, x, 1);
@@ -250,18 +250,21 @@ int cmd_predict(int argc, char **argv)
     optind = 1;
     for (int opt; (opt = getopt_long(argc, argv, "k:h", longopts, NULL)) != -1;) {
         switch (opt) {
-        case 'k': if (cli_parse_int("predict", "top", optarg, 1, 1024, &top)) return 2; break;
-        case 'h': fputs(predict_help, stdout); return 0;
+        case 'k':
+            if (cli_parse_int("predict", "top", optarg, 1, 1024, &top))
+                return MV_EXIT_USAGE;
+            break;
+        case 'h': fputs(predict_help, stdout); return MV_EXIT_OK;
         default: return cli_bad_option("predict", opt, argv[optind - 1]);
         }
     }
     if (argc - optind < 2) {
         cli_error("predict", "give a MODEL and at least one IMAGE (see mlpviz predict --help)");
-        return 2;
+        return MV_EXIT_USAGE;
     }
     mv_model *model;
     if (cli_load_model("predict", argv[optind], &model))
-        return 1;
+        return MV_EXIT_FAIL;
     mv_workspace *ws = NULL;
     const size_t D = (size_t)model->net->arch.widths[0];
     float *pixels = malloc(sizeof *pixels * D);
@@ -269,7 +272,7 @@ int cmd_predict(int argc, char **argv)
     int rc = 0;
     if (!pixels || !x || mv_workspace_create(&ws, &model->net->arch, 1)) {
         cli_error("predict", "out of memory");
-        rc = 1;
+        rc = MV_EXIT_FAIL;
     }
     for (int i = optind + 1; !rc && i < argc; i++)
         rc = predict_one(model, ws, argv[i], (int)top, pixels, x);
@@ -294,21 +297,29 @@ static const char *const grad_help =
     "  -o, --out FILE     (default out/grad.npy)\n"
     "  -h, --help\n";
 
-/* Class index from a number or a name; -1 for "all"; -2 (after printing) when unknown. */
-static int parse_class(const char *cmd, const mv_model *model, const char *text)
+enum { ALL_CLASSES = -1 }; /* the target of --class all */
+
+/* *target = the class index of a number or a name, or ALL_CLASSES for "all". Returns the
+ * exit status: MV_EXIT_USAGE (after printing) when text names no class. */
+static int parse_class(const char *cmd, const mv_model *model, const char *text, int *target)
 {
+    *target = ALL_CLASSES;
     if (!strcmp(text, "all"))
-        return -1;
+        return MV_EXIT_OK;
     for (int k = 0; k < model->n_classes; k++)
-        if (!strcmp(text, model->class_names[k]))
-            return k;
+        if (!strcmp(text, model->class_names[k])) {
+            *target = k;
+            return MV_EXIT_OK;
+        }
     char *end;
     const long k = strtol(text, &end, 10);
-    if (end != text && !*end && k >= 0 && k < model->n_classes)
-        return (int)k;
+    if (end != text && !*end && k >= 0 && k < model->n_classes) {
+        *target = (int)k;
+        return MV_EXIT_OK;
+    }
     cli_error(cmd, "--class: '%s' is neither a class name nor an index 0..%d", text,
               model->n_classes - 1);
-    return -2;
+    return MV_EXIT_USAGE;
 }
 
 /* Gradients of rows targets[0..rows) of the same image, rescaled from network inputs to
@@ -323,7 +334,7 @@ static int image_gradients(const mv_model *model, const float *pixels, const int
     if (!x || mv_workspace_create(&ws, arch, rows)) {
         free(x);
         cli_error("grad", "out of memory");
-        return 1;
+        return MV_EXIT_FAIL;
     }
     for (int r = 0; r < rows; r++) mv_model_prepare_input(model, pixels, x + r * D, 1);
     mv_status st = mv_input_grad(model->net, ws, x, rows, (mv_target){objective, 0}, targets,
@@ -348,7 +359,7 @@ static int parse_objective_name(const char *text, mv_objective *objective)
             return 0;
         }
     cli_error("grad", "--objective must be logit, prob (or output) or logprob, got '%s'", text);
-    return 1;
+    return MV_EXIT_USAGE;
 }
 
 /* The predicted class of an image: its largest output (0 when the buffers cannot be
@@ -357,58 +368,66 @@ static int predicted_class(const mv_model *model, const float *pixels)
 {
     float *probs = malloc(sizeof *probs * (size_t)model->n_classes);
     const int top = probs && mv_model_predict(model, pixels, 1, probs) == MV_OK
-                        ? cli_argmax(probs, model->n_classes) : 0;
+                        ? mv_index_of_max(probs, model->n_classes) : 0;
     free(probs);
     return top;
 }
 
+/* Loads the image at path into pixels, then *target = the class of --class (ALL_CLASSES for
+ * "all"), else the image's predicted class. Returns the exit status. */
+static int load_image_and_target(const char *cmd, const mv_model *model, const char *path,
+                                 const char *class_text, float *pixels, int *target)
+{
+    if (mv_image_load(path, model->channels, model->width, model->height, 0, pixels)) {
+        cli_error(cmd, "%s", mv_last_error());
+        return MV_EXIT_FAIL;
+    }
+    if (class_text)
+        return parse_class(cmd, model, class_text, target);
+    *target = predicted_class(model, pixels);
+    return MV_EXIT_OK;
+}
+
+static const struct option grad_longopts[] = {
+    {"class", required_argument, 0, 'c'}, {"objective", required_argument, 0, 'O'},
+    {"out", required_argument, 0, 'o'},   {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
+
 int cmd_grad(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"class", required_argument, 0, 'c'}, {"objective", required_argument, 0, 'O'},
-        {"out", required_argument, 0, 'o'},   {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
     const char *class_text = NULL, *out_path = "out/grad.npy";
     mv_objective objective = MV_OBJ_LOGIT;
     opterr = 0;
     optind = 1;
-    for (int opt; (opt = getopt_long(argc, argv, "c:o:h", longopts, NULL)) != -1;) {
+    for (int opt; (opt = getopt_long(argc, argv, "c:o:h", grad_longopts, NULL)) != -1;) {
         switch (opt) {
         case 'c': class_text = optarg; break;
-        case 'O': if (parse_objective_name(optarg, &objective)) return 2; break;
+        case 'O': if (parse_objective_name(optarg, &objective)) return MV_EXIT_USAGE; break;
         case 'o': out_path = optarg; break;
-        case 'h': fputs(grad_help, stdout); return 0;
+        case 'h': fputs(grad_help, stdout); return MV_EXIT_OK;
         default: return cli_bad_option("grad", opt, argv[optind - 1]);
         }
     }
     if (argc - optind != 2) {
         cli_error("grad", "give one MODEL and one IMAGE (see mlpviz grad --help)");
-        return 2;
+        return MV_EXIT_USAGE;
     }
     mv_model *model;
     if (cli_load_model("grad", argv[optind], &model))
-        return 1;
+        return MV_EXIT_FAIL;
     const int K = model->n_classes, D = model->net->arch.widths[0];
     float *pixels = malloc(sizeof *pixels * (size_t)D);
     float *grads = malloc(sizeof *grads * (size_t)D * K);
     mv_real *values = malloc(sizeof *values * (size_t)K);
     int *targets = malloc(sizeof *targets * (size_t)K);
-    int rc = !pixels || !grads || !values || !targets;
+    int rc = !pixels || !grads || !values || !targets ? MV_EXIT_FAIL : MV_EXIT_OK;
     if (rc)
         cli_error("grad", "out of memory");
-    if (!rc && mv_image_load(argv[optind + 1], model->channels, model->width, model->height, 0,
-                             pixels)) {
-        cli_error("grad", "%s", mv_last_error());
-        rc = 1;
-    }
     int target = 0;
-    if (!rc) {
-        target = class_text ? parse_class("grad", model, class_text)
-                            : predicted_class(model, pixels);
-        rc = target == -2 ? 2 : 0;
-    }
-    const int rows = target == -1 ? K : 1;
-    for (int r = 0; r < rows; r++) targets[r] = target == -1 ? r : target;
+    if (!rc)
+        rc = load_image_and_target("grad", model, argv[optind + 1], class_text, pixels, &target);
+    const int rows = target == ALL_CLASSES ? K : 1;
+    for (int r = 0; r < rows; r++) targets[r] = target == ALL_CLASSES ? r : target;
     if (!rc)
         rc = image_gradients(model, pixels, targets, rows, objective, grads, values);
     if (!rc) {
@@ -416,7 +435,7 @@ int cmd_grad(int argc, char **argv)
         cli_ensure_parent(out_path);
         if (mv_npy_write(out_path, grads, rows == 1 ? 3 : 4, rows == 1 ? shape + 1 : shape)) {
             cli_error("grad", "%s", mv_last_error());
-            rc = 1;
+            rc = MV_EXIT_FAIL;
         }
     }
     for (int r = 0; !rc && r < rows; r++)
@@ -475,47 +494,48 @@ static void draw_saliency(const mv_model *m, const float *pixels, const float *g
         }
 }
 
+static const struct option saliency_longopts[] = {
+    {"class", required_argument, 0, 'c'}, {"out", required_argument, 0, 'o'},
+    {"scale", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+
 int cmd_saliency(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"class", required_argument, 0, 'c'}, {"out", required_argument, 0, 'o'},
-        {"scale", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *class_text = NULL, *out_path = "out/saliency.png";
     long scale = 8;
     opterr = 0;
     optind = 1;
-    for (int opt; (opt = getopt_long(argc, argv, "c:o:h", longopts, NULL)) != -1;) {
+    for (int opt; (opt = getopt_long(argc, argv, "c:o:h", saliency_longopts, NULL)) != -1;) {
         switch (opt) {
         case 'c': class_text = optarg; break;
         case 'o': out_path = optarg; break;
-        case 'S': if (cli_parse_int("saliency", "scale", optarg, 1, 64, &scale)) return 2; break;
-        case 'h': fputs(saliency_help, stdout); return 0;
+        case 'S':
+            if (cli_parse_int("saliency", "scale", optarg, 1, 64, &scale))
+                return MV_EXIT_USAGE;
+            break;
+        case 'h': fputs(saliency_help, stdout); return MV_EXIT_OK;
         default: return cli_bad_option("saliency", opt, argv[optind - 1]);
         }
     }
     if (argc - optind != 2) {
         cli_error("saliency", "give one MODEL and one IMAGE (see mlpviz saliency --help)");
-        return 2;
+        return MV_EXIT_USAGE;
     }
     mv_model *m;
     if (cli_load_model("saliency", argv[optind], &m))
-        return 1;
+        return MV_EXIT_FAIL;
     const size_t D = (size_t)m->net->arch.widths[0];
     const int s = (int)scale, gap = 4, W = 3 * m->width * s + 2 * gap, H = m->height * s;
     float *pixels = malloc(sizeof *pixels * D), *grad = malloc(sizeof *grad * D);
     float *sheet = malloc(sizeof *sheet * (size_t)W * H * 3); /* [H][W][3] */
-    int rc = !pixels || !grad || !sheet;
+    int rc = !pixels || !grad || !sheet ? MV_EXIT_FAIL : MV_EXIT_OK;
     if (rc)
         cli_error("saliency", "out of memory");
-    if (!rc && mv_image_load(argv[optind + 1], m->channels, m->width, m->height, 0, pixels)) {
-        cli_error("saliency", "%s", mv_last_error());
-        rc = 1;
-    }
     int target = 0;
-    if (!rc) {
-        target = class_text ? parse_class("saliency", m, class_text) : predicted_class(m, pixels);
-        rc = target == -1 ? (cli_error("saliency", "--class all: give one class"), 2)
-             : target < 0 ? 2 : 0;
+    if (!rc)
+        rc = load_image_and_target("saliency", m, argv[optind + 1], class_text, pixels, &target);
+    if (!rc && target == ALL_CLASSES) {
+        cli_error("saliency", "--class all: give one class");
+        rc = MV_EXIT_USAGE;
     }
     mv_real value;
     if (!rc)
@@ -527,7 +547,7 @@ int cmd_saliency(int argc, char **argv)
         cli_ensure_parent(out_path);
         if (mv_png_write(out_path, sheet, W, H, 3, NULL, NULL)) {
             cli_error("saliency", "%s", mv_last_error());
-            rc = 1;
+            rc = MV_EXIT_FAIL;
         }
     }
     if (!rc)
