@@ -42,9 +42,14 @@ static void setup_free(setup *s)
     free(s->z_base[1]);
 }
 
+static int hidden_target(mv_target t)
+{
+    return t.kind == MV_OBJ_HIDDEN || t.kind == MV_OBJ_HIDDEN_PRE;
+}
+
 static int objective_units(const mv_arch *arch, mv_target t)
 {
-    return t.kind == MV_OBJ_HIDDEN ? arch->widths[t.layer + 1] : arch->widths[arch->n_layers];
+    return hidden_target(t) ? arch->widths[t.layer + 1] : arch->widths[arch->n_layers];
 }
 
 /* Random weights and biases, inputs in [-1, 1], labels and objective units, all rounded to float so
@@ -89,7 +94,7 @@ static mv_status setup_create(setup *s, const mv_gradcheck_config *cfg)
         return mv_fail(MV_ERR_ARG, "dropout must be in [0, 1), got %g", (double)cfg->dropout);
     if (cfg->batch < 1 || cfg->batch > 4096)
         return mv_fail(MV_ERR_ARG, "gradcheck batch must be 1..4096, got %d", cfg->batch);
-    if (cfg->target.kind == MV_OBJ_HIDDEN &&
+    if (hidden_target(cfg->target) &&
         (cfg->target.layer < 0 || cfg->target.layer > arch->n_layers - 2))
         return mv_fail(MV_ERR_ARG, "hidden layer %d does not exist (0..%d)", cfg->target.layer,
                        arch->n_layers - 2);
@@ -137,9 +142,10 @@ static double objective_sum(setup *s)
     const int B = s->cfg.batch, L = arch->n_layers;
     double sum = 0;
     for (int r = 0; r < B; r++) {
-        if (s->cfg.target.kind == MV_OBJ_HIDDEN) {
+        if (hidden_target(s->cfg.target)) {
             const int h = s->cfg.target.layer;
-            sum += s->ws->a[h][(size_t)r * arch->widths[h + 1] + s->index[r]];
+            const mv_real *v = s->cfg.target.kind == MV_OBJ_HIDDEN ? s->ws->a[h] : s->ws->z[h];
+            sum += v[(size_t)r * arch->widths[h + 1] + s->index[r]];
         } else {
             const size_t off = (size_t)r * arch->widths[L];
             mv_real value;
@@ -246,6 +252,8 @@ static const char *objective_label(mv_objective kind)
     case MV_OBJ_LOGIT: return "x(logit)";
     case MV_OBJ_OUTPUT: return "x(output)";
     case MV_OBJ_LOGPROB: return "x(logprob)";
+    case MV_OBJ_MARGIN: return "x(margin)";
+    case MV_OBJ_HIDDEN_PRE: return "x(hidden-z)";
     default: return "x(hidden)";
     }
 }

@@ -212,6 +212,12 @@ double mv_rel_error(double a, double b, double floor);
 void mv_project_l2(const mv_model *m, double eps, const mv_real *clean, mv_real *x);
 void mv_step_l2(const mv_model *m, mv_real *x, const mv_real *v, double length, int gradient);
 
+/* Network-input gradients gx [count] of images to pixel gradients grad [count] (model.c):
+ * x = (pixel - mean) / std, so dS/dpixel = dS/dx / std. With x (the network inputs) the
+ * gradient of -l2 |x|^2 is added first; x NULL means no such term. grad may be gx. */
+void mv_model_input_to_pixel_grad(const mv_model *model, const mv_real *gx, const mv_real *x,
+                                  double l2, float *grad, size_t count);
+
 /* Total variation of an image p [H][W][C], C <= 4 (visualize.c): the sum over pixels of
  * sqrt(sum_c (forward differences along x and y)^2 + 0.01^2), differences past the last
  * column or row being 0. mv_tv_add_gradient adds tv * (-dTV/dp) to g [H][W][C]. */

@@ -151,7 +151,18 @@ mv_status mv_head_objective_seed(mv_head head, mv_objective kind, const mv_real 
         }
         return mv_fail(MV_ERR_ARG, "the log-probability objective needs a ce or bce head, "
                                    "not mse");
+    case MV_OBJ_MARGIN: { /* d(z_k - z_j)/dz, j the strongest other class (the first on ties) */
+        int j = k == 0 ? 1 : 0;
+        for (int i = 0; i < n; i++)
+            if (i != k && z[i] > z[j])
+                j = i;
+        delta[k] = 1;
+        delta[j] = -1;
+        *value = z[k] - z[j];
+        return MV_OK;
+    }
     case MV_OBJ_HIDDEN:
+    case MV_OBJ_HIDDEN_PRE:
     case MV_OBJ_COUNT:
         break;
     }

@@ -218,12 +218,16 @@ typedef enum {
     MV_OBJ_OUTPUT,  /* a[L-1]_k, the head's output (softmax probability, sigmoid, identity) */
     MV_OBJ_LOGPROB, /* log a[L-1]_k (log-softmax or log-sigmoid); not for the MSE head */
     MV_OBJ_HIDDEN,  /* a[layer]_k, a hidden unit's activation */
+    MV_OBJ_MARGIN,  /* z[L-1]_k - max over j != k of z[L-1]_j: the class's lead over the
+                       strongest other class at this input; needs two outputs or more */
+    MV_OBJ_HIDDEN_PRE, /* z[layer]_k, a hidden unit's pre-activation, whose gradient lives
+                          even where a relu is off (a gray start leaves many units dead) */
     MV_OBJ_COUNT
 } mv_objective;
 
 typedef struct {
     mv_objective kind;
-    int layer; /* MV_OBJ_HIDDEN only: hidden layer index, 0 .. L-2 */
+    int layer; /* MV_OBJ_HIDDEN and MV_OBJ_HIDDEN_PRE: hidden layer index, 0 .. L-2 */
 } mv_target;
 
 /* Input gradient of one scalar per row: for row r, d S(row r) / d x[r] where S is the
@@ -399,6 +403,13 @@ const float *mv_model_extra_get(const mv_model *model, const char *name, size_t 
 
 /* Normalises n images of pixels [n][height][width][channels] into network inputs x. */
 void mv_model_prepare_input(const mv_model *model, const float *pixels, mv_real *x, int n);
+
+/* Pixel gradients of n images of pixels [n][height][width][channels]: grad [n][D] (same
+ * layout, caller-allocated) receives, for row r, d S / d pixels[r] of the objective S of
+ * `target` at unit index[r], through the input normalisation (dS/dpixel = dS/dx / std).
+ * values (may be NULL) receives S per row. Allocates its own batch buffers. */
+mv_status mv_model_pixel_grad(const mv_model *model, const float *pixels, int n,
+                              mv_target target, const int *index, float *grad, mv_real *values);
 
 /* Writes the model atomically (temporary file, fsync, rename): a failure leaves any earlier
  * file at path untouched. */
@@ -667,17 +678,6 @@ typedef enum {
     MV_INIT_COUNT
 } mv_viz_init;
 
-/* What each image climbs. */
-typedef enum {
-    MV_VIZ_LOGIT,         /* the target class's logit (Simonyan et al. 2013) */
-    MV_VIZ_PROB,          /* its softmax probability */
-    MV_VIZ_LOGPROB,       /* its log-probability */
-    MV_VIZ_MARGIN,        /* its logit minus the largest other logit */
-    MV_VIZ_UNIT,          /* a hidden unit's activation: targets are unit indices of
-                             hidden layer unit_layer */
-    MV_VIZ_OBJECTIVE_COUNT
-} mv_viz_objective;
-
 /* How the (smoothed) gradient direction d becomes a step. */
 typedef enum {
     MV_STEP_FIXED,        /* lr * d */
@@ -706,8 +706,12 @@ typedef enum { MV_PIXOPT_PLAIN, MV_PIXOPT_MOMENTUM, MV_PIXOPT_ADAM, MV_PIXOPT_CO
  * regularizer is off at 0. */
 typedef struct {
     int steps;            /* ascent steps (default 300) */
-    mv_viz_objective objective; /* default MV_VIZ_LOGIT */
-    int unit_layer;       /* MV_VIZ_UNIT: the hidden layer, 0 .. n_layers-2 */
+    mv_objective objective; /* what each image climbs (default MV_OBJ_LOGIT): the target
+                             class's logit (Simonyan et al. 2013), probability (MV_OBJ_OUTPUT),
+                             log-probability or margin, or a hidden unit's pre-activation
+                             (MV_OBJ_HIDDEN_PRE: targets are unit indices of hidden layer
+                             unit_layer, scored by their activation) */
+    int unit_layer;       /* MV_OBJ_HIDDEN_PRE: the hidden layer, 0 .. n_layers-2 */
     double l2;            /* objective - l2 * |x|^2 on the network input */
     double tv;            /* objective - tv * TV(p): the isotropic total variation of the pixels,
                              sum over pixels of sqrt(|forward differences|^2 + 0.01^2), which
@@ -789,17 +793,19 @@ mv_status mv_viz_preset(mv_viz_config *config, const char *name);
 extern const char *const mv_viz_preset_names[];
 
 /* Parses / names the enums above: "gray", "noise", "mean", "class-mean", "class-sample",
- * "class-mixture" (MV_INIT_IMAGE has no name: it needs a file); "logit", "prob", "logprob",
- * "margin", "unit"; "fixed", "normalized", "progress", "l2"; "plain", "momentum", "adam". */
+ * "class-mixture" (MV_INIT_IMAGE has no name: it needs a file); the objectives visualization
+ * climbs, "logit", "prob" (MV_OBJ_OUTPUT), "logprob", "margin", "unit" (MV_OBJ_HIDDEN_PRE;
+ * MV_OBJ_HIDDEN has no name here); "fixed", "normalized", "progress", "l2"; "plain",
+ * "momentum", "adam". */
 mv_status mv_viz_init_parse(mv_viz_init *init, const char *text);
-mv_status mv_viz_objective_parse(mv_viz_objective *objective, const char *text);
+mv_status mv_viz_objective_parse(mv_objective *objective, const char *text);
 mv_status mv_viz_step_parse(mv_viz_step *step, const char *text);
 mv_status mv_viz_optimizer_parse(mv_viz_optimizer *optimizer, const char *text);
 /* "start", "mean", "prior". */
 mv_status mv_viz_decay_to_parse(mv_viz_decay_to *decay_to, const char *text);
 /* Their names (static storage; MV_INIT_IMAGE is "image", out of range "?"). */
 const char *mv_viz_init_name(mv_viz_init init);
-const char *mv_viz_objective_name(mv_viz_objective objective);
+const char *mv_viz_objective_name(mv_objective objective);
 const char *mv_viz_step_name(mv_viz_step step);
 const char *mv_viz_optimizer_name(mv_viz_optimizer optimizer);
 const char *mv_viz_decay_to_name(mv_viz_decay_to decay_to);

@@ -497,6 +497,43 @@ void mv_model_prepare_input(const mv_model *model, const float *pixels, mv_real 
         }
 }
 
+void mv_model_input_to_pixel_grad(const mv_model *model, const mv_real *gx, const mv_real *x,
+                                  double l2, float *grad, size_t count)
+{
+    const size_t C = (size_t)(model->channels > 0 ? model->channels : 1);
+    if (C == 1 && (!x || l2 == 0)) { /* the same quotient in float (a double quotient of two
+                                        floats rounds to it), vectorized */
+        const float std = model->std[0];
+        for (size_t i = 0; i < count; i++) grad[i] = gx[i] / std;
+    } else if (!x) {
+        for (size_t i = 0; i < count; i++) grad[i] = gx[i] / model->std[i % C];
+    } else { /* in double, as visualization has always computed it: even a zero l2 term can
+                turn a -0 into +0 */
+        for (size_t i = 0; i < count; i++)
+            grad[i] = (float)((gx[i] - 2 * l2 * x[i]) / model->std[i % C]);
+    }
+}
+
+mv_status mv_model_pixel_grad(const mv_model *model, const float *pixels, int n,
+                              mv_target target, const int *index, float *grad, mv_real *values)
+{
+    const mv_arch *arch = &model->net->arch;
+    const size_t count = (size_t)arch->widths[0] * (size_t)(n > 0 ? n : 0);
+    mv_workspace *ws = NULL;
+    mv_real *x = malloc(sizeof *x * (count ? count : 1));
+    mv_status st = x ? mv_workspace_create(&ws, arch, n)
+                     : mv_fail(MV_ERR_NOMEM, "cannot allocate a batch of %d images", n);
+    if (st == MV_OK) {
+        mv_model_prepare_input(model, pixels, x, n);
+        st = mv_input_grad(model->net, ws, x, n, target, index, grad, values);
+    }
+    if (st == MV_OK)
+        mv_model_input_to_pixel_grad(model, grad, NULL, 0, grad, count);
+    mv_workspace_free(ws);
+    free(x);
+    return st;
+}
+
 /* ---------------------------------------------------------------- writing */
 
 /* The file image being built; exactly sized up front, so appends never reallocate. */

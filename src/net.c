@@ -269,6 +269,11 @@ void mv_backward(const mv_net *net, mv_workspace *ws, const mv_real *x, int batc
     mv_backward_from(net, ws, x, batch, net->arch.n_layers - 1, ws->top_delta, grads, grad_x);
 }
 
+static int hidden_objective(mv_objective kind)
+{
+    return kind == MV_OBJ_HIDDEN || kind == MV_OBJ_HIDDEN_PRE;
+}
+
 /* Checks an input-gradient request before any work is done. */
 static mv_status check_target(const mv_net *net, const mv_workspace *ws, int batch,
                               mv_target target, const int *index)
@@ -280,7 +285,7 @@ static mv_status check_target(const mv_net *net, const mv_workspace *ws, int bat
     if ((unsigned)target.kind >= MV_OBJ_COUNT)
         return mv_fail(MV_ERR_ARG, "unknown objective %d", target.kind);
     int units = arch->widths[arch->n_layers];
-    if (target.kind == MV_OBJ_HIDDEN) {
+    if (hidden_objective(target.kind)) {
         if (target.layer < 0 || target.layer > arch->n_layers - 2)
             return mv_fail(MV_ERR_ARG, "hidden layer %d does not exist (0..%d)", target.layer,
                            arch->n_layers - 2);
@@ -288,10 +293,50 @@ static mv_status check_target(const mv_net *net, const mv_workspace *ws, int bat
     }
     if (target.kind == MV_OBJ_LOGPROB && arch->head == MV_HEAD_IDENTITY_MSE)
         return mv_fail(MV_ERR_ARG, "the logprob objective needs a ce or bce head, not mse");
+    if (target.kind == MV_OBJ_MARGIN && units < 2)
+        return mv_fail(MV_ERR_ARG, "the margin objective needs two outputs or more");
     for (int r = 0; r < batch; r++)
         if (index[r] < 0 || index[r] >= units)
             return mv_fail(MV_ERR_ARG, "row %d asks for unit %d of a layer of %d", r,
                            index[r], units);
+    return MV_OK;
+}
+
+/* Seeds ws->delta[0] with dS/dz[h] of a hidden unit's objective, after a forward pass: zero
+ * but at each row's unit, where it is act'(z[h]_k) for the activation and 1 for the
+ * pre-activation. */
+static void seed_hidden(const mv_arch *arch, mv_workspace *ws, int batch, mv_objective kind,
+                        int h, const int *index, mv_real *values)
+{
+    const int n = arch->widths[h + 1];
+    mv_real *seed = ws->delta[0];
+    memset(seed, 0, sizeof *seed * (size_t)batch * n);
+    for (int r = 0; r < batch; r++) {
+        const size_t at = (size_t)r * n + index[r];
+        seed[at] = 1;
+        if (kind == MV_OBJ_HIDDEN)
+            mv_act_backward(arch->act[h], ws->z[h] + at, ws->a[h] + at, seed + at, 1);
+        if (values)
+            values[r] = kind == MV_OBJ_HIDDEN ? ws->a[h][at] : ws->z[h][at];
+    }
+}
+
+/* Seeds ws->top_delta with dS/dz[L-1] of an output objective, after a forward pass. */
+static mv_status seed_output(const mv_arch *arch, mv_workspace *ws, int batch,
+                             mv_objective kind, const int *index, mv_real *values)
+{
+    const int top = arch->n_layers - 1, n = arch->widths[arch->n_layers];
+    for (int r = 0; r < batch; r++) {
+        const size_t off = (size_t)r * n;
+        mv_real value;
+        mv_status st = mv_head_objective_seed(arch->head, kind, ws->z[top] + off,
+                                              ws->a[top] + off, n, index[r],
+                                              ws->top_delta + off, &value);
+        if (st)
+            return st;
+        if (values)
+            values[r] = value;
+    }
     return MV_OK;
 }
 
@@ -303,35 +348,14 @@ mv_status mv_input_grad(const mv_net *net, mv_workspace *ws, const mv_real *x, i
         return st;
     const mv_arch *arch = &net->arch;
     mv_forward(net, ws, x, batch);
-
-    int top = arch->n_layers - 1;
-    mv_real *seed = ws->top_delta;
-    if (target.kind == MV_OBJ_HIDDEN) {
-        /* dS/dz[h] is act'(z[h]_k) at the chosen unit and zero elsewhere. */
-        top = target.layer;
-        seed = ws->delta[0];
-        const int n = arch->widths[top + 1];
-        memset(seed, 0, sizeof *seed * (size_t)batch * n);
-        for (int r = 0; r < batch; r++) {
-            const size_t at = (size_t)r * n + index[r];
-            seed[at] = 1;
-            mv_act_backward(arch->act[top], ws->z[top] + at, ws->a[top] + at, seed + at, 1);
-            if (values)
-                values[r] = ws->a[top][at];
-        }
-    } else {
-        const int n = arch->widths[arch->n_layers];
-        for (int r = 0; r < batch; r++) {
-            const size_t off = (size_t)r * n;
-            mv_real value;
-            st = mv_head_objective_seed(arch->head, target.kind, ws->z[top] + off,
-                                        ws->a[top] + off, n, index[r], seed + off, &value);
-            if (st)
-                return st;
-            if (values)
-                values[r] = value;
-        }
+    if (hidden_objective(target.kind)) {
+        const int top = target.layer;
+        seed_hidden(arch, ws, batch, target.kind, top, index, values);
+        mv_backward_from(net, ws, x, batch, top, ws->delta[0], NULL, grad_x);
+        return MV_OK;
     }
-    mv_backward_from(net, ws, x, batch, top, seed, NULL, grad_x);
+    if ((st = seed_output(arch, ws, batch, target.kind, index, values)))
+        return st;
+    mv_backward_from(net, ws, x, batch, arch->n_layers - 1, ws->top_delta, NULL, grad_x);
     return MV_OK;
 }

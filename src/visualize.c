@@ -20,7 +20,7 @@
 
 void mv_viz_defaults(mv_viz_config *c)
 {
-    *c = (mv_viz_config){.steps = 300, .objective = MV_VIZ_LOGIT, .step = MV_STEP_NORMALIZED,
+    *c = (mv_viz_config){.steps = 300, .objective = MV_OBJ_LOGIT, .step = MV_STEP_NORMALIZED,
                          .lr = 0.02, .progress = 2.0, .optimizer = MV_PIXOPT_PLAIN,
                          .momentum = 0.9, .decay = 0.002, .blur_every = 4, .blur_sigma = 0.5,
                          .grad_blur = 1.0, .jitter = 1, .clamp = 1, .octaves = 1,
@@ -46,7 +46,7 @@ mv_status mv_viz_preset(mv_viz_config *c, const char *name)
          * noisy copies of the image (sd 1): the gradient of the noise-smoothed classifier,
          * which the noise-trained model makes follow the garments' shapes. A decay towards
          * the prior keeps the background dark and the image near what was known. */
-        c->objective = MV_VIZ_LOGPROB;
+        c->objective = MV_OBJ_LOGPROB;
         c->step = MV_STEP_L2;
         c->grad_blur = 0;
         c->blur_every = 0;
@@ -126,14 +126,24 @@ static int name_index(const char *const *names, int count, const char *text)
     return -1;
 }
 
-static const char *const init_names[MV_INIT_COUNT] = {"gray", "noise", NULL, "mean",
-                                                      "class-mean", "class-sample",
-                                                      "class-mixture"};
-static const char *const objective_names[MV_VIZ_OBJECTIVE_COUNT] = {"logit", "prob", "logprob",
-                                                                    "margin", "unit"};
-static const char *const step_names[MV_STEP_COUNT] = {"fixed", "normalized", "progress", "l2"};
-static const char *const optimizer_names[MV_PIXOPT_COUNT] = {"plain", "momentum", "adam"};
-static const char *const decay_to_names[MV_DECAY_TO_COUNT] = {"start", "mean", "prior"};
+/* Names by value (designated, so that no table depends on the order of its enum); NULL for
+ * a value without a name here. */
+static const char *const init_names[MV_INIT_COUNT] = {
+    [MV_INIT_GRAY] = "gray", [MV_INIT_NOISE] = "noise", [MV_INIT_MEAN] = "mean",
+    [MV_INIT_CLASS_MEAN] = "class-mean", [MV_INIT_CLASS_SAMPLE] = "class-sample",
+    [MV_INIT_CLASS_MIXTURE] = "class-mixture"};
+/* The objectives visualization climbs: a class's logit, probability, log-probability or
+ * margin, or a hidden unit's pre-activation. */
+static const char *const objective_names[MV_OBJ_COUNT] = {
+    [MV_OBJ_LOGIT] = "logit", [MV_OBJ_OUTPUT] = "prob", [MV_OBJ_LOGPROB] = "logprob",
+    [MV_OBJ_MARGIN] = "margin", [MV_OBJ_HIDDEN_PRE] = "unit"};
+static const char *const step_names[MV_STEP_COUNT] = {
+    [MV_STEP_FIXED] = "fixed", [MV_STEP_NORMALIZED] = "normalized",
+    [MV_STEP_PROGRESS] = "progress", [MV_STEP_L2] = "l2"};
+static const char *const optimizer_names[MV_PIXOPT_COUNT] = {
+    [MV_PIXOPT_PLAIN] = "plain", [MV_PIXOPT_MOMENTUM] = "momentum", [MV_PIXOPT_ADAM] = "adam"};
+static const char *const decay_to_names[MV_DECAY_TO_COUNT] = {
+    [MV_DECAY_TO_START] = "start", [MV_DECAY_TO_MEAN] = "mean", [MV_DECAY_TO_PRIOR] = "prior"};
 
 /* An enum's name from its table, or "?" out of range. */
 static const char *name_of(const char *const *names, int count, int i)
@@ -146,9 +156,9 @@ const char *mv_viz_init_name(mv_viz_init init)
     return init == MV_INIT_IMAGE ? "image" : name_of(init_names, MV_INIT_COUNT, (int)init);
 }
 
-const char *mv_viz_objective_name(mv_viz_objective objective)
+const char *mv_viz_objective_name(mv_objective objective)
 {
-    return name_of(objective_names, MV_VIZ_OBJECTIVE_COUNT, (int)objective);
+    return name_of(objective_names, MV_OBJ_COUNT, (int)objective);
 }
 
 const char *mv_viz_step_name(mv_viz_step step)
@@ -185,13 +195,13 @@ mv_status mv_viz_init_parse(mv_viz_init *init, const char *text)
     return MV_OK;
 }
 
-mv_status mv_viz_objective_parse(mv_viz_objective *objective, const char *text)
+mv_status mv_viz_objective_parse(mv_objective *objective, const char *text)
 {
-    const int i = name_index(objective_names, MV_VIZ_OBJECTIVE_COUNT, text);
+    const int i = name_index(objective_names, MV_OBJ_COUNT, text);
     if (i < 0)
         return mv_fail(MV_ERR_ARG, "unknown objective '%s' (logit, prob, logprob, margin, unit)",
                        text);
-    *objective = (mv_viz_objective)i;
+    *objective = (mv_objective)i;
     return MV_OK;
 }
 
@@ -436,7 +446,6 @@ typedef struct {
     mv_real *gx;     /* [n][D] network-input gradients */
     mv_real *noisy;  /* [n][D] a noisy copy of x, with gradient smoothing */
     mv_real *sample_grad; /* [n][D] its gradient */
-    mv_real *values; /* [n] objective per row */
     mv_real *unit_features; /* [n][w] with diversity: last hidden activations / their norm */
     mv_real *class_sums;    /* [K][w] their sum over the rows of each class */
     double *feature_norms;  /* [n] |h| of each row */
@@ -453,7 +462,7 @@ static void ascent_free(ascent *a)
 {
     mv_workspace_free(a->ws);
     void *buffers[] = {a->start, a->shifted, a->grad, a->scratch, a->m, a->v, a->measure, a->x,
-                       a->gx, a->noisy, a->sample_grad, a->values, a->unit_features,
+                       a->gx, a->noisy, a->sample_grad, a->unit_features,
                        a->class_sums, a->feature_norms, a->class_rows, a->diversity_grad, a->stopped, a->dx, a->dy, a->oct.down_x, a->oct.down_y,
                        a->oct.up_x, a->oct.up_y, a->oct.basis, a->oct.column};
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++) free(buffers[i]);
@@ -474,7 +483,7 @@ static void roll(const float *src, float *dst, int W, int H, int C, int dx, int 
     }
 }
 
-static int class_objective(const mv_viz_config *c) { return c->objective != MV_VIZ_UNIT; }
+static int class_objective(const mv_viz_config *c) { return c->objective != MV_OBJ_HIDDEN_PRE; }
 
 static mv_status init_images(ascent *a, const float *init_image)
 {
@@ -516,59 +525,11 @@ static mv_status init_images(ascent *a, const float *init_image)
     return MV_OK;
 }
 
-/* The margin's gradient: d(z_t - z_j)/dx with j the strongest other class at this input. */
-static void margin_gradients(ascent *a, const mv_real *x, mv_real *gx)
-{
-    const mv_net *net = a->model->net;
-    const int L = net->arch.n_layers, K = a->model->n_classes;
-    mv_forward(net, a->ws, x, a->n);
-    for (int r = 0; r < a->n; r++) {
-        const mv_real *z = a->ws->z[L - 1] + (size_t)r * K;
-        mv_real *seed = a->ws->top_delta + (size_t)r * K;
-        const int t = a->targets[r];
-        int j = t == 0 ? 1 : 0;
-        for (int k = 0; k < K; k++)
-            if (k != t && z[k] > z[j]) j = k;
-        memset(seed, 0, sizeof *seed * (size_t)K);
-        seed[t] = 1;
-        seed[j] = -1;
-        a->values[r] = z[t] - z[j];
-    }
-    mv_backward(net, a->ws, x, a->n, NULL, gx);
-}
-
-/* A unit climbs its pre-activation z, whose gradient lives even where a relu is off (a gray
- * start leaves many units dead, and their activation's gradient is zero); it is scored by
- * its activation. */
-static void unit_gradients(ascent *a, const mv_real *x, mv_real *gx)
-{
-    const mv_net *net = a->model->net;
-    const int layer = a->cfg->unit_layer, width = net->arch.widths[layer + 1];
-    mv_forward(net, a->ws, x, a->n);
-    mv_real *seed = a->ws->delta[0];
-    memset(seed, 0, sizeof *seed * (size_t)a->n * width);
-    for (int r = 0; r < a->n; r++) {
-        seed[(size_t)r * width + a->targets[r]] = 1;
-        a->values[r] = a->ws->a[layer][(size_t)r * width + a->targets[r]];
-    }
-    mv_backward_from(net, a->ws, x, a->n, layer, seed, NULL, gx);
-}
-
 /* gx [n][D] <- the objective's gradient at the network inputs x [n][D]. */
 static mv_status objective_gradient(ascent *a, const mv_real *x, mv_real *gx)
 {
-    const mv_viz_config *c = a->cfg;
-    if (c->objective == MV_VIZ_MARGIN) {
-        margin_gradients(a, x, gx);
-        return MV_OK;
-    }
-    if (c->objective == MV_VIZ_UNIT) {
-        unit_gradients(a, x, gx);
-        return MV_OK;
-    }
-    static const mv_objective kinds[] = {MV_OBJ_LOGIT, MV_OBJ_OUTPUT, MV_OBJ_LOGPROB};
-    const mv_target target = {kinds[c->objective], 0};
-    return mv_input_grad(a->model->net, a->ws, x, a->n, target, a->targets, gx, a->values);
+    const mv_target target = {a->cfg->objective, a->cfg->unit_layer};
+    return mv_input_grad(a->model->net, a->ws, x, a->n, target, a->targets, gx, NULL);
 }
 
 /* a->gx <- the mean of the objective's gradient at smooth_samples noisy copies of a->x
@@ -664,14 +625,7 @@ static mv_status gradients(ascent *a, mv_rng *rng)
         const int jittered = a->dx[r] || a->dy[r];
         float *g = jittered ? a->scratch + 3 * r * D : a->grad + r * D;
         const mv_real *gx = a->gx + r * D, *x = a->x + r * D;
-        if (c->l2 == 0 && a->C == 1) { /* the same quotient in float (a double quotient of
-                                          two floats rounds to it), vectorized */
-            const float std = a->model->std[0];
-            for (size_t i = 0; i < D; i++) g[i] = gx[i] / std;
-        } else {
-            for (size_t i = 0; i < D; i++)
-                g[i] = (float)((gx[i] - 2 * c->l2 * x[i]) / a->model->std[i % (size_t)a->C]);
-        }
+        mv_model_input_to_pixel_grad(a->model, gx, x, c->l2, g, D);
         if (jittered)
             roll(g, a->grad + r * D, a->W, a->H, a->C, -a->dx[r], -a->dy[r]);
     });
@@ -892,10 +846,10 @@ static void final_scores(ascent *a, mv_viz_result *results)
         x->prob = p[t];
         x->margin = z[t] - runner_up;
         switch (c->objective) {
-        case MV_VIZ_PROB: x->score = p[t]; break;
-        case MV_VIZ_LOGPROB: x->score = log(p[t]); break;
-        case MV_VIZ_MARGIN: x->score = x->margin; break;
-        case MV_VIZ_UNIT:
+        case MV_OBJ_OUTPUT: x->score = p[t]; break;
+        case MV_OBJ_LOGPROB: x->score = log(p[t]); break;
+        case MV_OBJ_MARGIN: x->score = x->margin; break;
+        case MV_OBJ_HIDDEN_PRE:
             x->score = a->ws->a[c->unit_layer][(size_t)r * a->model->net->arch.widths[c->unit_layer + 1] + a->targets[r]];
             break;
         default: x->score = z[t]; break;
@@ -921,7 +875,8 @@ static mv_status check_config(const mv_model *model, const mv_viz_config *c)
                                    "and temperature >= 0, tv >= 0, start noise in [0, 1], "
                                    "0..256 smoothing samples of sigma in [0, 10], step noise "
                                    "in [0, 1], diversity >= 0, stop probability in [0, 1])");
-    if ((unsigned)c->objective >= MV_VIZ_OBJECTIVE_COUNT || (unsigned)c->step >= MV_STEP_COUNT ||
+    if ((unsigned)c->objective >= MV_OBJ_COUNT || !objective_names[c->objective] ||
+        (unsigned)c->step >= MV_STEP_COUNT ||
         (unsigned)c->optimizer >= MV_PIXOPT_COUNT || (unsigned)c->init >= MV_INIT_COUNT ||
         (unsigned)c->decay_to >= MV_DECAY_TO_COUNT)
         return mv_fail(MV_ERR_ARG, "unknown objective, step rule, optimizer, start or decay "
@@ -936,7 +891,7 @@ static mv_status check_config(const mv_model *model, const mv_viz_config *c)
     if (c->init == MV_INIT_CLASS_MIXTURE && !mv_model_has_class_mixture(model, NULL))
         return mv_fail(MV_ERR_ARG, "the model has no class mixture for a class-mixture start "
                                    "(train it with --class-mixture)");
-    if (c->objective == MV_VIZ_UNIT &&
+    if (c->objective == MV_OBJ_HIDDEN_PRE &&
         (c->unit_layer < 0 || c->unit_layer > model->net->arch.n_layers - 2))
         return mv_fail(MV_ERR_ARG, "hidden layer %d does not exist (0..%d)", c->unit_layer,
                        model->net->arch.n_layers - 2);
@@ -946,7 +901,7 @@ static mv_status check_config(const mv_model *model, const mv_viz_config *c)
     if (c->diversity > 0 && model->net->arch.n_layers < 2)
         return mv_fail(MV_ERR_ARG, "the diversity term needs a hidden layer; the model has "
                                    "none");
-    if (c->objective == MV_VIZ_MARGIN && model->n_classes < 2)
+    if (c->objective == MV_OBJ_MARGIN && model->n_classes < 2)
         return mv_fail(MV_ERR_ARG, "the margin objective needs two classes or more");
     return MV_OK;
 }
@@ -955,12 +910,12 @@ static mv_status check_targets(const mv_model *model, const mv_viz_config *c, co
                                int n)
 {
     const mv_arch *arch = &model->net->arch;
-    const int units = c->objective == MV_VIZ_UNIT ? arch->widths[c->unit_layer + 1]
+    const int units = c->objective == MV_OBJ_HIDDEN_PRE ? arch->widths[c->unit_layer + 1]
                                                   : arch->widths[arch->n_layers];
     for (int r = 0; r < n; r++)
         if (targets[r] < 0 || targets[r] >= units)
             return mv_fail(MV_ERR_ARG, "target %d of row %d is not one of the %d %s", targets[r],
-                           r, units, c->objective == MV_VIZ_UNIT ? "units" : "classes");
+                           r, units, c->objective == MV_OBJ_HIDDEN_PRE ? "units" : "classes");
     return MV_OK;
 }
 
@@ -993,7 +948,6 @@ static mv_status ascent_init(ascent *a, const mv_model *model, const mv_viz_conf
     a->noisy = smoothing ? malloc(sizeof *a->noisy * total) : NULL;
     a->sample_grad = smoothing ? malloc(sizeof *a->sample_grad * total) : NULL;
     a->gx = malloc(sizeof *a->gx * total);
-    a->values = malloc(sizeof *a->values * (size_t)n);
     a->dx = malloc(sizeof *a->dx * (size_t)n);
     if (cfg->diversity > 0) {
         const int w = model->net->arch.widths[model->net->arch.n_layers - 1];
@@ -1019,7 +973,7 @@ static mv_status ascent_init(ascent *a, const mv_model *model, const mv_viz_conf
                           .column = malloc(sizeof(float) * side)};
     if (!a->start || !a->shifted || !a->grad || !a->scratch || (moments && !a->m) ||
         (second && !a->v) || !a->measure || !a->x || !a->gx ||
-        (smoothing && (!a->noisy || !a->sample_grad)) || !a->values || !a->dx || !a->dy ||
+        (smoothing && (!a->noisy || !a->sample_grad)) || !a->dx || !a->dy ||
         !a->oct.down_x || !a->oct.down_y || !a->oct.up_x || !a->oct.up_y || !a->oct.basis ||
         !a->oct.column)
         return mv_fail(MV_ERR_NOMEM, "cannot allocate visualization buffers for %d images", n);

@@ -34,7 +34,7 @@ mutants=(
   "TV gradient misses the left neighbour|src/visualize.c|s/if (x > 0) minus_grad -= lx\[c\] \/ left;/if (x < 0) minus_grad -= lx[c] \/ left;/"
   "octave projection skipped|src/visualize.c|s/    const int w = o->w, h = o->h;/    return; const int w = o->w, h = o->h;/"
   "percentile clipping inverted|src/visualize.c|s/if (measure\[q\] < threshold)/if (measure[q] > threshold)/"
-  "margin seeds the runner-up with +1|src/visualize.c|s/seed\[j\] = -1;/seed[j] = 1;/"
+  "margin seeds the runner-up with +1|src/losses.c|s/delta\[j\] = -1;/delta[j] = 1;/"
   "diversity gradient misses its radial part|src/visualize.c|s/((sum\[i\] - ur\[i\]) - dot \* ur\[i\])/(sum[i] - ur[i])/"
   "stop-prob never stops a row|src/visualize.c|s/            a->stopped\[r\] = 1;/            a->stopped[r] = 0;/"
   "AVX2 forward: tail mask one lane short|src/gemm.c|s/const __m256i m = lanes_below(K - k);/const __m256i m = lanes_below(K - k - 1);/"

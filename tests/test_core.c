@@ -280,21 +280,22 @@ static void test_every_activation_and_head(void **state)
 static void test_input_gradient_objectives(void **state)
 {
     (void)state;
+    enum { HIDDEN_PLUS_ONE = MV_OBJ_HIDDEN + 2 }; /* logit .. hidden, then hidden layer 1 */
     static const mv_activation acts[] = {{MV_ACT_TANH, 0}, {MV_ACT_GELU, 0},
                                          {MV_ACT_LEAKY_RELU, 0.1f}};
     int runs = 0;
     reset_fd_counts();
     for (int a = 0; a < 3; a++)
         for (int h = 0; h < MV_HEAD_COUNT; h++)
-            for (int obj = 0; obj < MV_OBJ_COUNT + 1; obj++) {
+            for (int obj = 0; obj < HIDDEN_PLUS_ONE; obj++) {
                 mv_gradcheck_config cfg;
                 mv_gradcheck_defaults(&cfg, &(mv_arch){0});
                 cfg.arch = make_arch("9,8,7,5", acts[a], (mv_head)h);
                 cfg.samples = 0;
                 cfg.seed = 77 + (uint64_t)runs;
-                /* obj == MV_OBJ_COUNT stands for the second hidden layer */
-                cfg.target.kind = obj < MV_OBJ_COUNT ? (mv_objective)obj : MV_OBJ_HIDDEN;
-                cfg.target.layer = obj == MV_OBJ_COUNT ? 1 : 0;
+                /* obj == MV_OBJ_HIDDEN + 1 stands for the second hidden layer */
+                cfg.target.kind = obj <= MV_OBJ_HIDDEN ? (mv_objective)obj : MV_OBJ_HIDDEN;
+                cfg.target.layer = obj == HIDDEN_PLUS_ONE - 1 ? 1 : 0;
                 if (cfg.target.kind == MV_OBJ_LOGPROB && h == MV_HEAD_IDENTITY_MSE)
                     continue;
                 char label[80];
@@ -305,6 +306,18 @@ static void test_input_gradient_objectives(void **state)
                 runs++;
             }
     assert_int_equal(runs, 3 * (3 * 5 - 1));
+    /* the objectives visualization climbs besides those: the margin and a pre-activation */
+    for (int h = 0; h < MV_HEAD_COUNT; h++)
+        for (int layer = 0; layer < 3; layer++) {
+            mv_gradcheck_config cfg;
+            mv_gradcheck_defaults(&cfg, &(mv_arch){0});
+            cfg.arch = make_arch("9,8,7,5", acts[0], (mv_head)h);
+            cfg.samples = 0;
+            cfg.seed = 500 + (uint64_t)(3 * h + layer);
+            cfg.target = layer < 2 ? (mv_target){MV_OBJ_HIDDEN_PRE, layer}
+                                   : (mv_target){MV_OBJ_MARGIN, 0};
+            assert_gradcheck(cfg, layer < 2 ? "pre-activation objective" : "margin objective");
+        }
     assert_few_skipped();
 }
 

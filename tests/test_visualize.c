@@ -220,10 +220,12 @@ static void test_every_objective_rises(void **state)
     mv_model *m = random_model();
     float images[4 * 100];
     mv_viz_result start[4], end[4];
-    for (int o = 0; o < MV_VIZ_OBJECTIVE_COUNT; o++) {
+    static const mv_objective objectives[] = {MV_OBJ_LOGIT, MV_OBJ_OUTPUT, MV_OBJ_LOGPROB,
+                                              MV_OBJ_MARGIN, MV_OBJ_HIDDEN_PRE};
+    for (int o = 0; o < (int)(sizeof objectives / sizeof *objectives); o++) {
         mv_viz_config c;
         mv_viz_defaults(&c);
-        c.objective = (mv_viz_objective)o;
+        c.objective = objectives[o];
         c.unit_layer = 0; /* units 0..3 of the hidden layer */
         c.steps = 0;
         run(m, &c, images, start);
@@ -389,7 +391,7 @@ static void test_presets(void **state)
     assert_true(c.init == MV_INIT_GRAY && c.init_noise == 0.2 && c.step == MV_STEP_L2 &&
                 c.lr == 0.1 && c.steps == 400 && c.smooth_samples == 8 && c.smooth_sigma == 1 &&
                 c.decay == 0.005 && c.decay_to == MV_DECAY_TO_PRIOR && c.grad_blur == 0 &&
-                c.blur_every == 0 && c.objective == MV_VIZ_LOGPROB && c.diversity == 0 &&
+                c.blur_every == 0 && c.objective == MV_OBJ_LOGPROB && c.diversity == 0 &&
                 c.stop_prob == 0);
     assert_int_equal(mv_viz_preset(&c, "diverse"), MV_OK);
     assert_true(c.init == MV_INIT_GRAY && c.steps == 400 && c.diversity == 1.25 &&
@@ -481,7 +483,7 @@ static void test_class_starts(void **state)
         assert_true(!memcmp(images + r * 100, own, sizeof(float) * 100) ||
                     !memcmp(images + r * 100, own + 100, sizeof(float) * 100));
     }
-    c.objective = MV_VIZ_UNIT;
+    c.objective = MV_OBJ_HIDDEN_PRE;
     assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, images, res), MV_ERR_ARG);
     mv_model_free(m);
 }
@@ -746,14 +748,14 @@ static void test_diversity_spreads_the_seeds(void **state)
     c.diversity = -1;
     assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, a, res), MV_ERR_ARG);
     c.diversity = 1;
-    c.objective = MV_VIZ_UNIT;
+    c.objective = MV_OBJ_HIDDEN_PRE;
     assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, a, res), MV_ERR_ARG);
     mv_model_free(m);
     mv_arch arch = {0}; /* no hidden layer: no features to spread */
     assert_int_equal(mv_arch_parse_widths(&arch, "100,4"), MV_OK);
     assert_int_equal(mv_model_create(&m, &arch), MV_OK);
     m->channels = 1, m->height = 10, m->width = 10;
-    c.objective = MV_VIZ_LOGIT;
+    c.objective = MV_OBJ_LOGIT;
     assert_int_equal(mv_visualize(m, &c, targets, 4, NULL, a, res), MV_ERR_ARG);
     mv_model_free(m);
 }

@@ -247,7 +247,7 @@ def visualize(net, targets, steps, cfg=VIZ_DEFAULTS):
 
       init_images    every pixel 0.5 (MV_INIT_GRAY), kept as the decay reference (start)
       gradients      x = (pixel - mean) / std (mv_model_prepare_input); input gradient of
-                     the logit z[r, target_r] (MV_VIZ_LOGIT through mv_input_grad) for every
+                     the logit z[r, target_r] (MV_OBJ_LOGIT through mv_input_grad) for every
                      row in one forward/backward; divided by std to get the pixel gradient
                      (l2 = 0; jitter 0, so roll is the identity and is skipped)
       note_top       bookkeeping: first step at which the target is the top logit

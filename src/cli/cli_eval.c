@@ -322,27 +322,20 @@ static int parse_class(const char *cmd, const mv_model *model, const char *text,
     return MV_EXIT_USAGE;
 }
 
-/* Gradients of rows targets[0..rows) of the same image, rescaled from network inputs to
- * pixels (x = (pixel - mean) / std, so dS/dpixel = dS/dx / std). */
+/* Pixel gradients of rows targets[0..rows) of the same image. */
 static int image_gradients(const mv_model *model, const float *pixels, const int *targets,
                            int rows, mv_objective objective, float *out, mv_real *values)
 {
-    const mv_arch *arch = &model->net->arch;
-    const size_t D = (size_t)arch->widths[0];
-    mv_workspace *ws = NULL;
-    mv_real *x = malloc(sizeof *x * D * (size_t)rows);
-    if (!x || mv_workspace_create(&ws, arch, rows)) {
-        free(x);
+    const size_t D = (size_t)model->net->arch.widths[0];
+    float *copies = malloc(sizeof *copies * D * (size_t)rows); /* one per row */
+    if (!copies) {
         cli_error("grad", "out of memory");
         return MV_EXIT_FAIL;
     }
-    for (int r = 0; r < rows; r++) mv_model_prepare_input(model, pixels, x + r * D, 1);
-    mv_status st = mv_input_grad(model->net, ws, x, rows, (mv_target){objective, 0}, targets,
-                                 out, values);
-    for (size_t i = 0; st == MV_OK && i < D * (size_t)rows; i++)
-        out[i] /= model->std[i % D % (size_t)model->channels];
-    mv_workspace_free(ws);
-    free(x);
+    for (int r = 0; r < rows; r++) memcpy(copies + r * D, pixels, sizeof *copies * D);
+    const mv_status st = mv_model_pixel_grad(model, copies, rows, (mv_target){objective, 0},
+                                             targets, out, values);
+    free(copies);
     if (st)
         cli_error("grad", "%s", mv_last_error());
     return st != MV_OK;

@@ -184,7 +184,7 @@ void viz_config_flags(const mv_viz_config *c, char *buf, size_t size)
              "--contrib-pct %.17g --octaves %d --octave-scale %.17g --init %s --temperature %.17g "
              "--seed %llu --tv %.17g --init-noise %.17g --smooth-samples %d --smooth-sigma %.17g --step-noise %.17g "
              "--diversity %.17g --stop-prob %.17g",
-             c->steps, mv_viz_objective_name(c->objective == MV_VIZ_UNIT ? MV_VIZ_LOGIT : c->objective),
+             c->steps, mv_viz_objective_name(c->objective == MV_OBJ_HIDDEN_PRE ? MV_OBJ_LOGIT : c->objective),
              c->l2, mv_viz_step_name(c->step), c->lr, c->progress,
              mv_viz_optimizer_name(c->optimizer), c->momentum, c->decay,
              mv_viz_decay_to_name(c->decay_to), c->blur_every, c->blur_sigma, c->grad_blur,
@@ -535,7 +535,7 @@ static int visualize_with(viz_options *o, const mv_model *m, const mv_model *jud
     if (rc)
         return rc;
     if (o->units) {
-        o->viz.objective = MV_VIZ_UNIT;
+        o->viz.objective = MV_OBJ_HIDDEN_PRE;
         o->viz.unit_layer = unit_layer;
     }
     const int rows = n_targets * o->seeds;

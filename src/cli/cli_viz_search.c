@@ -41,7 +41,7 @@ static void sample_setting(const mv_viz_config *base, int has_stats, int trial, 
     c->norm_pct = PICK(&rng, pcts);
     c->contrib_pct = 0;
     c->optimizer = PICK(&rng, optimizers);
-    const int n_starts = has_stats && c->objective != MV_VIZ_UNIT ? 4 : 2;
+    const int n_starts = has_stats && c->objective != MV_OBJ_HIDDEN_PRE ? 4 : 2;
     c->init = starts[mv_rng_below(&rng, (uint32_t)n_starts)];
 }
 
@@ -77,7 +77,7 @@ static void run_trial(trial_result *t, const mv_model *m, const mv_model *judge,
         snprintf(t->message, sizeof t->message, "%s", mv_last_error());
         return;
     }
-    const int units = t->cfg.objective == MV_VIZ_UNIT;
+    const int units = t->cfg.objective == MV_OBJ_HIDDEN_PRE;
     t->own_min = units ? 1 : results[0].prob;
     for (int r = 0; r < rows; r++) {
         t->own_mean += (units ? results[r].score : results[r].prob) / rows;
