@@ -48,9 +48,9 @@ VARIANT_SRC := activations losses layers net gradcheck
 NEUTRAL_SRC := error rng arch crc32 gradcheck_report gemm
 # Float-only parts of the library: they use the float network, so they must never be linked
 # next to the double copy in the float64 test build.
-LIB_ONLY    := gradcheck_driver image data model optim train draw fileio visualize classstats \
+LIB_ONLY    := gradcheck_driver image data model optim train fileio visualize classstats \
                classmixture
-CLI_SRC     := cli cli_common cli_gradcheck cli_convert cli_model cli_train cli_eval cli_visualize \
+CLI_SRC     := cli cli_common cli_draw cli_gradcheck cli_convert cli_model cli_train cli_eval cli_visualize \
                cli_viz_output cli_viz_search
 
 F32_OBJ     := $(VARIANT_SRC:%=$(BUILD)/f32/%.o)

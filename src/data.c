@@ -1,5 +1,6 @@
 /* data.c: labelled image sets in memory, from an image folder (ROOT/<class>/<file>) or from IDX
- * files (the MNIST format, plain or gzip), and back out to an image folder.
+ * files (the MNIST format, plain or gzip), and back out to an image folder; a seeded split
+ * into training and validation parts.
  *
  * Everything read from disk is treated as hostile: headers are checked before anything is
  * allocated from them, and every error names the file and the reason. Orders are bytewise
@@ -7,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -839,4 +841,76 @@ mv_status mv_dataset_write_folder(const mv_dataset *data, const char *root)
         free(dir);
     }
     return status ? status : write_images(data, root);
+}
+
+/* ---------------------------------------------------------------- validation split */
+
+/* An empty dataset of data's shape and classes, room for `count` images. */
+static mv_status dataset_like(const mv_dataset *data, int count, mv_dataset **out)
+{
+    mv_dataset *d = calloc(1, sizeof *d);
+    const size_t D = (size_t)data->channels * data->height * data->width;
+    if (d) {
+        *d = (mv_dataset){.count = count, .channels = data->channels, .height = data->height,
+                          .width = data->width, .n_classes = data->n_classes};
+        d->class_names = calloc((size_t)data->n_classes, sizeof *d->class_names);
+        d->pixels = malloc(sizeof *d->pixels * D * (size_t)(count ? count : 1));
+        d->labels = malloc(sizeof *d->labels * (size_t)(count ? count : 1));
+    }
+    int ok = d && d->class_names && d->pixels && d->labels;
+    for (int k = 0; ok && k < data->n_classes; k++)
+        ok = (d->class_names[k] = strdup(data->class_names[k])) != NULL;
+    if (!ok) {
+        mv_dataset_free(d);
+        return mv_fail(MV_ERR_NOMEM, "cannot allocate a dataset of %d images", count);
+    }
+    *out = d;
+    return MV_OK;
+}
+
+mv_status mv_dataset_split(const mv_dataset *data, double fraction, uint64_t seed,
+                           mv_dataset **train_out, mv_dataset **val_out)
+{
+    *train_out = *val_out = NULL;
+    const int n = data->count, n_val = (int)lround(fraction * n);
+    if (!(fraction > 0 && fraction < 1) || n_val < 1 || n_val >= n)
+        return mv_fail(MV_ERR_ARG, "a validation fraction of %g leaves no image on one side of "
+                                   "%d", fraction, n);
+    /* Pick the validation images by a partial Fisher-Yates shuffle, then keep order. */
+    int *order = malloc(sizeof *order * (size_t)n);
+    unsigned char *is_val = calloc((size_t)n, 1);
+    mv_dataset *train = NULL, *val = NULL;
+    mv_status st = order && is_val ? MV_OK : mv_fail(MV_ERR_NOMEM, "cannot split the dataset");
+    if (st == MV_OK) {
+        mv_rng rng;
+        mv_rng_seed(&rng, mv_seed_mix(seed, 0x5B117u));
+        for (int i = 0; i < n; i++) order[i] = i;
+        for (int i = 0; i < n_val; i++) {
+            const int j = i + (int)mv_rng_below(&rng, (uint32_t)(n - i));
+            const int tmp = order[i];
+            order[i] = order[j];
+            order[j] = tmp;
+            is_val[order[i]] = 1;
+        }
+    }
+    if (st == MV_OK && !(st = dataset_like(data, n - n_val, &train)))
+        st = dataset_like(data, n_val, &val);
+    if (st == MV_OK) {
+        const size_t D = (size_t)data->channels * data->height * data->width;
+        int at[2] = {0, 0};
+        for (int i = 0; i < n; i++) {
+            mv_dataset *dst = is_val[i] ? val : train;
+            const int k = at[is_val[i]]++;
+            memcpy(dst->pixels + (size_t)k * D, data->pixels + (size_t)i * D, sizeof(float) * D);
+            dst->labels[k] = data->labels[i];
+        }
+        *train_out = train;
+        *val_out = val;
+    } else {
+        mv_dataset_free(train);
+        mv_dataset_free(val);
+    }
+    free(order);
+    free(is_val);
+    return st;
 }

@@ -1,4 +1,4 @@
-/* image.c: one image file in, one PNG out.
+/* image.c: one image file in, one PNG out, and the Gaussian blur of an image in memory.
  *
  * Decoding, resizing and encoding come from stb (Debian's libstb, linked as -lstb); this file
  * adds what a training tool needs around them: the header is checked before any pixel is
@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,4 +327,120 @@ mv_status mv_png_write(const char *path, const float *pixels, int width, int hei
     }
     free(png);
     return status;
+}
+
+/* ---------------------------------------------------------------- blur */
+
+/* Index of position i in 0..n-1 after half-sample symmetric reflection: the extension
+ * ... 1 0 | 0 1 ... n-1 | n-1 n-2 ..., which makes the blur a doubly stochastic operator,
+ * so it preserves both constant images and the image's mean. */
+static int reflect(int i, int n)
+{
+    const int period = 2 * n;
+    i %= period;
+    if (i < 0)
+        i += period;
+    return i < n ? i : period - 1 - i;
+}
+
+/* Along each row, from src to dst, [H][W][C] each, one pixel at a time, reflecting each
+ * tap: the path for images too large for blur_small. Taps in ascending order. */
+static void blur_rows(const float *src, float *dst, int W, int H, int C, const float *kernel,
+                      int radius)
+{
+    for (int y = 0; y < H; y++) {
+        const float *s = src + (size_t)y * W * C;
+        float *d = dst + (size_t)y * W * C;
+        for (int x = 0; x < W; x++)
+            for (int c = 0; c < C; c++) {
+                float sum = 0;
+                for (int k = -radius; k <= radius; k++)
+                    sum += kernel[k + radius] * s[(size_t)reflect(x + k, W) * C + c];
+                d[(size_t)x * C + c] = sum;
+            }
+    }
+}
+
+enum { BLUR_SMALL_MAX = 8192 }; /* floats per buffer of blur_small, on the stack */
+
+/* Both passes for an image whose padded copy fits on the stack: the image is copied once
+ * with `radius` reflected pixels on both sides of every row, so that the row pass is one
+ * long loop over all rows (the tap loop outside: it vectorizes; the values that straddle
+ * two rows land in the padding and are never read), and the column pass reads whole rows
+ * of that result. Every value sums its taps in ascending order, as blur_rows and
+ * blur_columns do, so the two paths give the same bits. */
+static void blur_small(float *image, int W, int H, int C, const float *kernel, int radius)
+{
+    float padded[BLUR_SMALL_MAX], rows[BLUR_SMALL_MAX];
+    const size_t WC = (size_t)W * C, PC = (size_t)(W + 2 * radius) * C, n = PC * H;
+    for (int y = 0; y < H; y++) {
+        const float *s = image + y * WC;
+        float *p = padded + y * PC;
+        for (int x = -radius; x < 0; x++)
+            for (int c = 0; c < C; c++) p[(size_t)(x + radius) * C + c] = s[(size_t)reflect(x, W) * C + c];
+        memcpy(p + (size_t)radius * C, s, sizeof *p * WC);
+        for (int x = W; x < W + radius; x++)
+            for (int c = 0; c < C; c++) p[(size_t)(x + radius) * C + c] = s[(size_t)reflect(x, W) * C + c];
+    }
+    /* rows[i] = sum over k of kernel[k] padded[i + k C]; valid where i is a pixel of a row */
+    const size_t span = n - (size_t)2 * radius * C;
+    for (size_t i = 0; i < span; i++) rows[i] = 0;
+    for (int k = 0; k <= 2 * radius; k++) {
+        const float w = kernel[k], *p = padded + (size_t)k * C;
+        for (size_t i = 0; i < span; i++) rows[i] += w * p[i];
+    }
+    for (int y = 0; y < H; y++) {
+        float *d = image + y * WC;
+        for (size_t i = 0; i < WC; i++) d[i] = 0;
+        for (int k = -radius; k <= radius; k++) {
+            const float w = kernel[k + radius], *r = rows + (size_t)reflect(y + k, H) * PC;
+            for (size_t i = 0; i < WC; i++) d[i] += w * r[i];
+        }
+    }
+}
+
+/* Down each column, from src to dst: output row y is a weighted sum of whole input rows
+ * (reflected at the borders), taps in ascending order, vectorized along the row. */
+static void blur_columns(const float *src, float *dst, int W, int H, int C,
+                         const float *kernel, int radius)
+{
+    const size_t WC = (size_t)W * C;
+    for (int y = 0; y < H; y++) {
+        float *d = dst + y * WC;
+        for (size_t i = 0; i < WC; i++) d[i] = 0;
+        for (int k = -radius; k <= radius; k++) {
+            const float w = kernel[k + radius];
+            const float *s = src + (size_t)reflect(y + k, H) * WC;
+            for (size_t i = 0; i < WC; i++) d[i] += w * s[i];
+        }
+    }
+}
+
+/* Normalised Gaussian taps; returns the radius (at most 3 sigma, and below the image). */
+static int gaussian_kernel(double sigma, int W, int H, float *kernel, int max_radius)
+{
+    int radius = (int)ceil(3 * sigma);
+    const int limit = (W < H ? W : H) - 1;
+    radius = radius > limit ? limit : radius;
+    radius = radius > max_radius ? max_radius : radius;
+    double sum = 0;
+    for (int k = -radius; k <= radius; k++) sum += exp(-0.5 * k * k / (sigma * sigma));
+    for (int k = -radius; k <= radius; k++)
+        kernel[k + radius] = (float)(exp(-0.5 * k * k / (sigma * sigma)) / sum);
+    return radius;
+}
+
+void mv_gaussian_blur(float *image, float *scratch, int W, int H, int C, double sigma)
+{
+    if (!(sigma > 0) || W < 2 || H < 2)
+        return;
+    enum { MAX_RADIUS = 32 };
+    float kernel[2 * MAX_RADIUS + 1];
+    const int radius = gaussian_kernel(sigma, W, H, kernel, MAX_RADIUS);
+    if ((size_t)(W + 2 * radius) * C * H <= BLUR_SMALL_MAX) {
+        blur_small(image, W, H, C, kernel, radius);
+        return;
+    }
+    blur_rows(image, scratch, W, H, C, kernel, radius);
+    blur_columns(scratch, image, W, H, C, kernel, radius);
 }

@@ -91,6 +91,16 @@ enum {
 #define MV_FABS fabsf
 #endif
 
+/* Two 64-bit values mixed into one seed (splitmix64's finalizer over a hash combine), so
+ * that each use of a run's seed (epoch order, batch, validation split) gets its own stream. */
+static inline uint64_t mv_seed_mix(uint64_t a, uint64_t b)
+{
+    uint64_t z = a ^ (b + 0x9E3779B97F4A7C15ull + (a << 6) + (a >> 2));
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
 /* Index of the largest of v[0..n), the first on ties (the top class of a row). */
 static inline int mv_index_of_max(const mv_real *v, int n)
 {

@@ -18,7 +18,6 @@
 #ifndef MLPVIZ_H
 #define MLPVIZ_H
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -538,7 +537,9 @@ typedef struct {
     const char *metrics_path;    /* CSV rewritten atomically every epoch (may be NULL) */
     void (*progress)(const mv_train_progress *progress, void *user);
     void *user;
-    volatile sig_atomic_t *interrupt; /* when non-zero: checkpoint and stop (may be NULL) */
+    /* Asked after every batch (may be NULL): non-zero writes a checkpoint and stops, as an
+     * interrupted run (a signal handler's flag, a deadline). Receives user. */
+    int (*should_stop)(void *user);
     const mv_model *resume;  /* a checkpoint to continue from (may be NULL); borrowed */
 } mv_train_config;
 
@@ -551,7 +552,7 @@ void mv_model_fit_normalisation(mv_model *model, const mv_dataset *data);
 
 /* Trains model (network initialised, normalisation set, class names those of the dataset)
  * on train, measuring on val (may be NULL) after every epoch. Every epoch, and when
- * *config->interrupt becomes non-zero, a checkpoint (the model plus the training state) is
+ * config->should_stop returns non-zero, a checkpoint (the model plus the training state) is
  * written to config->checkpoint_path. With config->resume (a loaded checkpoint made with the
  * same data and settings), training continues where it stopped and ends bitwise identical
  * to an uninterrupted run. Returns MV_OK (check *interrupted), MV_ERR_NUMERIC when the loss
@@ -570,23 +571,6 @@ mv_status mv_dataset_split(const mv_dataset *data, double fraction, uint64_t see
  * confusion[true][predicted] (may be NULL; n_classes^2 counts, caller-allocated). */
 mv_status mv_evaluate(const mv_model *model, const mv_dataset *data, double *accuracy,
                       double *loss, long *confusion);
-
-
-/* ---------------------------------------------------------------- drawing (draw.c) */
-
-/* Images here are [height][width][channels] floats in [0, 1]; color has `channels` values. */
-
-/* Fills the rectangle [x0, x1) x [y0, y1), clipped to the image. */
-void mv_fill_rect(float *image, int width, int height, int channels, int x0, int y0, int x1,
-                  int y1, const float *color);
-/* Draws ASCII text (stb_easy_font glyphs, 12 pixels high at scale 1) with its top-left corner
- * at (x, y), clipped to the image; at most 255 characters. */
-void mv_draw_text(float *image, int width, int height, int channels, int x, int y,
-                  const char *text, int scale, const float *color);
-/* Width in pixels of text drawn at this scale. */
-int mv_text_width(const char *text, int scale);
-/* A colour for t in [0, 1] on a white-to-blue heat scale (rgb: 3 values). */
-void mv_heat_color(float t, float *rgb);
 
 
 /* ---------------------------------------------------------------- files (fileio.c) */

@@ -1,7 +1,9 @@
 /* model.c: the model file: a network with its input shape, normalisation, class names,
  * metadata and named float arrays, saved atomically and loaded with every field checked
  * before it is trusted. docs/model-format.md describes the bytes; this file is the only
- * writer and reader of that format, and the two must change together.
+ * writer and reader of that format, and the two must change together. Also what a model
+ * does with pixels: its input normalisation (fitted to a dataset), predictions, and pixel
+ * gradients.
  *
  *   file    = magic[8] version:u32 section* crc:u32   (crc over every byte before it)
  *   section = tag[4] length:u64 payload[length]
@@ -532,6 +534,57 @@ mv_status mv_model_pixel_grad(const mv_model *model, const float *pixels, int n,
     mv_workspace_free(ws);
     free(x);
     return st;
+}
+
+mv_status mv_model_predict(const mv_model *model, const float *pixels, int n, float *probs)
+{
+    const mv_arch *arch = &model->net->arch;
+    const int L = arch->n_layers, K = arch->widths[L], B = n < 256 ? (n > 0 ? n : 1) : 256;
+    const size_t D = (size_t)arch->widths[0];
+    mv_workspace *ws = NULL;
+    mv_real *x = malloc(sizeof *x * D * (size_t)B);
+    mv_status st = x ? mv_workspace_create(&ws, arch, B)
+                     : mv_fail(MV_ERR_NOMEM, "cannot allocate a batch of %d images", B);
+    for (int first = 0; st == MV_OK && first < n; first += B) {
+        const int rows = n - first < B ? n - first : B;
+        mv_model_prepare_input(model, pixels + (size_t)first * D, x, rows);
+        mv_forward(model->net, ws, x, rows);
+        for (size_t i = 0; i < (size_t)rows * K; i++) {
+            const float p = (float)ws->a[L - 1][i];
+            if (!isfinite(p)) { /* finite weights can still overflow: say so, not NaN */
+                st = mv_fail(MV_ERR_NUMERIC, "the network's output for image %zu is %g: its "
+                             "weights overflow float arithmetic", first + i / K, p);
+                break;
+            }
+            probs[(size_t)first * K + i] = p;
+        }
+    }
+    mv_workspace_free(ws);
+    free(x);
+    return st;
+}
+
+void mv_model_fit_normalisation(mv_model *model, const mv_dataset *data)
+{
+    const int C = data->channels;
+    const size_t per_image = (size_t)data->height * data->width * C;
+    for (int c = 0; c < C && c < 4; c++) {
+        double sum = 0, sq = 0;
+        size_t n = 0;
+        for (size_t i = 0; i < (size_t)data->count; i++) {
+            const float *p = data->pixels + i * per_image;
+            for (size_t k = (size_t)c; k < per_image; k += (size_t)C) {
+                sum += p[k];
+                sq += (double)p[k] * p[k];
+            }
+            n += per_image / (size_t)C;
+        }
+        const double mean = n ? sum / (double)n : 0;
+        const double var = n ? sq / (double)n - mean * mean : 0;
+        model->mean[c] = (float)mean;
+        /* a constant channel carries no information; 1 keeps it harmless */
+        model->std[c] = var > 1e-12 ? (float)sqrt(var) : 1.0f;
+    }
 }
 
 /* ---------------------------------------------------------------- writing */

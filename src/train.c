@@ -60,31 +60,6 @@ void mv_train_defaults(mv_train_config *config)
     config->seed = 1;
 }
 
-/* ------------------------------------------------------------------ normalisation */
-
-void mv_model_fit_normalisation(mv_model *model, const mv_dataset *data)
-{
-    const int C = data->channels;
-    const size_t per_image = (size_t)data->height * data->width * C;
-    for (int c = 0; c < C && c < 4; c++) {
-        double sum = 0, sq = 0;
-        size_t n = 0;
-        for (size_t i = 0; i < (size_t)data->count; i++) {
-            const float *p = data->pixels + i * per_image;
-            for (size_t k = (size_t)c; k < per_image; k += (size_t)C) {
-                sum += p[k];
-                sq += (double)p[k] * p[k];
-            }
-            n += per_image / (size_t)C;
-        }
-        const double mean = n ? sum / (double)n : 0;
-        const double var = n ? sq / (double)n - mean * mean : 0;
-        model->mean[c] = (float)mean;
-        /* a constant channel carries no information; 1 keeps it harmless */
-        model->std[c] = var > 1e-12 ? (float)sqrt(var) : 1.0f;
-    }
-}
-
 /* ------------------------------------------------------------------ the trainer */
 
 typedef struct {
@@ -114,14 +89,6 @@ typedef struct {
     float *last_good;         /* [params] weights at the end of the last completed epoch */
     uint64_t fingerprint;
 } trainer;
-
-static uint64_t mix(uint64_t a, uint64_t b)
-{
-    uint64_t z = a ^ (b + 0x9E3779B97F4A7C15ull + (a << 6) + (a >> 2));
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 static uint64_t hash_bytes(uint64_t h, const void *data, size_t n)
 {
@@ -160,7 +127,7 @@ static uint64_t run_fingerprint(const trainer *t)
         const mv_dataset *d = sets[k];
         const size_t D = (size_t)d->channels * d->height * d->width;
         h = hash_bytes(h, d->labels, sizeof *d->labels * (size_t)d->count);
-        h = mix(h, mv_crc32(0, d->pixels, sizeof *d->pixels * D * (size_t)d->count));
+        h = mv_seed_mix(h, mv_crc32(0, d->pixels, sizeof *d->pixels * D * (size_t)d->count));
     }
     return hash_bytes(h, &c->seed, sizeof c->seed);
 }
@@ -464,7 +431,7 @@ static mv_status trainer_resume(trainer *t, const mv_model *ck)
 static void shuffle(trainer *t)
 {
     mv_rng rng;
-    mv_rng_seed(&rng, mix(t->cfg->seed, 0x5u + (uint64_t)t->epoch));
+    mv_rng_seed(&rng, mv_seed_mix(t->cfg->seed, 0x5u + (uint64_t)t->epoch));
     const int n = t->train->count;
     for (int i = 0; i < n; i++) t->perm[i] = i;
     for (int i = n - 1; i > 0; i--) {
@@ -647,7 +614,7 @@ static mv_status train_batch(trainer *t, long b)
     const int rows = (int)(first + t->cfg->batch <= t->train->count ? t->cfg->batch
                                                                     : t->train->count - first);
     mv_rng rng;
-    mv_rng_seed(&rng, mix(mix(t->cfg->seed, 0xBA7Cu + (uint64_t)t->epoch), (uint64_t)b));
+    mv_rng_seed(&rng, mv_seed_mix(mv_seed_mix(t->cfg->seed, 0xBA7Cu + (uint64_t)t->epoch), (uint64_t)b));
     assemble_batch(t, first, rows, &rng);
     if (t->cfg->noise_aug > 0)
         add_noise(t, rows, &rng);
@@ -812,7 +779,7 @@ static mv_status run_epoch(trainer *t, int *stopped)
             return st;
         t->next_batch = b + 1;
         report_batch(t, b, started, t->seen - seen_before, b + 1 - first_batch);
-        if (t->cfg->interrupt && *t->cfg->interrupt) {
+        if (t->cfg->should_stop && t->cfg->should_stop(t->cfg->user)) {
             *stopped = 1;
             return write_checkpoint(t);
         }
@@ -876,77 +843,5 @@ mv_status mv_train(mv_model *model, const mv_dataset *train, const mv_dataset *v
     if (interrupted)
         *interrupted = stopped;
     trainer_free(&t);
-    return st;
-}
-
-/* ------------------------------------------------------------------ validation split */
-
-/* An empty dataset of data's shape and classes, room for `count` images. */
-static mv_status dataset_like(const mv_dataset *data, int count, mv_dataset **out)
-{
-    mv_dataset *d = calloc(1, sizeof *d);
-    const size_t D = (size_t)data->channels * data->height * data->width;
-    if (d) {
-        *d = (mv_dataset){.count = count, .channels = data->channels, .height = data->height,
-                          .width = data->width, .n_classes = data->n_classes};
-        d->class_names = calloc((size_t)data->n_classes, sizeof *d->class_names);
-        d->pixels = malloc(sizeof *d->pixels * D * (size_t)(count ? count : 1));
-        d->labels = malloc(sizeof *d->labels * (size_t)(count ? count : 1));
-    }
-    int ok = d && d->class_names && d->pixels && d->labels;
-    for (int k = 0; ok && k < data->n_classes; k++)
-        ok = (d->class_names[k] = strdup(data->class_names[k])) != NULL;
-    if (!ok) {
-        mv_dataset_free(d);
-        return mv_fail(MV_ERR_NOMEM, "cannot allocate a dataset of %d images", count);
-    }
-    *out = d;
-    return MV_OK;
-}
-
-mv_status mv_dataset_split(const mv_dataset *data, double fraction, uint64_t seed,
-                           mv_dataset **train_out, mv_dataset **val_out)
-{
-    *train_out = *val_out = NULL;
-    const int n = data->count, n_val = (int)lround(fraction * n);
-    if (!(fraction > 0 && fraction < 1) || n_val < 1 || n_val >= n)
-        return mv_fail(MV_ERR_ARG, "a validation fraction of %g leaves no image on one side of "
-                                   "%d", fraction, n);
-    /* Pick the validation images by a partial Fisher-Yates shuffle, then keep order. */
-    int *order = malloc(sizeof *order * (size_t)n);
-    unsigned char *is_val = calloc((size_t)n, 1);
-    mv_dataset *train = NULL, *val = NULL;
-    mv_status st = order && is_val ? MV_OK : mv_fail(MV_ERR_NOMEM, "cannot split the dataset");
-    if (st == MV_OK) {
-        mv_rng rng;
-        mv_rng_seed(&rng, mix(seed, 0x5B117u));
-        for (int i = 0; i < n; i++) order[i] = i;
-        for (int i = 0; i < n_val; i++) {
-            const int j = i + (int)mv_rng_below(&rng, (uint32_t)(n - i));
-            const int tmp = order[i];
-            order[i] = order[j];
-            order[j] = tmp;
-            is_val[order[i]] = 1;
-        }
-    }
-    if (st == MV_OK && !(st = dataset_like(data, n - n_val, &train)))
-        st = dataset_like(data, n_val, &val);
-    if (st == MV_OK) {
-        const size_t D = (size_t)data->channels * data->height * data->width;
-        int at[2] = {0, 0};
-        for (int i = 0; i < n; i++) {
-            mv_dataset *dst = is_val[i] ? val : train;
-            const int k = at[is_val[i]]++;
-            memcpy(dst->pixels + (size_t)k * D, data->pixels + (size_t)i * D, sizeof(float) * D);
-            dst->labels[k] = data->labels[i];
-        }
-        *train_out = train;
-        *val_out = val;
-    } else {
-        mv_dataset_free(train);
-        mv_dataset_free(val);
-    }
-    free(order);
-    free(is_val);
     return st;
 }

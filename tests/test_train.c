@@ -182,7 +182,7 @@ typedef struct {
 
 static void on_batch(const mv_train_progress *p, void *user);
 
-static volatile sig_atomic_t stop_flag;
+static int stop_flag;
 static long stop_at_batch; /* counts batches across epochs; 0 = never */
 static long batches_seen;
 
@@ -193,6 +193,12 @@ static void on_batch(const mv_train_progress *p, void *user)
         return;
     if (++batches_seen == stop_at_batch)
         stop_flag = 1;
+}
+
+static int should_stop(void *user)
+{
+    (void)user;
+    return stop_flag;
 }
 
 static void run_setup(run *r, const char *hidden, float dropout, int shift)
@@ -219,7 +225,7 @@ static void run_setup(run *r, const char *hidden, float dropout, int shift)
     r->cfg.shift = shift;
     r->cfg.flip = shift > 0;
     r->cfg.progress = on_batch;
-    r->cfg.interrupt = &stop_flag;
+    r->cfg.should_stop = should_stop;
     strcpy(r->dir, "/tmp/mlpviz-train-XXXXXX");
     assert_non_null(mkdtemp(r->dir));
     snprintf(r->ckpt, sizeof r->ckpt, "%s/run.ckpt", r->dir);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_draw.h"
 
 static const char *const eval_help =
     "usage: mlpviz eval MODEL --data DATA [OPTIONS]\n"
@@ -98,7 +99,7 @@ static int write_confusion_png(const mv_model *m, const long *confusion, const c
     const int K = m->n_classes, cell = 28, scale = 1;
     int label_w = 0;
     for (int k = 0; k < K; k++) {
-        const int w = mv_text_width(m->class_names[k], scale) + 24;
+        const int w = cli_text_width(m->class_names[k], scale) + 24;
         label_w = w > label_w ? w : label_w;
     }
     const int W = label_w + K * cell + 8, H = 24 + K * cell + 8;
@@ -108,25 +109,25 @@ static int write_confusion_png(const mv_model *m, const long *confusion, const c
         return MV_EXIT_FAIL;
     }
     const float white[3] = {1, 1, 1}, black[3] = {0, 0, 0}, light[3] = {1, 1, 1};
-    mv_fill_rect(img, W, H, 3, 0, 0, W, H, white);
+    cli_fill_rect(img, W, H, 3, 0, 0, W, H, white);
     for (int t = 0; t < K; t++) {
         long total = 0;
         for (int p = 0; p < K; p++) total += confusion[t * K + p];
         char text[16];
         snprintf(text, sizeof text, "%d", t);
-        mv_draw_text(img, W, H, 3, label_w + t * cell + 8, 8, text, scale, black);
+        cli_draw_text(img, W, H, 3, label_w + t * cell + 8, 8, text, scale, black);
         snprintf(text, sizeof text, "%d ", t);
-        mv_draw_text(img, W, H, 3, 4, 24 + t * cell + 9, text, scale, black);
-        mv_draw_text(img, W, H, 3, 20, 24 + t * cell + 9, m->class_names[t], scale, black);
+        cli_draw_text(img, W, H, 3, 4, 24 + t * cell + 9, text, scale, black);
+        cli_draw_text(img, W, H, 3, 20, 24 + t * cell + 9, m->class_names[t], scale, black);
         for (int p = 0; p < K; p++) {
             const float share = total ? (float)confusion[t * K + p] / total : 0;
             float rgb[3];
-            mv_heat_color(share, rgb);
+            cli_heat_color(share, rgb);
             const int x = label_w + p * cell, y = 24 + t * cell;
-            mv_fill_rect(img, W, H, 3, x, y, x + cell - 1, y + cell - 1, rgb);
+            cli_fill_rect(img, W, H, 3, x, y, x + cell - 1, y + cell - 1, rgb);
             if (share >= 0.005f) { /* percentage, white on dark cells */
                 snprintf(text, sizeof text, "%.0f", 100 * share);
-                mv_draw_text(img, W, H, 3, x + 4, y + 9, text, scale, share > 0.5f ? light : black);
+                cli_draw_text(img, W, H, 3, x + 4, y + 9, text, scale, share > 0.5f ? light : black);
             }
         }
     }
@@ -479,7 +480,7 @@ static void draw_saliency(const mv_model *m, const float *pixels, const float *g
             float *p0 = sheet + ((size_t)y * sheet_w + x) * 3;
             float *p1 = p0 + (size_t)(w * s + gap) * 3, *p2 = p1 + (size_t)(w * s + gap) * 3;
             for (int c = 0; c < 3; c++) p0[c] = pixels[at + (C == 3 ? c : 0)];
-            mv_heat_color((float)(strongest * inv), p1);
+            cli_heat_color((float)(strongest * inv), p1);
             const float t = (float)fmax(-1, fmin(1, signed_sum * inv));
             p2[0] = t < 0 ? 1 + t : 1; /* white at 0, red for +, blue for - */
             p2[1] = 1 - fabsf(t);
@@ -535,7 +536,7 @@ int cmd_saliency(int argc, char **argv)
         rc = image_gradients(m, pixels, &target, 1, MV_OBJ_LOGIT, grad, &value);
     if (!rc) {
         const float white[3] = {1, 1, 1};
-        mv_fill_rect(sheet, W, H, 3, 0, 0, W, H, white);
+        cli_fill_rect(sheet, W, H, 3, 0, 0, W, H, white);
         draw_saliency(m, pixels, grad, s, sheet, W);
         cli_ensure_parent(out_path);
         if (mv_png_write(out_path, sheet, W, H, 3, NULL, NULL)) {

@@ -441,6 +441,12 @@ static volatile sig_atomic_t interrupt_requested;
 
 static void on_stop_signal(int sig) { interrupt_requested = sig; }
 
+static int stop_requested(void *user)
+{
+    (void)user;
+    return interrupt_requested != 0;
+}
+
 typedef struct {
     mv_dataset *train, *val, *test;
     mv_model *model, *checkpoint;
@@ -554,7 +560,7 @@ static int run_training(train_options *o, train_resources *r)
     progress_state ps = {.quiet = o->quiet, .tty = isatty(STDERR_FILENO)};
     o->train.progress = on_progress;
     o->train.user = &ps;
-    o->train.interrupt = &interrupt_requested;
+    o->train.should_stop = stop_requested;
     struct sigaction sa = {.sa_handler = on_stop_signal}, old_int, old_term;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);

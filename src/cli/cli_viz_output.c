@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_draw.h"
 #include "cli_viz.h"
 
 const char *viz_target_name(const viz_output *v, int r, char *buf, size_t size)
@@ -69,11 +70,11 @@ int viz_write_sheet(const char *path, const mv_model *m, int scale, const float 
     const int w = m->width * scale, h = m->height * scale, C = 3, pad = 4, label = 16;
     int cell_w = w, left = 0;
     for (int k = 0; col_labels && k < cols; k++) {
-        const int tw = mv_text_width(col_labels[k], 1);
+        const int tw = cli_text_width(col_labels[k], 1);
         cell_w = tw > cell_w ? tw : cell_w;
     }
     for (int r = 0; row_labels && r < rows; r++) {
-        const int tw = mv_text_width(row_labels[r], 1) + pad;
+        const int tw = cli_text_width(row_labels[r], 1) + pad;
         left = tw > left ? tw : left;
     }
     const int W = left + pad + cols * (cell_w + pad), H = pad + rows * (h + pad) + label;
@@ -86,7 +87,7 @@ int viz_write_sheet(const char *path, const mv_model *m, int scale, const float 
         return MV_EXIT_FAIL;
     }
     const float white[3] = {1, 1, 1}, black[3] = {0, 0, 0};
-    mv_fill_rect(sheet, W, H, C, 0, 0, W, H, white);
+    cli_fill_rect(sheet, W, H, C, 0, 0, W, H, white);
     const size_t D = (size_t)m->width * m->height * m->channels;
     for (int i = 0; i < rows * cols; i++) {
         const int col = i % cols, row = i / cols;
@@ -100,11 +101,11 @@ int viz_write_sheet(const char *path, const mv_model *m, int scale, const float 
                         big[((size_t)y * w + x) * m->channels + (m->channels == 3 ? c : 0)];
     }
     for (int k = 0; col_labels && k < cols; k++) {
-        const int x = left + pad + k * (cell_w + pad) + (cell_w - mv_text_width(col_labels[k], 1)) / 2;
-        mv_draw_text(sheet, W, H, C, x, H - label + 2, col_labels[k], 1, black);
+        const int x = left + pad + k * (cell_w + pad) + (cell_w - cli_text_width(col_labels[k], 1)) / 2;
+        cli_draw_text(sheet, W, H, C, x, H - label + 2, col_labels[k], 1, black);
     }
     for (int r = 0; row_labels && r < rows; r++)
-        mv_draw_text(sheet, W, H, C, pad, pad + r * (h + pad) + h / 2 - 6, row_labels[r], 1, black);
+        cli_draw_text(sheet, W, H, C, pad, pad + r * (h + pad) + h / 2 - 6, row_labels[r], 1, black);
     const mv_status st = mv_png_write(path, sheet, W, H, C, "mlpviz", text);
     free(sheet);
     free(big);

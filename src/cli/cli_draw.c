@@ -1,11 +1,11 @@
-/* draw.c: text and heat maps on float images, for labelled sheets. The glyphs come from
+/* cli_draw.c: text and heat maps on float images, for labelled sheets. The glyphs come from
  * stb_easy_font (Debian's libstb-dev), which describes text as axis-aligned quads; filling
  * those quads is all the rasterising there is to do. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "cli_draw.h"
 
 /* The header defines its functions static and was not written for -Wextra. */
 #pragma GCC diagnostic push
@@ -23,7 +23,7 @@ typedef struct {
     unsigned char color[4];
 } font_vertex;
 
-int mv_text_width(const char *text, int scale)
+int cli_text_width(const char *text, int scale)
 {
     char buf[256];
     strncpy(buf, text, sizeof buf - 1);
@@ -31,8 +31,8 @@ int mv_text_width(const char *text, int scale)
     return stb_easy_font_width(buf) * scale;
 }
 
-void mv_fill_rect(float *image, int width, int height, int channels, int x0, int y0, int x1,
-                  int y1, const float *color)
+void cli_fill_rect(float *image, int width, int height, int channels, int x0, int y0, int x1,
+                   int y1, const float *color)
 {
     x0 = x0 < 0 ? 0 : x0;
     y0 = y0 < 0 ? 0 : y0;
@@ -44,8 +44,8 @@ void mv_fill_rect(float *image, int width, int height, int channels, int x0, int
                    sizeof *color * (size_t)channels);
 }
 
-void mv_draw_text(float *image, int width, int height, int channels, int x, int y,
-                  const char *text, int scale, const float *color)
+void cli_draw_text(float *image, int width, int height, int channels, int x, int y,
+                   const char *text, int scale, const float *color)
 {
     char buf[256];
     const size_t bytes = 4 * 2048 * sizeof(font_vertex); /* ~270 B a character: 255 fit */
@@ -57,14 +57,14 @@ void mv_draw_text(float *image, int width, int height, int channels, int x, int 
     const int n = stb_easy_font_print(0, 0, buf, NULL, v, (int)bytes);
     for (int q = 0; q < n; q++) {
         const font_vertex *c = v + 4 * q;
-        mv_fill_rect(image, width, height, channels, x + (int)lrintf(c[0].x * scale),
-                     y + (int)lrintf(c[0].y * scale), x + (int)lrintf(c[2].x * scale),
-                     y + (int)lrintf(c[2].y * scale), color);
+        cli_fill_rect(image, width, height, channels, x + (int)lrintf(c[0].x * scale),
+                      y + (int)lrintf(c[0].y * scale), x + (int)lrintf(c[2].x * scale),
+                      y + (int)lrintf(c[2].y * scale), color);
     }
     free(v);
 }
 
-void mv_heat_color(float t, float *rgb)
+void cli_heat_color(float t, float *rgb)
 {
     /* white -> blue: readable in print and for the common colour blindnesses */
     t = t < 0 ? 0 : t > 1 ? 1 : t;
