@@ -14,6 +14,13 @@
  *   W[l] of shape [widths[l+1]][widths[l]] (row-major) and b[l] of shape [widths[l+1]].
  * - mv_real is float. The library is also compiled in double (-DMV_F64) for gradient checks;
  *   only mv_gradcheck() reaches that variant from a float build.
+ *
+ * Sections go from the bottom layer up, each function filed with the module that owns its
+ * subject: errors, random numbers and files; the network (architecture, parameters,
+ * workspace, passes and input gradients); images and datasets; the model (a network with its
+ * input normalisation, classes and file: predictions, pixel gradients) and its class
+ * statistics and mixtures; optimizers, training and evaluation; visualization; gradient
+ * checking. What only the mlpviz binary needs (drawing on its sheets) is in src/cli/.
  */
 #ifndef MLPVIZ_H
 #define MLPVIZ_H
@@ -53,11 +60,6 @@ const char *mv_status_string(mv_status status);
  * next failing call in the same thread. */
 const char *mv_last_error(void);
 
-/* Which dense-layer kernels this process runs: "avx2+fma" (processor and build allow it, and
- * MLPVIZ_SIMD=portable is not set) or "portable". Static storage. The two round differently,
- * so a model trained with one is not bit-identical to one trained with the other. */
-const char *mv_simd_name(void);
-
 /* ---------------------------------------------------------------- random numbers */
 
 /* The project's own generator (xoshiro256**, seeded through splitmix64): the same seed gives
@@ -76,6 +78,24 @@ double mv_rng_uniform(mv_rng *rng);
 double mv_rng_normal(mv_rng *rng);
 /* Uniform integer in [0, n), n > 0, without modulo bias. */
 uint32_t mv_rng_below(mv_rng *rng, uint32_t n);
+
+/* ---------------------------------------------------------------- files */
+
+/* Writes size bytes to path atomically: an unnamed temporary file in the same directory
+ * (O_TMPFILE), fsync, then a hidden name and a rename over path, so that a writer killed at
+ * any point leaves no partial file. On failure nothing new is left and an earlier file at
+ * path is untouched; the message names the path and the reason. Where that way is not
+ * possible (no O_TMPFILE or no locks on the filesystem, /proc not mounted, the hidden name
+ * held) the temporary file is named (.NAME.XXXXXX) from the start, and a writer killed during
+ * the write leaves it. docs/model-format.md ("Writing") has the details. */
+mv_status mv_write_file_atomic(const char *path, const void *data, size_t size);
+
+/* Writes a little-endian float32 NumPy .npy file (format 1.0, C order) of the given shape,
+ * atomically. */
+mv_status mv_npy_write(const char *path, const float *values, int ndim, const int *shape);
+
+/* CRC-32 (IEEE 802.3, as zlib and PNG); start with crc = 0. */
+uint32_t mv_crc32(uint32_t crc, const void *data, size_t size);
 
 /* ---------------------------------------------------------------- architecture */
 
@@ -184,7 +204,7 @@ typedef struct {
 mv_status mv_workspace_create(mv_workspace **out, const mv_arch *arch, int capacity);
 void mv_workspace_free(mv_workspace *ws);
 
-/* ---------------------------------------------------------------- passes */
+/* ---------------------------------------------------------------- passes and input gradients */
 
 /* Forward pass of `batch` rows of x [batch][widths[0]]; fills ws->z and ws->a. The passes
  * trust their caller: ws must come from mv_workspace_create with net's architecture and
@@ -236,60 +256,12 @@ mv_status mv_input_grad(const mv_net *net, mv_workspace *ws, const mv_real *x, i
                         mv_target target, const int *index, mv_real *grad_x,
                         mv_real *values);
 
-/* ---------------------------------------------------------------- gradient checking */
+/* Which dense-layer kernels this process runs: "avx2+fma" (processor and build allow it, and
+ * MLPVIZ_SIMD=portable is not set) or "portable". Static storage. The two round differently,
+ * so a model trained with one is not bit-identical to one trained with the other. */
+const char *mv_simd_name(void);
 
-typedef enum { MV_PREC_FLOAT, MV_PREC_DOUBLE } mv_precision;
-
-typedef struct {
-    mv_arch arch;
-    int batch;             /* rows of the random batch */
-    uint64_t seed;         /* weights, inputs, targets and sampled coordinates */
-    int samples;           /* coordinates per tensor; 0 = every coordinate */
-    double step;           /* finite-difference step h */
-    double floor;          /* floor on the relative-error denominator */
-    mv_target target;      /* objective for the input-gradient check */
-    float dropout;         /* > 0: the loss is checked through fixed dropout masks */
-} mv_gradcheck_config;
-
-/* Fills a config with the defaults (batch 4, 64 samples, floor 1e-4,
- * logit objective); step 0 means 1e-3 in double, 1e-2 in float. */
-void mv_gradcheck_defaults(mv_gradcheck_config *config, const mv_arch *arch);
-
-#define MV_GRADCHECK_MAX_TENSORS (2 * MV_MAX_LAYERS + 2)
-
-typedef struct {
-    char name[24];         /* "W0", "b0", ..., "x(loss)", "x(logit)" */
-    double max_rel_error;  /* max |analytic - numeric| / max(|a|, |n|, floor) */
-    double max_abs_grad;   /* max |analytic| over the whole tensor */
-    int checked;           /* coordinates compared */
-    int skipped;           /* coordinates skipped: a relu-like kink lay within the stencil */
-} mv_gradcheck_tensor;
-
-typedef struct {
-    int n_tensors;
-    mv_gradcheck_tensor tensor[MV_GRADCHECK_MAX_TENSORS];
-    double max_rel_error;  /* over all tensors */
-    double float_vs_double;/* largest normwise relative difference max|f - d| / max|d|, over
-                              the tensors, of the float and double analytic gradients (filled
-                              by mv_gradcheck; < 0 when not computed) */
-} mv_gradcheck_report;
-
-/* Central finite differences (4-point stencil) on sampled coordinates of every parameter
- * tensor, of the input for the loss, and of the input for config->target, in the given
- * precision; then compares the float and double analytic gradients on the same weights.
- * Returns MV_OK when it ran (judge the report), or an error. */
-mv_status mv_gradcheck(const mv_gradcheck_config *config, mv_precision precision,
-                       mv_gradcheck_report *report);
-
-/* The finite-difference step used when config->step is 0: 1e-3 in double, 1e-2 in float. */
-double mv_gradcheck_default_step(mv_precision precision);
-
-/* Index of a tensor whose analytic gradient is all zero over the whole tensor, or -1.
- * A check that passes on zeros proves nothing. */
-int mv_gradcheck_zero_tensor(const mv_gradcheck_report *report);
-
-
-/* ---------------------------------------------------------------- images (image.c) */
+/* ---------------------------------------------------------------- images */
 
 /* Default refusal threshold: an image whose header declares more pixels is not decoded. */
 #define MV_DEFAULT_MAX_PIXELS (1LL << 26)
@@ -312,7 +284,11 @@ mv_status mv_image_info(const char *path, int *width, int *height, int *channels
 mv_status mv_png_write(const char *path, const float *pixels, int width, int height,
                        int channels, const char *text_key, const char *text_value);
 
-/* ---------------------------------------------------------------- datasets (data.c) */
+/* Separable Gaussian blur of image [H][W][C] in place, with half-sample symmetric borders so
+ * that a constant image stays constant and the mean is preserved; scratch [H][W][C]. */
+void mv_gaussian_blur(float *image, float *scratch, int W, int H, int C, double sigma);
+
+/* ---------------------------------------------------------------- datasets */
 
 /* Labelled images in memory, all of one shape. */
 typedef struct {
@@ -357,7 +333,13 @@ mv_status mv_dataset_write_folder(const mv_dataset *data, const char *root);
 /* Releases a dataset; NULL is allowed. */
 void mv_dataset_free(mv_dataset *data);
 
-/* ---------------------------------------------------------------- model file (model.c) */
+/* Splits data into a training part and a validation part of round(fraction * count)
+ * images chosen by seed; both keep the original order. The parts belong to the caller
+ * (mv_dataset_free). */
+mv_status mv_dataset_split(const mv_dataset *data, double fraction, uint64_t seed,
+                           mv_dataset **train_out, mv_dataset **val_out);
+
+/* ---------------------------------------------------------------- model */
 
 /* A float32 array stored by name in a model file (optimizer moments, class means, ...). */
 typedef struct {
@@ -403,6 +385,15 @@ const float *mv_model_extra_get(const mv_model *model, const char *name, size_t 
 /* Normalises n images of pixels [n][height][width][channels] into network inputs x. */
 void mv_model_prepare_input(const mv_model *model, const float *pixels, mv_real *x, int n);
 
+/* Sets the model's input normalisation to the per-channel mean and standard deviation of
+ * the dataset's pixels (summed in double, in a fixed order). */
+void mv_model_fit_normalisation(mv_model *model, const mv_dataset *data);
+
+/* Class probabilities [n][n_classes] of n images of pixels (caller-allocated): the model's
+ * verdict on synthesized images, e.g. a second model judging them. MV_ERR_NUMERIC when an
+ * output is not finite (finite but huge weights can overflow). */
+mv_status mv_model_predict(const mv_model *model, const float *pixels, int n, float *probs);
+
 /* Pixel gradients of n images of pixels [n][height][width][channels]: grad [n][D] (same
  * layout, caller-allocated) receives, for row r, d S / d pixels[r] of the objective S of
  * `target` at unit index[r], through the input normalisation (dS/dpixel = dS/dx / std).
@@ -417,11 +408,63 @@ mv_status mv_model_save(const mv_model *model, const char *path);
  * CRC-32, finite weights. *out belongs to the caller (mv_model_free). */
 mv_status mv_model_load(mv_model **out, const char *path);
 
-/* CRC-32 (IEEE 802.3, as zlib and PNG); start with crc = 0. */
-uint32_t mv_crc32(uint32_t crc, const void *data, size_t size);
+/* ---------------------------------------------------------------- class statistics and mixtures */
 
+/* Fits, for every class of data, the mean image and a low-rank Gaussian of its pixels (the
+ * top `rank` principal directions of the class covariance and the standard deviation along
+ * each, found by seeded subspace iteration in double), and stores them in the model as
+ * extras "class.mean" [K][D], "class.basis" [K][rank][D] (orthonormal rows) and
+ * "class.sd" [K][rank] (descending), D = height * width * channels, in pixel space [0, 1].
+ * They give class visualization its class-conditional starts (Santurkar et al. 2019). The
+ * result depends only on the data, rank and seed, never on the thread count. rank is
+ * 0..64 (0 stores the means alone) and below the smallest class size. */
+mv_status mv_model_fit_class_stats(mv_model *model, const mv_dataset *data, int rank,
+                                   uint64_t seed);
 
-/* ---------------------------------------------------------------- optimizers (optim.c) */
+/* Non-zero when the model carries consistent class statistics; *rank (may be NULL)
+ * receives their rank. */
+int mv_model_has_class_stats(const mv_model *model, int *rank);
+
+/* One start image for class k into out [D] (caller-allocated): the class mean plus
+ * temperature * sum_i sd_i z_i basis_i with z_i standard normal from rng, clamped to [0, 1].
+ * temperature 0 gives the mean. Fails when the model has no class statistics. */
+mv_status mv_class_sample(const mv_model *model, int k, double temperature, mv_rng *rng,
+                          float *out);
+
+/* Fits, for every class of data, a mixture of `components` (M) k-means components of its
+ * pixels (k-means++ seeding from seed and the class, then Lloyd iterations in double until
+ * no assignment changes, at most 50; an emptied component takes the member farthest from
+ * its centre), and stores them in the model as extras "class.mixture.mean" [K][M][D] (each
+ * component's mean image) and "class.mixture.weight" [K][M] (the fraction of the class's
+ * images in it), components by decreasing weight, in pixel space [0, 1]. When the model
+ * already carries class statistics of rank R > 0 (fit them first), also
+ * "class.mixture.sd" [K][M][R]: the standard deviation of each component's members along
+ * the class's R basis directions ("class.basis"); otherwise an earlier "class.mixture.sd"
+ * is emptied. Refit the mixture whenever the class statistics are refitted: at another
+ * rank mv_model_has_class_mixture reports it inconsistent, at the same rank its deviations
+ * would silently refer to the old directions. They give
+ * class visualization diverse class-conditional starts, each near one of the class's
+ * modes. The result depends only on the data, components, seed and class statistics, never
+ * on the thread count. components is 1..64 and at most the smallest class size; errors name
+ * the class. On failure the model's earlier mixture, if any, is left or reported absent. */
+mv_status mv_model_fit_class_mixture(mv_model *model, const mv_dataset *data, int components,
+                                     uint64_t seed);
+
+/* Non-zero when the model carries a consistent class mixture (sizes agree with its classes,
+ * input and class statistics; every class's weights >= 0 with a positive sum);
+ * *components (may be NULL) receives M, 0 when there is none. */
+int mv_model_has_class_mixture(const mv_model *model, int *components);
+
+/* One start image for class k into out [D] (caller-allocated): a component m drawn with
+ * probability its weight, then its mean plus temperature * sum_i sd[m][i] z_i basis_i with
+ * z_i standard normal from rng, clamped to [0, 1]. temperature 0 gives the component mean.
+ * Every call draws one uniform and R normals from rng, whatever the temperature. Fails when
+ * the model has no consistent mixture, and for temperature > 0 when the mixture has no
+ * deviations (no class statistics of rank > 0 when it was fitted). */
+mv_status mv_class_mixture_sample(const mv_model *model, int k, double temperature,
+                                  mv_rng *rng, float *out);
+
+/* ---------------------------------------------------------------- optimizers */
 
 typedef enum {
     MV_OPT_SGD,
@@ -465,7 +508,7 @@ void mv_optimizer_free(mv_optimizer *opt);
 void mv_optimizer_step(mv_optimizer *opt, const mv_arch *arch, mv_params *params,
                        const mv_params *grads, double lr);
 
-/* ---------------------------------------------------------------- training (train.c) */
+/* ---------------------------------------------------------------- training and evaluation */
 
 typedef enum { MV_LR_CONST, MV_LR_STEP, MV_LR_COSINE, MV_LR_COUNT } mv_lr_schedule;
 
@@ -546,10 +589,6 @@ typedef struct {
 /* Defaults: 10 epochs, batch 128, adam lr 1e-3, no schedule, no regularization, seed 1. */
 void mv_train_defaults(mv_train_config *config);
 
-/* Sets the model's input normalisation to the per-channel mean and standard deviation of
- * the dataset's pixels (summed in double, in a fixed order). */
-void mv_model_fit_normalisation(mv_model *model, const mv_dataset *data);
-
 /* Trains model (network initialised, normalisation set, class names those of the dataset)
  * on train, measuring on val (may be NULL) after every epoch. Every epoch, and when
  * config->should_stop returns non-zero, a checkpoint (the model plus the training state) is
@@ -561,91 +600,12 @@ void mv_model_fit_normalisation(mv_model *model, const mv_dataset *data);
 mv_status mv_train(mv_model *model, const mv_dataset *train, const mv_dataset *val,
                    const mv_train_config *config, int *interrupted);
 
-/* Splits data into a training part and a validation part of round(fraction * count)
- * images chosen by seed; both keep the original order. The parts belong to the caller
- * (mv_dataset_free). */
-mv_status mv_dataset_split(const mv_dataset *data, double fraction, uint64_t seed,
-                           mv_dataset **train_out, mv_dataset **val_out);
-
 /* Accuracy and mean loss of a model on a dataset, and the confusion matrix
  * confusion[true][predicted] (may be NULL; n_classes^2 counts, caller-allocated). */
 mv_status mv_evaluate(const mv_model *model, const mv_dataset *data, double *accuracy,
                       double *loss, long *confusion);
 
-
-/* ---------------------------------------------------------------- files (fileio.c) */
-
-/* Writes size bytes to path atomically: an unnamed temporary file in the same directory
- * (O_TMPFILE), fsync, then a hidden name and a rename over path, so that a writer killed at
- * any point leaves no partial file. On failure nothing new is left and an earlier file at
- * path is untouched; the message names the path and the reason. Where that way is not
- * possible (no O_TMPFILE or no locks on the filesystem, /proc not mounted, the hidden name
- * held) the temporary file is named (.NAME.XXXXXX) from the start, and a writer killed during
- * the write leaves it. docs/model-format.md ("Writing") has the details. */
-mv_status mv_write_file_atomic(const char *path, const void *data, size_t size);
-
-/* Writes a little-endian float32 NumPy .npy file (format 1.0, C order) of the given shape,
- * atomically. */
-mv_status mv_npy_write(const char *path, const float *values, int ndim, const int *shape);
-
-
-/* ---------------------------------------------------------------- class statistics (classstats.c) */
-
-/* Fits, for every class of data, the mean image and a low-rank Gaussian of its pixels (the
- * top `rank` principal directions of the class covariance and the standard deviation along
- * each, found by seeded subspace iteration in double), and stores them in the model as
- * extras "class.mean" [K][D], "class.basis" [K][rank][D] (orthonormal rows) and
- * "class.sd" [K][rank] (descending), D = height * width * channels, in pixel space [0, 1].
- * They give class visualization its class-conditional starts (Santurkar et al. 2019). The
- * result depends only on the data, rank and seed, never on the thread count. rank is
- * 0..64 (0 stores the means alone) and below the smallest class size. */
-mv_status mv_model_fit_class_stats(mv_model *model, const mv_dataset *data, int rank,
-                                   uint64_t seed);
-
-/* Non-zero when the model carries consistent class statistics; *rank (may be NULL)
- * receives their rank. */
-int mv_model_has_class_stats(const mv_model *model, int *rank);
-
-/* One start image for class k into out [D] (caller-allocated): the class mean plus
- * temperature * sum_i sd_i z_i basis_i with z_i standard normal from rng, clamped to [0, 1].
- * temperature 0 gives the mean. Fails when the model has no class statistics. */
-mv_status mv_class_sample(const mv_model *model, int k, double temperature, mv_rng *rng,
-                          float *out);
-
-/* Fits, for every class of data, a mixture of `components` (M) k-means components of its
- * pixels (k-means++ seeding from seed and the class, then Lloyd iterations in double until
- * no assignment changes, at most 50; an emptied component takes the member farthest from
- * its centre), and stores them in the model as extras "class.mixture.mean" [K][M][D] (each
- * component's mean image) and "class.mixture.weight" [K][M] (the fraction of the class's
- * images in it), components by decreasing weight, in pixel space [0, 1]. When the model
- * already carries class statistics of rank R > 0 (fit them first), also
- * "class.mixture.sd" [K][M][R]: the standard deviation of each component's members along
- * the class's R basis directions ("class.basis"); otherwise an earlier "class.mixture.sd"
- * is emptied. Refit the mixture whenever the class statistics are refitted: at another
- * rank mv_model_has_class_mixture reports it inconsistent, at the same rank its deviations
- * would silently refer to the old directions. They give
- * class visualization diverse class-conditional starts, each near one of the class's
- * modes. The result depends only on the data, components, seed and class statistics, never
- * on the thread count. components is 1..64 and at most the smallest class size; errors name
- * the class. On failure the model's earlier mixture, if any, is left or reported absent. */
-mv_status mv_model_fit_class_mixture(mv_model *model, const mv_dataset *data, int components,
-                                     uint64_t seed);
-
-/* Non-zero when the model carries a consistent class mixture (sizes agree with its classes,
- * input and class statistics; every class's weights >= 0 with a positive sum);
- * *components (may be NULL) receives M, 0 when there is none. */
-int mv_model_has_class_mixture(const mv_model *model, int *components);
-
-/* One start image for class k into out [D] (caller-allocated): a component m drawn with
- * probability its weight, then its mean plus temperature * sum_i sd[m][i] z_i basis_i with
- * z_i standard normal from rng, clamped to [0, 1]. temperature 0 gives the component mean.
- * Every call draws one uniform and R normals from rng, whatever the temperature. Fails when
- * the model has no consistent mixture, and for temperature > 0 when the mixture has no
- * deviations (no class statistics of rank > 0 when it was fitted). */
-mv_status mv_class_mixture_sample(const mv_model *model, int k, double temperature,
-                                  mv_rng *rng, float *out);
-
-/* ---------------------------------------------------------------- visualization (visualize.c) */
+/* ---------------------------------------------------------------- visualization */
 
 /* Where each image starts. */
 typedef enum {
@@ -803,14 +763,57 @@ const char *mv_viz_decay_to_name(mv_viz_decay_to decay_to);
 mv_status mv_visualize(const mv_model *model, const mv_viz_config *config, const int *targets,
                        int n, const float *init_image, float *images, mv_viz_result *results);
 
-/* Class probabilities [n][n_classes] of n images of pixels (caller-allocated): the model's
- * verdict on synthesized images, e.g. a second model judging them. MV_ERR_NUMERIC when an
- * output is not finite (finite but huge weights can overflow). */
-mv_status mv_model_predict(const mv_model *model, const float *pixels, int n, float *probs);
+/* ---------------------------------------------------------------- gradient checking */
 
-/* Separable Gaussian blur of image [H][W][C] in place, with half-sample symmetric borders so
- * that a constant image stays constant and the mean is preserved; scratch [H][W][C]. */
-void mv_gaussian_blur(float *image, float *scratch, int W, int H, int C, double sigma);
+typedef enum { MV_PREC_FLOAT, MV_PREC_DOUBLE } mv_precision;
+
+typedef struct {
+    mv_arch arch;
+    int batch;             /* rows of the random batch */
+    uint64_t seed;         /* weights, inputs, targets and sampled coordinates */
+    int samples;           /* coordinates per tensor; 0 = every coordinate */
+    double step;           /* finite-difference step h */
+    double floor;          /* floor on the relative-error denominator */
+    mv_target target;      /* objective for the input-gradient check */
+    float dropout;         /* > 0: the loss is checked through fixed dropout masks */
+} mv_gradcheck_config;
+
+/* Fills a config with the defaults (batch 4, 64 samples, floor 1e-4,
+ * logit objective); step 0 means 1e-3 in double, 1e-2 in float. */
+void mv_gradcheck_defaults(mv_gradcheck_config *config, const mv_arch *arch);
+
+#define MV_GRADCHECK_MAX_TENSORS (2 * MV_MAX_LAYERS + 2)
+
+typedef struct {
+    char name[24];         /* "W0", "b0", ..., "x(loss)", "x(logit)" */
+    double max_rel_error;  /* max |analytic - numeric| / max(|a|, |n|, floor) */
+    double max_abs_grad;   /* max |analytic| over the whole tensor */
+    int checked;           /* coordinates compared */
+    int skipped;           /* coordinates skipped: a relu-like kink lay within the stencil */
+} mv_gradcheck_tensor;
+
+typedef struct {
+    int n_tensors;
+    mv_gradcheck_tensor tensor[MV_GRADCHECK_MAX_TENSORS];
+    double max_rel_error;  /* over all tensors */
+    double float_vs_double;/* largest normwise relative difference max|f - d| / max|d|, over
+                              the tensors, of the float and double analytic gradients (filled
+                              by mv_gradcheck; < 0 when not computed) */
+} mv_gradcheck_report;
+
+/* Central finite differences (4-point stencil) on sampled coordinates of every parameter
+ * tensor, of the input for the loss, and of the input for config->target, in the given
+ * precision; then compares the float and double analytic gradients on the same weights.
+ * Returns MV_OK when it ran (judge the report), or an error. */
+mv_status mv_gradcheck(const mv_gradcheck_config *config, mv_precision precision,
+                       mv_gradcheck_report *report);
+
+/* The finite-difference step used when config->step is 0: 1e-3 in double, 1e-2 in float. */
+double mv_gradcheck_default_step(mv_precision precision);
+
+/* Index of a tensor whose analytic gradient is all zero over the whole tensor, or -1.
+ * A check that passes on zeros proves nothing. */
+int mv_gradcheck_zero_tensor(const mv_gradcheck_report *report);
 
 #ifdef __cplusplus
 }
