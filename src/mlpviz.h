@@ -350,6 +350,15 @@ typedef struct {
 
 #define MV_MODEL_MAX_EXTRAS 32
 
+/* What mv_model_load saw of the file itself, beyond what the model holds: for reports and
+ * provenance, so that no caller reads the model file's bytes. All zero for a model that was
+ * not loaded from a file (created, trained, copied). */
+typedef struct {
+    uint64_t size;             /* bytes */
+    uint32_t version;          /* format version */
+    uint32_t crc;              /* the stored CRC-32, verified by the load */
+} mv_model_file_info;
+
 /* A trained classifier as stored on disk: the network, how to feed it, what its outputs are
  * called, and how it was made. docs/model-format.md describes the bytes. */
 typedef struct {
@@ -362,6 +371,7 @@ typedef struct {
                                   may be NULL */
     int n_extras;
     mv_model_extra extras[MV_MODEL_MAX_EXTRAS];
+    mv_model_file_info file;   /* filled by mv_model_load, else zero */
 } mv_model;
 
 /* A model with a zeroed network of this shape, input shape 1 x widths[0] x 1, mean 0, std 1,
@@ -405,7 +415,8 @@ mv_status mv_model_pixel_grad(const mv_model *model, const float *pixels, int n,
  * file at path untouched. */
 mv_status mv_model_save(const mv_model *model, const char *path);
 /* Reads and fully validates a model: magic, version, sizes before any large allocation,
- * CRC-32, finite weights. *out belongs to the caller (mv_model_free). */
+ * CRC-32, finite weights; (*out)->file records the file's size, version and CRC. *out belongs
+ * to the caller (mv_model_free). */
 mv_status mv_model_load(mv_model **out, const char *path);
 
 /* ---------------------------------------------------------------- class statistics and mixtures */

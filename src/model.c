@@ -1064,8 +1064,13 @@ mv_status mv_model_load(mv_model **out, const char *path)
         return st;
     const model_file f = {path, data, size};
     section_index idx;
-    if (!(st = check_envelope(&f)) && !(st = index_sections(&f, &idx)))
-        st = build_model(&f, &idx, out);
+    if (!(st = check_envelope(&f)) && !(st = index_sections(&f, &idx)) &&
+        !(st = build_model(&f, &idx, out)))
+        (*out)->file = (mv_model_file_info){
+            .size = size,
+            .version = get_u32(data + sizeof model_magic),
+            .crc = get_u32(data + size - TRAILER_BYTES),
+        };
     free(data);
     return st;
 }

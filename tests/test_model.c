@@ -283,6 +283,7 @@ static void test_create_defaults(void **state)
     assert_string_equal(m->class_names[2], "2");
     assert_null(m->meta);
     assert_int_equal(m->n_extras, 0);
+    assert_true(m->file.size == 0 && m->file.version == 0 && m->file.crc == 0);
     for (size_t i = 0; i < m->net->p.count; i++) assert_true(m->net->p.data[i] == 0);
     mv_model_free(m);
     mv_model_free(NULL);
@@ -327,6 +328,28 @@ static void test_round_trip_is_bit_exact(void **state)
         mv_model_free(m);
         mv_model_free(back);
     }
+}
+
+/* A load records the file's size, version and stored CRC as the bytes hold them. */
+static void test_load_records_file_info(void **state)
+{
+    (void)state;
+    mv_model *m = make_model("6,4,3", "relu", "ce", 1, 5);
+    char path[PATH_BYTES];
+    assert_int_equal(mv_model_save(m, fixture_path(path, "info.mlp")), MV_OK);
+    size_t size;
+    uint8_t *bytes = read_bytes(path, &size);
+    mv_model *back = NULL;
+    assert_int_equal(mv_model_load(&back, path), MV_OK);
+    assert_true(back->file.size == size);
+    assert_int_equal(back->file.version, 1);
+    const uint8_t *tail = bytes + size - 4;
+    const uint32_t crc = tail[0] | tail[1] << 8 | tail[2] << 16 | (uint32_t)tail[3] << 24;
+    assert_int_equal(back->file.crc, crc);
+    assert_int_equal(back->file.crc, mv_crc32(0, bytes, size - 4));
+    free(bytes);
+    mv_model_free(m);
+    mv_model_free(back);
 }
 
 /* Keys are replaced in place, prefixes are not keys, bad keys and values are refused, and
@@ -1188,6 +1211,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_defaults),
         cmocka_unit_test(test_round_trip_is_bit_exact),
+        cmocka_unit_test(test_load_records_file_info),
         cmocka_unit_test(test_meta_set_get),
         cmocka_unit_test(test_extras_set_get),
         cmocka_unit_test(test_class_names),

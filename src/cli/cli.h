@@ -93,17 +93,6 @@ int cli_load_model(const char *cmd, const char *path, mv_model **model);
  * characters escaped, invalid UTF-8 replaced by U+FFFD. */
 void cli_json_string(FILE *out, const char *text);
 
-/* What `info` and the PNG provenance report about a model file beyond what the model holds. */
-typedef struct {
-    long long size;
-    unsigned version;
-    unsigned long crc; /* the stored CRC-32, already verified by mv_model_load */
-} cli_file_facts;
-
-/* Reads size, format version and stored CRC of an already validated model file; prints the
- * error (naming the file) and returns MV_EXIT_FAIL when it cannot. */
-int cli_model_file_facts(const char *cmd, const char *path, cli_file_facts *facts);
-
 /* Unknown option / missing value reporting for getopt_long loops. */
 int cli_bad_option(const char *cmd, int opt, const char *arg0);
 

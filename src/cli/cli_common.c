@@ -1,7 +1,6 @@
 /* cli_common.c: what the subcommands share: messages, strict number parsing (one value, or
  * a table of numeric options), class names, data and model loading, output directories. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
@@ -9,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli.h"
 
@@ -305,26 +303,5 @@ int cli_load_data(const char *cmd, const char *path, const char *labels, const c
         cli_error(cmd, "%s", mv_last_error());
         return MV_EXIT_FAIL;
     }
-    return 0;
-}
-
-int cli_model_file_facts(const char *cmd, const char *path, cli_file_facts *facts)
-{
-    unsigned char head[12], tail[4];
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int ok = fd >= 0 && !fstat(fd, &st) && st.st_size >= 16 &&
-             pread(fd, head, sizeof head, 0) == (ssize_t)sizeof head &&
-             pread(fd, tail, sizeof tail, st.st_size - 4) == (ssize_t)sizeof tail;
-    const int err = errno;
-    if (fd >= 0)
-        close(fd);
-    if (!ok) {
-        cli_error(cmd, "%s: cannot read: %s", path, strerror(err));
-        return MV_EXIT_FAIL;
-    }
-    facts->size = (long long)st.st_size;
-    facts->version = head[8] | head[9] << 8 | head[10] << 16 | (unsigned)head[11] << 24;
-    facts->crc = tail[0] | tail[1] << 8 | tail[2] << 16 | (unsigned long)tail[3] << 24;
     return 0;
 }

@@ -183,12 +183,12 @@ static void print_classes(const mv_model *m)
 }
 
 /* The human summary: file, input and normalisation, layers, classes, metadata, extras. */
-static void print_summary(const char *path, const mv_model *m, const cli_file_facts *facts)
+static void print_summary(const char *path, const mv_model *m)
 {
     printf("Model: ");
     print_safe(stdout, path);
-    printf("\nFile: %lld bytes, format version %u, CRC-32 0x%08lx (verified)\n\n", facts->size,
-           facts->version, facts->crc);
+    printf("\nFile: %llu bytes, format version %u, CRC-32 0x%08x (verified)\n\n",
+           (unsigned long long)m->file.size, (unsigned)m->file.version, (unsigned)m->file.crc);
     printf("Input: %d x %d x %d (channels x height x width, stored HWC) = %d values\n",
            m->channels, m->height, m->width, m->net->arch.widths[0]);
     printf("Normalisation: x = (pixel - mean[c]) / std[c]\n");
@@ -238,13 +238,13 @@ static void json_layers(FILE *out, const mv_arch *arch)
 }
 
 /* The same facts as print_summary, as one JSON object for machines. */
-static void print_json(const char *path, const mv_model *m, const cli_file_facts *facts)
+static void print_json(const char *path, const mv_model *m)
 {
     const mv_arch *arch = &m->net->arch;
     printf("{\n  \"file\": ");
     cli_json_string(stdout, path);
-    printf(",\n  \"file_size\": %lld,\n  \"format_version\": %u,\n  \"crc32\": \"0x%08lx\",\n",
-           facts->size, facts->version, facts->crc);
+    printf(",\n  \"file_size\": %llu,\n  \"format_version\": %u,\n  \"crc32\": \"0x%08x\",\n",
+           (unsigned long long)m->file.size, (unsigned)m->file.version, (unsigned)m->file.crc);
     printf("  \"input\": {\"channels\": %d, \"height\": %d, \"width\": %d, \"layout\": \"HWC\", "
            "\"mean\": ", m->channels, m->height, m->width);
     json_float_list(stdout, m->mean, m->channels);
@@ -304,17 +304,12 @@ int cmd_info(int argc, char **argv)
     if (rc)
         return rc == CLI_HELP_SHOWN ? MV_EXIT_OK : rc;
     mv_model *m;
-    cli_file_facts facts;
     if (cli_load_model("info", path, &m))
         return MV_EXIT_FAIL;
-    if (cli_model_file_facts("info", path, &facts)) {
-        mv_model_free(m);
-        return MV_EXIT_FAIL;
-    }
     if (json)
-        print_json(path, m, &facts);
+        print_json(path, m);
     else
-        print_summary(path, m, &facts);
+        print_summary(path, m);
     mv_model_free(m);
     if (fflush(stdout) || ferror(stdout)) {
         cli_error("info", "cannot write the summary: %s", strerror(errno));

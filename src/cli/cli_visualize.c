@@ -513,17 +513,14 @@ static int check_judge(const mv_model *m, const mv_model *judge, const char *pat
 }
 
 /* The PNG tEXt provenance in text[size]: the seed, the model file's stored CRC (which names
- * the model that made the images) and the command line. Returns the exit status. */
-static int provenance_text(const viz_options *o, int argc, char **argv, char *text,
-                           size_t size)
+ * the model that made the images) and the command line. */
+static void provenance_text(const viz_options *o, const mv_model *m, int argc, char **argv,
+                            char *text, size_t size)
 {
-    cli_file_facts facts = {0};
-    const int rc = cli_model_file_facts("visualize", o->model_path, &facts);
-    int at = snprintf(text, size, "seed=%llu model_crc=%08lx command=mlpviz",
-                      (unsigned long long)o->viz.seed, facts.crc);
+    int at = snprintf(text, size, "seed=%llu model_crc=%08x command=mlpviz",
+                      (unsigned long long)o->viz.seed, (unsigned)m->file.crc);
     for (int i = 0; i < argc && at < (int)size; i++)
         at += snprintf(text + at, size - (size_t)at, " %s", argv[i]);
-    return rc;
 }
 
 static int visualize_with(viz_options *o, const mv_model *m, const mv_model *judge, int argc,
@@ -575,8 +572,7 @@ static int visualize_with(viz_options *o, const mv_model *m, const mv_model *jud
     v.frames = w.frames;
     v.frame_steps = w.steps;
     v.n_frames = w.count;
-    if (!rc)
-        rc = provenance_text(o, argc, argv, v.text, sizeof v.text);
+    provenance_text(o, m, argc, argv, v.text, sizeof v.text);
     if (!rc && !(rc = viz_write_outputs(&v)))
         print_summary(&v);
     free(targets);
