@@ -350,6 +350,12 @@ typedef struct {
 
 #define MV_MODEL_MAX_EXTRAS 32
 
+/* One metadata entry; the file stores it as a "key=value\n" line. Key non-empty without '='
+ * or newline, value without newline; both owned by the model. */
+typedef struct {
+    char *key, *value;
+} mv_model_meta;
+
 /* What mv_model_load saw of the file itself, beyond what the model holds: for reports and
  * provenance, so that no caller reads the model file's bytes. All zero for a model that was
  * not loaded from a file (created, trained, copied). */
@@ -367,8 +373,9 @@ typedef struct {
     float mean[4], std[4];     /* per channel: x = (pixel - mean[c]) / std[c] */
     int n_classes;             /* == output width */
     char **class_names;        /* [n_classes], owned */
-    char *meta;                /* "key=value\n" lines (command line, seed, accuracies...), owned,
-                                  may be NULL */
+    mv_model_meta *meta;       /* [n_meta] in file order (command line, seed, accuracies...),
+                                  owned, NULL when n_meta is 0 */
+    int n_meta;
     int n_extras;
     mv_model_extra extras[MV_MODEL_MAX_EXTRAS];
     mv_model_file_info file;   /* filled by mv_model_load, else zero */
@@ -384,7 +391,8 @@ void mv_model_free(mv_model *model);
 mv_status mv_model_set_class_names(mv_model *model, const char *const *names, int n);
 /* Sets (or replaces) one metadata key; keys and values may not contain '\n', keys not '='. */
 mv_status mv_model_meta_set(mv_model *model, const char *key, const char *value);
-/* Value of a metadata key, or NULL. Borrowed: valid until the model changes. */
+/* Value of a metadata key (its first entry), or NULL. Borrowed: valid until that key is set
+ * again or the model is freed. */
 const char *mv_model_meta_get(const mv_model *model, const char *key);
 /* Stores a copy of a named float array, replacing one of the same name. */
 mv_status mv_model_extra_set(mv_model *model, const char *name, const float *data,

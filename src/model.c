@@ -10,7 +10,6 @@
  *
  * Every number is little-endian and written byte by byte, never as a struct. */
 #include <math.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,68 +117,68 @@ static const char *meta_text_problem(const char *text, size_t len)
     return NULL;
 }
 
-/* Values handed out by mv_model_meta_get. In the text a value ends with '\n', callers need
- * a C string, and mv_model has no field to keep one in; so each value asked for is copied
- * here, tagged with its model, until that model's metadata changes through this file or the
- * model is freed. Equal values of one model share a copy, so repeated gets do not grow the
- * list. Lookups compare contents, so a stale entry can only ever return equal text. */
-typedef struct meta_value {
-    const mv_model *model;
-    struct meta_value *next;
-    char text[]; /* NUL-terminated */
-} meta_value;
-
-static meta_value *meta_values;
-static pthread_mutex_t meta_values_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* Releases every value kept for model: its metadata changed or it is going away. */
-static void meta_values_forget(const mv_model *model)
+/* Releases n metadata entries and their array. */
+static void free_meta(mv_model_meta *meta, int n)
 {
-    pthread_mutex_lock(&meta_values_lock);
-    for (meta_value **at = &meta_values; *at;) {
-        meta_value *v = *at;
-        if (v->model == model) {
-            *at = v->next;
-            free(v);
-        } else {
-            at = &v->next;
+    for (int i = 0; meta && i < n; i++) {
+        free(meta[i].key);
+        free(meta[i].value);
+    }
+    free(meta);
+}
+
+/* Splits well-formed metadata text[0..len) (meta_text_problem said so) into entries, in the
+ * file's order, duplicates kept so that a save writes the same bytes; the key ends at the
+ * first '='. The model's old entries are released only on success. */
+static mv_status meta_parse(mv_model *model, const char *text, size_t len)
+{
+    int n = 0;
+    for (size_t i = 0; i < len; i++) n += text[i] == '\n';
+    mv_model_meta *meta = n ? calloc((size_t)n, sizeof *meta) : NULL;
+    if (n && !meta)
+        return MV_ERR_NOMEM;
+    const char *line = text;
+    for (int i = 0; i < n; i++) {
+        const char *eq = strchr(line, '='), *end = strchr(eq, '\n');
+        meta[i].key = copy_text(line, (size_t)(eq - line));
+        meta[i].value = copy_text(eq + 1, (size_t)(end - eq - 1));
+        if (!meta[i].key || !meta[i].value) {
+            free_meta(meta, n);
+            return MV_ERR_NOMEM;
         }
+        line = end + 1;
     }
-    pthread_mutex_unlock(&meta_values_lock);
-}
-
-/* The kept copy of value[0..len) for model, made if needed; NULL when out of memory. */
-static const char *meta_value_keep(const mv_model *model, const char *value, size_t len)
-{
-    pthread_mutex_lock(&meta_values_lock);
-    meta_value *v = meta_values;
-    while (v && !(v->model == model && !strncmp(v->text, value, len) && !v->text[len]))
-        v = v->next;
-    if (!v && (v = malloc(sizeof *v + len + 1))) {
-        v->model = model;
-        memcpy(v->text, value, len);
-        v->text[len] = 0;
-        v->next = meta_values;
-        meta_values = v;
-    }
-    pthread_mutex_unlock(&meta_values_lock);
-    return v ? v->text : NULL;
-}
-
-/* Makes a copy of text[0..len) the model's metadata (NULL when empty) and forgets the values
- * handed out for the old one. The old metadata is released only on success. */
-static mv_status meta_store(mv_model *model, const char *text, size_t len)
-{
-    char *copy = NULL;
-    if (len > 0 && !(copy = copy_text(text, len)))
-        return mv_fail(MV_ERR_NOMEM, "cannot allocate %zu bytes of metadata", len);
-    meta_values_forget(model);
-    free(model->meta);
-    model->meta = copy;
+    free_meta(model->meta, model->n_meta);
+    model->meta = meta;
+    model->n_meta = n;
     return MV_OK;
 }
 
+/* Bytes of the metadata as the file holds it: "key=value\n" per entry. */
+static uint64_t meta_text_size(const mv_model *model)
+{
+    uint64_t size = 0;
+    for (int i = 0; i < model->n_meta; i++)
+        size += strlen(model->meta[i].key) + 1 + strlen(model->meta[i].value) + 1;
+    return size;
+}
+
 /* ---------------------------------------------------------------- model in memory */
+
+/* Entries the file can hold and give back unchanged: keys non-empty without '=' or newline,
+ * values without newline (the caller may have filled model->meta directly). */
+static mv_status check_meta(const mv_model *model)
+{
+    if (model->n_meta < 0 || (model->n_meta > 0 && !model->meta))
+        return mv_fail(MV_ERR_ARG, "%d metadata entries without an array", model->n_meta);
+    for (int i = 0; i < model->n_meta; i++) {
+        const mv_model_meta *e = &model->meta[i];
+        if (!e->key || !*e->key || strpbrk(e->key, "=\n") || !e->value || strchr(e->value, '\n'))
+            return mv_fail(MV_ERR_ARG, "metadata entry %d has an empty key, a key with '=' or "
+                           "a newline, or a value with a newline", i);
+    }
+    return MV_OK;
+}
 
 /* Name of parameter i of a network ("W1[3][5]", "b0[2]") for error messages. */
 static void param_position(const mv_net *net, size_t i, char *out, size_t size)
@@ -276,10 +275,8 @@ static mv_status check_model(const mv_model *model)
     for (int i = 0; i < n_out; i++)
         if ((st = check_class_name(model->class_names[i], i)))
             return st;
-    const char *problem = model->meta ? meta_text_problem(model->meta, strlen(model->meta))
-                                      : NULL;
-    if (problem)
-        return mv_fail(MV_ERR_ARG, "metadata %s", problem);
+    if ((st = check_meta(model)))
+        return st;
     if (net->p.count != mv_arch_param_count(&net->arch))
         return mv_fail(MV_ERR_ARG, "the network holds %zu parameters, its shape needs %zu",
                        net->p.count, mv_arch_param_count(&net->arch));
@@ -328,15 +325,14 @@ mv_status mv_model_create(mv_model **out, const mv_arch *arch)
     return MV_OK;
 }
 
-/* Frees everything the model owns, and the values meta_get handed out for it. */
+/* Frees everything the model owns. */
 void mv_model_free(mv_model *model)
 {
     if (!model)
         return;
     mv_net_free(model->net);
     free_names(model->class_names, model->n_classes);
-    free(model->meta);
-    meta_values_forget(model);
+    free_meta(model->meta, model->n_meta);
     for (int e = 0; e < model->n_extras && e < MV_MODEL_MAX_EXTRAS; e++)
         free(model->extras[e].data);
     free(model);
@@ -367,68 +363,47 @@ mv_status mv_model_set_class_names(mv_model *model, const char *const *names, in
     return MV_OK;
 }
 
-/* The line of meta whose key is key[0..key_len), or NULL: *line_len receives its length
- * including the newline (if any), *value and *value_len where its value lies. Tolerates text
- * that was not built by mv_model_meta_set (no final newline, lines without '='). */
-static const char *meta_find(const char *meta, const char *key, size_t key_len,
-                             size_t *line_len, const char **value, size_t *value_len)
+/* The first entry whose key is key, or NULL. */
+static mv_model_meta *meta_find(const mv_model *model, const char *key)
 {
-    for (const char *line = meta; line && *line;) {
-        const char *end = strchr(line, '\n');
-        const size_t len = end ? (size_t)(end - line) : strlen(line);
-        if (len > key_len && line[key_len] == '=' && !memcmp(line, key, key_len)) {
-            *line_len = len + (end != NULL);
-            *value = line + key_len + 1;
-            *value_len = len - key_len - 1;
-            return line;
-        }
-        line = end ? end + 1 : NULL;
-    }
+    for (int i = 0; i < model->n_meta; i++)
+        if (!strcmp(model->meta[i].key, key))
+            return &model->meta[i];
     return NULL;
 }
 
-/* Replaces the key's line in place (keeping the order of the others) or appends one; a
- * failure leaves the metadata as it was. */
+/* Replaces the key's value in place (keeping the order of the others) or appends an entry;
+ * everything is copied before anything changes, so a failure leaves the metadata as it was. */
 mv_status mv_model_meta_set(mv_model *model, const char *key, const char *value)
 {
     if (!key || !*key || strpbrk(key, "=\n") || !value || strchr(value, '\n'))
         return mv_fail(MV_ERR_ARG, "metadata key '%s' or its value is not usable: keys are "
                        "non-empty without '=' or newline, values have no newline",
                        key ? key : "(null)");
-    const size_t old_len = model->meta ? strlen(model->meta) : 0;
-    if (model->meta && meta_text_problem(model->meta, old_len))
-        return mv_fail(MV_ERR_ARG, "the model's metadata %s; cannot add '%s'",
-                       meta_text_problem(model->meta, old_len), key);
-    const size_t key_len = strlen(key), value_len = strlen(value);
-    size_t at = old_len, removed = 0, ignored; /* the replaced line, or the end */
-    const char *found, *old_value;
-    if (model->meta &&
-        (found = meta_find(model->meta, key, key_len, &removed, &old_value, &ignored)))
-        at = (size_t)(found - model->meta);
-    const size_t line_len = key_len + 1 + value_len + 1;
-    char *text = malloc(old_len - removed + line_len + 1);
-    if (!text)
-        return mv_fail(MV_ERR_NOMEM, "cannot allocate %zu bytes of metadata", old_len + line_len);
-    size_t len = 0;
-    memcpy(text, model->meta ? model->meta : "", at);
-    len += at;
-    len += (size_t)sprintf(text + len, "%s=%s\n", key, value);
-    memcpy(text + len, model->meta ? model->meta + at + removed : "", old_len - at - removed);
-    len += old_len - at - removed;
-    mv_status st = meta_store(model, text, len);
-    free(text);
-    return st;
+    mv_model_meta *found = meta_find(model, key);
+    char *value_copy = copy_text(value, strlen(value));
+    char *key_copy = found ? NULL : copy_text(key, strlen(key));
+    mv_model_meta *grown = found || !value_copy || !key_copy ? NULL :
+        realloc(model->meta, ((size_t)model->n_meta + 1) * sizeof *grown);
+    if (!value_copy || (!found && !grown)) {
+        free(value_copy);
+        free(key_copy);
+        return mv_fail(MV_ERR_NOMEM, "cannot allocate metadata '%s'", key);
+    }
+    if (found) {
+        free(found->value);
+        found->value = value_copy;
+        return MV_OK;
+    }
+    model->meta = grown;
+    model->meta[model->n_meta++] = (mv_model_meta){key_copy, value_copy};
+    return MV_OK;
 }
 
-/* Reads the text as it is now, so metadata assigned directly to model->meta works too. */
 const char *mv_model_meta_get(const mv_model *model, const char *key)
 {
-    size_t line_len, value_len;
-    const char *value;
-    if (!model->meta || !key ||
-        !meta_find(model->meta, key, strlen(key), &line_len, &value, &value_len))
-        return NULL;
-    return meta_value_keep(model, value, value_len);
+    const mv_model_meta *found = key ? meta_find(model, key) : NULL;
+    return found ? found->value : NULL;
 }
 
 /* Checks and copies before replacing, so a failure leaves any array of that name intact. */
@@ -641,7 +616,7 @@ static uint64_t image_size(const mv_model *model, section_sizes *s)
     s->input = 12 + 8 * (uint64_t)model->channels;
     s->classes = 4;
     for (int i = 0; i < model->n_classes; i++) s->classes += 4 + strlen(model->class_names[i]);
-    s->meta = model->meta ? strlen(model->meta) : 0;
+    s->meta = meta_text_size(model);
     s->weights = 8 + 4 * (uint64_t)model->net->p.count;
     uint64_t total = HEADER_BYTES + TRAILER_BYTES + 4 * SECTION_HEAD_BYTES + s->arch +
                      s->input + s->classes + s->weights;
@@ -690,7 +665,12 @@ static void put_model(out_buffer *b, const mv_model *model, const section_sizes 
     }
     if (s->meta) {
         put_section_head(b, "meta", s->meta);
-        put_bytes(b, model->meta, s->meta);
+        for (int i = 0; i < model->n_meta; i++) {
+            put_bytes(b, model->meta[i].key, strlen(model->meta[i].key));
+            put_bytes(b, "=", 1);
+            put_bytes(b, model->meta[i].value, strlen(model->meta[i].value));
+            put_bytes(b, "\n", 1);
+        }
     }
     put_section_head(b, "WGHT", s->weights);
     put_u64(b, model->net->p.count);
@@ -1007,7 +987,7 @@ static mv_status parse_contents(const model_file *f, const section_index *idx, m
         const char *text = (const char *)f->data + m.at, *problem = meta_text_problem(text, m.len);
         if (problem)
             return file_fail(f->path, MV_ERR_FORMAT, "metadata %s", problem);
-        if (meta_store(model, text, m.len))
+        if (meta_parse(model, text, m.len))
             return file_fail(f->path, MV_ERR_NOMEM, "cannot allocate the metadata");
     }
     for (int e = 0; e < idx->n_extras; e++) {

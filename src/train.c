@@ -310,8 +310,8 @@ static mv_status build_checkpoint(const trainer *t, mv_model **out)
         mv_model_free(ck);
         return mv_fail(MV_ERR_NOMEM, "cannot allocate the checkpoint");
     }
-    if (m->meta && !(ck->meta = strdup(m->meta)))
-        st = mv_fail(MV_ERR_NOMEM, "cannot allocate the checkpoint");
+    for (int i = 0; !st && i < m->n_meta; i++)
+        st = mv_model_meta_set(ck, m->meta[i].key, m->meta[i].value);
     if (st ||
         (st = mv_model_set_class_names(ck, (const char *const *)m->class_names, m->n_classes)) ||
         (st = meta_printf(ck, "train.epoch", "%d", t->epoch)) ||

@@ -229,7 +229,11 @@ static void assert_models_equal(const mv_model *a, const mv_model *b)
     assert_int_equal(a->n_classes, b->n_classes);
     for (int i = 0; i < a->n_classes; i++)
         assert_string_equal(a->class_names[i], b->class_names[i]);
-    assert_string_equal(a->meta ? a->meta : "", b->meta ? b->meta : "");
+    assert_int_equal(a->n_meta, b->n_meta);
+    for (int i = 0; i < a->n_meta; i++) {
+        assert_string_equal(a->meta[i].key, b->meta[i].key);
+        assert_string_equal(a->meta[i].value, b->meta[i].value);
+    }
     assert_int_equal(a->n_extras, b->n_extras);
     for (int e = 0; e < a->n_extras; e++) {
         assert_string_equal(a->extras[e].name, b->extras[e].name);
@@ -282,6 +286,7 @@ static void test_create_defaults(void **state)
     assert_string_equal(m->class_names[0], "0");
     assert_string_equal(m->class_names[2], "2");
     assert_null(m->meta);
+    assert_int_equal(m->n_meta, 0);
     assert_int_equal(m->n_extras, 0);
     assert_true(m->file.size == 0 && m->file.version == 0 && m->file.crc == 0);
     for (size_t i = 0; i < m->net->p.count; i++) assert_true(m->net->p.data[i] == 0);
@@ -352,18 +357,34 @@ static void test_load_records_file_info(void **state)
     mv_model_free(back);
 }
 
-/* Keys are replaced in place, prefixes are not keys, bad keys and values are refused, and
- * values stay valid C strings even for metadata assigned directly. */
+/* The metadata entries joined as the file stores them ("key=value\n" each), in out. */
+static const char *meta_text(const mv_model *m, char *out, size_t size)
+{
+    out[0] = 0;
+    for (int i = 0; i < m->n_meta; i++)
+        snprintf(out + strlen(out), size - strlen(out), "%s=%s\n", m->meta[i].key,
+                 m->meta[i].value);
+    return out;
+}
+
+/* Keys are replaced in place, prefixes are not keys, bad keys and values are refused and
+ * leave the entries as they were. */
 static void test_meta_set_get(void **state)
 {
     (void)state;
+    char text[256];
     mv_model *m = make_model("4,2", "relu", "ce", 1, 1);
-    assert_string_equal(m->meta, "command=mlpviz train --layers x\naccuracy=0.97\n");
+    assert_string_equal(meta_text(m, text, sizeof text),
+                        "command=mlpviz train --layers x\naccuracy=0.97\n");
+    assert_int_equal(m->n_meta, 2);
+    assert_string_equal(m->meta[1].key, "accuracy");
     assert_string_equal(mv_model_meta_get(m, "command"), "mlpviz train --layers x");
     assert_null(mv_model_meta_get(m, "missing"));
     assert_null(mv_model_meta_get(m, "accurac")); /* a prefix is not a key */
+    assert_null(mv_model_meta_get(m, NULL));
     assert_int_equal(mv_model_meta_set(m, "command", "replaced = with equals"), MV_OK);
-    assert_string_equal(m->meta, "command=replaced = with equals\naccuracy=0.97\n");
+    assert_string_equal(meta_text(m, text, sizeof text),
+                        "command=replaced = with equals\naccuracy=0.97\n");
     assert_string_equal(mv_model_meta_get(m, "command"), "replaced = with equals");
     assert_string_equal(mv_model_meta_get(m, "accuracy"), "0.97");
     assert_int_equal(mv_model_meta_set(m, "empty", ""), MV_OK);
@@ -373,22 +394,46 @@ static void test_meta_set_get(void **state)
     assert_int_equal(mv_model_meta_set(m, "a\nb", "x"), MV_ERR_ARG);
     assert_int_equal(mv_model_meta_set(m, "", "x"), MV_ERR_ARG);
     assert_int_equal(mv_model_meta_set(m, "k", "two\nlines"), MV_ERR_ARG);
-    assert_string_equal(m->meta, "command=replaced = with equals\naccuracy=0.97\nempty=\n");
-    /* values stay valid together, and asking again gives the same string */
-    const char *a = mv_model_meta_get(m, "command"), *b = mv_model_meta_get(m, "accuracy");
+    assert_int_equal(mv_model_meta_set(m, "accuracy", "two\nlines"), MV_ERR_ARG);
+    assert_string_equal(meta_text(m, text, sizeof text),
+                        "command=replaced = with equals\naccuracy=0.97\nempty=\n");
+    /* a value stays valid while other keys change, and asking again gives the same string */
+    const char *a = mv_model_meta_get(m, "command");
+    assert_int_equal(mv_model_meta_set(m, "more", "1"), MV_OK);
+    assert_int_equal(mv_model_meta_set(m, "accuracy", "0.98"), MV_OK);
     assert_ptr_equal(mv_model_meta_get(m, "command"), a);
     assert_string_equal(a, "replaced = with equals");
-    assert_string_equal(b, "0.97");
-    /* metadata assigned as a plain string (as a caller copying another model's does) */
-    free(m->meta);
-    m->meta = strdup("x=1\ny=two=2");
-    assert_string_equal(mv_model_meta_get(m, "y"), "two=2"); /* no final newline: tolerated */
-    assert_string_equal(mv_model_meta_get(m, "x"), "1");
-    assert_int_equal(mv_model_meta_set(m, "z", "3"), MV_ERR_ARG); /* malformed: not extended */
-    free(m->meta);
-    m->meta = strdup("x=1\n");
-    assert_int_equal(mv_model_meta_set(m, "z", "3"), MV_OK);
-    assert_string_equal(m->meta, "x=1\nz=3\n");
+    assert_string_equal(mv_model_meta_get(m, "accuracy"), "0.98");
+    mv_model_free(m);
+}
+
+/* Entries filled in directly: a duplicate key survives save and load in its place (get sees
+ * the first), and an entry the file could not give back makes the save fail. */
+static void test_meta_entries_round_trip(void **state)
+{
+    (void)state;
+    char path[PATH_BYTES], text[256], again[256];
+    mv_model *m = make_model("4,2", "relu", "ce", 1, 2);
+    assert_int_equal(mv_model_meta_set(m, "command", "first"), MV_OK);
+    mv_model_meta *grown = realloc(m->meta, (size_t)(m->n_meta + 1) * sizeof *grown);
+    assert_non_null(grown);
+    m->meta = grown;
+    m->meta[m->n_meta++] = (mv_model_meta){strdup("command"), strdup("second=2")};
+    assert_int_equal(mv_model_save(m, fixture_path(path, "dup.mlp")), MV_OK);
+    mv_model *back = NULL;
+    assert_int_equal(mv_model_load(&back, path), MV_OK);
+    assert_int_equal(back->n_meta, 3);
+    assert_string_equal(meta_text(back, text, sizeof text), meta_text(m, again, sizeof again));
+    assert_string_equal(text, "command=first\naccuracy=0.97\ncommand=second=2\n");
+    assert_string_equal(mv_model_meta_get(back, "command"), "first");
+    free(m->meta[2].key);
+    m->meta[2].key = strdup("bad=key");
+    assert_int_equal(mv_model_save(m, fixture_path(path, "dup.mlp")), MV_ERR_ARG);
+    mv_model *still = NULL;
+    assert_int_equal(mv_model_load(&still, path), MV_OK); /* the earlier file is untouched */
+    assert_int_equal(still->n_meta, 3);
+    mv_model_free(still);
+    mv_model_free(back);
     mv_model_free(m);
 }
 
@@ -1213,6 +1258,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_is_bit_exact),
         cmocka_unit_test(test_load_records_file_info),
         cmocka_unit_test(test_meta_set_get),
+        cmocka_unit_test(test_meta_entries_round_trip),
         cmocka_unit_test(test_extras_set_get),
         cmocka_unit_test(test_class_names),
         cmocka_unit_test(test_prepare_input),

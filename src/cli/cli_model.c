@@ -47,19 +47,13 @@ static const char *const export_help =
 
 /* Writes text for a terminal: control characters become \xNN so a hostile class name or
  * metadata value cannot move the cursor or change colours. */
-static void print_safe_n(FILE *out, const char *text, size_t n)
+static void print_safe(FILE *out, const char *text)
 {
-    for (const unsigned char *s = (const unsigned char *)text; n-- > 0 && *s; s++)
+    for (const unsigned char *s = (const unsigned char *)text; *s; s++)
         if (*s < 0x20 || *s == 0x7F)
             fprintf(out, "\\x%02x", *s);
         else
             fputc(*s, out);
-}
-
-/* Whole-string form of print_safe_n. */
-static void print_safe(FILE *out, const char *text)
-{
-    print_safe_n(out, text, strlen(text));
 }
 
 /* A float as the shortest JSON number that reads back as the same float32 (0.2, not
@@ -97,20 +91,15 @@ static void json_class_names(FILE *out, const mv_model *m)
     fputc(']', out);
 }
 
-/* The "key=value\n" metadata as a JSON object of strings (validated by the loader). */
-static void json_meta(FILE *out, const char *meta)
+/* The metadata entries, in file order, as a JSON object of strings. */
+static void json_meta(FILE *out, const mv_model *m)
 {
     fputc('{', out);
-    for (const char *line = meta; line && *line;) {
-        const char *eq = strchr(line, '='), *end = strchr(line, '\n');
-        char *key = strndup(line, (size_t)(eq - line)), *value = strndup(eq + 1, (size_t)(end - eq - 1));
-        if (line != meta) fputs(", ", out);
-        cli_json_string(out, key ? key : "?");
+    for (int i = 0; i < m->n_meta; i++) {
+        if (i) fputs(", ", out);
+        cli_json_string(out, m->meta[i].key);
         fputs(": ", out);
-        cli_json_string(out, value ? value : "?");
-        free(key);
-        free(value);
-        line = end + 1;
+        cli_json_string(out, m->meta[i].value);
     }
     fputc('}', out);
 }
@@ -197,17 +186,13 @@ static void print_summary(const char *path, const mv_model *m)
     printf("\n");
     print_layers(m);
     print_classes(m);
-    int n_meta = 0;
-    for (const char *p = m->meta; p && *p; p++) n_meta += *p == '\n';
-    printf("\nMetadata (%d):\n", n_meta);
-    for (const char *line = m->meta; line && *line;) {
-        const char *eq = strchr(line, '='), *end = strchr(line, '\n');
+    printf("\nMetadata (%d):\n", m->n_meta);
+    for (int i = 0; i < m->n_meta; i++) {
         printf("  ");
-        print_safe_n(stdout, line, (size_t)(eq - line));
+        print_safe(stdout, m->meta[i].key);
         printf(" = ");
-        print_safe_n(stdout, eq + 1, (size_t)(end - eq - 1));
+        print_safe(stdout, m->meta[i].value);
         printf("\n");
-        line = end + 1;
     }
     printf("\nExtras (%d):\n", m->n_extras);
     for (int e = 0; e < m->n_extras; e++)
@@ -257,7 +242,7 @@ static void print_json(const char *path, const mv_model *m)
     printf(",\n  \"total_params\": %zu,\n  \"classes\": ", mv_arch_param_count(arch));
     json_class_names(stdout, m);
     printf(",\n  \"meta\": ");
-    json_meta(stdout, m->meta);
+    json_meta(stdout, m);
     printf(",\n  \"extras\": [");
     for (int e = 0; e < m->n_extras; e++) {
         printf("%s{\"name\": ", e ? ", " : "");
@@ -372,7 +357,7 @@ static void json_export(FILE *out, const char *source, const mv_model *m)
     fputs("},\n  \"classes\": ", out);
     json_class_names(out, m);
     fputs(",\n  \"meta\": ", out);
-    json_meta(out, m->meta);
+    json_meta(out, m);
     fputs(",\n", out);
     json_recipe(out);
     fputs("  \"run\": \"z = x @ W.T + b\"\n}\n", out);
