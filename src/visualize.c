@@ -36,43 +36,49 @@ const char *const mv_viz_preset_names[] = {"default", "diverse", "prior", "plain
  * percentiles, decay factors, blur widths, step counts and objective rises carry over. */
 #define YOSINSKI_LR(lr) ((lr) / (255.0 * 255.0))
 
+/* default, diverse and prior, on top of the defaults. */
+static void smoothed_preset(mv_viz_config *c, const char *name)
+{
+    const int diverse = !strcmp(name, "diverse");
+    /* Tuned on the committed robust model with the independent judge of `make quality`
+     * (docs/QUALITY.md). Steps of fixed L2 length along the gradient averaged over 8
+     * noisy copies of the image (sd 1): the gradient of the noise-smoothed classifier,
+     * which the noise-trained model makes follow the garments' shapes. A decay towards
+     * the prior keeps the background dark and the image near what was known. */
+    c->objective = MV_OBJ_LOGPROB;
+    c->step = MV_STEP_L2;
+    c->grad_blur = 0;
+    c->blur_every = 0;
+    c->smooth_samples = 8;
+    c->smooth_sigma = 1.0;
+    c->decay_to = MV_DECAY_TO_PRIOR;
+    if (name[0] == 'd') { /* from nothing: a gray start with noise per seed, a long climb */
+        c->init = MV_INIT_GRAY;
+        c->init_noise = 0.2;
+        c->lr = 0.1;
+        c->steps = 400;
+        c->decay = 0.005;
+        /* diverse: the seeds of a class pushed apart in the model's features. Measured
+         * from noise, 100 seeds: diversity 0.16 -> 0.54 for judge 99.6% -> 91% */
+        c->diversity = diverse ? 1.25 : 0;
+    } else { /* from a k-means component of the class: a short climb that keeps it */
+        c->init = MV_INIT_CLASS_MIXTURE;
+        c->lr = 0.05;
+        c->steps = 100;
+        c->decay = 0;
+        c->jitter = 0; /* measured: jitter moved the samples away from the data */
+        /* a sample the model already finds clear is kept as drawn: the climb adds where
+         * the prior is unsure and does not wear away what it knew (measured: CAS 0.791
+         * after the full climb, 0.805 with the stop, 0.804 before) */
+        c->stop_prob = 0.99;
+    }
+}
+
 mv_status mv_viz_preset(mv_viz_config *c, const char *name)
 {
     mv_viz_defaults(c);
-    const int diverse = !strcmp(name, "diverse");
-    if (!strcmp(name, "default") || diverse || !strcmp(name, "prior")) {
-        /* Tuned on the committed robust model with the independent judge of `make quality`
-         * (docs/QUALITY.md). Steps of fixed L2 length along the gradient averaged over 8
-         * noisy copies of the image (sd 1): the gradient of the noise-smoothed classifier,
-         * which the noise-trained model makes follow the garments' shapes. A decay towards
-         * the prior keeps the background dark and the image near what was known. */
-        c->objective = MV_OBJ_LOGPROB;
-        c->step = MV_STEP_L2;
-        c->grad_blur = 0;
-        c->blur_every = 0;
-        c->smooth_samples = 8;
-        c->smooth_sigma = 1.0;
-        c->decay_to = MV_DECAY_TO_PRIOR;
-        if (name[0] == 'd') { /* from nothing: a gray start with noise per seed, a long climb */
-            c->init = MV_INIT_GRAY;
-            c->init_noise = 0.2;
-            c->lr = 0.1;
-            c->steps = 400;
-            c->decay = 0.005;
-            /* diverse: the seeds of a class pushed apart in the model's features. Measured
-             * from noise, 100 seeds: diversity 0.16 -> 0.54 for judge 99.6% -> 91% */
-            c->diversity = diverse ? 1.25 : 0;
-        } else { /* from a k-means component of the class: a short climb that keeps it */
-            c->init = MV_INIT_CLASS_MIXTURE;
-            c->lr = 0.05;
-            c->steps = 100;
-            c->decay = 0;
-            c->jitter = 0; /* measured: jitter moved the samples away from the data */
-            /* a sample the model already finds clear is kept as drawn: the climb adds where
-             * the prior is unsure and does not wear away what it knew (measured: CAS 0.791
-             * after the full climb, 0.805 with the stop, 0.804 before) */
-            c->stop_prob = 0.99;
-        }
+    if (!strcmp(name, "default") || !strcmp(name, "diverse") || !strcmp(name, "prior")) {
+        smoothed_preset(c, name);
         return MV_OK;
     }
     /* The others start from nothing: no decay, blur, smoothing or jitter unless they say. */
@@ -176,52 +182,64 @@ const char *mv_viz_decay_to_name(mv_viz_decay_to decay_to)
     return name_of(decay_to_names, MV_DECAY_TO_COUNT, (int)decay_to);
 }
 
+/* *index <- the index of text among names[0..count), else an error naming what was asked
+ * for and the choices. */
+static mv_status parse_name(const char *const *names, int count, const char *text,
+                            const char *what, const char *choices, int *index)
+{
+    *index = name_index(names, count, text);
+    return *index < 0 ? mv_fail(MV_ERR_ARG, "unknown %s '%s' (%s)", what, text, choices) : MV_OK;
+}
+
 mv_status mv_viz_decay_to_parse(mv_viz_decay_to *decay_to, const char *text)
 {
-    const int i = name_index(decay_to_names, MV_DECAY_TO_COUNT, text);
-    if (i < 0)
-        return mv_fail(MV_ERR_ARG, "unknown decay reference '%s' (start, mean, prior)", text);
-    *decay_to = (mv_viz_decay_to)i;
-    return MV_OK;
+    int i;
+    const mv_status st = parse_name(decay_to_names, MV_DECAY_TO_COUNT, text, "decay reference",
+                                    "start, mean, prior", &i);
+    if (st == MV_OK)
+        *decay_to = (mv_viz_decay_to)i;
+    return st;
 }
 
 mv_status mv_viz_init_parse(mv_viz_init *init, const char *text)
 {
-    const int i = name_index(init_names, MV_INIT_COUNT, text);
-    if (i < 0)
-        return mv_fail(MV_ERR_ARG, "unknown start '%s' (gray, noise, mean, class-mean, "
-                                   "class-sample, class-mixture, or an image file)", text);
-    *init = (mv_viz_init)i;
-    return MV_OK;
+    int i;
+    const mv_status st = parse_name(init_names, MV_INIT_COUNT, text, "start",
+                                    "gray, noise, mean, class-mean, class-sample, "
+                                    "class-mixture, or an image file", &i);
+    if (st == MV_OK)
+        *init = (mv_viz_init)i;
+    return st;
 }
 
 mv_status mv_viz_objective_parse(mv_objective *objective, const char *text)
 {
-    const int i = name_index(objective_names, MV_OBJ_COUNT, text);
-    if (i < 0)
-        return mv_fail(MV_ERR_ARG, "unknown objective '%s' (logit, prob, logprob, margin, unit)",
-                       text);
-    *objective = (mv_objective)i;
-    return MV_OK;
+    int i;
+    const mv_status st = parse_name(objective_names, MV_OBJ_COUNT, text, "objective",
+                                    "logit, prob, logprob, margin, unit", &i);
+    if (st == MV_OK)
+        *objective = (mv_objective)i;
+    return st;
 }
 
 mv_status mv_viz_step_parse(mv_viz_step *step, const char *text)
 {
-    const int i = name_index(step_names, MV_STEP_COUNT, text);
-    if (i < 0)
-        return mv_fail(MV_ERR_ARG, "unknown step rule '%s' (fixed, normalized, progress, l2)",
-                       text);
-    *step = (mv_viz_step)i;
-    return MV_OK;
+    int i;
+    const mv_status st = parse_name(step_names, MV_STEP_COUNT, text, "step rule",
+                                    "fixed, normalized, progress, l2", &i);
+    if (st == MV_OK)
+        *step = (mv_viz_step)i;
+    return st;
 }
 
 mv_status mv_viz_optimizer_parse(mv_viz_optimizer *optimizer, const char *text)
 {
-    const int i = name_index(optimizer_names, MV_PIXOPT_COUNT, text);
-    if (i < 0)
-        return mv_fail(MV_ERR_ARG, "unknown pixel optimizer '%s' (plain, momentum, adam)", text);
-    *optimizer = (mv_viz_optimizer)i;
-    return MV_OK;
+    int i;
+    const mv_status st = parse_name(optimizer_names, MV_PIXOPT_COUNT, text, "pixel optimizer",
+                                    "plain, momentum, adam", &i);
+    if (st == MV_OK)
+        *optimizer = (mv_viz_optimizer)i;
+    return st;
 }
 
 /* ------------------------------------------------------------------ octaves */
