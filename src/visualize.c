@@ -182,64 +182,52 @@ const char *mv_viz_decay_to_name(mv_viz_decay_to decay_to)
     return name_of(decay_to_names, MV_DECAY_TO_COUNT, (int)decay_to);
 }
 
-/* *index <- the index of text among names[0..count), else an error naming what was asked
- * for and the choices. */
-static mv_status parse_name(const char *const *names, int count, const char *text,
-                            const char *what, const char *choices, int *index)
-{
-    *index = name_index(names, count, text);
-    return *index < 0 ? mv_fail(MV_ERR_ARG, "unknown %s '%s' (%s)", what, text, choices) : MV_OK;
-}
-
 mv_status mv_viz_decay_to_parse(mv_viz_decay_to *decay_to, const char *text)
 {
-    int i;
-    const mv_status st = parse_name(decay_to_names, MV_DECAY_TO_COUNT, text, "decay reference",
-                                    "start, mean, prior", &i);
-    if (st == MV_OK)
-        *decay_to = (mv_viz_decay_to)i;
-    return st;
+    const int i = name_index(decay_to_names, MV_DECAY_TO_COUNT, text);
+    if (i < 0)
+        return mv_fail(MV_ERR_ARG, "unknown decay reference '%s' (start, mean, prior)", text);
+    *decay_to = (mv_viz_decay_to)i;
+    return MV_OK;
 }
 
 mv_status mv_viz_init_parse(mv_viz_init *init, const char *text)
 {
-    int i;
-    const mv_status st = parse_name(init_names, MV_INIT_COUNT, text, "start",
-                                    "gray, noise, mean, class-mean, class-sample, "
-                                    "class-mixture, or an image file", &i);
-    if (st == MV_OK)
-        *init = (mv_viz_init)i;
-    return st;
+    const int i = name_index(init_names, MV_INIT_COUNT, text);
+    if (i < 0)
+        return mv_fail(MV_ERR_ARG, "unknown start '%s' (gray, noise, mean, class-mean, "
+                                   "class-sample, class-mixture, or an image file)", text);
+    *init = (mv_viz_init)i;
+    return MV_OK;
 }
 
 mv_status mv_viz_objective_parse(mv_objective *objective, const char *text)
 {
-    int i;
-    const mv_status st = parse_name(objective_names, MV_OBJ_COUNT, text, "objective",
-                                    "logit, prob, logprob, margin, unit", &i);
-    if (st == MV_OK)
-        *objective = (mv_objective)i;
-    return st;
+    const int i = name_index(objective_names, MV_OBJ_COUNT, text);
+    if (i < 0)
+        return mv_fail(MV_ERR_ARG, "unknown objective '%s' (logit, prob, logprob, margin, unit)",
+                       text);
+    *objective = (mv_objective)i;
+    return MV_OK;
 }
 
 mv_status mv_viz_step_parse(mv_viz_step *step, const char *text)
 {
-    int i;
-    const mv_status st = parse_name(step_names, MV_STEP_COUNT, text, "step rule",
-                                    "fixed, normalized, progress, l2", &i);
-    if (st == MV_OK)
-        *step = (mv_viz_step)i;
-    return st;
+    const int i = name_index(step_names, MV_STEP_COUNT, text);
+    if (i < 0)
+        return mv_fail(MV_ERR_ARG, "unknown step rule '%s' (fixed, normalized, progress, l2)",
+                       text);
+    *step = (mv_viz_step)i;
+    return MV_OK;
 }
 
 mv_status mv_viz_optimizer_parse(mv_viz_optimizer *optimizer, const char *text)
 {
-    int i;
-    const mv_status st = parse_name(optimizer_names, MV_PIXOPT_COUNT, text, "pixel optimizer",
-                                    "plain, momentum, adam", &i);
-    if (st == MV_OK)
-        *optimizer = (mv_viz_optimizer)i;
-    return st;
+    const int i = name_index(optimizer_names, MV_PIXOPT_COUNT, text);
+    if (i < 0)
+        return mv_fail(MV_ERR_ARG, "unknown pixel optimizer '%s' (plain, momentum, adam)", text);
+    *optimizer = (mv_viz_optimizer)i;
+    return MV_OK;
 }
 
 /* ------------------------------------------------------------------ octaves */
