@@ -177,7 +177,9 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     manifest = ["# NAME opset form act final C H W K metadata  (made by scripts/onnx/make_fixtures.py;"
                 " inputs NAME.x.f32 [4][C][H][W], outputs NAME.out.f32/.out.f64 [4][K],"
-                " NAME.grad.f64 = d z[n][n%K]/d x[n], z = pre-softmax scores)"]
+                " NAME.grad.f64 = d z[n][n%K]/d x[n], z = pre-softmax scores)",
+                "# pytorch-fashion.{x.f32,out.f32,out.f64,grad.f64} (not listed: 8 inputs 1x28x28, K=10) belong to"
+                " models/pytorch-fashion-mlp.onnx, made by scripts/onnx/train_pytorch_mlp.py"]
     for index, (name, opset, form, act, final, chw, hidden, k, metadata, flatten, extra) in enumerate(FIXTURES):
         torch.manual_seed(index)
         model = MLP(chw, hidden, k, act, final, form, flatten).eval()
