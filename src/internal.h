@@ -241,4 +241,15 @@ void mv_group_by_class(const mv_dataset *data, int *start, int *members);
 /* Class k's name for messages ("?" when the dataset has none). Borrowed. */
 const char *mv_dataset_class_name(const mv_dataset *data, int k);
 
+
+/* model.c: MV_OK when the model is complete and consistent (what mv_model_save writes is
+ * exactly what mv_model_load accepts); every reader ends with it. */
+mv_status mv_model_check(const mv_model *model);
+/* onnx_read.c: 1 when data[0..size) looks like an ONNX ModelProto (a well-formed protobuf
+ * whose top-level fields are ModelProto's, holding a graph). No allocation. */
+int mv_onnx_sniff(const uint8_t *data, size_t size);
+/* onnx_meta.c: an ONNX model from data[0..size), read from path (mv_model_load_with). */
+mv_status mv_onnx_load(mv_model **out, const char *path, const uint8_t *data, size_t size,
+                       const mv_model_hints *hints);
+
 #endif /* MV_INTERNAL_H */

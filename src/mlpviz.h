@@ -359,10 +359,13 @@ typedef struct {
 /* What mv_model_load saw of the file itself, beyond what the model holds: for reports and
  * provenance, so that no caller reads the model file's bytes. All zero for a model that was
  * not loaded from a file (created, trained, copied). */
+typedef enum { MV_FORMAT_NONE, MV_FORMAT_MLPVIZ, MV_FORMAT_ONNX } mv_model_format;
+
 typedef struct {
+    mv_model_format format;    /* which reader made the model */
     uint64_t size;             /* bytes */
-    uint32_t version;          /* format version */
-    uint32_t crc;              /* the stored CRC-32, verified by the load */
+    uint32_t version;          /* format version (ONNX: the IR version) */
+    uint32_t crc;              /* the stored CRC-32, verified by the load (ONNX: computed) */
 } mv_model_file_info;
 
 /* A trained classifier as stored on disk: the network, how to feed it, what its outputs are
@@ -423,9 +426,28 @@ mv_status mv_model_pixel_grad(const mv_model *model, const float *pixels, int n,
  * file at path untouched. */
 mv_status mv_model_save(const mv_model *model, const char *path);
 /* Reads and fully validates a model: magic, version, sizes before any large allocation,
- * CRC-32, finite weights; (*out)->file records the file's size, version and CRC. *out belongs
+ * CRC-32, finite weights; (*out)->file records the file's size, version and CRC. An ONNX file
+ * (recognised by content) is read as mv_model_load_with(out, path, NULL) does. *out belongs
  * to the caller (mv_model_free). */
 mv_status mv_model_load(mv_model **out, const char *path);
+
+/* What an ONNX file may leave unsaid (docs/onnx.md): how to feed the graph and what its
+ * outputs are called. Each field is "not given" when zero or NULL. The file's metadata_props
+ * come first, then a sidecar JSON next to it (MODEL.onnx.json), then these; a hint that
+ * disagrees with the file or sidecar is an error, not silently dropped. Borrowed. */
+typedef struct {
+    int channels, height, width;    /* input shape C x H x W */
+    int channel_order_hwc;          /* 1: graph input is [N][H][W][C]; 0: not given (chw) */
+    float pixel_scale;              /* graph-input value of a white pixel (1 or 255) */
+    int n_mean, n_std;              /* 1 (every channel) or channels values */
+    float mean[4], std[4];          /* in graph-input units: x = (pixel*scale - mean) / std */
+    const char *const *class_names; /* [n_classes] */
+    int n_classes;
+} mv_model_hints;
+
+/* mv_model_load for either format; hints (may be NULL) serve ONNX files only, and an
+ * mlpviz model file with a non-empty hints is MV_ERR_ARG (its file records all of that). */
+mv_status mv_model_load_with(mv_model **out, const char *path, const mv_model_hints *hints);
 
 /* ---------------------------------------------------------------- class statistics and mixtures */
 

@@ -261,7 +261,7 @@ static mv_status check_input(const mv_model *model)
 
 /* MV_OK when the model is complete and consistent: what mv_model_save writes is exactly
  * what mv_model_load accepts. MV_ERR_NUMERIC for a NaN or infinity, MV_ERR_ARG otherwise. */
-static mv_status check_model(const mv_model *model)
+mv_status mv_model_check(const mv_model *model)
 {
     if (!model || !model->net)
         return mv_fail(MV_ERR_ARG, "the model has no network");
@@ -290,7 +290,7 @@ static mv_status check_model(const mv_model *model)
     return check_extras(model);
 }
 
-/* A consistent model from the start: everything check_model demands already holds. */
+/* A consistent model from the start: everything mv_model_check demands already holds. */
 mv_status mv_model_create(mv_model **out, const mv_arch *arch)
 {
     *out = NULL;
@@ -690,7 +690,7 @@ static void put_model(out_buffer *b, const mv_model *model, const section_sizes 
  * never written, and a failed write never damages an earlier file. */
 mv_status mv_model_save(const mv_model *model, const char *path)
 {
-    mv_status st = check_model(model);
+    mv_status st = mv_model_check(model);
     if (st) {
         char why[400];
         snprintf(why, sizeof why, "%s", mv_last_error()); /* mv_fail overwrites it */
@@ -747,7 +747,8 @@ static mv_status check_envelope(const model_file *f)
         if (f->size >= 5 && !memcmp(f->data, model_magic, 4) && f->data[4] == '\n')
             return file_fail(f->path, MV_ERR_FORMAT, "not an mlpviz model: its line endings "
                              "were converted (copied in text mode?)");
-        return file_fail(f->path, MV_ERR_FORMAT, "not an mlpviz model (wrong magic bytes)");
+        return file_fail(f->path, MV_ERR_FORMAT, "neither an mlpviz model (wrong magic bytes) nor an "
+                         "ONNX model");
     }
     if (f->size < HEADER_BYTES + TRAILER_BYTES)
         return file_fail(f->path, MV_ERR_FORMAT, "too short to be an mlpviz model (%zu bytes, "
@@ -871,7 +872,7 @@ static mv_status parse_arch(const model_file *f, span s, mv_arch *arch)
 }
 
 /* INPT: channels, height, width, then channels means and channels deviations. The values
- * themselves are judged later by check_model. */
+ * themselves are judged later by mv_model_check. */
 static mv_status parse_input(const model_file *f, span s, mv_model *model)
 {
     const uint8_t *p = f->data + s.at;
@@ -1019,7 +1020,7 @@ static mv_status build_model(const model_file *f, const section_index *idx, mv_m
         return file_fail(f->path, st, "%s", "cannot allocate the model");
     if (!(st = parse_input(f, idx->single[SEC_INPT], model)) &&
         !(st = parse_classes(f, idx->single[SEC_CLAS], model)) &&
-        !(st = parse_contents(f, idx, model)) && (st = check_model(model))) {
+        !(st = parse_contents(f, idx, model)) && (st = mv_model_check(model))) {
         char why[400];
         snprintf(why, sizeof why, "%s", mv_last_error());
         st = file_fail(f->path, st == MV_ERR_NUMERIC ? st : MV_ERR_FORMAT, "%s", why);
@@ -1034,7 +1035,14 @@ static mv_status build_model(const model_file *f, const section_index *idx, mv_m
 
 /* Reads the whole file, trusts nothing before the envelope (magic, version, CRC) and the
  * section lengths have been checked, and returns a model only when every check passed. */
-mv_status mv_model_load(mv_model **out, const char *path)
+/* Any non-empty hint: an mlpviz model file must not be given one (it records all that). */
+static int hints_given(const mv_model_hints *h)
+{
+    return h && (h->channels || h->height || h->width || h->channel_order_hwc ||
+                 h->pixel_scale != 0 || h->n_mean || h->n_std || h->class_names);
+}
+
+mv_status mv_model_load_with(mv_model **out, const char *path, const mv_model_hints *hints)
 {
     *out = NULL;
     uint8_t *data = NULL;
@@ -1042,15 +1050,30 @@ mv_status mv_model_load(mv_model **out, const char *path)
     mv_status st = mv_read_file(path, MAX_FILE_BYTES, &data, &size);
     if (st)
         return st;
+    const int native = size >= 4 && !memcmp(data, model_magic, 4);
+    if (!native && mv_onnx_sniff(data, size)) {
+        st = mv_onnx_load(out, path, data, size, hints);
+        free(data);
+        return st;
+    }
     const model_file f = {path, data, size};
     section_index idx;
-    if (!(st = check_envelope(&f)) && !(st = index_sections(&f, &idx)) &&
-        !(st = build_model(&f, &idx, out)))
+    if (hints_given(hints))
+        st = file_fail(path, MV_ERR_ARG, "an mlpviz model records its input shape, scaling "
+                       "and classes; those settings are for ONNX files");
+    else if (!(st = check_envelope(&f)) && !(st = index_sections(&f, &idx)) &&
+             !(st = build_model(&f, &idx, out)))
         (*out)->file = (mv_model_file_info){
+            .format = MV_FORMAT_MLPVIZ,
             .size = size,
             .version = get_u32(data + sizeof model_magic),
             .crc = get_u32(data + size - TRAILER_BYTES),
         };
     free(data);
     return st;
+}
+
+mv_status mv_model_load(mv_model **out, const char *path)
+{
+    return mv_model_load_with(out, path, NULL);
 }
