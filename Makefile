@@ -69,7 +69,7 @@ BIN         := $(OUTDIR)bin/mlpviz
 TEST_BINS   := $(BUILD)/tests/test_core_f64 $(BUILD)/tests/test_core_f32 $(BUILD)/tests/test_api \
                $(BUILD)/tests/test_data $(BUILD)/tests/test_model $(BUILD)/tests/test_train \
                $(BUILD)/tests/test_visualize $(BUILD)/tests/test_classstats $(BUILD)/tests/test_gemm \
-               $(BUILD)/tests/test_classmixture
+               $(BUILD)/tests/test_classmixture $(BUILD)/tests/test_onnx
 TEST_TOOLS  := $(BUILD)/tests/tool_make_model $(BUILD)/tests/tool_make_dataset \
                $(BUILD)/tests/tool_make_shapes
 GEN_GOLDEN  := $(BUILD)/tests/gen_golden
@@ -101,6 +101,9 @@ $(BUILD)/gen/onnx.pb-c.o: $(GEN)/onnx.pb-c.c
 	$(CC) -std=c11 -fopenmp $(filter -fsanitize% -fno-%,$(BASE)) $(CFLAGS) -c $< -o $@
 $(ONNX_SRC:%=$(BUILD)/%.o): BASE += -I$(GEN)
 $(ONNX_SRC:%=$(BUILD)/%.o): $(GEN)/onnx.pb-c.h
+# The ONNX suite binds conformance inputs as initializers with the generated code itself.
+$(BUILD)/tests/f32/test_onnx.o: BASE += -I$(GEN)
+$(BUILD)/tests/f32/test_onnx.o: $(GEN)/onnx.pb-c.h
 # The CLI includes the library's headers from src/.
 $(BUILD)/cli/%.o: src/cli/%.c
 	@mkdir -p $(@D)

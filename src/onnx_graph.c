@@ -262,24 +262,37 @@ static mv_status identity_layer(builder *g)
         return mv_fail(MV_ERR_NOMEM, "%s: cannot allocate an identity layer", g->f->path);
     }
     for (int64_t i = 0; i < D; i++) W[i * D + i] = 1;
-    g->widths[g->n_layers] = (int)D;
-    g->n_dims = 1;
-    g->dims[0] = D;
+    g->widths[g->n_layers] = (int)D; /* the stream keeps its dimensions: W is a view */
     return push_layer(g, (int)D, W, b);
 }
 
-/* Adds a bias constant (one value, or [M] with leading ones) to a LINEAR stream. */
+/* Adds a constant to a LINEAR stream, broadcast against the stream's feature dimensions as
+ * NumPy does (aligned on the right; a leading batch dimension must be 1). */
 static mv_status add_bias(builder *g, const mv_onnx_tensor *c, double beta)
 {
-    const int M = g->widths[g->n_layers];
-    int leading_ones = 1;
-    for (int i = 0; i + 1 < c->ndim; i++) leading_ones &= c->dims[i] == 1;
-    if (!c->values || !(c->count == 1 || (c->count == (size_t)M && leading_ones)))
-        return node_fail(g, "the bias must be a float constant of one value or of the layer's "
-                         "width (a batch-dependent bias is not an MLP)");
+    const int M = g->widths[g->n_layers], extra = c->ndim - g->n_dims;
+    int ok = c->values && extra <= 1 && (extra < 1 || c->dims[0] == 1);
+    for (int i = 0; ok && i < g->n_dims && i < c->ndim; i++) {
+        const int64_t cd = c->dims[c->ndim - 1 - i], sd = g->dims[g->n_dims - 1 - i];
+        ok = cd == 1 || cd == sd;
+    }
+    if (!ok)
+        return node_fail(g, "the bias must be a float constant that broadcasts over the "
+                         "features alone (a batch-dependent bias is not an MLP)");
     float *b = g->b[g->n_layers - 1];
     for (int m = 0; m < M; m++) {
-        const float v = c->values[c->count == 1 ? 0 : m];
+        /* m's index along each stream dimension, mapped to the constant's (1 = broadcast) */
+        int64_t rest = m, at = 0, stride = 1;
+        for (int i = 0; i < g->n_dims; i++) {
+            const int64_t sd = g->dims[g->n_dims - 1 - i], idx = rest % sd;
+            rest /= sd;
+            if (i < c->ndim) {
+                const int64_t cd = c->dims[c->ndim - 1 - i];
+                at += (cd == 1 ? 0 : idx) * stride;
+                stride *= cd;
+            }
+        }
+        const float v = c->values[at];
         b[m] += beta == 1 ? v : (float)(beta * v);
     }
     return MV_OK;
@@ -462,6 +475,9 @@ static mv_status op_flatten(builder *g)
     return flatten_to_rows(g);
 }
 
+/* Reshape to [N, d1, ..., dk] with d1 * ... * dk the features: a view, the order kept. The
+ * batch entry may be the batch symbol (PyTorch's x.size(0)), 0, -1 or a number; one feature
+ * entry may be -1 (the rest) and 0 copies the input's dimension. */
 static mv_status op_reshape(builder *g)
 {
     const mv_onnx_tensor *shape = NULL;
@@ -469,14 +485,36 @@ static mv_status op_reshape(builder *g)
     if (st || (st = constant(g, 1, &shape)))
         return st;
     const int64_t D = feature_count(g);
-    if (!shape->ints || shape->count != 2)
-        return node_fail(g, "reshapes to other than [N, features]");
-    const int64_t rows = shape->ints[0], cols = shape->ints[1];
-    const int rows_ok = rows == BATCH || rows == 0 || rows == -1 || rows > 0;
-    const int cols_ok = cols == D || (cols == -1 && rows != -1);
-    if (!rows_ok || !cols_ok)
-        return node_fail(g, "reshapes to other than [N, features]");
-    return flatten_to_rows(g);
+    const int k = (int)shape->count - 1;
+    if (!shape->ints || shape->ndim != 1 || k < 1 || k > MV_ONNX_MAX_DIMS)
+        return node_fail(g, "the shape must be a 1-D int64 constant of 2 to %d entries",
+                         MV_ONNX_MAX_DIMS + 1);
+    const int64_t rows = shape->ints[0];
+    int64_t dims[MV_ONNX_MAX_DIMS], known = 1;
+    int rest = -1;
+    for (int i = 0; i < k; i++) {
+        const int64_t v = shape->ints[i + 1];
+        dims[i] = v == 0 && i < g->n_dims ? g->dims[i] : v;
+        if (dims[i] == -1 && rest < 0 && rows != -1)
+            rest = i;
+        else if (dims[i] < 1)
+            return node_fail(g, "reshapes to other than [N, features...]");
+        else
+            known *= dims[i];
+        if (known > D)
+            return node_fail(g, "reshapes %lld features into more", (long long)D);
+    }
+    if (rest >= 0)
+        dims[rest] = D % known == 0 ? D / known : -1;
+    if (!(rows == BATCH || rows >= -1) || (rest >= 0 && dims[rest] < 1) ||
+        (rest < 0 && known != D))
+        return node_fail(g, "reshapes to other than [N, features...] (%lld features)",
+                         (long long)D);
+    g->n_dims = k;
+    memcpy(g->dims, dims, sizeof *dims * (size_t)k);
+    const stream_state s = g->state;
+    g->state = s == S_FINAL ? S_RAW : s;
+    return advance(g);
 }
 
 /* A computed constant of the given shape; *out is zeroed first. */
