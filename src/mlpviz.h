@@ -817,6 +817,10 @@ typedef struct {
     double floor;          /* floor on the relative-error denominator */
     mv_target target;      /* objective for the input-gradient check */
     float dropout;         /* > 0: the loss is checked through fixed dropout masks */
+    const float *weights;  /* NULL: random; else a given network's parameters, in mv_params
+                              order [mv_arch_param_count(&arch)] (borrowed): checks that model */
+    const float *inputs;   /* NULL: random in [-1, 1]; else [batch][widths[0]] network inputs
+                              (normalised pixels, mv_model_prepare_input; borrowed) */
 } mv_gradcheck_config;
 
 /* Fills a config with the defaults (batch 4, 64 samples, floor 1e-4,
