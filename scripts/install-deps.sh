@@ -4,7 +4,9 @@
 # (default: the build and test packages).
 set -eu
 
-packages=${*:-"gcc make libc6-dev binutils libcmocka-dev libstb-dev pkg-config python3"}
+# help2man makes the man pages of make install, and groff renders them in the install test.
+default="gcc make libc6-dev binutils libcmocka-dev libstb-dev pkg-config python3"
+packages=${*:-"$default help2man groff-base"}
 
 missing=""
 for p in $packages; do
