@@ -747,6 +747,11 @@ typedef struct {
      * the buffer is borrowed for the call. */
     void (*on_frame)(int step, const float *images, int n, void *user);
     void (*on_step)(int step, int steps, void *user); /* after every step (may be NULL) */
+    /* With on_scores set, receives after every step (1..steps) the objective [n] of each row
+     * as that step's gradient saw it: at the jittered image, averaged over the noisy copies
+     * with gradient smoothing (the objective the ascent climbs), without the l2, tv and
+     * diversity terms. Measured on passes the ascent makes anyway; the buffer is borrowed. */
+    void (*on_scores)(int step, const double *scores, int n, void *user);
     void *user;
 } mv_viz_config;
 

@@ -342,6 +342,7 @@ typedef struct {
     int *class_rows;        /* [K] rows per class */
     mv_real *diversity_grad; /* [n][D] the diversity term's input gradient */
     unsigned char *stopped; /* [n] with stop_prob: the row has reached it and stays */
+    double *scores;  /* [n] with on_scores: this step's objective per row */
     int *dx, *dy;    /* [n] this step's jitter */
     octave_ops oct;
     long t;          /* pixel-optimizer updates so far (adam's bias correction) */
@@ -353,7 +354,7 @@ static void ascent_free(ascent *a)
     mv_workspace_free(a->ws);
     void *buffers[] = {a->start, a->shifted, a->grad, a->scratch, a->m, a->v, a->measure, a->x,
                        a->gx, a->noisy, a->sample_grad, a->unit_features,
-                       a->class_sums, a->feature_norms, a->class_rows, a->diversity_grad, a->stopped, a->dx, a->dy, a->oct.down_x, a->oct.down_y,
+                       a->class_sums, a->feature_norms, a->class_rows, a->diversity_grad, a->stopped, a->scores, a->dx, a->dy, a->oct.down_x, a->oct.down_y,
                        a->oct.up_x, a->oct.up_y, a->oct.basis, a->oct.column};
     for (size_t i = 0; i < sizeof buffers / sizeof *buffers; i++) free(buffers[i]);
 }
@@ -415,6 +416,33 @@ static mv_status init_images(ascent *a, const float *init_image)
     return MV_OK;
 }
 
+/* Row r's objective in the workspace's last forward pass: the target's logit, probability,
+ * log-probability or margin over the strongest other class, or a unit's activation. */
+static double row_score(const ascent *a, int r)
+{
+    const mv_viz_config *c = a->cfg;
+    const mv_arch *arch = &a->model->net->arch;
+    if (!class_objective(c))
+        return a->ws->a[c->unit_layer][(size_t)r * arch->widths[c->unit_layer + 1] + a->targets[r]];
+    const int L = arch->n_layers, K = a->model->n_classes, t = a->targets[r];
+    const mv_real *z = a->ws->z[L - 1] + (size_t)r * K, *p = a->ws->a[L - 1] + (size_t)r * K;
+    double runner_up = -INFINITY;
+    for (int k = 0; k < K; k++)
+        if (k != t && z[k] > runner_up) runner_up = z[k];
+    switch (c->objective) {
+    case MV_OBJ_OUTPUT: return p[t];
+    case MV_OBJ_LOGPROB: return log(p[t]);
+    case MV_OBJ_MARGIN: return z[t] - runner_up;
+    default: return z[t];
+    }
+}
+
+/* With on_scores: adds weight times each row's objective in the last forward pass. */
+static void add_scores(ascent *a, double weight)
+{
+    for (int r = 0; a->scores && r < a->n; r++) a->scores[r] += weight * row_score(a, r);
+}
+
 /* gx [n][D] <- the objective's gradient at the network inputs x [n][D]. */
 static mv_status objective_gradient(ascent *a, const mv_real *x, mv_real *gx)
 {
@@ -438,6 +466,7 @@ static mv_status smoothed_gradient(ascent *a, mv_rng *rng)
         mv_status st = objective_gradient(a, a->noisy, a->sample_grad);
         if (st)
             return st;
+        add_scores(a, 1.0 / c->smooth_samples);
         for (size_t i = 0; i < total; i++) a->gx[i] += a->sample_grad[i];
     }
     const mv_real share = (mv_real)1 / (mv_real)c->smooth_samples;
@@ -504,10 +533,14 @@ static mv_status gradients(ascent *a, mv_rng *rng)
         }
         mv_model_prepare_input(a->model, image, a->x + r * D, 1);
     });
+    if (a->scores)
+        memset(a->scores, 0, sizeof *a->scores * (size_t)a->n);
     mv_status st = c->smooth_samples > 0 ? smoothed_gradient(a, rng)
                                          : objective_gradient(a, a->x, a->gx);
     if (st)
         return st;
+    if (c->smooth_samples <= 0)
+        add_scores(a, 1.0);
     if (c->diversity > 0)
         add_diversity_gradient(a);
     /* -l2 |x|^2 in network space; then d/dpixel = d/dx / std; then undo the jitter. */
@@ -735,15 +768,7 @@ static void final_scores(ascent *a, mv_viz_result *results)
         x->logit = z[t];
         x->prob = p[t];
         x->margin = z[t] - runner_up;
-        switch (c->objective) {
-        case MV_OBJ_OUTPUT: x->score = p[t]; break;
-        case MV_OBJ_LOGPROB: x->score = log(p[t]); break;
-        case MV_OBJ_MARGIN: x->score = x->margin; break;
-        case MV_OBJ_HIDDEN_PRE:
-            x->score = a->ws->a[c->unit_layer][(size_t)r * a->model->net->arch.widths[c->unit_layer + 1] + a->targets[r]];
-            break;
-        default: x->score = z[t]; break;
-        }
+        x->score = row_score(a, r);
     }
 }
 
@@ -851,6 +876,8 @@ static mv_status ascent_init(ascent *a, const mv_model *model, const mv_viz_conf
             !a->diversity_grad)
             return mv_fail(MV_ERR_NOMEM, "cannot allocate the diversity term for %d images", n);
     }
+    if (cfg->on_scores && !(a->scores = calloc((size_t)n, sizeof *a->scores)))
+        return mv_fail(MV_ERR_NOMEM, "cannot allocate visualization buffers for %d images", n);
     if (cfg->stop_prob > 0 && !(a->stopped = calloc((size_t)n, 1)))
         return mv_fail(MV_ERR_NOMEM, "cannot allocate visualization buffers for %d images", n);
     a->dy = malloc(sizeof *a->dy * (size_t)n);
@@ -887,6 +914,8 @@ static mv_status climb(ascent *a, int first, int last, mv_rng *rng, mv_viz_resul
                     { update_row(a, r, step); });
         if (c->on_frame && c->frame_every > 0 && (step + 1) % c->frame_every == 0)
             c->on_frame(step + 1, a->images, a->n, c->user);
+        if (c->on_scores)
+            c->on_scores(step + 1, a->scores, a->n, c->user);
         if (c->on_step)
             c->on_step(step + 1, c->steps, c->user);
     }

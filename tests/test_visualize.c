@@ -303,6 +303,60 @@ static void test_frames_come_every_n_steps(void **state)
 }
 
 /* Sum of |differences| between neighbours: how much fine detail an image holds. */
+/* The objective of 4 rows at every step, as on_scores reports it. */
+typedef struct {
+    double at[8][4];
+    int steps[8], count;
+} score_trace;
+
+static void keep_scores(int step, const double *scores, int n, void *user)
+{
+    score_trace *t = user;
+    assert_int_equal(n, 4);
+    if (t->count < 8) {
+        memcpy(t->at[t->count], scores, sizeof t->at[0]);
+        t->steps[t->count++] = step;
+    }
+}
+
+/* on_scores reports steps 1..N, each the objective at the image the step started from: with
+ * no jitter, smoothing or noise, step k's score is the final score of a run of k - 1 steps.
+ * With smoothing it is the mean over the noisy copies, so it moves away from the plain one. */
+static void test_scores_follow_the_ascent(void **state)
+{
+    (void)state;
+    mv_model *m = random_model();
+    mv_viz_config c;
+    mv_viz_preset(&c, "plain");
+    c.objective = MV_OBJ_LOGPROB;
+    score_trace t = {0};
+    c.steps = 5;
+    c.on_scores = keep_scores;
+    c.user = &t;
+    float images[4 * 100];
+    mv_viz_result res[4];
+    run(m, &c, images, res);
+    assert_int_equal(t.count, 5);
+    assert_int_equal(t.steps[0], 1);
+    assert_int_equal(t.steps[4], 5);
+    for (int steps = 1; steps <= 5; steps++) {
+        mv_viz_config shorter = c;
+        shorter.steps = steps - 1;
+        shorter.on_scores = NULL;
+        run(m, &shorter, images, res);
+        for (int r = 0; r < 4; r++) assert_float_equal(t.at[steps - 1][r], res[r].score, 1e-5);
+    }
+    score_trace smoothed = {0};
+    c.smooth_samples = 4;
+    c.smooth_sigma = 0.3;
+    c.user = &smoothed;
+    run(m, &c, images, res);
+    assert_int_equal(smoothed.count, 5);
+    assert_true(fabs(smoothed.at[4][0] - t.at[4][0]) > 1e-6);
+    assert_true(isfinite(smoothed.at[4][0]));
+    mv_model_free(m);
+}
+
 static double total_variation(const float *p, int side)
 {
     double tv = 0;
@@ -841,6 +895,7 @@ int main(void)
         cmocka_unit_test(test_every_objective_rises),
         cmocka_unit_test(test_every_step_rule_and_optimizer_climbs),
         cmocka_unit_test(test_frames_come_every_n_steps),
+        cmocka_unit_test(test_scores_follow_the_ascent),
         cmocka_unit_test(test_octaves_start_coarse),
         cmocka_unit_test(test_percentile_clipping),
         cmocka_unit_test(test_presets),
