@@ -15,6 +15,9 @@ WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-proto
 BASE    := -std=c11 -D_DEFAULT_SOURCE -fopenmp -MMD -MP $(WARN)
 STB_LIBS := $(shell pkg-config --libs stb 2>/dev/null || echo -lstb)
 LDLIBS  := $(STB_LIBS) -lprotobuf-c -lm
+# Only the binary writes GIFs (Debian's giflib): the library and its pkg-config file do not
+# need it.
+CLI_LIBS := -lgif
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 # The float dense layer runs AVX2 + FMA kernels (src/gemm.c) when the processor has them;
 # `make SIMD=portable` builds without them (the portable loops of src/layers.c only).
@@ -57,7 +60,7 @@ ONNX_PROTO  := /usr/include/onnx/onnx.proto
 GEN         := build/gen
 ONNX_SRC    := onnx_read onnx_graph onnx_meta
 CLI_SRC     := cli cli_common cli_hints cli_draw cli_gradcheck cli_convert cli_model cli_train cli_eval cli_visualize \
-               cli_viz_output cli_viz_search
+               cli_viz_output cli_viz_search cli_viz_watch cli_viz_html cli_html cli_gif
 
 F32_OBJ     := $(VARIANT_SRC:%=$(BUILD)/f32/%.o)
 F64_OBJ     := $(VARIANT_SRC:%=$(BUILD)/f64/%.o)
@@ -125,7 +128,7 @@ $(LIB): $(LIB_OBJ)
 
 $(BIN): $(CLI_OBJ) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) -fopenmp $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+	$(CC) -fopenmp $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(CLI_LIBS) $(LDLIBS)
 
 # ---- tests
 $(BUILD)/tests/f32/%.o: tests/%.c

@@ -5,10 +5,11 @@
 set -eu
 
 # protobuf-c and libonnx-dev build the ONNX reader (its C code is generated from onnx.proto);
-# libonnx-testdata holds the conformance cases of the test suite; help2man makes the man pages
+# libonnx-testdata holds the conformance cases of the test suite; libgif-dev writes the
+# animations of visualize --gif; help2man makes the man pages
 # of make install, and groff renders them in the install test.
 default="gcc make libc6-dev binutils libcmocka-dev libstb-dev pkg-config python3 \
-    libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata"
+    libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata libgif-dev"
 packages=${*:-"$default help2man groff-base"}
 
 missing=""

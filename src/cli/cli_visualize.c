@@ -17,8 +17,9 @@ static const char *const visualize_help =
     "\n"
     "Synthesizes, for each class (or hidden unit), the image that maximizes its score by\n"
     "gradient ascent on the pixels, all targets in one batch. Writes DIR/<class>.png\n"
-    "(DIR/<class>-<seed>.png with --seeds), DIR/grid.png with the names drawn on it, and\n"
-    "DIR/report.csv and report.json (score, probability, margin, judge's probability).\n"
+    "(DIR/<class>-<seed>.png with --seeds), DIR/grid.png with the names drawn on it,\n"
+    "DIR/report.csv and report.json (score, probability, margin, judge's probability), and\n"
+    "DIR/index.html, a page that shows them all (open it in a browser).\n"
     "\n"
     "targets\n"
     "  -c, --class LIST        all (default), or class indices/names separated by commas\n"
@@ -74,6 +75,9 @@ static const char *const visualize_help_rest =
     "  -o, --out DIR           (default out)\n"
     "      --scale S           upscale the written images S times (default 4)\n"
     "      --frames N          also save every N-th step: DIR/frames/, DIR/filmstrip.png\n"
+    "      --gif               also DIR/<target>.gif and DIR/grid.gif, the ascent looping\n"
+    "                          (frames every steps/40 unless --frames says)\n"
+    "      --no-html           no DIR/index.html (the page that shows all of the above)\n"
     "  -t, --threads N         OpenMP threads (the images do not depend on it)\n"
     "  -q, --quiet             no progress bar\n"
     "  -h, --help\n";
@@ -107,6 +111,7 @@ static const struct option viz_longopts[] = {
     {"seed", required_argument, 0, 's'},         {"judge", required_argument, 0, 'j'},
     {"search", required_argument, 0, VIZ_OPT_SEARCH}, {"out", required_argument, 0, 'o'},
     {"scale", required_argument, 0, VIZ_OPT_SCALE}, {"frames", required_argument, 0, VIZ_OPT_FRAMES},
+    {"gif", no_argument, 0, VIZ_OPT_GIF},        {"no-html", no_argument, 0, VIZ_OPT_NO_HTML},
     {"threads", required_argument, 0, 't'},      {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
 static const char viz_shortopts[] = "c:k:p:n:s:j:o:t:qh";
@@ -309,6 +314,8 @@ static int parse_viz_args(int argc, char **argv, viz_options *o)
             omp_set_num_threads((int)n);
             break;
         case 'q': o->quiet = 1; break;
+        case VIZ_OPT_GIF: o->gif = 1; break;
+        case VIZ_OPT_NO_HTML: o->no_html = 1; break;
         case 'h':
             fputs(visualize_help, stdout);
             fputs(visualize_help_rest, stdout);
@@ -386,36 +393,6 @@ static int parse_units(const mv_model *m, const char *text, int *layer, int *tar
     }
 }
 
-/* Frames collected during the ascent, and the progress bar. */
-typedef struct {
-    float *frames;   /* [capacity][rows][D] */
-    int *steps;      /* [capacity] */
-    int count, capacity, rows;
-    size_t D;
-    int bar;         /* draw a progress bar on stderr */
-} viz_watch;
-
-static void on_frame(int step, const float *images, int n, void *user)
-{
-    viz_watch *w = user;
-    if (w->count < w->capacity) {
-        memcpy(w->frames + (size_t)w->count * w->rows * w->D, images, sizeof(float) * w->D * (size_t)n);
-        w->steps[w->count++] = step;
-    }
-}
-
-static void on_step(int step, int steps, void *user)
-{
-    const viz_watch *w = user;
-    if (!w->bar || (step % 10 && step != steps))
-        return;
-    const int width = 30, done = steps ? (int)((long)width * step / steps) : width;
-    fprintf(stderr, "\r\033[K[%.*s%*s] %d/%d steps", done, "==============================",
-            width - done, "", step, steps);
-    if (step == steps)
-        fputc('\n', stderr);
-}
-
 /* A class start that a preset chose but cannot apply falls back to gray, with a note. */
 static void resolve_class_start(viz_options *o, const mv_model *m, int unit_layer)
 {
@@ -447,27 +424,13 @@ static int resolve_init(viz_options *o, const mv_model *m, float **image)
 static int run_ascent(viz_options *o, const mv_model *m, viz_output *v, float *images,
                       mv_viz_result *results, viz_watch *w, const float *init)
 {
-    const size_t D = (size_t)m->width * m->height * m->channels;
-    int rc = 0;
-    *w = (viz_watch){.rows = v->rows, .D = D, .bar = !o->quiet && isatty(STDERR_FILENO)};
-    if (o->frames) {
-        w->capacity = o->viz.steps / o->frames + 1;
-        w->frames = malloc(sizeof *w->frames * D * (size_t)v->rows * (size_t)w->capacity);
-        w->steps = malloc(sizeof *w->steps * (size_t)w->capacity);
-        if (!w->frames || !w->steps) {
-            cli_error("visualize", "out of memory for %d frames", w->capacity);
-            return MV_EXIT_FAIL;
-        }
-        o->viz.frame_every = o->frames;
-        o->viz.on_frame = on_frame;
-    }
-    o->viz.on_step = on_step;
-    o->viz.user = w;
+    if (viz_watch_start(w, o, m, v->rows))
+        return MV_EXIT_FAIL;
     if (mv_visualize(m, &o->viz, v->targets, v->rows, init, images, results)) {
         cli_error("visualize", "%s", mv_last_error());
-        rc = MV_EXIT_FAIL;
+        return MV_EXIT_FAIL;
     }
-    return rc;
+    return MV_EXIT_OK;
 }
 
 static void print_summary(const viz_output *v)
@@ -494,6 +457,8 @@ static void print_summary(const viz_output *v)
                recognized, v->rows, sum / v->rows);
     }
     printf("images, grid.png and report.csv/json written to %s/\n", v->o->out);
+    if (!v->o->no_html)
+        printf("the page: %s/index.html\n", v->o->out);
 }
 
 /* The judge must see the same kind of image with the same class names. */
@@ -572,6 +537,11 @@ static int visualize_with(viz_options *o, const mv_model *m, const mv_model *jud
     v.frames = w.frames;
     v.frame_steps = w.steps;
     v.n_frames = w.count;
+    v.trace = w.trace;
+    v.trace_steps = w.trace_steps;
+    v.n_trace = w.n_trace;
+    v.argc = argc;
+    v.argv = argv;
     provenance_text(o, m, argc, argv, v.text, sizeof v.text);
     if (!rc && !(rc = viz_write_outputs(&v)))
         print_summary(&v);
@@ -580,8 +550,7 @@ static int visualize_with(viz_options *o, const mv_model *m, const mv_model *jud
     free(results);
     free(judged);
     free(init);
-    free(w.frames);
-    free(w.steps);
+    viz_watch_free(&w);
     return rc;
 }
 

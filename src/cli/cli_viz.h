@@ -7,6 +7,8 @@
 typedef struct {
     const char *model_path, *classes, *units, *init, *out, *judge_path;
     int seeds, scale, frames, search, quiet;
+    int gif;        /* --gif: DIR/<target>.gif per row and DIR/grid.gif */
+    int no_html;    /* --no-html: no DIR/index.html */
     mv_viz_config viz;
 } viz_options;
 
@@ -24,9 +26,49 @@ typedef struct {
     const float *frames;      /* [n_frames][rows][D] or NULL */
     const int *frame_steps;   /* [n_frames] */
     int n_frames;
+    const double *trace;      /* [n_trace][rows] the objective during the ascent, or NULL */
+    const int *trace_steps;   /* [n_trace] the step of each */
+    int n_trace;
     const char *flags;        /* the settings as command-line flags */
+    int argc;                 /* the command line, for the page */
+    char **argv;
     char text[2048];          /* the PNG tEXt provenance */
 } viz_output;
+
+/* Row r's image file in DIR: "<target>.png", or "<target>-<seed>.png" with several seeds
+ * (ext "gif" for its animation). */
+void viz_image_name(const viz_output *v, int r, const char *ext, char *buf, size_t size);
+
+/* Row r's frame file at a step, relative to DIR: "frames/<target>-<seed>-<step>.png". */
+void viz_frame_name(const viz_output *v, int r, int step, char *buf, size_t size);
+
+/* DIR/index.html: grid, a card per image, the ascent, the objective's curve, the run
+ * (cli_viz_html.c). Returns the exit status. */
+int viz_write_page(const viz_output *v);
+
+/* DIR/<target>.gif per row and DIR/grid.gif from the frames. Returns the exit status. */
+int viz_write_gifs(const viz_output *v);
+
+/* What visualize watches during the ascent (cli_viz_watch.c): the saved frames, the
+ * objective per step for the page, and on a terminal the progress line with a preview of the
+ * first image. */
+typedef struct {
+    float *frames;       /* [capacity][rows][D] every o->frames steps */
+    int *steps;          /* [capacity] */
+    int count, capacity, rows, save_every;
+    size_t D;
+    double *trace;       /* [trace_capacity][rows] the objective every trace_every steps */
+    int *trace_steps;
+    int n_trace, trace_capacity, trace_every;
+    int bar;             /* draw the progress line on stderr (a terminal, not --quiet) */
+    float *preview;      /* [D] the first image at the last frame the preview saw, or NULL */
+    int width, height, channels, preview_lines;
+} viz_watch;
+
+/* Prepares w for o's run of rows images of m and hooks it into o->viz (--gif without
+ * --frames sets frames every steps/40). Returns the exit status (the error printed). */
+int viz_watch_start(viz_watch *w, viz_options *o, const mv_model *m, int rows);
+void viz_watch_free(viz_watch *w);
 
 /* "coat", or "unit-1-17" for a unit target: the name of row r's target. */
 const char *viz_target_name(const viz_output *v, int r, char *buf, size_t size);
@@ -38,8 +80,14 @@ double viz_judge_prob(const viz_output *v, int r);
  * frames DIR/frames/<target>-<seed>-<step>.png and DIR/filmstrip.png. Returns the exit status. */
 int viz_write_outputs(const viz_output *v);
 
-/* A labelled sheet: `rows` rows of `cols` images [rows*cols][D] (row-major), with a label
- * under each column and one left of each row (either list may be NULL). */
+/* A labelled sheet, composed in memory: `rows` rows of `cols` images [rows*cols][D]
+ * (row-major), with a label under each column and one left of each row (either list may be
+ * NULL). Returns the RGB pixels [*H][*W][3] (malloc'd), or NULL when out of memory. */
+float *viz_compose_sheet(const mv_model *m, int scale, const float *images, int rows, int cols,
+                         const char *const *col_labels, const char *const *row_labels, int *W,
+                         int *H);
+
+/* The same sheet written as a PNG with the tEXt provenance. Returns the exit status. */
 int viz_write_sheet(const char *path, const mv_model *m, int scale, const float *images,
                     int rows, int cols, const char *const *col_labels,
                     const char *const *row_labels, const char *text);
@@ -66,7 +114,7 @@ enum {
     VIZ_OPT_INIT_NOISE, VIZ_OPT_SMOOTH_SAMPLES, VIZ_OPT_SMOOTH_SIGMA, VIZ_OPT_STEP_NOISE, VIZ_OPT_DIVERSITY, VIZ_OPT_STOP_PROB,
     /* not settings */
     VIZ_OPT_INIT, VIZ_OPT_SCALE, VIZ_OPT_PRESET, VIZ_OPT_UNIT, VIZ_OPT_FRAMES, VIZ_OPT_JUDGE,
-    VIZ_OPT_SEARCH
+    VIZ_OPT_SEARCH, VIZ_OPT_GIF, VIZ_OPT_NO_HTML
 };
 
 #endif

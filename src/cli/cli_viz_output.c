@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli_draw.h"
+#include "cli_gif.h"
 #include "cli_viz.h"
 
 const char *viz_target_name(const viz_output *v, int r, char *buf, size_t size)
@@ -16,6 +17,23 @@ const char *viz_target_name(const viz_output *v, int r, char *buf, size_t size)
         return buf;
     }
     return v->m->class_names[t];
+}
+
+void viz_image_name(const viz_output *v, int r, const char *ext, char *buf, size_t size)
+{
+    char buf_name[64];
+    const char *name = viz_target_name(v, r, buf_name, sizeof buf_name);
+    if (v->o->seeds > 1)
+        snprintf(buf, size, "%s-%d.%s", name, r / v->n_targets, ext);
+    else
+        snprintf(buf, size, "%s.%s", name, ext);
+}
+
+void viz_frame_name(const viz_output *v, int r, int step, char *buf, size_t size)
+{
+    char name[64];
+    snprintf(buf, size, "frames/%s-%d-%05d.png", viz_target_name(v, r, name, sizeof name),
+             r / v->n_targets, step);
 }
 
 double viz_judge_prob(const viz_output *v, int r)
@@ -47,12 +65,9 @@ static int write_images(const viz_output *v)
     }
     int rc = 0;
     for (int r = 0; !rc && r < v->rows; r++) {
-        char path[4096], buf[64];
-        const char *name = viz_target_name(v, r, buf, sizeof buf);
-        if (v->o->seeds > 1)
-            snprintf(path, sizeof path, "%s/%s-%d.png", v->o->out, name, r / v->n_targets);
-        else
-            snprintf(path, sizeof path, "%s/%s.png", v->o->out, name);
+        char path[4096], file[1024];
+        viz_image_name(v, r, "png", file, sizeof file);
+        snprintf(path, sizeof path, "%s/%s", v->o->out, file);
         upscale(v->images + r * D, big, m->width, m->height, C, s);
         if (mv_png_write(path, big, W, H, C, "mlpviz", v->text)) {
             cli_error("visualize", "%s", mv_last_error());
@@ -63,52 +78,84 @@ static int write_images(const viz_output *v)
     return rc;
 }
 
+/* Where a sheet's cells go: the widest label sets the cell, the row labels the margin. */
+typedef struct {
+    int w, h, cell_w, left, W, H;
+} sheet_layout;
+
+enum { SHEET_PAD = 4, SHEET_LABEL = 16 };
+
+static sheet_layout layout_sheet(const mv_model *m, int scale, int rows, int cols,
+                                 const char *const *col_labels, const char *const *row_labels)
+{
+    sheet_layout L = {.w = m->width * scale, .h = m->height * scale};
+    L.cell_w = L.w;
+    for (int k = 0; col_labels && k < cols; k++) {
+        const int tw = cli_text_width(col_labels[k], 1);
+        L.cell_w = tw > L.cell_w ? tw : L.cell_w;
+    }
+    for (int r = 0; row_labels && r < rows; r++) {
+        const int tw = cli_text_width(row_labels[r], 1) + SHEET_PAD;
+        L.left = tw > L.left ? tw : L.left;
+    }
+    L.W = L.left + SHEET_PAD + cols * (L.cell_w + SHEET_PAD);
+    L.H = SHEET_PAD + rows * (L.h + SHEET_PAD) + SHEET_LABEL;
+    return L;
+}
+
+float *viz_compose_sheet(const mv_model *m, int scale, const float *images, int rows, int cols,
+                         const char *const *col_labels, const char *const *row_labels, int *W,
+                         int *H)
+{
+    const sheet_layout L = layout_sheet(m, scale, rows, cols, col_labels, row_labels);
+    const int C = 3, pad = SHEET_PAD;
+    float *sheet = malloc(sizeof *sheet * (size_t)L.W * L.H * C);
+    float *big = malloc(sizeof *big * (size_t)L.w * L.h * m->channels);
+    if (!sheet || !big) {
+        free(sheet);
+        free(big);
+        return NULL;
+    }
+    const float white[3] = {1, 1, 1}, black[3] = {0, 0, 0};
+    cli_fill_rect(sheet, L.W, L.H, C, 0, 0, L.W, L.H, white);
+    const size_t D = (size_t)m->width * m->height * m->channels;
+    for (int i = 0; i < rows * cols; i++) {
+        const int col = i % cols, row = i / cols;
+        const int x0 = L.left + pad + col * (L.cell_w + pad) + (L.cell_w - L.w) / 2;
+        const int y0 = pad + row * (L.h + pad);
+        upscale(images + i * D, big, m->width, m->height, m->channels, scale);
+        for (int y = 0; y < L.h; y++)
+            for (int x = 0; x < L.w; x++)
+                for (int c = 0; c < C; c++)
+                    sheet[((size_t)(y0 + y) * L.W + x0 + x) * C + c] =
+                        big[((size_t)y * L.w + x) * m->channels + (m->channels == 3 ? c : 0)];
+    }
+    for (int k = 0; col_labels && k < cols; k++) {
+        const int x = L.left + pad + k * (L.cell_w + pad) +
+                      (L.cell_w - cli_text_width(col_labels[k], 1)) / 2;
+        cli_draw_text(sheet, L.W, L.H, C, x, L.H - SHEET_LABEL + 2, col_labels[k], 1, black);
+    }
+    for (int r = 0; row_labels && r < rows; r++)
+        cli_draw_text(sheet, L.W, L.H, C, pad, pad + r * (L.h + pad) + L.h / 2 - 6,
+                      row_labels[r], 1, black);
+    free(big);
+    *W = L.W;
+    *H = L.H;
+    return sheet;
+}
+
 int viz_write_sheet(const char *path, const mv_model *m, int scale, const float *images,
                     int rows, int cols, const char *const *col_labels,
                     const char *const *row_labels, const char *text)
 {
-    const int w = m->width * scale, h = m->height * scale, C = 3, pad = 4, label = 16;
-    int cell_w = w, left = 0;
-    for (int k = 0; col_labels && k < cols; k++) {
-        const int tw = cli_text_width(col_labels[k], 1);
-        cell_w = tw > cell_w ? tw : cell_w;
-    }
-    for (int r = 0; row_labels && r < rows; r++) {
-        const int tw = cli_text_width(row_labels[r], 1) + pad;
-        left = tw > left ? tw : left;
-    }
-    const int W = left + pad + cols * (cell_w + pad), H = pad + rows * (h + pad) + label;
-    float *sheet = malloc(sizeof *sheet * (size_t)W * H * C);
-    float *big = malloc(sizeof *big * (size_t)w * h * m->channels);
-    if (!sheet || !big) {
-        free(sheet);
-        free(big);
+    int W, H;
+    float *sheet = viz_compose_sheet(m, scale, images, rows, cols, col_labels, row_labels, &W, &H);
+    if (!sheet) {
         cli_error("visualize", "out of memory");
         return MV_EXIT_FAIL;
     }
-    const float white[3] = {1, 1, 1}, black[3] = {0, 0, 0};
-    cli_fill_rect(sheet, W, H, C, 0, 0, W, H, white);
-    const size_t D = (size_t)m->width * m->height * m->channels;
-    for (int i = 0; i < rows * cols; i++) {
-        const int col = i % cols, row = i / cols;
-        const int x0 = left + pad + col * (cell_w + pad) + (cell_w - w) / 2;
-        const int y0 = pad + row * (h + pad);
-        upscale(images + i * D, big, m->width, m->height, m->channels, scale);
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
-                for (int c = 0; c < C; c++)
-                    sheet[((size_t)(y0 + y) * W + x0 + x) * C + c] =
-                        big[((size_t)y * w + x) * m->channels + (m->channels == 3 ? c : 0)];
-    }
-    for (int k = 0; col_labels && k < cols; k++) {
-        const int x = left + pad + k * (cell_w + pad) + (cell_w - cli_text_width(col_labels[k], 1)) / 2;
-        cli_draw_text(sheet, W, H, C, x, H - label + 2, col_labels[k], 1, black);
-    }
-    for (int r = 0; row_labels && r < rows; r++)
-        cli_draw_text(sheet, W, H, C, pad, pad + r * (h + pad) + h / 2 - 6, row_labels[r], 1, black);
-    const mv_status st = mv_png_write(path, sheet, W, H, C, "mlpviz", text);
+    const mv_status st = mv_png_write(path, sheet, W, H, 3, "mlpviz", text);
     free(sheet);
-    free(big);
     if (st)
         cli_error("visualize", "%s", mv_last_error());
     return st != MV_OK;
@@ -141,14 +188,13 @@ static int write_frames(const viz_output *v)
     const mv_model *m = v->m;
     const size_t D = (size_t)m->width * m->height * m->channels;
     const int F = v->n_frames, R = v->rows;
-    char path[4096], name[64];
+    char path[4096], file[1024];
     snprintf(path, sizeof path, "%s/frames", v->o->out);
     cli_ensure_dir(path);
     for (int f = 0; f < F; f++)
         for (int r = 0; r < R; r++) {
-            snprintf(path, sizeof path, "%s/frames/%s-%d-%05d.png", v->o->out,
-                     viz_target_name(v, r, name, sizeof name), r / v->n_targets,
-                     v->frame_steps[f]);
+            viz_frame_name(v, r, v->frame_steps[f], file, sizeof file);
+            snprintf(path, sizeof path, "%s/%s", v->o->out, file);
             if (mv_png_write(path, v->frames + ((size_t)f * R + r) * D, m->width, m->height,
                              m->channels, "mlpviz", v->text)) {
                 cli_error("visualize", "%s", mv_last_error());
@@ -181,6 +227,82 @@ static int write_frames(const viz_output *v)
     free(rows);
     free(row_names);
     return rc;
+}
+
+/* The frames of one row, or labelled sheets of every row, one frame at a time for giflib. */
+typedef struct {
+    const viz_output *v;
+    int row;              /* -1: the grid */
+    const char **names;   /* [n_targets] the grid's column labels */
+    float *sheet;         /* the grid's current frame */
+    int W, H;
+} gif_source;
+
+static const float *row_frame(void *user, int f)
+{
+    const gif_source *g = user;
+    const size_t D = (size_t)g->v->m->width * g->v->m->height * g->v->m->channels;
+    return g->v->frames + ((size_t)f * g->v->rows + g->row) * D;
+}
+
+static const float *grid_frame(void *user, int f)
+{
+    gif_source *g = user;
+    const viz_output *v = g->v;
+    const size_t D = (size_t)v->m->width * v->m->height * v->m->channels;
+    free(g->sheet);
+    g->sheet = viz_compose_sheet(v->m, v->o->scale, v->frames + (size_t)f * v->rows * D,
+                                 v->o->seeds, v->n_targets, g->names, NULL, &g->W, &g->H);
+    return g->sheet;
+}
+
+/* 12 frames a second, the final image held for 2 s before the loop starts again. */
+enum { GIF_DELAY_CS = 8, GIF_HOLD_CS = 200 };
+
+static int write_grid_gif(const viz_output *v)
+{
+    const char **names = calloc((size_t)v->n_targets, sizeof *names);
+    char (*buf)[64] = calloc((size_t)v->n_targets, sizeof *buf);
+    gif_source g = {.v = v, .row = -1, .names = names};
+    const float *first = NULL;
+    for (int k = 0; names && buf && k < v->n_targets; k++)
+        names[k] = viz_target_name(v, k, buf[k], 64);
+    if (names && buf)
+        first = grid_frame(&g, 0); /* the sheet's size */
+    int rc = MV_EXIT_FAIL;
+    if (first) {
+        const gif_animation a = {.n_frames = v->n_frames, .width = g.W, .height = g.H,
+                                 .channels = 3, .scale = 1, .delay_cs = GIF_DELAY_CS,
+                                 .hold_cs = GIF_HOLD_CS, .gray = v->m->channels == 1,
+                                 .frame = grid_frame, .user = &g};
+        char path[4096];
+        snprintf(path, sizeof path, "%s/grid.gif", v->o->out);
+        rc = gif_write(path, &a, "visualize");
+    } else {
+        cli_error("visualize", "out of memory");
+    }
+    free(g.sheet);
+    free(names);
+    free(buf);
+    return rc;
+}
+
+int viz_write_gifs(const viz_output *v)
+{
+    const mv_model *m = v->m;
+    for (int r = 0; r < v->rows; r++) {
+        gif_source g = {.v = v, .row = r};
+        const gif_animation a = {.n_frames = v->n_frames, .width = m->width, .height = m->height,
+                                 .channels = m->channels, .scale = v->o->scale,
+                                 .delay_cs = GIF_DELAY_CS, .hold_cs = GIF_HOLD_CS,
+                                 .gray = m->channels == 1, .frame = row_frame, .user = &g};
+        char path[4096], file[1024];
+        viz_image_name(v, r, "gif", file, sizeof file);
+        snprintf(path, sizeof path, "%s/%s", v->o->out, file);
+        if (gif_write(path, &a, "visualize"))
+            return MV_EXIT_FAIL;
+    }
+    return write_grid_gif(v);
 }
 
 /* A JSON number, or null for what JSON cannot hold (log 0, an infinite margin). */
@@ -262,7 +384,9 @@ static int write_report(const viz_output *v)
 int viz_write_outputs(const viz_output *v)
 {
     cli_ensure_dir(v->o->out);
+    /* The page last: it links every other file, and a run that failed before it has none. */
     const int failed = write_images(v) || write_grid(v) || (v->n_frames && write_frames(v)) ||
-                       write_report(v);
+                       (v->n_frames && v->o->gif && viz_write_gifs(v)) || write_report(v) ||
+                       (!v->o->no_html && viz_write_page(v));
     return failed ? MV_EXIT_FAIL : MV_EXIT_OK;
 }
