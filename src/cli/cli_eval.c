@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "cli_draw.h"
+#include "cli_html.h"
 
 static const char *const eval_help =
     "usage: mlpviz eval MODEL --data DATA [OPTIONS]\n"
@@ -19,7 +20,8 @@ static const char *const eval_help =
     "      --labels FILE     IDX label file (default: derived from the images path)\n"
     "      --names A,B,...   class names of IDX labels (default: the model's)\n"
     "  -c, --confusion PNG   heat map of the confusion matrix (default out/confusion.png;\n"
-    "                        'none' to skip)\n"
+    "                        'none' to skip), with a page that shows the whole report\n"
+    "                        beside it (PNG with .html: out/confusion.html)\n"
     "      --skip-bad        skip unreadable images\n"
     "  -h, --help\n";
 
@@ -140,8 +142,22 @@ static int write_confusion_png(const mv_model *m, const long *confusion, const c
     return 0;
 }
 
+/* The heat map and its page (PNG.html, beside it). */
+static int write_confusion_outputs(const html_eval_report *r)
+{
+    cli_ensure_parent(r->png_path);
+    int rc = write_confusion_png(r->m, r->confusion, r->png_path);
+    char page[4096];
+    html_page_path(r->png_path, page, sizeof page);
+    if (!rc)
+        rc = html_eval_page(page, r);
+    if (!rc)
+        printf("\nconfusion matrix written to %s, the page to %s\n", r->png_path, page);
+    return rc;
+}
+
 static int evaluate_and_report(const mv_model *model, const mv_dataset *data,
-                               const char *png_path)
+                               const char *png_path, const char *data_path, int argc, char **argv)
 {
     const int K = model->n_classes;
     long *confusion = calloc((size_t)K * K, sizeof *confusion);
@@ -153,13 +169,11 @@ static int evaluate_and_report(const mv_model *model, const mv_dataset *data,
     }
     printf("accuracy %.4f (%d images), mean loss %.4f\n", accuracy, data->count, loss);
     print_confusion(model, confusion);
-    int rc = 0;
-    if (strcmp(png_path, "none")) {
-        cli_ensure_parent(png_path);
-        rc = write_confusion_png(model, confusion, png_path);
-        if (!rc)
-            printf("\nconfusion matrix written to %s\n", png_path);
-    }
+    const html_eval_report report = {.m = model, .confusion = confusion, .accuracy = accuracy,
+                                     .loss = loss, .images = data->count,
+                                     .data_path = data_path, .png_path = png_path,
+                                     .argc = argc, .argv = argv};
+    const int rc = strcmp(png_path, "none") ? write_confusion_outputs(&report) : MV_EXIT_OK;
     free(confusion);
     return rc;
 }
@@ -205,7 +219,7 @@ int cmd_eval(int argc, char **argv)
     if (!rc)
         rc = match_classes(model, data, data_path);
     if (!rc)
-        rc = evaluate_and_report(model, data, png);
+        rc = evaluate_and_report(model, data, png, data_path, argc, argv);
     mv_dataset_free(data);
     mv_model_free(model);
     return rc;
@@ -456,7 +470,8 @@ static const char *const saliency_help =
     "score, blue lowers it), each scaled to its largest value.\n"
     "\n"
     "  -c, --class K    class index or name (default: the predicted class)\n"
-    "  -o, --out FILE   (default out/saliency.png)\n"
+    "  -o, --out FILE   (default out/saliency.png); a page beside it shows the sheet and the\n"
+    "                   model's top classes (FILE with .html: out/saliency.html)\n"
     "      --scale S    upscale S times (default 8)\n"
     "  -h, --help\n";
 
@@ -491,6 +506,25 @@ static void draw_saliency(const mv_model *m, const float *pixels, const float *g
 static const struct option saliency_longopts[] = {
     {"class", required_argument, 0, 'c'}, {"out", required_argument, 0, 'o'},
     {"scale", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+
+/* OUT.html beside the sheet: the sheet and the model's top classes. */
+static int write_saliency_page(const mv_model *m, const char *image_path, const char *png_path,
+                               const char *page, int target, double logit, const float *pixels,
+                               int W, int H, int argc, char **argv)
+{
+    float *probs = malloc(sizeof *probs * (size_t)m->n_classes);
+    if (!probs || mv_model_predict(m, pixels, 1, probs)) {
+        cli_error("saliency", "%s", probs ? mv_last_error() : "out of memory");
+        free(probs);
+        return MV_EXIT_FAIL;
+    }
+    const html_saliency_report r = {.m = m, .image_path = image_path, .png_path = png_path,
+                                    .target = target, .png_w = W, .png_h = H, .logit = logit,
+                                    .probs = probs, .argc = argc, .argv = argv};
+    const int rc = html_saliency_page(page, &r);
+    free(probs);
+    return rc;
+}
 
 int cmd_saliency(int argc, char **argv)
 {
@@ -544,9 +578,14 @@ int cmd_saliency(int argc, char **argv)
             rc = MV_EXIT_FAIL;
         }
     }
+    char page[4096];
+    html_page_path(out_path, page, sizeof page);
     if (!rc)
-        printf("%s: logit %.4f; saliency written to %s\n", m->class_names[target],
-               (double)value, out_path);
+        rc = write_saliency_page(m, argv[optind + 1], out_path, page, target, value, pixels,
+                                 W, H, argc, argv);
+    if (!rc)
+        printf("%s: logit %.4f; saliency written to %s, the page to %s\n",
+               m->class_names[target], (double)value, out_path, page);
     free(pixels);
     free(grad);
     free(sheet);

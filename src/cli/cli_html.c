@@ -276,3 +276,11 @@ const char *html_dir_of(const char *path, char *buf, size_t size)
         snprintf(buf, size, "%.*s", (int)(slash - path), path);
     return buf;
 }
+
+const char *html_page_path(const char *path, char *buf, size_t size)
+{
+    const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
+    const int stem = dot && (!slash || dot > slash + 1) ? (int)(dot - path) : (int)strlen(path);
+    snprintf(buf, size, "%.*s.html", stem, path);
+    return buf;
+}

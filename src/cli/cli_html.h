@@ -52,4 +52,33 @@ void html_sibling_links(FILE *out, const char *dir, const char *self);
 /* The folder part of path ("." when it has none), into buf. */
 const char *html_dir_of(const char *path, char *buf, size_t size);
 
+/* path with its extension (if any) replaced by ".html", into buf: the page of a command
+ * whose output is one file, beside it. */
+const char *html_page_path(const char *path, char *buf, size_t size);
+
+/* ---- the pages of eval, saliency and train (cli_pages.c); each returns the exit status */
+
+typedef struct {
+    const mv_model *m;
+    const long *confusion;   /* [K][K]: rows true class, columns predicted */
+    double accuracy, loss;
+    int images;
+    const char *data_path;
+    const char *png_path;    /* the heat map, beside the page */
+    int argc;
+    char **argv;
+} html_eval_report;
+int html_eval_page(const char *path, const html_eval_report *r);
+
+typedef struct {
+    const mv_model *m;
+    const char *image_path, *png_path; /* the input image; the sheet beside the page */
+    int target, png_w, png_h;
+    double logit;
+    const float *probs;                /* [n_classes] the model's probabilities */
+    int argc;
+    char **argv;
+} html_saliency_report;
+int html_saliency_page(const char *path, const html_saliency_report *r);
+
 #endif
