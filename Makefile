@@ -75,7 +75,7 @@ TEST_BINS   := $(BUILD)/tests/test_core_f64 $(BUILD)/tests/test_core_f32 $(BUILD
                $(BUILD)/tests/test_visualize $(BUILD)/tests/test_classstats $(BUILD)/tests/test_gemm \
                $(BUILD)/tests/test_classmixture $(BUILD)/tests/test_onnx
 TEST_TOOLS  := $(BUILD)/tests/tool_make_model $(BUILD)/tests/tool_make_dataset \
-               $(BUILD)/tests/tool_make_shapes
+               $(BUILD)/tests/tool_make_shapes $(BUILD)/tests/tool_gif_info
 GEN_GOLDEN  := $(BUILD)/tests/gen_golden
 
 .PHONY: all deps tests test check mutation demo model robust-model golden bench fuzz fuzzers valgrind clean
@@ -145,6 +145,10 @@ $(BUILD)/tests/test_core_f64: $(BUILD)/tests/f64/test_core.o $(F64_OBJ) $(NEUTRA
 # Helper programs the shell suites call (not suites themselves).
 $(BUILD)/tests/tool_%: $(BUILD)/tests/f32/tool_%.o $(LIB)
 	$(CC) -fopenmp $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LDLIBS)
+
+# Reads GIFs back with giflib's decoder (tests/cli_html.sh).
+$(BUILD)/tests/tool_gif_info: $(BUILD)/tests/f32/tool_gif_info.o
+	$(CC) $(LDFLAGS) -o $@ $< -lgif
 
 # Suites that use the library as an embedder does.
 $(BUILD)/tests/test_%: $(BUILD)/tests/f32/test_%.o $(LIB)
