@@ -79,6 +79,7 @@ TEST_TOOLS  := $(BUILD)/tests/tool_make_model $(BUILD)/tests/tool_make_dataset \
 GEN_GOLDEN  := $(BUILD)/tests/gen_golden
 
 .PHONY: all deps tests test check mutation demo model robust-model golden bench fuzz fuzzers valgrind clean
+.PHONY: browser-test
 .PHONY: man pc install uninstall FORCE
 # Keep the objects of pattern rules: deleting them would rebuild them every time, and would
 # print "rm ..." after the test summary.
@@ -294,6 +295,13 @@ fuzz: deps
 	@$(MAKE) --no-print-directory FUZZ=1 build/fuzz/lib/libmlpviz.a
 	@$(MAKE) --no-print-directory fuzzers
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# The report pages opened in headless Chromium and checked through the DOM
+# (tests/browser/run.sh; CI runs it). It installs Debian's chromium and python3-websocket when
+# missing, and prints "browser-test: skipped: WHY" where they cannot run.
+browser-test: deps
+	@$(MAKE) --no-print-directory $(BIN) $(BUILD)/tests/tool_make_dataset
+	@MLPVIZ=$(BIN) TOOLS=$(BUILD)/tests tests/browser/run.sh
 
 # Every CLI command once under valgrind memcheck (scripts/valgrind-cli.sh).
 valgrind: deps
