@@ -2,11 +2,13 @@
 # demo.sh: what `make demo` shows. Fashion-MNIST becomes image folders, the default recipe
 # trains on them with a progress bar, the model is evaluated on the test images (confusion
 # matrix in out/confusion.png) and compared with the committed models/fashion-mnist.mlp;
-# every class of the committed robust model is drawn by gradient ascent from gray and judged
-# by the model just trained (out/<class>.png, out/grid.png, out/report.*), 8 samples per class
-# from the class prior go to out/samples/, and the accurate model's own drawings go to
-# out/accurate-model/;
-# then the gradient checks of the core run on the same network shape (out/gradcheck.txt).
+# 8 samples per class from the class prior go to out/samples/, the accurate model's own
+# drawings to out/accurate-model/, and every class of the committed robust model is drawn by
+# gradient ascent from gray and judged by the model just trained (out/<class>.png and .gif,
+# out/grid.png and .gif, out/report.*, out/frames/); then the gradient checks of the core run
+# on the same network shape (out/gradcheck.txt). Last it prints the path of out/index.html,
+# the page that shows the drawings and links the other pages (eval's out/confusion.html, the
+# samples', the accurate model's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p out
@@ -28,19 +30,22 @@ else
 fi
 
 echo
-echo "== what each class looks like to the robust model: gradient ascent on the pixels from a"
-echo "   gray start, judged by the accurate model just trained (another recipe and seed)"
-bin/mlpviz visualize models/fashion-mnist-robust.mlp --judge out/fashion-mnist.mlp --out out
-
-echo
-echo "== 8 samples per class: the same climb from the class's k-means components (--preset prior)"
+echo "== 8 samples per class: the climb of --preset prior from the class's k-means components"
 bin/mlpviz visualize models/fashion-mnist-robust.mlp --preset prior --seeds 8 \
     --judge out/fashion-mnist.mlp --out out/samples
 
 echo
-echo "== the same ascent on the accurate, non-robust model: it finds what fools it"
+echo "== the default ascent on the accurate, non-robust model: it finds what fools it"
 bin/mlpviz visualize out/fashion-mnist.mlp --judge models/fashion-mnist-robust.mlp \
     --out out/accurate-model
+
+# Last, so that its page (out/index.html) links the pages written before it.
+echo
+echo "== what each class looks like to the robust model: gradient ascent on the pixels from a"
+echo "   gray start, judged by the accurate model just trained (another recipe and seed);"
+echo "   every 10th step saved, and the ascent as GIFs"
+bin/mlpviz visualize models/fashion-mnist-robust.mlp --judge out/fashion-mnist.mlp --out out \
+    --frames 10 --gif
 
 echo
 echo "== gradient checks of the core (float64 finite differences)"
@@ -64,4 +69,6 @@ done
 mv "$tmp" "$report"
 trap - EXIT
 echo "full report: $report"
+echo
+echo "== open the report in a browser: $(pwd)/out/index.html"
 exit $status

@@ -876,9 +876,8 @@ static mv_status ascent_init(ascent *a, const mv_model *model, const mv_viz_conf
             !a->diversity_grad)
             return mv_fail(MV_ERR_NOMEM, "cannot allocate the diversity term for %d images", n);
     }
-    if (cfg->on_scores && !(a->scores = calloc((size_t)n, sizeof *a->scores)))
-        return mv_fail(MV_ERR_NOMEM, "cannot allocate visualization buffers for %d images", n);
-    if (cfg->stop_prob > 0 && !(a->stopped = calloc((size_t)n, 1)))
+    if ((cfg->on_scores && !(a->scores = calloc((size_t)n, sizeof *a->scores))) ||
+        (cfg->stop_prob > 0 && !(a->stopped = calloc((size_t)n, 1))))
         return mv_fail(MV_ERR_NOMEM, "cannot allocate visualization buffers for %d images", n);
     a->dy = malloc(sizeof *a->dy * (size_t)n);
     a->oct = (octave_ops){.w = a->W, .h = a->H,

@@ -507,22 +507,61 @@ static const struct option saliency_longopts[] = {
     {"class", required_argument, 0, 'c'}, {"out", required_argument, 0, 'o'},
     {"scale", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
+/* What a saliency sheet is made of. */
+typedef struct {
+    const mv_model *m;
+    const float *pixels, *grad;
+    int scale;
+    const char *image_path, *out_path;
+    int target;
+    double logit;
+    int argc;
+    char **argv;
+} saliency_run;
+
 /* OUT.html beside the sheet: the sheet and the model's top classes. */
-static int write_saliency_page(const mv_model *m, const char *image_path, const char *png_path,
-                               const char *page, int target, double logit, const float *pixels,
-                               int W, int H, int argc, char **argv)
+static int write_saliency_page(const saliency_run *s, const char *page, int W, int H)
 {
-    float *probs = malloc(sizeof *probs * (size_t)m->n_classes);
-    if (!probs || mv_model_predict(m, pixels, 1, probs)) {
+    float *probs = malloc(sizeof *probs * (size_t)s->m->n_classes);
+    if (!probs || mv_model_predict(s->m, s->pixels, 1, probs)) {
         cli_error("saliency", "%s", probs ? mv_last_error() : "out of memory");
         free(probs);
         return MV_EXIT_FAIL;
     }
-    const html_saliency_report r = {.m = m, .image_path = image_path, .png_path = png_path,
-                                    .target = target, .png_w = W, .png_h = H, .logit = logit,
-                                    .probs = probs, .argc = argc, .argv = argv};
+    const html_saliency_report r = {.m = s->m, .image_path = s->image_path,
+                                    .png_path = s->out_path, .target = s->target, .png_w = W,
+                                    .png_h = H, .logit = s->logit, .probs = probs,
+                                    .argc = s->argc, .argv = s->argv};
     const int rc = html_saliency_page(page, &r);
     free(probs);
+    return rc;
+}
+
+/* The sheet OUT and its page. */
+static int write_saliency_outputs(const saliency_run *s)
+{
+    const mv_model *m = s->m;
+    const int gap = 4, W = 3 * m->width * s->scale + 2 * gap, H = m->height * s->scale;
+    float *sheet = malloc(sizeof *sheet * (size_t)W * H * 3); /* [H][W][3] */
+    if (!sheet) {
+        cli_error("saliency", "out of memory");
+        return MV_EXIT_FAIL;
+    }
+    const float white[3] = {1, 1, 1};
+    cli_fill_rect(sheet, W, H, 3, 0, 0, W, H, white);
+    draw_saliency(m, s->pixels, s->grad, s->scale, sheet, W);
+    cli_ensure_parent(s->out_path);
+    int rc = MV_EXIT_OK;
+    if (mv_png_write(s->out_path, sheet, W, H, 3, NULL, NULL)) {
+        cli_error("saliency", "%s", mv_last_error());
+        rc = MV_EXIT_FAIL;
+    }
+    free(sheet);
+    char page[4096];
+    html_page_path(s->out_path, page, sizeof page);
+    if (!rc && !(rc = write_saliency_page(s, page, W, H)))
+        printf("%s: logit %.4f; saliency written to %s, the page to %s\n",
+               m->class_names[s->target], s->logit, s->out_path, page);
     return rc;
 }
 
@@ -552,10 +591,8 @@ int cmd_saliency(int argc, char **argv)
     if (cli_load_model("saliency", argv[optind], &m))
         return MV_EXIT_FAIL;
     const size_t D = (size_t)m->net->arch.widths[0];
-    const int s = (int)scale, gap = 4, W = 3 * m->width * s + 2 * gap, H = m->height * s;
     float *pixels = malloc(sizeof *pixels * D), *grad = malloc(sizeof *grad * D);
-    float *sheet = malloc(sizeof *sheet * (size_t)W * H * 3); /* [H][W][3] */
-    int rc = !pixels || !grad || !sheet ? MV_EXIT_FAIL : MV_EXIT_OK;
+    int rc = !pixels || !grad ? MV_EXIT_FAIL : MV_EXIT_OK;
     if (rc)
         cli_error("saliency", "out of memory");
     int target = 0;
@@ -568,27 +605,13 @@ int cmd_saliency(int argc, char **argv)
     mv_real value;
     if (!rc)
         rc = image_gradients(m, pixels, &target, 1, MV_OBJ_LOGIT, grad, &value);
-    if (!rc) {
-        const float white[3] = {1, 1, 1};
-        cli_fill_rect(sheet, W, H, 3, 0, 0, W, H, white);
-        draw_saliency(m, pixels, grad, s, sheet, W);
-        cli_ensure_parent(out_path);
-        if (mv_png_write(out_path, sheet, W, H, 3, NULL, NULL)) {
-            cli_error("saliency", "%s", mv_last_error());
-            rc = MV_EXIT_FAIL;
-        }
-    }
-    char page[4096];
-    html_page_path(out_path, page, sizeof page);
+    const saliency_run run = {.m = m, .pixels = pixels, .grad = grad, .scale = (int)scale,
+                              .image_path = argv[optind + 1], .out_path = out_path,
+                              .target = target, .logit = value, .argc = argc, .argv = argv};
     if (!rc)
-        rc = write_saliency_page(m, argv[optind + 1], out_path, page, target, value, pixels,
-                                 W, H, argc, argv);
-    if (!rc)
-        printf("%s: logit %.4f; saliency written to %s, the page to %s\n",
-               m->class_names[target], (double)value, out_path, page);
+        rc = write_saliency_outputs(&run);
     free(pixels);
     free(grad);
-    free(sheet);
     mv_model_free(m);
     return rc;
 }
