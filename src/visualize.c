@@ -837,7 +837,6 @@ static mv_status check_targets(const mv_model *model, const mv_viz_config *c, co
 static mv_status ascent_init(ascent *a, const mv_model *model, const mv_viz_config *cfg,
                              const int *targets, int n, float *images)
 {
-    memset(a, 0, sizeof *a);
     *a = (ascent){.model = model, .cfg = cfg, .targets = targets, .n = n, .W = model->width,
                   .H = model->height, .C = model->channels, .images = images};
     a->P = (size_t)a->W * a->H;

@@ -96,53 +96,64 @@ static int put_frame(GifFileType *gif, const gif_animation *a, int f, GifPixelTy
     const float *frame = a->frame(a->user, f);
     if (!frame)
         return 1;
+    /* Each stored pixel is quantised once, into the tail of line, then repeated scale times
+     * across and down (giflib may mask the line it is given, so it is rebuilt every row). */
+    GifPixelType *source = line + W;
     for (int y = 0; y < H; y++) {
-        const float *row = frame + (size_t)(y / a->scale) * a->width * C;
-        for (int x = 0; x < W; x++) line[x] = quantise(row + (size_t)(x / a->scale) * C, a->gray);
+        if (y % a->scale == 0) {
+            const float *row = frame + (size_t)(y / a->scale) * a->width * C;
+            for (int x = 0; x < a->width; x++) source[x] = quantise(row + (size_t)x * C, a->gray);
+        }
+        for (int x = 0, i = 0; x < a->width; x++)
+            for (int k = 0; k < a->scale; k++) line[i++] = source[x];
         if (EGifPutLine(gif, line, W) == GIF_ERROR)
             return 1;
     }
     return 0;
 }
 
-/* Encodes the whole animation into b; returns giflib's error code, or 0. */
-static int encode(const gif_animation *a, gif_buffer *b)
+gif_bytes gif_encode(const gif_animation *a)
 {
+    gif_buffer b = {0};
     int error = 0;
-    GifFileType *gif = EGifOpen(b, append_bytes, &error);
+    GifFileType *gif = EGifOpen(&b, append_bytes, &error);
     if (!gif)
-        return error ? error : E_GIF_ERR_NOT_ENOUGH_MEM;
+        return (gif_bytes){.error = error ? error : GIF_OUT_OF_MEMORY};
     const int W = a->width * a->scale;
     ColorMapObject *palette = make_palette(a->gray);
-    GifPixelType *line = malloc((size_t)W);
+    GifPixelType *line = malloc((size_t)W + (size_t)a->width); /* [W] + put_frame's source row */
     EGifSetGifVersion(gif, true); /* delays and looping need GIF89a */
     int failed = !palette || !line ||
                  EGifPutScreenDesc(gif, W, a->height * a->scale, 8, 0, palette) == GIF_ERROR ||
                  put_loop_extension(gif);
     for (int f = 0; !failed && f < a->n_frames; f++) failed = put_frame(gif, a, f, line);
     if (failed)
-        error = gif->Error ? gif->Error : E_GIF_ERR_NOT_ENOUGH_MEM;
+        error = gif->Error && !b.failed ? gif->Error : GIF_OUT_OF_MEMORY;
     int close_error = 0;
     if (EGifCloseFile(gif, &close_error) == GIF_ERROR && !error)
-        error = close_error;
+        error = b.failed ? GIF_OUT_OF_MEMORY : close_error;
     GifFreeMapObject(palette);
     free(line);
-    return error;
+    if (error) {
+        free(b.data);
+        return (gif_bytes){.error = error};
+    }
+    return (gif_bytes){.data = b.data, .size = b.size};
 }
 
-int gif_write(const char *path, const gif_animation *anim, const char *cmd)
+int gif_save(const char *path, gif_bytes *gif, const char *cmd)
 {
-    gif_buffer b = {0};
-    const int error = encode(anim, &b);
     int rc = MV_EXIT_OK;
-    if (error || b.failed) {
-        const char *why = b.failed ? NULL : GifErrorString(error);
-        cli_error(cmd, "%s: cannot encode the GIF: %s", path, why ? why : "out of memory");
+    if (gif->error) {
+        const char *why = gif->error == GIF_OUT_OF_MEMORY ? "out of memory"
+                                                          : GifErrorString(gif->error);
+        cli_error(cmd, "%s: cannot encode the GIF: %s", path, why ? why : "unknown error");
         rc = MV_EXIT_FAIL;
-    } else if (mv_write_file_atomic(path, b.data, b.size)) {
+    } else if (mv_write_file_atomic(path, gif->data, gif->size)) {
         cli_error(cmd, "%s", mv_last_error());
         rc = MV_EXIT_FAIL;
     }
-    free(b.data);
+    free(gif->data);
+    *gif = (gif_bytes){0};
     return rc;
 }

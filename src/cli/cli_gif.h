@@ -14,9 +14,21 @@ typedef struct {
     void *user;
 } gif_animation;
 
-/* Writes the animation to path atomically, looping forever, quantised to its fixed palette
- * without dithering (the same frames give the same bytes). Returns the exit status (the
- * error printed for cmd). */
-int gif_write(const char *path, const gif_animation *anim, const char *cmd);
+/* An encoded GIF: its bytes (malloc'd), or giflib's error code, or GIF_OUT_OF_MEMORY. */
+enum { GIF_OUT_OF_MEMORY = -1 };
+typedef struct {
+    unsigned char *data;
+    size_t size;
+    int error;
+} gif_bytes;
+
+/* Encodes the animation, looping forever, quantised to its fixed palette without dithering
+ * (the same frames give the same bytes). Prints nothing, so that several can be encoded at
+ * once. */
+gif_bytes gif_encode(const gif_animation *anim);
+
+/* Writes encoded bytes to path atomically, or prints encode's error; frees the bytes either
+ * way. Returns the exit status (the error printed as "mlpviz CMD: PATH: ..."). */
+int gif_save(const char *path, gif_bytes *gif, const char *cmd);
 
 #endif

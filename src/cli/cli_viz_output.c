@@ -259,50 +259,64 @@ static const float *grid_frame(void *user, int f)
 /* 12 frames a second, the final image held for 2 s before the loop starts again. */
 enum { GIF_DELAY_CS = 8, GIF_HOLD_CS = 200 };
 
-static int write_grid_gif(const viz_output *v)
+/* The grid's animation: a labelled sheet per frame, its size that of the first. */
+static gif_bytes encode_grid_gif(const viz_output *v)
 {
     const char **names = calloc((size_t)v->n_targets, sizeof *names);
     char (*buf)[64] = calloc((size_t)v->n_targets, sizeof *buf);
     gif_source g = {.v = v, .row = -1, .names = names};
-    const float *first = NULL;
+    gif_bytes out = {.error = GIF_OUT_OF_MEMORY};
     for (int k = 0; names && buf && k < v->n_targets; k++)
         names[k] = viz_target_name(v, k, buf[k], 64);
-    if (names && buf)
-        first = grid_frame(&g, 0); /* the sheet's size */
-    int rc = MV_EXIT_FAIL;
-    if (first) {
+    if (names && buf && grid_frame(&g, 0)) {
         const gif_animation a = {.n_frames = v->n_frames, .width = g.W, .height = g.H,
                                  .channels = 3, .scale = 1, .delay_cs = GIF_DELAY_CS,
                                  .hold_cs = GIF_HOLD_CS, .gray = v->m->channels == 1,
                                  .frame = grid_frame, .user = &g};
-        char path[4096];
-        snprintf(path, sizeof path, "%s/grid.gif", v->o->out);
-        rc = gif_write(path, &a, "visualize");
-    } else {
-        cli_error("visualize", "out of memory");
+        out = gif_encode(&a);
     }
     free(g.sheet);
     free(names);
     free(buf);
-    return rc;
+    return out;
 }
 
-int viz_write_gifs(const viz_output *v)
+static gif_bytes encode_row_gif(const viz_output *v, int r)
 {
     const mv_model *m = v->m;
-    for (int r = 0; r < v->rows; r++) {
-        gif_source g = {.v = v, .row = r};
-        const gif_animation a = {.n_frames = v->n_frames, .width = m->width, .height = m->height,
-                                 .channels = m->channels, .scale = v->o->scale,
-                                 .delay_cs = GIF_DELAY_CS, .hold_cs = GIF_HOLD_CS,
-                                 .gray = m->channels == 1, .frame = row_frame, .user = &g};
-        char path[4096], file[1024];
-        viz_image_name(v, r, "gif", file, sizeof file);
-        snprintf(path, sizeof path, "%s/%s", v->o->out, file);
-        if (gif_write(path, &a, "visualize"))
-            return MV_EXIT_FAIL;
+    gif_source g = {.v = v, .row = r};
+    const gif_animation a = {.n_frames = v->n_frames, .width = m->width, .height = m->height,
+                             .channels = m->channels, .scale = v->o->scale,
+                             .delay_cs = GIF_DELAY_CS, .hold_cs = GIF_HOLD_CS,
+                             .gray = m->channels == 1, .frame = row_frame, .user = &g};
+    return gif_encode(&a);
+}
+
+/* Encoded in parallel (the encoding is what costs), written one by one in order: the first
+ * failure is the one reported, and nothing after it is written. */
+int viz_write_gifs(const viz_output *v)
+{
+    gif_bytes *gifs = calloc((size_t)v->rows + 1, sizeof *gifs);
+    if (!gifs) {
+        cli_error("visualize", "out of memory");
+        return MV_EXIT_FAIL;
     }
-    return write_grid_gif(v);
+#pragma omp parallel for schedule(dynamic)
+    for (int i = 0; i <= v->rows; i++)
+        gifs[i] = i == v->rows ? encode_grid_gif(v) : encode_row_gif(v, i);
+    int rc = MV_EXIT_OK;
+    for (int i = 0; i <= v->rows; i++) {
+        char path[4096], file[1024];
+        if (i < v->rows)
+            viz_image_name(v, i, "gif", file, sizeof file);
+        snprintf(path, sizeof path, "%s/%s", v->o->out, i < v->rows ? file : "grid.gif");
+        if (rc)
+            free(gifs[i].data);
+        else
+            rc = gif_save(path, &gifs[i], "visualize");
+    }
+    free(gifs);
+    return rc;
 }
 
 /* A JSON number, or null for what JSON cannot hold (log 0, an infinite margin). */
