@@ -35,6 +35,11 @@ vg predict 0 predict "$tmp/m.mlp" "$img"
 vg grad 0 grad "$tmp/m.mlp" "$img" --class all --out "$tmp/g.npy"
 vg saliency 0 saliency "$tmp/m.mlp" "$img" --out "$tmp/s.png"
 vg visualize 0 visualize "$tmp/m.mlp" --steps 20 --out "$tmp/viz" --quiet
+vg "visualize: frames, GIFs, page" 0 visualize "$tmp/m.mlp" --steps 20 --frames 5 --gif --seeds 2 \
+    --out "$tmp/viz-gif" --quiet
+mkdir -p "$tmp/viz-bad/grid.gif"
+vg "visualize: a GIF that cannot be written" 1 visualize "$tmp/m.mlp" --steps 5 --gif \
+    --out "$tmp/viz-bad" --quiet
 vg export 0 export "$tmp/m.mlp" --npy "$tmp/npy"
 vg gradcheck 0 gradcheck --layers 6,5,3
 vg "bad model" 1 info "$img"

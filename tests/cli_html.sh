@@ -72,7 +72,7 @@ for f in "$tmp"/v/*.gif; do
     info=$("$tools/tool_gif_info" "$f") || { not_ok "$(basename "$f") decodes"; continue; }
     case "$(basename "$f")" in
     grid.gif) want="frames 5 size " ;;
-    *) want="frames 5 size 36x36 loop 0 colors 256 delay 8" ;;
+    *) want="frames 5 size 24x24 loop 0 colors 256 delay 8" ;;
     esac
     case "$info" in "$want"*) gifs=$((gifs + 1)) ;; *) not_ok "$(basename "$f"): $info" ;; esac
 done
@@ -80,6 +80,12 @@ done
     || not_ok "9 GIFs decode ($gifs)"
 case "$("$tools/tool_gif_info" "$tmp/v/grid.gif")" in
 *"loop 0 colors 256"*) ok "grid.gif loops forever" ;; *) not_ok "grid.gif loops forever" ;; esac
+expect 0 "--gif-scale 3" -- visualize "$tmp/m.mlp" --out "$tmp/g3" --steps 10 --frames 5 --gif \
+    --gif-scale 3 --class diagonal --quiet
+case "$("$tools/tool_gif_info" "$tmp/g3/diagonal.gif")" in
+"frames 3 size 36x36 "*) ok "--gif-scale 3: 36x36" ;;
+*) not_ok "--gif-scale 3: 36x36 ($("$tools/tool_gif_info" "$tmp/g3/diagonal.gif"))" ;;
+esac
 
 # --gif alone saves frames every steps/40; --no-html writes no page.
 expect 0 "--gif without --frames" -- visualize "$tmp/m.mlp" --out "$tmp/g" --steps 80 --gif \

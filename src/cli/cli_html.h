@@ -81,4 +81,13 @@ typedef struct {
 } html_saliency_report;
 int html_saliency_page(const char *path, const html_saliency_report *r);
 
+typedef struct {
+    const mv_model *m;       /* as trained */
+    const char *csv_path;    /* the per-epoch metrics the run wrote (resumed epochs included) */
+    const char *model_path;
+    int argc;
+    char **argv;
+} html_train_report;
+int html_train_page(const char *path, const html_train_report *r);
+
 #endif

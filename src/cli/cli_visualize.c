@@ -77,6 +77,7 @@ static const char *const visualize_help_rest =
     "      --frames N          also save every N-th step: DIR/frames/, DIR/filmstrip.png\n"
     "      --gif               also DIR/<target>.gif and DIR/grid.gif, the ascent looping\n"
     "                          (frames every steps/40 unless --frames says)\n"
+    "      --gif-scale S       their pixels as S x S blocks (default 2)\n"
     "      --no-html           no DIR/index.html (the page that shows all of the above)\n"
     "  -t, --threads N         OpenMP threads (the images do not depend on it)\n"
     "  -q, --quiet             no progress bar\n"
@@ -111,7 +112,7 @@ static const struct option viz_longopts[] = {
     {"seed", required_argument, 0, 's'},         {"judge", required_argument, 0, 'j'},
     {"search", required_argument, 0, VIZ_OPT_SEARCH}, {"out", required_argument, 0, 'o'},
     {"scale", required_argument, 0, VIZ_OPT_SCALE}, {"frames", required_argument, 0, VIZ_OPT_FRAMES},
-    {"gif", no_argument, 0, VIZ_OPT_GIF},        {"no-html", no_argument, 0, VIZ_OPT_NO_HTML},
+    {"gif", no_argument, 0, VIZ_OPT_GIF}, {"gif-scale", required_argument, 0, VIZ_OPT_GIF_SCALE},        {"no-html", no_argument, 0, VIZ_OPT_NO_HTML},
     {"threads", required_argument, 0, 't'},      {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
 static const char viz_shortopts[] = "c:k:p:n:s:j:o:t:qh";
@@ -279,6 +280,7 @@ static const cli_number_option viz_run_numbers[] = {
     VIZ_RUN_NUMBER('k', "seeds", 1, 1000, seeds),
     VIZ_RUN_NUMBER(VIZ_OPT_SEARCH, "search", 1, 10000, search),
     VIZ_RUN_NUMBER(VIZ_OPT_SCALE, "scale", 1, 64, scale),
+    VIZ_RUN_NUMBER(VIZ_OPT_GIF_SCALE, "gif-scale", 1, 64, gif_scale),
     VIZ_RUN_NUMBER(VIZ_OPT_FRAMES, "frames", 1, 1000000, frames),
 };
 
@@ -556,7 +558,7 @@ static int visualize_with(viz_options *o, const mv_model *m, const mv_model *jud
 
 int cmd_visualize(int argc, char **argv)
 {
-    viz_options o = {.classes = "all", .out = "out", .seeds = 1, .scale = 4};
+    viz_options o = {.classes = "all", .out = "out", .seeds = 1, .scale = 4, .gif_scale = 2};
     mv_viz_defaults(&o.viz);
     int rc = parse_viz_args(argc, argv, &o);
     if (rc)

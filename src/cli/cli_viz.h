@@ -8,6 +8,8 @@ typedef struct {
     const char *model_path, *classes, *units, *init, *out, *judge_path;
     int seeds, scale, frames, search, quiet;
     int gif;        /* --gif: DIR/<target>.gif per row and DIR/grid.gif */
+    int gif_scale;  /* their pixels' size (--gif-scale; smaller than --scale: the encoding
+                       costs per pixel) */
     int no_html;    /* --no-html: no DIR/index.html */
     mv_viz_config viz;
 } viz_options;
@@ -114,7 +116,7 @@ enum {
     VIZ_OPT_INIT_NOISE, VIZ_OPT_SMOOTH_SAMPLES, VIZ_OPT_SMOOTH_SIGMA, VIZ_OPT_STEP_NOISE, VIZ_OPT_DIVERSITY, VIZ_OPT_STOP_PROB,
     /* not settings */
     VIZ_OPT_INIT, VIZ_OPT_SCALE, VIZ_OPT_PRESET, VIZ_OPT_UNIT, VIZ_OPT_FRAMES, VIZ_OPT_JUDGE,
-    VIZ_OPT_SEARCH, VIZ_OPT_GIF, VIZ_OPT_NO_HTML
+    VIZ_OPT_SEARCH, VIZ_OPT_GIF, VIZ_OPT_GIF_SCALE, VIZ_OPT_NO_HTML
 };
 
 #endif

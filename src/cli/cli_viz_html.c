@@ -59,7 +59,8 @@ static void card(FILE *out, const viz_output *v, int r)
     if (v->o->gif && v->n_frames) {
         viz_image_name(v, r, "gif", file, sizeof file);
         fputs("\n<noscript>", out);
-        image_tag(out, file, W, H, W, H, "gif", target);
+        const int gs = v->o->gif_scale; /* shown at the size of the PNGs */
+        image_tag(out, file, m->width * gs, m->height * gs, W, H, "gif", target);
         fputs("</noscript>", out);
     }
     fputs("\n<figcaption><b>", out);

@@ -251,7 +251,7 @@ static const float *grid_frame(void *user, int f)
     const viz_output *v = g->v;
     const size_t D = (size_t)v->m->width * v->m->height * v->m->channels;
     free(g->sheet);
-    g->sheet = viz_compose_sheet(v->m, v->o->scale, v->frames + (size_t)f * v->rows * D,
+    g->sheet = viz_compose_sheet(v->m, v->o->gif_scale, v->frames + (size_t)f * v->rows * D,
                                  v->o->seeds, v->n_targets, g->names, NULL, &g->W, &g->H);
     return g->sheet;
 }
@@ -286,7 +286,7 @@ static gif_bytes encode_row_gif(const viz_output *v, int r)
     const mv_model *m = v->m;
     gif_source g = {.v = v, .row = r};
     const gif_animation a = {.n_frames = v->n_frames, .width = m->width, .height = m->height,
-                             .channels = m->channels, .scale = v->o->scale,
+                             .channels = m->channels, .scale = v->o->gif_scale,
                              .delay_cs = GIF_DELAY_CS, .hold_cs = GIF_HOLD_CS,
                              .gray = m->channels == 1, .frame = row_frame, .user = &g};
     return gif_encode(&a);

@@ -3,8 +3,9 @@
 DevTools protocol (Debian's python3-websocket, nothing from a registry), and checks it through
 the DOM: every image referenced loads at its natural size (those inside <noscript>, the GIFs,
 included), one card and one table row per image of report.json, the slider moves every
-card's frame, the given class names show as text and no markup of theirs ran, and no console
-error or dialog. A screenshot of each page goes to --shots.
+card's frame, with scripts off the GIFs replace the player, the given class names show as
+text and no markup of theirs ran, and no console error or dialog. A screenshot of each page
+goes to --shots.
 
 usage: check_pages.py --chromium BIN --shots DIR [--text NAME]... PAGE...
 Prints "ok - ..." / "not ok - ..." lines; exits 1 when a check failed, 3 when Chromium
@@ -182,6 +183,16 @@ SLIDER_MOVES = """(async () => {
 })()"""
 
 
+# With scripts off: the player stays hidden, and what <noscript> holds (the GIFs) is on the
+# page and loads.
+WITHOUT_SCRIPTS = """(() => {
+  const gifs = [...document.querySelectorAll('img')].filter(i => /[.]gif$/.test(i.src));
+  return {player_hidden: document.getElementById('player').hidden,
+          gifs: gifs.length, loaded: gifs.filter(i => i.complete && i.naturalWidth > 0).length,
+          filmstrip: !!document.querySelector('img.filmstrip')};
+})()"""
+
+
 def shows_as_text(name):
     """The name is the text of some element, and its markup made no element."""
     return ("(() => { const n = %s; const shown = [...document.querySelectorAll("
@@ -200,6 +211,19 @@ class Report:
             self.failed += 1
             if detail:
                 print("    %s" % detail)
+
+
+def check_without_scripts(browser, page, name, report):
+    browser.call("Emulation.setScriptExecutionDisabled", {"value": True}, session=True)
+    try:
+        browser.open("file://" + os.path.abspath(page))
+        seen = browser.evaluate(WITHOUT_SCRIPTS)
+    finally:
+        browser.call("Emulation.setScriptExecutionDisabled", {"value": False}, session=True)
+    report.check(seen["player_hidden"] and seen["filmstrip"] and seen["gifs"] > 0 and
+                 seen["loaded"] == seen["gifs"],
+                 "%s without scripts: the filmstrip and %d GIFs instead of the player" %
+                 (name, seen["gifs"]), str(seen))
 
 
 def check_page(browser, page, texts, shots, report):
@@ -221,13 +245,18 @@ def check_page(browser, page, texts, shots, report):
         report.check(not moved["fails"] and moved["frames"] > 0,
                      "%s: the slider moves %d frames" % (name, moved["frames"]),
                      "; ".join(moved["fails"][:5]))
+    problems = browser.problems()  # before the page is opened again
+    if browser.evaluate("!!document.getElementById('player')"):
+        check_without_scripts(browser, page, name, report)
+        problems += browser.problems()
+        browser.open("file://" + os.path.abspath(page))
     for text in texts:
         seen = browser.evaluate(shows_as_text(text))
         report.check(seen["shown"] and not seen["injected"],
                      "%s: %r shows as text" % (name, text), str(seen))
     shot = os.path.join(shots, name.replace("/", "_").replace(".html", ".png"))
     browser.screenshot(shot)
-    problems = browser.problems()
+    problems += browser.problems()
     report.check(not problems, "%s: no console error (screenshot %s)" % (name, shot),
                  "; ".join(problems[:5]))
 
