@@ -254,7 +254,8 @@ def check_page(browser, page, texts, shots, report):
         seen = browser.evaluate(shows_as_text(text))
         report.check(seen["shown"] and not seen["injected"],
                      "%s: %r shows as text" % (name, text), str(seen))
-    shot = os.path.join(shots, name.replace("/", "_").replace(".html", ".png"))
+    folder = os.path.basename(os.path.dirname(os.path.abspath(page)))
+    shot = os.path.join(shots, "%s-%s" % (folder, name.replace(".html", ".png")))
     browser.screenshot(shot)
     problems += browser.problems()
     report.check(not problems, "%s: no console error (screenshot %s)" % (name, shot),
