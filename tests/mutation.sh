@@ -45,6 +45,9 @@ mutants=(
   "AVX2 single-row forward loses the bias|src/gemm.c|s/z\[0\] = b\[0\] + fold_lanes(c0)/z[0] = fold_lanes(c0)/"
   "atomic write names its file from the start|src/fileio.c|s/proc_fds_visible = access(\"\/proc\/self\/fd\", X_OK) == 0;/proc_fds_visible = 0;/"
   "atomic write removes a live writer's file|src/fileio.c|s/        else if (locked)/        else/"
+  "objective trace sums the smoothing samples|src/visualize.c|s/add_scores(a, 1.0 \/ c->smooth_samples);/add_scores(a, 1.0);/"
+  "HTML escaper lets '<' through|src/cli/cli_html.c|s/case '<': fputs(\"\&lt;\", out); break;/case '<': fputc('<', out); break;/"
+  "GIF loops once, not forever|src/cli/cli_gif.c|s/forever\[3\] = {1, 0, 0}/forever[3] = {1, 1, 0}/"
 )
 
 cp -a src tests scripts Makefile "$scratch"/
