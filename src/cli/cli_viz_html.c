@@ -31,6 +31,11 @@ static void grid_section(FILE *out, const viz_output *v)
         fputs("\n<noscript><img class=\"grid-gif\" src=\"grid.gif\" "
               "alt=\"the ascent of every image\"></noscript>", out);
     fputs("</p>\n", out);
+    if (v->o->search)
+        fprintf(out, "<h2>Search</h2>\n<p>The %d settings tried (<a href=\"search.csv\">"
+                     "search.csv</a>; the winner, drawn here, in <a href=\"preset.txt\">"
+                     "preset.txt</a>):</p>\n<p><img class=\"grid\" src=\"search.png\" "
+                     "alt=\"every setting tried\"></p>\n", v->o->search);
 }
 
 /* Row r's card: the final image at its written size, the frame the player shows, and the
