@@ -117,8 +117,12 @@ void html_run_section(FILE *out, int argc, char **argv, const mv_model *m, const
         html_text(out, extra);
         fputs("</p>\n", out);
     }
-    if (!m)
-        return;
+    if (m)
+        html_model_table(out, m);
+}
+
+void html_model_table(FILE *out, const mv_model *m)
+{
     fprintf(out, "<table class=\"model\">\n<tr><th>model CRC-32</th><td>%08x</td></tr>\n",
             (unsigned)m->file.crc);
     fprintf(out, "<tr><th>input</th><td>%dx%d, %d channel%s</td></tr>\n<tr><th>network</th><td>",

@@ -31,9 +31,12 @@ void html_url(FILE *out, const char *path);
 /* A number for a table cell: %.4f, or the text of a non-finite value. */
 void html_number(FILE *out, double x);
 
-/* "<h2>Run</h2>": the command line (argv as run), the model's file CRC and its summary:
- * input shape, layer widths, activations, head, classes, stored metadata. */
+/* "<h2>Run</h2>": the command line (argv as run), a line of extra text (may be NULL), and
+ * html_model_table (m may be NULL). */
 void html_run_section(FILE *out, int argc, char **argv, const mv_model *m, const char *extra);
+/* The model's file CRC and its summary: input shape, layer widths, activations, head,
+ * classes, stored metadata (the command that trained it among them). */
+void html_model_table(FILE *out, const mv_model *m);
 
 /* An SVG line chart (inline, no script): n_series lines of n_points values ys[s][i] at
  * xs[i], named names[s] in a legend. Non-finite values break a line. */
@@ -85,8 +88,7 @@ typedef struct {
     const mv_model *m;       /* as trained */
     const char *csv_path;    /* the per-epoch metrics the run wrote (resumed epochs included) */
     const char *model_path;
-    int argc;
-    char **argv;
+    const char *command;     /* the command line, as the model records it */
 } html_train_report;
 int html_train_page(const char *path, const html_train_report *r);
 

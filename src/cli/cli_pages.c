@@ -245,7 +245,10 @@ int html_train_page(const char *path, const html_train_report *r)
     metrics_chart(out, "loss per epoch", rows, n, 2, 4);
     metrics_chart(out, "accuracy per epoch", rows, n, 3, 5);
     metrics_table(out, rows, n);
-    html_run_section(out, r->argc, r->argv, r->m, NULL);
+    fputs("<h2>Run</h2>\n<pre class=\"command\">", out);
+    html_text(out, r->command);
+    fputs("</pre>\n", out);
+    html_model_table(out, r->m);
     free(rows);
     return html_finish(&page, path, "train");
 }
