@@ -128,6 +128,9 @@ if command -v script >/dev/null; then
     script -qec "$bin visualize $tmp/m.mlp --out $tmp/p --steps 20 --class 0" /dev/null \
         >"$tmp/tty" 2>&1 </dev/null
     grep -qF "$block" "$tmp/tty" && ok "preview on a terminal" || not_ok "preview on a terminal" "$tmp/tty"
+    # 12 rows of pixels are 6 lines of half-blocks, redrawn in place: the cursor goes 6 up.
+    grep -qF $'\e[6A' "$tmp/tty" && ok "the preview is redrawn in place" \
+        || not_ok "the preview is redrawn in place"
     script -qec "$bin visualize $tmp/m.mlp --out $tmp/p --steps 20 --class 0 --quiet" /dev/null \
         >"$tmp/tty" 2>&1 </dev/null
     if grep -qF "$block" "$tmp/tty"; then not_ok "no preview with --quiet"; else ok "no preview with --quiet"; fi
