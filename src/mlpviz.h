@@ -386,6 +386,10 @@ typedef struct {
 mv_status mv_model_create(mv_model **out, const mv_arch *arch);
 /* Releases a model; NULL is allowed. */
 void mv_model_free(mv_model *model);
+/* A deep copy of src: network, input shape and normalisation, class names, metadata entries
+ * (order and duplicates kept) and extras; its file info is zero (it was not loaded). *out
+ * belongs to the caller (mv_model_free); src is only read. */
+mv_status mv_model_clone(mv_model **out, const mv_model *src);
 
 /* Replaces the class names (copied); n must equal the output width. */
 mv_status mv_model_set_class_names(mv_model *model, const char *const *names, int n);
