@@ -139,6 +139,12 @@ mv_status mv_arch_validate(const mv_arch *arch);
 /* Parses "784,128,64,10" (input, hidden..., output) into arch->widths and n_layers. */
 mv_status mv_arch_parse_widths(mv_arch *arch, const char *text);
 
+/* Sets arch->widths and n_layers to inputs, the hidden widths listed in `hidden` ("512,256";
+ * "" for none, one weight layer) and outputs; activations and head are left as they are. A
+ * bad list fails as mv_arch_parse_widths fails on "inputs,hidden,outputs", whose text the
+ * message shows. */
+mv_status mv_arch_set_widths(mv_arch *arch, int inputs, const char *hidden, int outputs);
+
 /* Parses one activation name: identity, sigmoid, tanh, relu, leaky_relu[:alpha],
  * scaled_relu[:k] (also "5relu" for k = 5), softplus, gelu. */
 mv_status mv_activation_parse(mv_activation *act, const char *text);

@@ -331,14 +331,10 @@ static int parse_train_args(int argc, char **argv, train_options *o)
 /* The network: input from the data, the hidden widths asked for, one output per class. */
 static int build_model(const train_options *o, const mv_dataset *data, mv_model **out)
 {
-    char widths[512];
     const int input = data->channels * data->height * data->width;
-    snprintf(widths, sizeof widths, "%d,%s,%d", input, o->layers, data->n_classes);
-    mv_arch arch = {0};
-    arch.head = MV_HEAD_SOFTMAX_CE;
-    if (!strcmp(o->layers, "") ) /* no hidden layer: softmax regression */
-        snprintf(widths, sizeof widths, "%d,%d", input, data->n_classes);
-    if (mv_arch_parse_widths(&arch, widths)) {
+    mv_arch arch = {.head = MV_HEAD_SOFTMAX_CE};
+    /* --layers "" leaves no hidden layer: softmax regression */
+    if (mv_arch_set_widths(&arch, input, o->layers, data->n_classes)) {
         cli_error("train", "--layers: %s", mv_last_error());
         return MV_EXIT_USAGE;
     }
