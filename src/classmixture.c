@@ -576,6 +576,13 @@ static mv_status fit_all(const mv_dataset *data, const int *start, const int *me
     return st;
 }
 
+int mv_class_mixture_components(const mv_dataset *data, int wanted)
+{
+    const int smallest = data->n_classes > 0 ? mv_smallest_class_size(data) : 0;
+    const int components = wanted < smallest ? wanted : smallest;
+    return components > 0 ? components : 0;
+}
+
 mv_status mv_model_fit_class_mixture(mv_model *model, const mv_dataset *data, int components,
                                      uint64_t seed)
 {

@@ -238,6 +238,9 @@ void mv_tv_add_gradient(const float *p, float *g, int W, int H, int C, double tv
  * 0, then class 1, ..., each class in dataset order; class k is members[start[k] ..
  * start[k + 1]), start [K + 1]. Labels must be in 0..K-1. */
 void mv_group_by_class(const mv_dataset *data, int *start, int *members);
+/* Images in data's smallest class (classstats.c): 0 when a class has none, -1 when out of
+ * memory. n_classes must be at least 1; labels outside 0..K-1 are not counted. */
+int mv_smallest_class_size(const mv_dataset *data);
 /* Class k's name for messages ("?" when the dataset has none). Borrowed. */
 const char *mv_dataset_class_name(const mv_dataset *data, int k);
 

@@ -450,6 +450,16 @@ mv_status mv_model_load(mv_model **out, const char *path);
 mv_status mv_model_fit_class_stats(mv_model *model, const mv_dataset *data, int rank,
                                    uint64_t seed);
 
+/* The rank at which to fit class statistics on data when `wanted` (0..64) is asked for: the
+ * policy of `mlpviz train`, here so that every caller applies the same. A class of n images
+ * spans at most n - 1 directions, so the rank is lowered below the smallest class's size; and
+ * images of more than 4096 values get the means alone (rank 0), as the fit holds a D x D
+ * matrix per class (128 MB at 4096). MV_OK when *rank is wanted or lowered only for the class
+ * sizes. Otherwise the message says why it is less, and *rank is still what can be fitted:
+ * 0 (MV_ERR_ARG) when the images are too large for a Gaussian; -1, nothing, when a class has
+ * no image (MV_ERR_ARG) or the classes cannot be counted (MV_ERR_NOMEM). */
+mv_status mv_class_stats_rank(const mv_dataset *data, int wanted, int *rank);
+
 /* Non-zero when the model carries consistent class statistics; *rank (may be NULL)
  * receives their rank. */
 int mv_model_has_class_stats(const mv_model *model, int *rank);
@@ -478,6 +488,11 @@ mv_status mv_class_sample(const mv_model *model, int k, double temperature, mv_r
  * the class. On failure the model's earlier mixture, if any, is left or reported absent. */
 mv_status mv_model_fit_class_mixture(mv_model *model, const mv_dataset *data, int components,
                                      uint64_t seed);
+
+/* The number of mixture components to fit on data when `wanted` are asked for: at most one
+ * per image of the smallest class, 0 (none) when a class has no image or the classes cannot
+ * be counted. */
+int mv_class_mixture_components(const mv_dataset *data, int wanted);
 
 /* Non-zero when the model carries a consistent class mixture (sizes agree with its classes,
  * input and class statistics; every class's weights >= 0 with a positive sum);
