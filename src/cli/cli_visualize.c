@@ -275,12 +275,12 @@ static const cli_number_option viz_run_numbers[] = {
     VIZ_RUN_NUMBER(VIZ_OPT_SEARCH, "search", 1, 10000, search),
     VIZ_RUN_NUMBER(VIZ_OPT_SCALE, "scale", 1, 64, scale),
     VIZ_RUN_NUMBER(VIZ_OPT_FRAMES, "frames", 1, 1000000, frames),
+    VIZ_RUN_NUMBER('t', "threads", 1, 1024, threads),
 };
 
 static int parse_viz_args(int argc, char **argv, viz_options *o)
 {
     const char *cmd = "visualize";
-    long n;
     int rc = apply_preset(argc, argv, &o->viz);
     if (rc)
         return rc;
@@ -304,10 +304,6 @@ static int parse_viz_args(int argc, char **argv, viz_options *o)
         case 'p': break; /* applied first */
         case 'j': o->judge_path = optarg; break;
         case 'o': o->out = optarg; break;
-        case 't':
-            if (cli_parse_int(cmd, "threads", optarg, 1, 1024, &n)) return MV_EXIT_USAGE;
-            omp_set_num_threads((int)n);
-            break;
         case 'q': o->quiet = 1; break;
         case 'h':
             fputs(visualize_help, stdout);
@@ -316,6 +312,8 @@ static int parse_viz_args(int argc, char **argv, viz_options *o)
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
     }
+    if (o->threads)
+        omp_set_num_threads(o->threads);
     if (argc - optind != 1) {
         cli_error(cmd, "give one MODEL (see mlpviz visualize --help)");
         return MV_EXIT_USAGE;
