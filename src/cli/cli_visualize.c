@@ -521,18 +521,29 @@ static void provenance_text(const viz_options *o, const mv_model *m, int argc, c
         at += snprintf(text + at, size - (size_t)at, " %s", argv[i]);
 }
 
+/* The run's targets: --class, or --unit (which also sets the objective to that layer's
+ * units) into targets [MAX_TARGETS], *count of them; *unit_layer is -1 for classes.
+ * Returns the exit status. */
+static int resolve_targets(viz_options *o, const mv_model *m, int *targets, int *count,
+                           int *unit_layer)
+{
+    *unit_layer = -1;
+    const int rc = o->units ? parse_units(m, o->units, unit_layer, targets, count, MAX_TARGETS)
+                            : parse_classes(m, o->classes, targets, count);
+    if (!rc && o->units) {
+        o->viz.objective = MV_OBJ_HIDDEN_PRE;
+        o->viz.unit_layer = *unit_layer;
+    }
+    return rc;
+}
+
 static int visualize_with(viz_options *o, const mv_model *m, const mv_model *judge, int argc,
                           char **argv)
 {
-    int targets_buf[MAX_TARGETS], n_targets, unit_layer = -1;
-    int rc = o->units ? parse_units(m, o->units, &unit_layer, targets_buf, &n_targets, MAX_TARGETS)
-                      : parse_classes(m, o->classes, targets_buf, &n_targets);
+    int targets_buf[MAX_TARGETS], n_targets, unit_layer;
+    int rc = resolve_targets(o, m, targets_buf, &n_targets, &unit_layer);
     if (rc)
         return rc;
-    if (o->units) {
-        o->viz.objective = MV_OBJ_HIDDEN_PRE;
-        o->viz.unit_layer = unit_layer;
-    }
     const int rows = n_targets * o->seeds;
     const size_t D = (size_t)m->width * m->height * m->channels;
     int *targets = malloc(sizeof *targets * (size_t)rows);
