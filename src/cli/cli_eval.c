@@ -258,17 +258,14 @@ int cmd_predict(int argc, char **argv)
     opterr = 0;
     optind = 1;
     for (int opt; (opt = getopt_long(argc, argv, "k:h", longopts, NULL)) != -1;) {
+        if (opt == 'h') {
+            fputs(predict_help, stdout);
+            return MV_EXIT_OK;
+        }
         const int rc = cli_parse_number_option("predict", CLI_TABLE(predict_numbers), opt,
                                                optarg, &o);
-        if (rc != CLI_NOT_IN_TABLE) {
-            if (rc)
-                return rc;
-            continue;
-        }
-        switch (opt) {
-        case 'h': fputs(predict_help, stdout); return MV_EXIT_OK;
-        default: return cli_bad_option("predict", opt, argv[optind - 1]);
-        }
+        if (rc)
+            return rc == CLI_NOT_IN_TABLE ? cli_bad_option("predict", opt, argv[optind - 1]) : rc;
     }
     if (argc - optind < 2) {
         cli_error("predict", "give a MODEL and at least one IMAGE (see mlpviz predict --help)");
@@ -519,19 +516,16 @@ static int parse_saliency_args(int argc, char **argv, saliency_options *o)
     opterr = 0;
     optind = 1;
     for (int opt; (opt = getopt_long(argc, argv, "c:o:h", saliency_longopts, NULL)) != -1;) {
-        const int rc = cli_parse_number_option("saliency", CLI_TABLE(saliency_numbers), opt,
-                                               optarg, o);
-        if (rc != CLI_NOT_IN_TABLE) {
-            if (rc)
-                return rc;
-            continue;
-        }
+        int rc = MV_EXIT_OK;
         switch (opt) {
         case 'c': o->class_text = optarg; break;
         case 'o': o->out_path = optarg; break;
         case 'h': fputs(saliency_help, stdout); return CLI_HELP_SHOWN;
-        default: return cli_bad_option("saliency", opt, argv[optind - 1]);
+        default:
+            rc = cli_parse_number_option("saliency", CLI_TABLE(saliency_numbers), opt, optarg, o);
         }
+        if (rc)
+            return rc == CLI_NOT_IN_TABLE ? cli_bad_option("saliency", opt, argv[optind - 1]) : rc;
     }
     if (argc - optind != 2) {
         cli_error("saliency", "give one MODEL and one IMAGE (see mlpviz saliency --help)");
