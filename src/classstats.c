@@ -630,6 +630,21 @@ int mv_model_has_class_stats(const mv_model *model, int *rank)
     return 1;
 }
 
+/* Every z is drawn even at temperature 0, so the stream advances by rank normals whatever
+ * the temperature. */
+void mv_low_rank_draw(const float *mean, const float *basis, const float *sd, int rank,
+                      size_t D, double temperature, mv_rng *rng, float *out)
+{
+    double coef[MAX_RANK];
+    for (int i = 0; i < rank; i++) coef[i] = temperature * sd[i] * mv_rng_normal(rng);
+    for (size_t d = 0; d < D; d++) {
+        double v = 0;
+        for (int i = 0; i < rank; i++) v += coef[i] * basis[(size_t)i * D + d];
+        v += mean[d];
+        out[d] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
+    }
+}
+
 mv_status mv_class_sample(const mv_model *model, int k, double temperature, mv_rng *rng,
                           float *out)
 {
@@ -649,15 +664,6 @@ mv_status mv_class_sample(const mv_model *model, int k, double temperature, mv_r
     const float *mean = mv_model_extra_get(model, EXTRA_MEAN, NULL) + (size_t)k * D;
     const float *basis = mv_model_extra_get(model, EXTRA_BASIS, NULL) + (size_t)k * rank * D;
     const float *sd = mv_model_extra_get(model, EXTRA_SD, NULL) + (size_t)k * rank;
-    /* Every z is drawn even at temperature 0, so the stream advances by rank normals
-     * whatever the temperature. */
-    double coef[MAX_RANK];
-    for (int i = 0; i < rank; i++) coef[i] = temperature * sd[i] * mv_rng_normal(rng);
-    for (size_t d = 0; d < D; d++) {
-        double v = 0;
-        for (int i = 0; i < rank; i++) v += coef[i] * basis[(size_t)i * D + d];
-        v += mean[d];
-        out[d] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
-    }
+    mv_low_rank_draw(mean, basis, sd, rank, D, temperature, rng, out);
     return MV_OK;
 }
