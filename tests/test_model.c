@@ -92,6 +92,17 @@ static uint8_t *read_bytes(const char *path, size_t *size)
 }
 
 /* Writes exactly these bytes to path (replacing it). */
+/* The two files hold the same bytes. */
+static void assert_same_bytes(const char *path_a, const char *path_b)
+{
+    size_t size_a, size_b;
+    uint8_t *a = read_bytes(path_a, &size_a), *b = read_bytes(path_b, &size_b);
+    assert_int_equal(size_a, size_b);
+    assert_memory_equal(a, b, size_a);
+    free(a);
+    free(b);
+}
+
 static void write_bytes(const char *path, const uint8_t *data, size_t size)
 {
     FILE *f = fopen(path, "wb");
@@ -324,12 +335,7 @@ static void test_round_trip_is_bit_exact(void **state)
         /* saving the loaded model gives the same bytes */
         char again[PATH_BYTES];
         assert_int_equal(mv_model_save(back, fixture_path(again, "again.mlp")), MV_OK);
-        size_t n1, n2;
-        uint8_t *b1 = read_bytes(path, &n1), *b2 = read_bytes(again, &n2);
-        assert_int_equal(n1, n2);
-        assert_memory_equal(b1, b2, n1);
-        free(b1);
-        free(b2);
+        assert_same_bytes(path, again);
         mv_model_free(m);
         mv_model_free(back);
     }
@@ -467,12 +473,7 @@ static void test_clone_is_deep(void **state)
     assert_int_equal(copy->n_extras, 3);
     assert_true(copy->file.size == 0 && copy->file.version == 0 && copy->file.crc == 0);
     assert_int_equal(mv_model_save(copy, fixture_path(again, "clone.mlp")), MV_OK);
-    size_t size_a, size_b;
-    uint8_t *a = read_bytes(path, &size_a), *b = read_bytes(again, &size_b);
-    assert_int_equal(size_a, size_b);
-    assert_memory_equal(a, b, size_a);
-    free(a);
-    free(b);
+    assert_same_bytes(path, again);
     /* nothing is shared: change every part of the copy, the original keeps its values */
     assert_true(copy->net != m->net && copy->net->p.data != m->net->p.data);
     copy->net->p.data[0] += 1;
