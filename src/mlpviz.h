@@ -402,6 +402,11 @@ mv_status mv_model_clone(mv_model **out, const mv_model *src);
 
 /* Replaces the class names (copied); n must equal the output width. */
 mv_status mv_model_set_class_names(mv_model *model, const char *const *names, int n);
+/* Reorders the outputs so that output k is the class named names[k]: the last layer's rows,
+ * its biases and the names move together, so each class keeps its score function. names must
+ * be the model's own names in some order. A model with extras (per-class arrays) is refused:
+ * they would keep the old order. On failure the model is unchanged. */
+mv_status mv_model_reorder_classes(mv_model *model, const char *const *names, int n);
 /* Sets (or replaces) one metadata key; keys and values may not contain '\n', keys not '='. */
 mv_status mv_model_meta_set(mv_model *model, const char *key, const char *value);
 /* Value of a metadata key (its first entry), or NULL. Borrowed: valid until that key is set

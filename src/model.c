@@ -416,6 +416,60 @@ mv_status mv_model_set_class_names(mv_model *model, const char *const *names, in
     return MV_OK;
 }
 
+/* The permutation from[k] = the model's index of names[k], or MV_ERR_ARG naming the first
+ * name that is not the model's (a repeat is caught as a missing other name). */
+static mv_status class_permutation(const mv_model *model, const char *const *names, int n,
+                                   int *from)
+{
+    if (n != model->n_classes)
+        return mv_fail(MV_ERR_ARG, "%d class names for a model of %d classes", n,
+                       model->n_classes);
+    for (int k = 0; k < n; k++) {
+        from[k] = -1;
+        for (int j = 0; j < n && from[k] < 0; j++)
+            if (names[k] && !strcmp(names[k], model->class_names[j]))
+                from[k] = j;
+        for (int i = 0; i < k && from[k] >= 0; i++)
+            if (from[i] == from[k])
+                from[k] = -1;
+        if (from[k] < 0)
+            return mv_fail(MV_ERR_ARG, "class '%s' is not one of the model's classes (or is "
+                           "repeated)", names[k] ? names[k] : "(null)");
+    }
+    return MV_OK;
+}
+
+mv_status mv_model_reorder_classes(mv_model *model, const char *const *names, int n)
+{
+    if (model->n_extras)
+        return mv_fail(MV_ERR_ARG, "the model holds %d extras (per-class arrays) that would "
+                       "keep the old class order", model->n_extras);
+    const mv_arch *a = &model->net->arch;
+    const int L = a->n_layers, in = a->widths[L - 1];
+    int *from = malloc(sizeof *from * (size_t)(n > 0 ? n : 1));
+    mv_real *W = malloc(sizeof *W * (size_t)n * (size_t)in), *b = malloc(sizeof *b * (size_t)n);
+    char **old = malloc(sizeof *old * (size_t)(n > 0 ? n : 1));
+    mv_status st = !from || !W || !b || !old
+                       ? mv_fail(MV_ERR_NOMEM, "cannot reorder %d classes", n)
+                       : class_permutation(model, names, n, from);
+    if (!st) {
+        memcpy(W, model->net->p.W[L - 1], sizeof *W * (size_t)n * (size_t)in);
+        memcpy(b, model->net->p.b[L - 1], sizeof *b * (size_t)n);
+        memcpy(old, model->class_names, sizeof *old * (size_t)n);
+        for (int k = 0; k < n; k++) {
+            memcpy(model->net->p.W[L - 1] + (size_t)k * in, W + (size_t)from[k] * in,
+                   sizeof *W * (size_t)in);
+            model->net->p.b[L - 1][k] = b[from[k]];
+            model->class_names[k] = old[from[k]];
+        }
+    }
+    free(from);
+    free(W);
+    free(b);
+    free(old);
+    return st;
+}
+
 /* The first entry whose key is key, or NULL. */
 static mv_model_meta *meta_find(const mv_model *model, const char *key)
 {

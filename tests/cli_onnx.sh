@@ -100,3 +100,32 @@ expect 2 "--mean without a value" -- info "$model" --mean
 stderr_has "missing value named" "--mean needs a value"
 expect 0 "--help of a model command lists the ONNX options" -- eval --help
 stdout_has "eval --help: --input-shape" "--input-shape CxHxW"
+
+# train --init: fine-tuning an imported model. Five classes named in reverse by --classes,
+# data folders a..e (sorted): the outputs are reordered by name, so a run that cannot move
+# the weights (SGD at lr 1e-12) gives the imported model's very predictions, name by name.
+fm=$fx/gemm-sigmoid-logits-view.onnx
+"$tools/tool_make_dataset" "$tmp/d4" 8 4 1 >/dev/null || not_ok "4x4 synthetic folder"
+for c in a b c d e; do mkdir -p "$tmp/five/$c" && cp "$tmp/d4/rings/"* "$tmp/five/$c/"; done
+printf 'e\nd\nc\nb\na\n' >"$tmp/rev.classes"
+rev=(--mean 0 --std 1 --classes "$tmp/rev.classes")
+expect 0 "train --init an ONNX model" -- train --init "$fm" "${rev[@]}" --data "$tmp/five" \
+    --epochs 1 --lr 1e-12 --opt sgd --val-split 0 --out "$tmp/ft.mlp" --quiet
+one=$(find "$tmp/five/a" -type f | head -n 1)
+"$bin" predict "$fm" "${rev[@]}" "$one" --top 5 >"$tmp/p_onnx" 2>&1
+"$bin" predict "$tmp/ft.mlp" "$one" --top 5 >"$tmp/p_ft" 2>&1
+same_file "fine-tuned at lr 1e-12 predicts as the ONNX model, class by class" \
+    "$tmp/p_onnx" "$tmp/p_ft"
+expect 0 "info of the fine-tuned model" -- info "$tmp/ft.mlp"
+stdout_has "the recorded command keeps the hint options" "--classes $tmp/rev.classes"
+expect 2 "--init with --layers" -- train --init "$fm" "${rev[@]}" --data "$tmp/five" \
+    --layers 8 --out "$tmp/x.mlp"
+stderr_has "--init and --layers conflict named" "brings its network"
+printf 'e\nd\nc\nb\nz\n' >"$tmp/other.classes"
+expect 1 "--init whose classes are not the data's" -- train --init "$fm" --mean 0 --std 1 \
+    --classes "$tmp/other.classes" --data "$tmp/five" --out "$tmp/x.mlp"
+stderr_has "the foreign class named" "class 'a' is not one of the model's classes"
+expect 1 "--init with data of another size" -- train --init "$fm" "${rev[@]}" \
+    --data "$tmp/five" --size 5x5 --out "$tmp/x.mlp"
+stderr_has "the size mismatch explained" "takes 1 x 4 x 4 images; the data is 1 x 5 x 5"
+check "no model written by the refused runs" test ! -e "$tmp/x.mlp"

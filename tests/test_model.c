@@ -446,6 +446,38 @@ static void test_meta_entries_round_trip(void **state)
 /* mv_model_clone copies every field into memory of its own: the clone equals the original
  * (even all four means and deviations, duplicate metadata keys in place, every extra), saves
  * to the same bytes, has no file info, and changing it leaves the original as it was. */
+/* Reordering the classes moves each class's score function with its name: the probability
+ * of a named class is unchanged, whatever its position; names not the model's are refused
+ * and leave the model as it was. */
+static void test_reorder_classes_by_name(void **state)
+{
+    (void)state;
+    mv_model *m = make_model("6,5,3", "tanh", "ce", 3, 4);
+    free(m->extras[0].data); /* make_model's optimizer moment would keep the old order */
+    m->n_extras = 0;
+    const char *const names[3] = {"cat", "dog", "emu"}, *const order[3] = {"emu", "cat", "dog"};
+    assert_int_equal(mv_model_set_class_names(m, names, 3), MV_OK);
+    const float pixels[6] = {0.1f, 0.9f, 0.3f, 0.5f, 0.7f, 0.2f};
+    float before[3], after[3];
+    assert_int_equal(mv_model_predict(m, pixels, 1, before), MV_OK);
+    assert_true(before[0] != before[1] && before[1] != before[2]);
+    assert_int_equal(mv_model_reorder_classes(m, order, 3), MV_OK);
+    assert_int_equal(mv_model_predict(m, pixels, 1, after), MV_OK);
+    for (int k = 0; k < 3; k++) assert_string_equal(m->class_names[k], order[k]);
+    assert_true(after[0] == before[2] && after[1] == before[0] && after[2] == before[1]);
+    const char *const foreign[3] = {"emu", "cat", "gnu"}, *const twice[3] = {"emu", "cat", "cat"};
+    assert_int_equal(mv_model_reorder_classes(m, foreign, 3), MV_ERR_ARG);
+    assert_non_null(strstr(mv_last_error(), "'gnu'"));
+    assert_int_equal(mv_model_reorder_classes(m, twice, 3), MV_ERR_ARG);
+    assert_int_equal(mv_model_predict(m, pixels, 1, after), MV_OK);
+    assert_true(after[0] == before[2] && after[1] == before[0] && after[2] == before[1]);
+    assert_string_equal(m->class_names[0], "emu");
+    const float sd[1] = {1};
+    assert_int_equal(mv_model_extra_set(m, "class.sd", sd, 1), MV_OK);
+    assert_int_equal(mv_model_reorder_classes(m, names, 3), MV_ERR_ARG); /* extras */
+    mv_model_free(m);
+}
+
 static void test_clone_is_deep(void **state)
 {
     (void)state;
@@ -1332,6 +1364,7 @@ int main(void)
         cmocka_unit_test(test_meta_set_get),
         cmocka_unit_test(test_meta_entries_round_trip),
         cmocka_unit_test(test_clone_is_deep),
+        cmocka_unit_test(test_reorder_classes_by_name),
         cmocka_unit_test(test_extras_set_get),
         cmocka_unit_test(test_class_names),
         cmocka_unit_test(test_prepare_input),
