@@ -4,7 +4,8 @@
 # (default: the build and test packages).
 set -eu
 
-packages=${*:-"gcc make libc6-dev binutils libcmocka-dev libstb-dev pkg-config python3"}
+packages=${*:-"gcc make libc6-dev binutils libcmocka-dev libstb-dev pkg-config python3 \
+    libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata"}
 
 missing=""
 for p in $packages; do

@@ -2,6 +2,7 @@
  * reports, the caller decides). */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -29,5 +30,16 @@ mv_status mv_fail(mv_status status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
+    return status;
+}
+
+mv_status mv_fail_context(mv_status status, const char *context)
+{
+    char inner[sizeof last_error];
+    memcpy(inner, last_error, sizeof inner);
+    const int n = snprintf(last_error, sizeof last_error, "%s: ", context);
+    if (n >= 0 && (size_t)n < sizeof last_error)
+        memcpy(last_error + n, inner, sizeof last_error - (size_t)n - 1);
+    last_error[sizeof last_error - 1] = '\0';
     return status;
 }

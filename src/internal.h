@@ -17,6 +17,9 @@
 /* Records a formatted message for mv_last_error() and returns status, so that a failing
  * path reads `return mv_fail(MV_ERR_ARG, "...", ...);`. */
 mv_status mv_fail(mv_status status, const char *fmt, ...) MV_PRINTF(2, 3);
+/* Puts "context: " before the last error's message (mv_fail cannot take mv_last_error() as an
+ * argument: it writes the buffer it would read). Returns status. */
+mv_status mv_fail_context(mv_status status, const char *context);
 
 /* for (type i = 0; i < n; i++) body, split over the threads when `parallel` is true, and
  * without entering OpenMP at all otherwise: a parallel region that an `if` clause keeps on

@@ -31,8 +31,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fixture_io import write_fixture_arrays  # noqa: E402
 
 MEAN, STD = 0.2860, 0.3530
-CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+# In label order, named as `mlpviz convert` names the class folders of Fashion-MNIST, so that
+# `mlpviz eval --data data/fashion-mnist/test` matches the model's classes by name.
+CLASSES = ["tshirt_top", "trouser", "pullover", "dress", "coat",
+           "sandal", "shirt", "sneaker", "bag", "ankle_boot"]
 
 
 def read_idx(path):

@@ -11,19 +11,20 @@ typedef struct {
     const char *name;
     int (*run)(int argc, char **argv);
     const char *summary;
+    int takes_model; /* accepts the ONNX hint options (cli_hints.c) */
 } command;
 
 static const command commands[] = {
-    {"train", cmd_train, "train a classifier on an image folder or IDX files"},
-    {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix of a model"},
-    {"predict", cmd_predict, "top classes of images"},
-    {"visualize", cmd_visualize, "draw what each class looks like to a model (gradient ascent)"},
-    {"saliency", cmd_saliency, "heat map of where an image's class score is sensitive"},
-    {"grad", cmd_grad, "input gradient of a class score for an image, as .npy"},
-    {"info", cmd_info, "summary of a model file"},
-    {"export", cmd_export, "write a model's weights as NumPy .npy files"},
-    {"convert", cmd_convert, "turn IDX files (e.g. Fashion-MNIST) into an image folder"},
-    {"gradcheck", cmd_gradcheck, "check every backward formula against finite differences"},
+    {"train", cmd_train, "train a classifier on an image folder or IDX files", 0},
+    {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix of a model", 1},
+    {"predict", cmd_predict, "top classes of images", 1},
+    {"visualize", cmd_visualize, "draw what each class looks like to a model (gradient ascent)", 1},
+    {"saliency", cmd_saliency, "heat map of where an image's class score is sensitive", 1},
+    {"grad", cmd_grad, "input gradient of a class score for an image, as .npy", 1},
+    {"info", cmd_info, "summary of a model file", 1},
+    {"export", cmd_export, "write a model's weights as NumPy .npy files", 1},
+    {"convert", cmd_convert, "turn IDX files (e.g. Fashion-MNIST) into an image folder", 0},
+    {"gradcheck", cmd_gradcheck, "check every backward formula against finite differences", 1},
 };
 
 static void usage(FILE *out)
@@ -36,6 +37,24 @@ static void usage(FILE *out)
     fprintf(out, "  %-10s %s\n", "help", "show this list, or a command's help (help COMMAND)");
     fprintf(out, "  %-10s %s\n", "version", "print the version");
     fprintf(out, "\nRun 'mlpviz COMMAND --help' for a command's options.\n");
+}
+
+/* Runs a command; one that takes a MODEL first takes the ONNX hint options out of argv, and
+ * its --help ends with their description. */
+static int run(const command *c, int argc, char **argv)
+{
+    if (!c->takes_model)
+        return c->run(argc, argv);
+    int help = 0;
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        help |= !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+    int rc = cli_take_hints(c->name, &argc, argv);
+    if (!rc)
+        rc = c->run(argc, argv);
+    if (help && rc == MV_EXIT_OK)
+        cli_hints_help(stdout);
+    cli_hints_free();
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -53,7 +72,7 @@ int main(int argc, char **argv)
             char *help_argv[] = {argv[2], "--help", NULL};
             for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
                 if (!strcmp(argv[2], commands[i].name))
-                    return commands[i].run(2, help_argv);
+                    return run(&commands[i], 2, help_argv);
             fprintf(stderr, "mlpviz: unknown command '%s'\n", argv[2]);
             return MV_EXIT_USAGE;
         }
@@ -66,7 +85,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(name, commands[i].name))
-            return commands[i].run(argc - 1, argv + 1);
+            return run(&commands[i], argc - 1, argv + 1);
     fprintf(stderr, "mlpviz: unknown command '%s' (run 'mlpviz --help' for the list)\n", name);
     return MV_EXIT_USAGE;
 }

@@ -85,9 +85,18 @@ void cli_ensure_dir(const char *dir);
 /* Creates the directory of an output path such as out/x.png when it is missing. */
 void cli_ensure_parent(const char *path);
 
-/* Loads a model, printing the library's message (which names the file) on failure;
- * returns the exit status. */
+/* Loads the command's MODEL (mlpviz or ONNX, with the hint options), printing the library's
+ * message (which names the file) on failure; returns the exit status. */
 int cli_load_model(const char *cmd, const char *path, mv_model **model);
+/* The same for a second model (a judge, a checkpoint): the hint options are not for it. */
+int cli_load_other_model(const char *cmd, const char *path, mv_model **model);
+
+/* The ONNX hint options (cli_hints.c): cli_take_hints removes them from argv (argc updated)
+ * before a command parses the rest; returns the exit status of a bad value. */
+int cli_take_hints(const char *cmd, int *argc, char **argv);
+const mv_model_hints *cli_hints(void);
+void cli_hints_help(FILE *out);
+void cli_hints_free(void);
 
 /* Writes text as a quoted JSON string that always parses: quotes, backslashes and control
  * characters escaped, invalid UTF-8 replaced by U+FFFD. */

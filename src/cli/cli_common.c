@@ -151,6 +151,15 @@ void cli_json_string(FILE *out, const char *text)
 
 int cli_load_model(const char *cmd, const char *path, mv_model **model)
 {
+    if (mv_model_load_with(model, path, cli_hints())) {
+        cli_error(cmd, "%s", mv_last_error());
+        return MV_EXIT_FAIL;
+    }
+    return 0;
+}
+
+int cli_load_other_model(const char *cmd, const char *path, mv_model **model)
+{
     if (mv_model_load(model, path)) {
         cli_error(cmd, "%s", mv_last_error());
         return MV_EXIT_FAIL;

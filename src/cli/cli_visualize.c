@@ -599,7 +599,7 @@ int cmd_visualize(int argc, char **argv)
     mv_model *m = NULL, *judge = NULL;
     if (cli_load_model("visualize", o.model_path, &m))
         return MV_EXIT_FAIL;
-    if (o.judge_path && (cli_load_model("visualize", o.judge_path, &judge) ||
+    if (o.judge_path && (cli_load_other_model("visualize", o.judge_path, &judge) ||
                          check_judge(m, judge, o.judge_path)))
         rc = MV_EXIT_FAIL;
     if (!rc)
