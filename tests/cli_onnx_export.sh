@@ -6,7 +6,8 @@
 # graph run by the script's own NumPy float64 interpreter on seeded images against what
 # mlpviz computes for them ($TOOLS/tool_model_outputs). Models: the committed
 # fashion-mnist.mlp and small 3-channel ones from $TOOLS/tool_make_model with every hidden
-# activation and every head. Also: the check fails on a graph whose first layer kept the HWC
+# activation and every head. Also: mlpviz reading each exported file back gives its outputs
+# bit for bit (no Python needed), the check fails on a graph whose first layer kept the HWC
 # column order, command-line errors, failed writes that name the file and leave nothing,
 # and the same bytes from the same model.
 set -u
@@ -137,6 +138,27 @@ onnx_check "3 channels, mse head (no output op)" "$tmp/mse.onnx" "$tmp/mse.mlp" 
 expect 0 "export a one-layer model" -- export "$tmp/lin.mlp" --onnx "$tmp/lin.onnx"
 onnx_check "one layer, 1 x 10 x 1 input, mse head" "$tmp/lin.onnx" "$tmp/lin.mlp" --head mse \
     --meta mlpviz.input_shape=1x10x1
+
+# ---------------------------------------------------------------- round trip through the reader
+# mlpviz -> ONNX -> mlpviz: the exported file, loaded by mlpviz itself, computes the same
+# float32 outputs bit for bit (tool_model_outputs writes them as .npy: same bytes).
+pairs=("$tmp/rgb.mlp" "$tmp/bce.mlp" "$tmp/mse.mlp" "$tmp/lin.mlp")
+[ -f models/fashion-mnist.mlp ] && pairs+=(models/fashion-mnist.mlp)
+for mlp in "${pairs[@]}"; do
+    name=$(basename "$mlp" .mlp)
+    onnx=$tmp/$name.onnx
+    [ "$name" = fashion-mnist ] && onnx=$tmp/fashion.onnx
+    if "$model_outputs" "$mlp" 16 11 "$tmp/$name.a.px" "$tmp/$name.a.out" 2>"$tmp/err" &&
+        "$model_outputs" "$onnx" 16 11 "$tmp/$name.b.px" "$tmp/$name.b.out" 2>>"$tmp/err"; then
+        same_file "round trip ($name): mlpviz gives the same outputs from the ONNX file, bit for bit" \
+            "$tmp/$name.a.out" "$tmp/$name.b.out"
+    else
+        not_ok "round trip ($name): both files load" "$tmp/err"
+    fi
+done
+expect 0 "info reads the exported file" -- info "$tmp/rgb.onnx"
+stdout_has "the activations come back" "scaled_relu(1.5)"
+stdout_has "the model's metadata comes back" "seed = 3"
 
 # ---------------------------------------------------------------- files
 expect 0 "export the same model again" -- export "$tmp/rgb.mlp" --onnx "$tmp/rgb2.onnx"
