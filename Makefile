@@ -1,5 +1,6 @@
 # mlpviz build. `make` builds bin/mlpviz and lib/libmlpviz.a; `make test` and `make demo`
-# first install missing Debian packages (scripts/install-deps.sh).
+# first install missing Debian packages (scripts/install-deps.sh). `make install` and
+# `make uninstall` (PREFIX, DESTDIR, BINDIR, ...) are under "install" below.
 #
 # The files that compute in mv_real are compiled twice: float into the library, double into
 # build/core64.o, a partially linked object whose symbols are all local except the _f64
@@ -75,6 +76,7 @@ TEST_TOOLS  := $(BUILD)/tests/tool_make_model $(BUILD)/tests/tool_make_dataset \
 GEN_GOLDEN  := $(BUILD)/tests/gen_golden
 
 .PHONY: all deps tests test check mutation demo model robust-model golden bench fuzz fuzzers valgrind clean
+.PHONY: man pc install uninstall FORCE
 # Keep the objects of pattern rules: deleting them would rebuild them every time, and would
 # print "rm ..." after the test summary.
 .SECONDARY:
@@ -212,6 +214,63 @@ bench: deps
 	@scripts/install-deps.sh python3-torch libopenblas0-pthread
 	@$(MAKE) --no-print-directory $(BUILD)/bench $(BIN)
 	/usr/bin/python3 scripts/bench/run.py --bench $(BUILD)/bench --mlpviz $(BIN) $(BENCH_ARGS)
+
+# ---- install
+# `make install` copies the binary, the library, its header, a pkg-config file and the man
+# pages under $(DESTDIR)$(PREFIX); `make uninstall` removes those files (and no directory).
+# With SAN=1 they are the sanitized build's (the pkg-config file then asks for the sanitizer).
+PREFIX       ?= /usr/local
+EXEC_PREFIX  ?= $(PREFIX)
+BINDIR       ?= $(EXEC_PREFIX)/bin
+LIBDIR       ?= $(EXEC_PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+DATAROOTDIR  ?= $(PREFIX)/share
+MANDIR       ?= $(DATAROOTDIR)/man
+MAN1DIR      ?= $(MANDIR)/man1
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+INSTALL      ?= install
+
+# Generated files: build/ for the default build, build/san/ and build/fuzz/ for the others.
+MADE         := $(if $(OUTDIR),$(OUTDIR:%/=%),build)
+PC           := $(MADE)/mlpviz.pc
+VERSION      := $(shell sed -n 's/^\#define MV_VERSION "\(.*\)"/\1/p' src/mlpviz.h)
+# One page per command of the dispatch table (help and version are in mlpviz.1);
+# scripts/man-pages.sh checks that they are the commands `mlpviz --help` lists.
+MAN_COMMANDS := $(shell sed -n 's/^ *{"\([a-z0-9-]*\)", cmd_[a-z0-9_]*,.*/\1/p' src/cli/cli.c)
+MAN_PAGES    := mlpviz.1 $(MAN_COMMANDS:%=mlpviz-%.1)
+MAN_FILES    := $(MAN_PAGES:%=$(MADE)/man/%)
+
+# The man pages, from the --help texts by help2man (installed when missing).
+man: $(MAN_FILES)
+$(MAN_FILES) &: $(BIN) scripts/man-pages.sh
+	@scripts/install-deps.sh help2man
+	scripts/man-pages.sh $(BIN) $(MADE)/man $(MAN_COMMANDS)
+
+# The pkg-config file, rewritten only when the directories or the flags change.
+pc: $(PC)
+$(PC): scripts/mlpviz.pc.in FORCE
+	@mkdir -p $(@D)
+	@sed -e 's|@PREFIX@|$(PREFIX)|' \
+	    -e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|' \
+	    -e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|' \
+	    -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@LIBS@|$(strip $(LDLIBS) -fopenmp $(filter -fsanitize=%,$(LDFLAGS)))|' $< >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@ && echo "wrote $@"; fi
+FORCE:
+
+install: all man pc
+	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(INCLUDEDIR)" \
+	    "$(DESTDIR)$(PKGCONFIGDIR)" "$(DESTDIR)$(MAN1DIR)"
+	$(INSTALL) -m 755 $(BIN) "$(DESTDIR)$(BINDIR)/mlpviz"
+	$(INSTALL) -m 644 $(LIB) "$(DESTDIR)$(LIBDIR)/libmlpviz.a"
+	$(INSTALL) -m 644 src/mlpviz.h "$(DESTDIR)$(INCLUDEDIR)/mlpviz.h"
+	$(INSTALL) -m 644 $(PC) "$(DESTDIR)$(PKGCONFIGDIR)/mlpviz.pc"
+	$(INSTALL) -m 644 $(MAN_FILES) "$(DESTDIR)$(MAN1DIR)"
+
+uninstall:
+	rm -f "$(DESTDIR)$(BINDIR)/mlpviz" "$(DESTDIR)$(LIBDIR)/libmlpviz.a" \
+	    "$(DESTDIR)$(INCLUDEDIR)/mlpviz.h" "$(DESTDIR)$(PKGCONFIGDIR)/mlpviz.pc" \
+	    $(foreach p,$(MAN_PAGES),"$(DESTDIR)$(MAN1DIR)/$(p)")
 
 # libFuzzer harnesses (tests/fuzz/), built by clang against an instrumented copy of the
 # library in build/fuzz/; `make fuzz FUZZ_SECONDS=N` runs each for N seconds.

@@ -4,8 +4,12 @@
 # (default: the build and test packages).
 set -eu
 
-packages=${*:-"gcc make libc6-dev binutils libcmocka-dev libstb-dev pkg-config python3 \
-    libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata"}
+# protobuf-c and libonnx-dev build the ONNX reader (its C code is generated from onnx.proto);
+# libonnx-testdata holds the conformance cases of the test suite; help2man makes the man pages
+# of make install, and groff renders them in the install test.
+default="gcc make libc6-dev binutils libcmocka-dev libstb-dev pkg-config python3 \
+    libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata"
+packages=${*:-"$default help2man groff-base"}
 
 missing=""
 for p in $packages; do

@@ -80,6 +80,11 @@ static void fill_random(setup *s)
         }
         s->index[r] = (int)mv_rng_below(&rng, (uint32_t)objective_units(arch, s->cfg.target));
     }
+    /* A given model and inputs replace the random ones; labels and units stay random. */
+    for (size_t i = 0; s->cfg.weights && i < s->net->p.count; i++)
+        s->net->p.data[i] = (mv_real)s->cfg.weights[i];
+    for (size_t i = 0; s->cfg.inputs && i < (size_t)B * w0; i++)
+        s->x[i] = (mv_real)s->cfg.inputs[i];
 }
 
 static mv_status setup_create(setup *s, const mv_gradcheck_config *cfg)

@@ -241,6 +241,15 @@ void mv_tv_add_gradient(const float *p, float *g, int W, int H, int C, double tv
  * 0, then class 1, ..., each class in dataset order; class k is members[start[k] ..
  * start[k + 1]), start [K + 1]. Labels must be in 0..K-1. */
 void mv_group_by_class(const mv_dataset *data, int *start, int *members);
+/* Images in data's smallest class (classstats.c): 0 when a class has none, -1 when out of
+ * memory. n_classes must be at least 1; labels outside 0..K-1 are not counted. */
+int mv_smallest_class_size(const mv_dataset *data);
+/* One draw of a low-rank Gaussian (classstats.c): mean [D] + temperature * sum_i sd_i z_i
+ * basis_i (basis [rank][D], sd [rank], z_i standard normal from rng) clamped to [0, 1], into
+ * out [D]. All rank normals are drawn, whatever the temperature; rank 0..64 (0: basis and sd
+ * may be NULL, out is the mean). */
+void mv_low_rank_draw(const float *mean, const float *basis, const float *sd, int rank,
+                      size_t D, double temperature, mv_rng *rng, float *out);
 /* Class k's name for messages ("?" when the dataset has none). Borrowed. */
 const char *mv_dataset_class_name(const mv_dataset *data, int k);
 

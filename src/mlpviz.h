@@ -139,6 +139,12 @@ mv_status mv_arch_validate(const mv_arch *arch);
 /* Parses "784,128,64,10" (input, hidden..., output) into arch->widths and n_layers. */
 mv_status mv_arch_parse_widths(mv_arch *arch, const char *text);
 
+/* Sets arch->widths and n_layers to inputs, the hidden widths listed in `hidden` ("512,256";
+ * "" for none, one weight layer) and outputs; activations and head are left as they are. A
+ * bad list fails as mv_arch_parse_widths fails on "inputs,hidden,outputs", whose text the
+ * message shows. */
+mv_status mv_arch_set_widths(mv_arch *arch, int inputs, const char *hidden, int outputs);
+
 /* Parses one activation name: identity, sigmoid, tanh, relu, leaky_relu[:alpha],
  * scaled_relu[:k] (also "5relu" for k = 5), softplus, gelu. */
 mv_status mv_activation_parse(mv_activation *act, const char *text);
@@ -389,6 +395,10 @@ typedef struct {
 mv_status mv_model_create(mv_model **out, const mv_arch *arch);
 /* Releases a model; NULL is allowed. */
 void mv_model_free(mv_model *model);
+/* A deep copy of src: network, input shape and normalisation, class names, metadata entries
+ * (order and duplicates kept) and extras; its file info is zero (it was not loaded). *out
+ * belongs to the caller (mv_model_free); src is only read. */
+mv_status mv_model_clone(mv_model **out, const mv_model *src);
 
 /* Replaces the class names (copied); n must equal the output width. */
 mv_status mv_model_set_class_names(mv_model *model, const char *const *names, int n);
@@ -473,6 +483,16 @@ mv_status mv_model_save_onnx(const mv_model *model, const char *path);
 mv_status mv_model_fit_class_stats(mv_model *model, const mv_dataset *data, int rank,
                                    uint64_t seed);
 
+/* The rank at which to fit class statistics on data when `wanted` (0..64) is asked for: the
+ * policy of `mlpviz train`, here so that every caller applies the same. A class of n images
+ * spans at most n - 1 directions, so the rank is lowered below the smallest class's size; and
+ * images of more than 4096 values get the means alone (rank 0), as the fit holds a D x D
+ * matrix per class (128 MB at 4096). MV_OK when *rank is wanted or lowered only for the class
+ * sizes. Otherwise the message says why it is less, and *rank is still what can be fitted:
+ * 0 (MV_ERR_ARG) when the images are too large for a Gaussian; -1, nothing, when a class has
+ * no image (MV_ERR_ARG) or the classes cannot be counted (MV_ERR_NOMEM). */
+mv_status mv_class_stats_rank(const mv_dataset *data, int wanted, int *rank);
+
 /* Non-zero when the model carries consistent class statistics; *rank (may be NULL)
  * receives their rank. */
 int mv_model_has_class_stats(const mv_model *model, int *rank);
@@ -501,6 +521,11 @@ mv_status mv_class_sample(const mv_model *model, int k, double temperature, mv_r
  * the class. On failure the model's earlier mixture, if any, is left or reported absent. */
 mv_status mv_model_fit_class_mixture(mv_model *model, const mv_dataset *data, int components,
                                      uint64_t seed);
+
+/* The number of mixture components to fit on data when `wanted` are asked for: at most one
+ * per image of the smallest class, 0 (none) when a class has no image or the classes cannot
+ * be counted. */
+int mv_class_mixture_components(const mv_dataset *data, int wanted);
 
 /* Non-zero when the model carries a consistent class mixture (sizes agree with its classes,
  * input and class statistics; every class's weights >= 0 with a positive sum);
@@ -828,6 +853,10 @@ typedef struct {
     double floor;          /* floor on the relative-error denominator */
     mv_target target;      /* objective for the input-gradient check */
     float dropout;         /* > 0: the loss is checked through fixed dropout masks */
+    const float *weights;  /* NULL: random; else a given network's parameters, in mv_params
+                              order [mv_arch_param_count(&arch)] (borrowed): checks that model */
+    const float *inputs;   /* NULL: random in [-1, 1]; else [batch][widths[0]] network inputs
+                              (normalised pixels, mv_model_prepare_input; borrowed) */
 } mv_gradcheck_config;
 
 /* Fills a config with the defaults (batch 4, 64 samples, floor 1e-4,

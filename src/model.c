@@ -338,6 +338,59 @@ void mv_model_free(mv_model *model)
     free(model);
 }
 
+/* A copy of src's n_meta entries into model, duplicates and order kept. */
+static mv_status meta_copy(mv_model *model, const mv_model *src)
+{
+    if (src->n_meta <= 0)
+        return MV_OK;
+    model->meta = calloc((size_t)src->n_meta, sizeof *model->meta);
+    model->n_meta = model->meta ? src->n_meta : 0; /* mv_model_free releases what is made */
+    int copied = 0;
+    while (model->meta && copied < src->n_meta) {
+        const mv_model_meta *e = &src->meta[copied];
+        mv_model_meta *c = &model->meta[copied];
+        c->key = copy_text(e->key, strlen(e->key));
+        c->value = copy_text(e->value, strlen(e->value));
+        if (!c->key || !c->value)
+            break;
+        copied++;
+    }
+    if (copied < src->n_meta)
+        return mv_fail(MV_ERR_NOMEM, "cannot copy %d metadata entries", src->n_meta);
+    return MV_OK;
+}
+
+/* Built through mv_model_create and the setters, so the copy is as consistent as they make
+ * any model; a failure frees the partial copy. */
+mv_status mv_model_clone(mv_model **out, const mv_model *src)
+{
+    *out = NULL;
+    if (!src || !src->net)
+        return mv_fail(MV_ERR_ARG, "cannot copy a model without a network");
+    mv_model *copy;
+    mv_status st = mv_model_create(&copy, &src->net->arch);
+    if (st)
+        return st;
+    memcpy(copy->net->p.data, src->net->p.data, sizeof *copy->net->p.data * copy->net->p.count);
+    copy->channels = src->channels;
+    copy->height = src->height;
+    copy->width = src->width;
+    memcpy(copy->mean, src->mean, sizeof copy->mean);
+    memcpy(copy->std, src->std, sizeof copy->std);
+    st = mv_model_set_class_names(copy, (const char *const *)src->class_names, src->n_classes);
+    if (!st)
+        st = meta_copy(copy, src);
+    for (int e = 0; !st && e < src->n_extras; e++)
+        st = mv_model_extra_set(copy, src->extras[e].name, src->extras[e].data,
+                                src->extras[e].count);
+    if (st) {
+        mv_model_free(copy);
+        return st;
+    }
+    *out = copy;
+    return MV_OK;
+}
+
 /* All names are checked and copied before the old ones go: a failure changes nothing. */
 mv_status mv_model_set_class_names(mv_model *model, const char *const *names, int n)
 {

@@ -39,7 +39,7 @@ expect 1 "tolerance 0 fails" -- gradcheck --layers 10,5,3 --tol 0
 stderr_has "failure message" "above tolerance"
 # Bad command lines exit 2 and name the option.
 expect 2 "missing --layers" -- gradcheck
-stderr_has "missing --layers named" "--layers is required"
+stderr_has "missing --layers named" "--layers (a random network) or --model is required"
 expect 2 "bad widths" -- gradcheck --layers 784,,10
 stderr_has "bad widths named" "bad layer list"
 expect 2 "zero batch" -- gradcheck --layers 4,3 --batch 0
@@ -62,3 +62,27 @@ stderr_has "hidden message" "0 hidden layer"
 expect 0 "gradcheck through dropout masks" -- gradcheck -l 30,20,10,5 -a tanh,relu --dropout 0.3 -n 0
 expect 2 "dropout out of range" -- gradcheck -l 30,20,5 --dropout 1.5
 stderr_has "dropout named" "--dropout"
+
+# A given model (issue 13): the committed mlpviz model on synthetic 28x28 images, and the
+# committed PyTorch-exported ONNX model on random pixels, each checked on its own weights.
+tools=${TOOLS:-build/opt/tests}
+"$tools/tool_make_dataset" "$tmp/data28" 12 28 1 >/dev/null || not_ok "synthetic 28x28 folder"
+expect 0 "gradcheck --model (mlpviz) --data" -- gradcheck --model models/fashion-mnist.mlp \
+    --data "$tmp/data28" --batch 3
+stdout_has "model named in the report" "model models/fashion-mnist.mlp (mlpviz), images from"
+stdout_has "the model's last layer checked" "W2 "
+onnx_hints=(--mean 0.2860 --std 0.3530 --classes models/fashion-mnist.classes)
+expect 0 "gradcheck --model (ONNX from PyTorch)" -- gradcheck \
+    --model models/pytorch-fashion-mlp.onnx "${onnx_hints[@]}" --batch 2 --objective output
+stdout_has "ONNX model named" "(ONNX), images from random pixels"
+stdout_has "ONNX model's layers checked" "W2 "
+# The check is of the model, not of a random network: a tolerance of 0 still fails.
+expect 1 "gradcheck --model with tol 0 fails" -- gradcheck --model models/fashion-mnist.mlp --tol 0
+expect 2 "--model with --layers" -- gradcheck --model models/fashion-mnist.mlp --layers 4,3
+stderr_has "--model and --layers conflict named" "brings its own"
+expect 2 "--data without --model" -- gradcheck --data "$tmp/data28"
+stderr_has "--data needs --model" "--data needs --model"
+expect 1 "--model of a missing file" -- gradcheck --model "$tmp/none.onnx"
+stderr_has "missing model named" "$tmp/none.onnx"
+expect 1 "ONNX model without its mean" -- gradcheck --model models/pytorch-fashion-mlp.onnx
+stderr_has "missing mean explained" "does not say its mean"

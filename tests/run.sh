@@ -73,9 +73,11 @@ for t in "$@"; do
 done
 for t in tests/cli_*.sh; do
     # MLPVIZ_QUICK=1 (make mutation, 29 runs of the suite) leaves out the slow suites that
-    # test files, processes and models rather than the arithmetic the mutants break.
+    # test files, processes and models rather than the arithmetic the mutants break, and
+    # the install, which tests the Makefile.
     case "$t" in
-    tests/cli_legibility.sh | tests/cli_hostile.sh | tests/cli_crash_safety.sh | tests/cli_determinism.sh)
+    tests/cli_legibility.sh | tests/cli_hostile.sh | tests/cli_crash_safety.sh | tests/cli_determinism.sh | \
+        tests/cli_install.sh)
         if [ -n "${MLPVIZ_QUICK:-}" ]; then
             echo "== $t skipped (MLPVIZ_QUICK)"
             continue

@@ -92,6 +92,17 @@ static uint8_t *read_bytes(const char *path, size_t *size)
 }
 
 /* Writes exactly these bytes to path (replacing it). */
+/* The two files hold the same bytes. */
+static void assert_same_bytes(const char *path_a, const char *path_b)
+{
+    size_t size_a, size_b;
+    uint8_t *a = read_bytes(path_a, &size_a), *b = read_bytes(path_b, &size_b);
+    assert_int_equal(size_a, size_b);
+    assert_memory_equal(a, b, size_a);
+    free(a);
+    free(b);
+}
+
 static void write_bytes(const char *path, const uint8_t *data, size_t size)
 {
     FILE *f = fopen(path, "wb");
@@ -324,12 +335,7 @@ static void test_round_trip_is_bit_exact(void **state)
         /* saving the loaded model gives the same bytes */
         char again[PATH_BYTES];
         assert_int_equal(mv_model_save(back, fixture_path(again, "again.mlp")), MV_OK);
-        size_t n1, n2;
-        uint8_t *b1 = read_bytes(path, &n1), *b2 = read_bytes(again, &n2);
-        assert_int_equal(n1, n2);
-        assert_memory_equal(b1, b2, n1);
-        free(b1);
-        free(b2);
+        assert_same_bytes(path, again);
         mv_model_free(m);
         mv_model_free(back);
     }
@@ -524,6 +530,72 @@ static void test_meta_entries_round_trip(void **state)
     assert_int_equal(still->n_meta, 3);
     mv_model_free(still);
     mv_model_free(back);
+    mv_model_free(m);
+}
+
+/* mv_model_clone copies every field into memory of its own: the clone equals the original
+ * (even all four means and deviations, duplicate metadata keys in place, every extra), saves
+ * to the same bytes, has no file info, and changing it leaves the original as it was. */
+static void test_clone_is_deep(void **state)
+{
+    (void)state;
+    char path[PATH_BYTES], again[PATH_BYTES];
+    mv_model *made = make_model("12,5,4,3", "leaky_relu:0.2", "bce", 3, 9);
+    const float spread[3] = {0.5f, -1, 7};
+    assert_int_equal(mv_model_extra_set(made, "class.sd", spread, 3), MV_OK);
+    assert_int_equal(mv_model_extra_set(made, "empty", NULL, 0), MV_OK);
+    mv_model_meta *grown = realloc(made->meta, (size_t)(made->n_meta + 1) * sizeof *grown);
+    assert_non_null(grown);
+    made->meta = grown;
+    made->meta[made->n_meta++] = (mv_model_meta){strdup("command"), strdup("second")};
+    assert_int_equal(mv_model_save(made, fixture_path(path, "clone-src.mlp")), MV_OK);
+    mv_model *m = NULL, *copy = NULL;
+    assert_int_equal(mv_model_load(&m, path), MV_OK); /* a source with file info */
+    assert_true(m->file.size > 0);
+    m->mean[3] = 0.75f; /* past the channels: copied all the same */
+    m->std[3] = 2.5f;
+    assert_int_equal(mv_model_clone(&copy, m), MV_OK);
+    assert_models_equal(copy, m);
+    assert_memory_equal(copy->mean, m->mean, sizeof copy->mean);
+    assert_memory_equal(copy->std, m->std, sizeof copy->std);
+    assert_int_equal(copy->n_meta, 3);
+    assert_string_equal(copy->meta[2].value, "second");
+    assert_int_equal(copy->n_extras, 3);
+    assert_true(copy->file.size == 0 && copy->file.version == 0 && copy->file.crc == 0);
+    assert_int_equal(mv_model_save(copy, fixture_path(again, "clone.mlp")), MV_OK);
+    assert_same_bytes(path, again);
+    /* nothing is shared: change every part of the copy, the original keeps its values */
+    assert_true(copy->net != m->net && copy->net->p.data != m->net->p.data);
+    copy->net->p.data[0] += 1;
+    copy->class_names[0][0] = '#';
+    copy->meta[0].value[0] = '#';
+    copy->meta[2].key[0] = '#';
+    copy->extras[1].data[0] = 42;
+    copy->mean[0] = 9;
+    assert_int_equal(mv_model_set_class_names(copy, (const char *const *)made->class_names, 3),
+                     MV_OK);
+    assert_int_equal(mv_model_meta_set(copy, "accuracy", "0.5"), MV_OK);
+    mv_model_free(made);
+    made = NULL;
+    mv_model *fresh = NULL;
+    assert_int_equal(mv_model_load(&fresh, path), MV_OK);
+    assert_models_equal(m, fresh);
+    assert_true(m->mean[0] == fresh->mean[0] && m->mean[3] == 0.75f);
+    mv_model_free(fresh);
+    mv_model_free(copy);
+    /* a model with neither metadata nor extras, and no model at all */
+    mv_model *bare = NULL;
+    mv_arch arch = {0};
+    assert_int_equal(mv_arch_parse_widths(&arch, "3,2"), MV_OK);
+    assert_int_equal(mv_model_create(&bare, &arch), MV_OK);
+    assert_int_equal(mv_model_clone(&copy, bare), MV_OK);
+    assert_models_equal(copy, bare);
+    assert_null(copy->meta);
+    mv_model_free(copy);
+    mv_model_free(bare);
+    copy = m; /* not NULL: a failure must clear it */
+    assert_int_equal(mv_model_clone(&copy, NULL), MV_ERR_ARG);
+    assert_null(copy);
     mv_model_free(m);
 }
 
@@ -1370,6 +1442,7 @@ int main(void)
         cmocka_unit_test(test_load_records_file_info),
         cmocka_unit_test(test_meta_set_get),
         cmocka_unit_test(test_meta_entries_round_trip),
+        cmocka_unit_test(test_clone_is_deep),
         cmocka_unit_test(test_extras_set_get),
         cmocka_unit_test(test_class_names),
         cmocka_unit_test(test_prepare_input),

@@ -1,5 +1,6 @@
 /* cli_gradcheck.c: `mlpviz gradcheck`, finite-difference checks of every gradient the
- * library computes, for an architecture given on the command line. */
+ * library computes, for an architecture given on the command line or for a given model
+ * (mlpviz or ONNX) on given or random images. */
 #include <getopt.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -10,12 +11,17 @@
 
 static const char *const gradcheck_help =
     "usage: mlpviz gradcheck --layers LIST [OPTIONS]\n"
+    "       mlpviz gradcheck --model MODEL [--data PATH] [OPTIONS]\n"
     "\n"
     "Compares every analytic gradient (each weight and bias tensor, the input gradient of the\n"
     "loss, and the input gradient of a class score) with central finite differences on a\n"
-    "random network and batch, then compares the float32 and float64 analytic gradients.\n"
+    "random network and batch, or on a given model (mlpviz or ONNX, e.g. one trained by\n"
+    "PyTorch) and images, then compares the float32 and float64 analytic gradients.\n"
     "\n"
-    "  -l, --layers LIST      widths, input first: 784,64,32,10 (required)\n"
+    "  -l, --layers LIST      widths, input first: 784,64,32,10 (random network)\n"
+    "  -m, --model MODEL      check this model's network instead (no --layers/--act/--loss)\n"
+    "  -d, --data PATH        with --model: the first batch of images of an image folder or\n"
+    "                         IDX file, spread over it (default: random pixels in [0, 1])\n"
     "  -a, --act NAME[,NAME]  hidden activation(s): identity sigmoid tanh relu leaky_relu[:a]\n"
     "                         scaled_relu[:k] (or 5relu) softplus gelu; one for all hidden\n"
     "                         layers or one per hidden layer (default relu)\n"
@@ -72,6 +78,8 @@ typedef struct {
     mv_gradcheck_config cfg;
     mv_precision precision;
     double tol, float_tol;
+    const char *model_path, *data_path;
+    int network_given; /* --layers, --act or --loss */
 } gradcheck_options;
 
 /* The numeric options: one row each (code, name, bounds, field of gradcheck_options). */
@@ -110,8 +118,25 @@ static const struct option gradcheck_longopts[] = {
     {"seed", required_argument, 0, 's'},   {"precision", required_argument, 0, 'p'},
     {"step", required_argument, 0, 'S'},   {"floor", required_argument, 0, 'F'},
     {"tol", required_argument, 0, 't'},    {"float-tol", required_argument, 0, 'T'},
-    {"dropout", required_argument, 0, 'D'}, {"help", no_argument, 0, 'h'},
+    {"dropout", required_argument, 0, 'D'}, {"model", required_argument, 0, 'm'},
+    {"data", required_argument, 0, 'd'},   {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
+
+/* --model brings its network: --layers, --act and --loss would contradict it. The objective
+ * is parsed now, checked against the network once it is loaded. */
+static int check_model_options(gradcheck_options *o, const char *objective)
+{
+    if (!o->model_path) {
+        cli_error("gradcheck", "--data needs --model");
+        return MV_EXIT_USAGE;
+    }
+    if (o->network_given) {
+        cli_error("gradcheck", "--layers, --act and --loss describe a random network; --model "
+                  "brings its own");
+        return MV_EXIT_USAGE;
+    }
+    return parse_objective("gradcheck", objective, &o->cfg.target);
+}
 
 static int parse_gradcheck_args(int argc, char **argv, gradcheck_options *o)
 {
@@ -123,7 +148,7 @@ static int parse_gradcheck_args(int argc, char **argv, gradcheck_options *o)
     o->precision = MV_PREC_DOUBLE;
     opterr = 0;
     optind = 1;
-    const char *shortopts = "l:a:L:o:b:n:s:p:t:h";
+    const char *shortopts = "l:a:L:o:b:n:s:p:t:m:d:h";
     for (int opt; (opt = getopt_long(argc, argv, shortopts, gradcheck_longopts, NULL)) != -1;) {
         const int rc = cli_parse_number_option(cmd, CLI_TABLE(gradcheck_numbers), opt, optarg, o);
         if (rc != CLI_NOT_IN_TABLE) {
@@ -132,9 +157,11 @@ static int parse_gradcheck_args(int argc, char **argv, gradcheck_options *o)
             continue;
         }
         switch (opt) {
-        case 'l': layers = optarg; break;
-        case 'a': acts = optarg; break;
-        case 'L': loss = optarg; break;
+        case 'l': layers = optarg, o->network_given = 1; break;
+        case 'a': acts = optarg, o->network_given = 1; break;
+        case 'L': loss = optarg, o->network_given = 1; break;
+        case 'm': o->model_path = optarg; break;
+        case 'd': o->data_path = optarg; break;
         case 'o': objective = optarg; break;
         case 'p':
             if (strcmp(optarg, "double") && strcmp(optarg, "float")) {
@@ -151,8 +178,13 @@ static int parse_gradcheck_args(int argc, char **argv, gradcheck_options *o)
         cli_error(cmd, "unexpected argument '%s'", argv[optind]);
         return MV_EXIT_USAGE;
     }
+    if (o->tol < 0)
+        o->tol = o->precision == MV_PREC_DOUBLE ? 1e-6 : 5e-2;
+    if (o->model_path || o->data_path)
+        return check_model_options(o, objective);
     if (!layers) {
-        cli_error(cmd, "--layers is required, e.g. --layers 784,64,32,10");
+        cli_error(cmd, "--layers (a random network) or --model is required, e.g. --layers "
+                  "784,64,32,10");
         return MV_EXIT_USAGE;
     }
     if (mv_arch_parse_widths(&c->arch, layers) || mv_head_parse(&c->arch.head, loss)) {
@@ -166,20 +198,87 @@ static int parse_gradcheck_args(int argc, char **argv, gradcheck_options *o)
         cli_error(cmd, "%s", mv_last_error());
         return MV_EXIT_USAGE;
     }
-    if (o->tol < 0)
-        o->tol = o->precision == MV_PREC_DOUBLE ? 1e-6 : 5e-2;
     return check_combination(c);
 }
 
+/* The batch's pixels: images of --data spread evenly over the set, or seeded random
+ * pixels; returns the exit status. */
+static int batch_pixels(const gradcheck_options *o, const mv_model *m, float *pixels)
+{
+    const size_t D = (size_t)m->channels * m->height * m->width;
+    const int B = o->cfg.batch;
+    if (!o->data_path) {
+        mv_rng rng;
+        mv_rng_seed(&rng, o->cfg.seed ^ 0x9e3779b97f4a7c15ull);
+        for (size_t i = 0; i < (size_t)B * D; i++) pixels[i] = (float)mv_rng_uniform(&rng);
+        return MV_EXIT_OK;
+    }
+    mv_load_options load;
+    mv_load_options_defaults(&load);
+    load.width = m->width;
+    load.height = m->height;
+    load.channels = m->channels;
+    mv_dataset *data;
+    const int rc = cli_load_data("gradcheck", o->data_path, NULL, NULL, NULL, 0, &load, &data);
+    if (rc)
+        return rc;
+    for (int r = 0; r < B; r++)
+        memcpy(pixels + r * D, data->pixels + (size_t)r * data->count / B * D,
+               sizeof *pixels * D);
+    mv_dataset_free(data);
+    return MV_EXIT_OK;
+}
+
+/* --model: the config checks that model's network on its normalised batch. *model and
+ * *inputs (the config's) belong to the caller. */
+static int use_model(gradcheck_options *o, mv_model **model, float **inputs)
+{
+    if (cli_load_model("gradcheck", o->model_path, model))
+        return MV_EXIT_FAIL;
+    const mv_model *m = *model;
+    const size_t D = (size_t)m->net->arch.widths[0];
+    float *pixels = malloc(sizeof *pixels * D * (size_t)o->cfg.batch);
+    *inputs = malloc(sizeof **inputs * D * (size_t)o->cfg.batch);
+    int rc = !pixels || !*inputs ? (cli_error("gradcheck", "out of memory"), MV_EXIT_FAIL)
+                                 : batch_pixels(o, m, pixels);
+    if (!rc) {
+        mv_model_prepare_input(m, pixels, *inputs, o->cfg.batch);
+        o->cfg.arch = m->net->arch;
+        o->cfg.weights = m->net->p.data;
+        o->cfg.inputs = *inputs;
+        rc = check_combination(&o->cfg);
+    }
+    free(pixels);
+    return rc;
+}
+
+/* Runs the check; the report decides the exit status. */
+static int run_check(const gradcheck_options *o);
+
 int cmd_gradcheck(int argc, char **argv)
 {
-    gradcheck_options o;
+    gradcheck_options o = {0};
     mv_arch empty = {0};
     mv_gradcheck_defaults(&o.cfg, &empty);
     int rc = parse_gradcheck_args(argc, argv, &o);
     if (rc)
         return rc == CLI_HELP_SHOWN ? MV_EXIT_OK : rc;
+    mv_model *model = NULL;
+    float *inputs = NULL;
+    if (o.model_path && !(rc = use_model(&o, &model, &inputs)))
+        printf("gradcheck: model %s (%s), images from %s\n", o.model_path,
+               model->file.format == MV_FORMAT_ONNX ? "ONNX" : "mlpviz",
+               o.data_path ? o.data_path : "random pixels");
+    if (!rc)
+        rc = run_check(&o);
+    free(inputs);
+    mv_model_free(model);
+    return rc;
+}
 
+static int run_check(const gradcheck_options *o_in)
+{
+    const gradcheck_options o = *o_in;
     mv_gradcheck_report report;
     if (mv_gradcheck(&o.cfg, o.precision, &report)) {
         cli_error("gradcheck", "%s", mv_last_error());

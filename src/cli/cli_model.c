@@ -267,6 +267,22 @@ static void print_json(const char *path, const mv_model *m)
     printf("]\n}\n");
 }
 
+/* After the options: exactly one MODEL argument, into *path. Returns 0, or MV_EXIT_USAGE with
+ * the message printed. */
+static int one_model_argument(const char *cmd, int argc, char **argv, const char **path)
+{
+    if (optind >= argc) {
+        cli_error(cmd, "a model file is required (see mlpviz %s --help)", cmd);
+        return MV_EXIT_USAGE;
+    }
+    if (optind + 1 < argc) {
+        cli_error(cmd, "unexpected argument '%s' (one model at a time)", argv[optind + 1]);
+        return MV_EXIT_USAGE;
+    }
+    *path = argv[optind];
+    return 0;
+}
+
 /* Parses `info` arguments; CLI_HELP_SHOWN after --help, 0 to go on, or an exit status. */
 static int parse_info_args(int argc, char **argv, const char **path, int *json)
 {
@@ -282,16 +298,7 @@ static int parse_info_args(int argc, char **argv, const char **path, int *json)
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
     }
-    if (optind >= argc) {
-        cli_error(cmd, "a model file is required (see mlpviz info --help)");
-        return MV_EXIT_USAGE;
-    }
-    if (optind + 1 < argc) {
-        cli_error(cmd, "unexpected argument '%s' (one model at a time)", argv[optind + 1]);
-        return MV_EXIT_USAGE;
-    }
-    *path = argv[optind];
-    return 0;
+    return one_model_argument(cmd, argc, argv, path);
 }
 
 /* `mlpviz info`: prints nothing on stdout unless the whole file validated. */
@@ -447,14 +454,9 @@ static int parse_export_args(int argc, char **argv, const char **path, const cha
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
     }
-    if (optind >= argc) {
-        cli_error(cmd, "a model file is required (see mlpviz export --help)");
-        return MV_EXIT_USAGE;
-    }
-    if (optind + 1 < argc) {
-        cli_error(cmd, "unexpected argument '%s' (one model at a time)", argv[optind + 1]);
-        return MV_EXIT_USAGE;
-    }
+    const int rc = one_model_argument(cmd, argc, argv, path);
+    if (rc)
+        return rc;
     if (*dir && !**dir) {
         cli_error(cmd, "--npy needs a directory name, not an empty one");
         return MV_EXIT_USAGE;
@@ -467,7 +469,6 @@ static int parse_export_args(int argc, char **argv, const char **path, const cha
         cli_error(cmd, "--npy DIR or --onnx FILE is required: what to write the model as");
         return MV_EXIT_USAGE;
     }
-    *path = argv[optind];
     return 0;
 }
 

@@ -331,14 +331,10 @@ static int parse_train_args(int argc, char **argv, train_options *o)
 /* The network: input from the data, the hidden widths asked for, one output per class. */
 static int build_model(const train_options *o, const mv_dataset *data, mv_model **out)
 {
-    char widths[512];
     const int input = data->channels * data->height * data->width;
-    snprintf(widths, sizeof widths, "%d,%s,%d", input, o->layers, data->n_classes);
-    mv_arch arch = {0};
-    arch.head = MV_HEAD_SOFTMAX_CE;
-    if (!strcmp(o->layers, "") ) /* no hidden layer: softmax regression */
-        snprintf(widths, sizeof widths, "%d,%d", input, data->n_classes);
-    if (mv_arch_parse_widths(&arch, widths)) {
+    mv_arch arch = {.head = MV_HEAD_SOFTMAX_CE};
+    /* --layers "" leaves no hidden layer: softmax regression */
+    if (mv_arch_set_widths(&arch, input, o->layers, data->n_classes)) {
         cli_error("train", "--layers: %s", mv_last_error());
         return MV_EXIT_USAGE;
     }
@@ -492,39 +488,18 @@ static int load_all_data(train_options *o, train_resources *r)
     return rc;
 }
 
-/* Images in the smallest class (0 when a class has none, or out of memory). */
-static int smallest_class(const mv_dataset *data)
-{
-    int *count = calloc((size_t)data->n_classes, sizeof *count), smallest = 0;
-    if (!count)
-        return 0;
-    for (int i = 0; i < data->count; i++) count[data->labels[i]]++;
-    smallest = count[0];
-    for (int k = 1; k < data->n_classes; k++) smallest = count[k] < smallest ? count[k] : smallest;
-    free(count);
-    return smallest;
-}
-
 static int finish_model(const train_options *o, train_resources *r)
 {
-    /* Class-conditional starts for `visualize`, at a rank below the smallest class. They are
-     * a bonus: when they cannot be fitted, the trained model is still written. */
-    const int smallest = smallest_class(r->train);
-    int rank = o->class_stats < smallest - 1 ? o->class_stats : smallest - 1;
-    const long D = (long)r->train->width * r->train->height * r->train->channels;
-    if (D > 4096 && rank > 0) { /* the covariance is D x D per class: keep it under 128 MB */
-        if (!o->quiet)
-            fprintf(stderr, "mlpviz train: %ld inputs: storing class means only, no Gaussians\n", D);
-        rank = 0;
-    }
-    if (smallest < 1)
-        fprintf(stderr, "mlpviz train: a class has no training image: no class statistics "
-                        "stored (visualize cannot start from the class mean)\n");
-    else if (mv_model_fit_class_stats(r->model, r->train, rank < 0 ? 0 : rank, o->train.seed))
+    /* Class-conditional starts for `visualize`, at the rank the library allows (a note when it
+     * stores the means alone). They are a bonus: when they cannot be fitted, the trained model
+     * is still written. */
+    int rank;
+    if (mv_class_stats_rank(r->train, o->class_stats, &rank) && (rank < 0 || !o->quiet))
+        fprintf(stderr, "mlpviz train: %s\n", mv_last_error());
+    if (rank >= 0 && mv_model_fit_class_stats(r->model, r->train, rank, o->train.seed))
         fprintf(stderr, "mlpviz train: class statistics not stored: %s\n", mv_last_error());
-    /* After the statistics, whose directions give the components their spreads; at most
-     * one component per image of the smallest class. */
-    const int components = o->class_mixture < smallest ? o->class_mixture : smallest;
+    /* After the statistics, whose directions give the components their spreads. */
+    const int components = mv_class_mixture_components(r->train, o->class_mixture);
     if (components > 0 &&
         mv_model_fit_class_mixture(r->model, r->train, components, o->train.seed))
         fprintf(stderr, "mlpviz train: class mixture not stored: %s\n", mv_last_error());

@@ -7,6 +7,7 @@
 typedef struct {
     const char *model_path, *classes, *units, *init, *out, *judge_path;
     int seeds, scale, frames, search, quiet;
+    int threads;              /* --threads, 0 = OpenMP's default */
     mv_viz_config viz;
 } viz_options;
 
