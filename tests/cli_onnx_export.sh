@@ -5,7 +5,8 @@
 # model's --npy export bit for bit (first layer's columns moved from HWC to CHW), and the
 # graph run by the script's own NumPy float64 interpreter on seeded images against what
 # mlpviz computes for them ($TOOLS/tool_model_outputs). Models: the committed
-# fashion-mnist.mlp and small 3-channel ones from $TOOLS/tool_make_model with every hidden
+# fashion-mnist.mlp, the committed PyTorch ONNX model exported again (its outputs against
+# PyTorch's), and small 3-channel ones from $TOOLS/tool_make_model with every hidden
 # activation and every head. Also: mlpviz reading each exported file back gives its outputs
 # bit for bit (no Python needed), the check fails on a graph whose first layer kept the HWC
 # column order, command-line errors, failed writes that name the file and leave nothing,
@@ -77,6 +78,39 @@ if [ -f models/fashion-mnist.mlp ]; then
         --meta mlpviz.input_shape=1x28x28
 else
     ok "export of models/fashion-mnist.mlp # skipped: no models/fashion-mnist.mlp here"
+fi
+
+# ---------------------------------------------------------------- an ONNX model exported again
+# The PyTorch model (logits out, no metadata) read with the hint options and written again:
+# the new file carries its settings in metadata_props and, run by the interpreter on
+# PyTorch's own normalised test inputs, gives the softmax of PyTorch's float64 logits.
+if [ -f models/pytorch-fashion-mlp.onnx ]; then
+    expect 0 "export --onnx of the PyTorch ONNX model with the hint options" -- export \
+        models/pytorch-fashion-mlp.onnx --mean 0.2860 --std 0.3530 \
+        --classes models/fashion-mnist.classes --onnx "$tmp/pt.onnx"
+    onnx_check "the re-exported PyTorch model: checked graph and metadata, outputs agree" \
+        "$tmp/pt.onnx" "$tmp/pt.onnx" --head ce --meta mlpviz.mean=0.286000013 \
+        --meta mlpviz.std=0.352999985 --meta mlpviz.meta.onnx.output=logits
+    if [ -n "$py" ]; then
+        check "the re-exported PyTorch model gives PyTorch's probabilities" "$py" - \
+            "$tmp/pt.onnx" tests/fixtures/onnx/pytorch-fashion <<'EOF'
+import sys
+import numpy as np, onnx
+sys.path.insert(0, "tests")
+from onnx_export_check import run_graph
+x = np.fromfile(sys.argv[2] + ".x.f32", "<f4").reshape(8, 1, 28, 28)
+z = np.fromfile(sys.argv[2] + ".out.f64", "<f8").reshape(8, 10)
+want = np.exp(z - z.max(1, keepdims=True))
+want /= want.sum(1, keepdims=True)
+err = np.abs(run_graph(onnx.load(sys.argv[1]).graph, x) - want).max()
+assert err < 1e-9, err
+print("largest difference from PyTorch: %.3g" % err)
+EOF
+    else
+        ok "the re-exported PyTorch model gives PyTorch's probabilities # skipped: $skip_reason"
+    fi
+else
+    ok "export of the PyTorch ONNX model # skipped: no models/pytorch-fashion-mlp.onnx here"
 fi
 
 # ---------------------------------------------------------------- every activation, 3 channels
