@@ -800,7 +800,7 @@ static mv_status check_envelope(const model_file *f)
         if (f->size >= 5 && !memcmp(f->data, model_magic, 4) && f->data[4] == '\n')
             return file_fail(f->path, MV_ERR_FORMAT, "not an mlpviz model: its line endings "
                              "were converted (copied in text mode?)");
-        return file_fail(f->path, MV_ERR_FORMAT, "neither an mlpviz model (wrong magic bytes) nor an "
+        return file_fail(f->path, MV_ERR_FORMAT, "not an mlpviz model (wrong magic bytes), nor an "
                          "ONNX model");
     }
     if (f->size < HEADER_BYTES + TRAILER_BYTES)
