@@ -36,6 +36,7 @@ vg grad 0 grad "$tmp/m.mlp" "$img" --class all --out "$tmp/g.npy"
 vg saliency 0 saliency "$tmp/m.mlp" "$img" --out "$tmp/s.png"
 vg visualize 0 visualize "$tmp/m.mlp" --steps 20 --out "$tmp/viz" --quiet
 vg export 0 export "$tmp/m.mlp" --npy "$tmp/npy"
+vg "export --onnx" 0 export "$tmp/m.mlp" --onnx "$tmp/m.onnx"
 vg gradcheck 0 gradcheck --layers 6,5,3
 vg "bad model" 1 info "$img"
 exit $failed

@@ -464,6 +464,17 @@ typedef struct {
  * mlpviz model file with a non-empty hints is MV_ERR_ARG (its file records all of that). */
 mv_status mv_model_load_with(mv_model **out, const char *path, const mv_model_hints *hints);
 
+/* Writes the model as an ONNX file (docs/onnx.md), atomically like mv_model_save: IR version
+ * 8, opset 17, the network as PyTorch exports an MLP (input "input" float [N][C][H][W] with a
+ * symbolic batch N, Flatten, one Gemm per layer with float32 initializers, the hidden
+ * activations as standard ops, the head as Softmax, Sigmoid or nothing; output "output"
+ * [N][K]). The graph input is the normalised image in CHW order, x = (pixel - mean[c]) /
+ * std[c]: the first layer's weight columns are reordered from mlpviz's HWC to CHW (a
+ * permutation, so outputs agree exactly), and the normalisation, class names, head and the
+ * model's metadata (as "mlpviz.meta.KEY") go into metadata_props, with any byte of a name
+ * or value that is not UTF-8 replaced by U+FFFD. mv_model_load reads the file back. */
+mv_status mv_model_save_onnx(const mv_model *model, const char *path);
+
 /* ---------------------------------------------------------------- class statistics and mixtures */
 
 /* Fits, for every class of data, the mean image and a low-rank Gaussian of its pixels (the

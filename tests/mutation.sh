@@ -45,6 +45,8 @@ mutants=(
   "AVX2 single-row forward loses the bias|src/gemm.c|s/z\[0\] = b\[0\] + fold_lanes(c0)/z[0] = fold_lanes(c0)/"
   "atomic write names its file from the start|src/fileio.c|s/proc_fds_visible = access(\"\/proc\/self\/fd\", X_OK) == 0;/proc_fds_visible = 0;/"
   "atomic write removes a live writer's file|src/fileio.c|s/        else if (locked)/        else/"
+  "ONNX writer keeps the HWC column order|src/onnx_write.c|s/dst\[(size_t)c \* (size_t)HW + (size_t)p\]/dst[(size_t)p * (size_t)C + (size_t)c]/"
+  "ONNX writer drops LeakyRelu's alpha|src/onnx_write.c|s/\"alpha\", 1, 0, act.param/\"alpha\", 1, 0, 0.01f/"
 )
 
 cp -a src tests scripts Makefile "$scratch"/

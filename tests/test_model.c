@@ -341,6 +341,96 @@ static void test_round_trip_is_bit_exact(void **state)
     }
 }
 
+/* mlpviz -> ONNX (mv_model_save_onnx) -> mlpviz (mv_model_load): the same network, bit for
+ * bit (the first layer's columns go to CHW and back), the same input shape, normalisation,
+ * names and metadata, and so bit-identical predictions. Every activation and head, 1 and 3
+ * channels. */
+static void test_onnx_round_trip_is_bit_exact(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *widths, *acts, *head;
+        int channels;
+    } cases[] = {
+        {"784,32,10", "relu", "ce", 1},
+        {"48,16,14,12,10,9,8,7,6,5", "relu,leaky_relu:0.2,scaled_relu:1.5,gelu,tanh,softplus,"
+                                     "sigmoid,identity", "ce", 3},
+        {"12,8,6,4", "leaky_relu:0.1,gelu", "bce", 3},
+        {"12,8,4", "scaled_relu:3.5", "mse", 1},
+        {"6,3", "relu", "mse", 3},
+        {"9,4,1", "softplus", "bce", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        mv_model *m = make_model(cases[i].widths, "relu", cases[i].head, cases[i].channels,
+                                 40 + i);
+        mv_arch *arch = &m->net->arch;
+        const char *s = cases[i].acts;
+        for (int l = 0; l + 1 < arch->n_layers; l++) { /* one per layer, or one for all */
+            char name[32];
+            const size_t len = strcspn(s, ",");
+            snprintf(name, sizeof name, "%.*s", (int)len, s);
+            assert_int_equal(mv_activation_parse(&arch->act[l], name), MV_OK);
+            s += s[len] == ',' ? len + 1 : 0;
+        }
+        char path[PATH_BYTES], name[32];
+        snprintf(name, sizeof name, "round%zu.onnx", i);
+        if (mv_model_save_onnx(m, fixture_path(path, name)))
+            fail_msg("case %zu: %s", i, mv_last_error());
+        mv_model *back = NULL;
+        if (mv_model_load(&back, path))
+            fail_msg("case %zu: %s", i, mv_last_error());
+        assert_int_equal(back->file.format, MV_FORMAT_ONNX);
+        /* the network, shape, normalisation, names and metadata (extras are not exported) */
+        free(m->extras[0].data);
+        m->n_extras = 0;
+        const mv_arch *x = &m->net->arch, *y = &back->net->arch;
+        assert_int_equal(x->n_layers, y->n_layers);
+        for (int l = 0; l <= x->n_layers; l++) assert_int_equal(x->widths[l], y->widths[l]);
+        for (int l = 0; l + 1 < x->n_layers; l++) {
+            if (x->act[l].kind != y->act[l].kind)
+                fail_msg("case %zu layer %d: %s came back as %s", i, l,
+                         mv_act_name(x->act[l].kind), mv_act_name(y->act[l].kind));
+            if (x->act[l].kind == MV_ACT_LEAKY_RELU || x->act[l].kind == MV_ACT_SCALED_RELU)
+                assert_memory_equal(&x->act[l].param, &y->act[l].param, sizeof(float));
+        }
+        assert_int_equal(x->head, y->head);
+        assert_int_equal(m->net->p.count, back->net->p.count);
+        assert_memory_equal(m->net->p.data, back->net->p.data,
+                            m->net->p.count * sizeof(mv_real));
+        assert_int_equal(m->channels, back->channels);
+        assert_int_equal(m->height, back->height);
+        assert_int_equal(m->width, back->width);
+        assert_memory_equal(m->mean, back->mean, sizeof(float) * (size_t)m->channels);
+        assert_memory_equal(m->std, back->std, sizeof(float) * (size_t)m->channels);
+        assert_int_equal(m->n_classes, back->n_classes);
+        for (int k = 0; k < m->n_classes; k++)
+            assert_string_equal(m->class_names[k], back->class_names[k]);
+        for (int k = 0; k < m->n_meta; k++) {
+            const char *v = mv_model_meta_get(back, m->meta[k].key);
+            if (!v || strcmp(v, m->meta[k].value))
+                fail_msg("case %zu: metadata %s = %s came back as %s", i, m->meta[k].key,
+                         m->meta[k].value, v ? v : "(absent)");
+        }
+        /* predictions on seeded pixels, bit for bit */
+        enum { N = 5 };
+        const size_t D = (size_t)x->widths[0], K = (size_t)m->n_classes;
+        float *pixels = malloc(sizeof *pixels * D * N), *p1 = malloc(sizeof *p1 * K * N),
+              *p2 = malloc(sizeof *p2 * K * N);
+        assert_true(pixels && p1 && p2);
+        mv_rng rng;
+        mv_rng_seed(&rng, 7 + i);
+        for (size_t k = 0; k < D * N; k++) pixels[k] = (float)mv_rng_uniform(&rng);
+        assert_int_equal(mv_model_predict(m, pixels, N, p1), MV_OK);
+        assert_int_equal(mv_model_predict(back, pixels, N, p2), MV_OK);
+        assert_memory_equal(p1, p2, sizeof *p1 * K * N);
+        free(pixels);
+        free(p1);
+        free(p2);
+        mv_model_free(m);
+        mv_model_free(back);
+    }
+}
+
 /* A load records the file's size, version and stored CRC as the bytes hold them. */
 static void test_load_records_file_info(void **state)
 {
@@ -1085,6 +1175,25 @@ static void test_save_into_missing_directory(void **state)
     mv_model_free(m);
 }
 
+/* mv_model_save_onnx refuses an inconsistent model and fails to write into a missing
+ * directory, with the path in the message and no file or temporary file left. */
+static void test_onnx_save_failures(void **state)
+{
+    (void)state;
+    mv_model *m = make_model("12,4,3", "relu", "ce", 3, 2);
+    char sub[PATH_BYTES], path[PATH_BYTES], stray[512];
+    assert_int_equal(mkdir(fixture_path(sub, "onnxfail"), 0755), 0);
+    assert_int_equal(mv_model_save_onnx(m, fixture_path(path, "onnxfail/no/m.onnx")), MV_ERR_IO);
+    assert_non_null(strstr(mv_last_error(), path));
+    m->net->p.W[1][2] = NAN;
+    assert_int_equal(mv_model_save_onnx(m, fixture_path(path, "onnxfail/nan.onnx")),
+                     MV_ERR_NUMERIC);
+    assert_non_null(strstr(mv_last_error(), path));
+    stray_files(sub, "", stray, sizeof stray);
+    assert_string_equal(stray, "");
+    mv_model_free(m);
+}
+
 /* Saves m to path in a child limited to `max_bytes` per file (SIGXFSZ ignored, so write()
  * fails with EFBIG): a failure after the temporary file exists. Returns the save status. */
 static int save_with_file_size_limit(const mv_model *m, const char *path, rlim_t max_bytes)
@@ -1364,6 +1473,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_defaults),
         cmocka_unit_test(test_round_trip_is_bit_exact),
+        cmocka_unit_test(test_onnx_round_trip_is_bit_exact),
+        cmocka_unit_test(test_onnx_save_failures),
         cmocka_unit_test(test_load_records_file_info),
         cmocka_unit_test(test_meta_set_get),
         cmocka_unit_test(test_meta_entries_round_trip),

@@ -1,7 +1,7 @@
 /* cli_model.c: `mlpviz info` (a Keras-like summary of a model file, or JSON for machines)
  * and `mlpviz export` (the weights as NumPy .npy files plus a model.json that says how to
- * run them). Both load the model through mv_model_load, so a file is fully validated before
- * anything about it is printed or written. */
+ * run them, or the model as one ONNX file). Both load the model through mv_model_load, so
+ * a file is fully validated before anything about it is printed or written. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -29,16 +29,30 @@ static const char *const info_help =
 
 static const char *const export_help =
     "usage: mlpviz export MODEL --npy DIR\n"
+    "       mlpviz export MODEL --onnx FILE\n"
     "\n"
-    "Writes the weights of a model as NumPy files (format 1.0, little-endian float32):\n"
+    "--npy writes the weights of a model as NumPy files (format 1.0, little-endian float32):\n"
     "DIR/W0.npy, DIR/b0.npy, DIR/W1.npy, ... with W of shape (outputs, inputs) and b of shape\n"
     "(outputs,), and DIR/model.json with the widths, the activations, the head, the input\n"
     "shape [channels, height, width] in HWC layout, the normalisation, the class names, the\n"
     "metadata and how to run the network: z = x @ W.T + b. DIR is created when missing; each\n"
     "file is written atomically.\n"
     "\n"
-    "  -n, --npy DIR   directory to write into (required)\n"
-    "  -h, --help      show this help\n"
+    "--onnx writes the model as one ONNX file (IR version 8, opset 17) that ONNX runtimes run\n"
+    "and mlpviz reads back: input \"input\" float [N, C, H, W] (N any batch size) holding\n"
+    "the normalised image x = (pixel - mean[c]) / std[c] in CHW order, then\n"
+    "Flatten, one Gemm per layer, the activations as standard operators and the head\n"
+    "(Softmax, Sigmoid or none), output \"output\" [N, classes]. The normalisation is not in\n"
+    "the graph: metadata_props hold it (mlpviz.mean, mlpviz.std, per channel), with\n"
+    "mlpviz.input_shape, mlpviz.channel_order, mlpviz.pixel_scale, mlpviz.classes (a JSON\n"
+    "array), mlpviz.head and the model's metadata as mlpviz.meta.KEY (docs/onnx.md). The\n"
+    "file is written atomically; its directory must exist.\n"
+    "\n"
+    "  -n, --npy DIR     directory to write the .npy files and model.json into\n"
+    "      --onnx FILE   ONNX file to write\n"
+    "  -h, --help        show this help\n"
+    "\n"
+    "At least one of --npy and --onnx is required; both may be given.\n"
     "\n"
     "Exit status: 0 on success, 1 when the model cannot be read or a file cannot be\n"
     "written, 2 on a bad command line.\n";
@@ -421,43 +435,69 @@ static int export_files(const char *cmd, const char *source, const char *dir, co
 }
 
 /* Parses `export` arguments; CLI_HELP_SHOWN after --help, 0 to go on, or an exit status. */
-static int parse_export_args(int argc, char **argv, const char **path, const char **dir)
+static int parse_export_args(int argc, char **argv, const char **path, const char **dir,
+                             const char **onnx)
 {
-    static const struct option longopts[] = {
-        {"npy", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    enum { OPT_ONNX = 256 };
+    static const struct option longopts[] = {{"npy", required_argument, 0, 'n'},
+                                             {"onnx", required_argument, 0, OPT_ONNX},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
     const char *cmd = "export";
     opterr = 0;
     optind = 1;
     for (int opt; (opt = getopt_long(argc, argv, "n:h", longopts, NULL)) != -1;) {
         switch (opt) {
         case 'n': *dir = optarg; break;
+        case OPT_ONNX: *onnx = optarg; break;
         case 'h': fputs(export_help, stdout); return CLI_HELP_SHOWN;
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
     }
     const int rc = one_model_argument(cmd, argc, argv, path);
-    if (!rc && (!*dir || !**dir)) {
-        cli_error(cmd, "--npy DIR is required: the directory to write the .npy files into");
+    if (rc)
+        return rc;
+    if (*dir && !**dir) {
+        cli_error(cmd, "--npy needs a directory name, not an empty one");
         return MV_EXIT_USAGE;
     }
-    return rc;
+    if (*onnx && !**onnx) {
+        cli_error(cmd, "--onnx needs a file name, not an empty one");
+        return MV_EXIT_USAGE;
+    }
+    if (!*dir && !*onnx) {
+        cli_error(cmd, "--npy DIR or --onnx FILE is required: what to write the model as");
+        return MV_EXIT_USAGE;
+    }
+    return 0;
 }
 
-/* `mlpviz export`: the directory is touched only once the model has loaded. */
+/* `mlpviz export`: nothing is touched until the model has loaded. */
 int cmd_export(int argc, char **argv)
 {
-    const char *cmd = "export", *path = NULL, *dir = NULL;
-    int rc = parse_export_args(argc, argv, &path, &dir);
+    const char *cmd = "export", *path = NULL, *dir = NULL, *onnx = NULL;
+    int rc = parse_export_args(argc, argv, &path, &dir, &onnx);
     if (rc)
         return rc == CLI_HELP_SHOWN ? MV_EXIT_OK : rc;
     mv_model *m;
     if (cli_load_model(cmd, path, &m))
         return MV_EXIT_FAIL;
-    rc = ensure_directory(cmd, dir) || export_files(cmd, path, dir, m) ? MV_EXIT_FAIL
-                                                                       : MV_EXIT_OK;
-    if (!rc)
-        printf("export: wrote %d weight and %d bias arrays and model.json to %s\n",
-               m->net->arch.n_layers, m->net->arch.n_layers, dir);
+    if (dir) {
+        rc = ensure_directory(cmd, dir) || export_files(cmd, path, dir, m) ? MV_EXIT_FAIL
+                                                                           : MV_EXIT_OK;
+        if (!rc)
+            printf("export: wrote %d weight and %d bias arrays and model.json to %s\n",
+                   m->net->arch.n_layers, m->net->arch.n_layers, dir);
+    }
+    if (onnx && !rc) {
+        if (mv_model_save_onnx(m, onnx)) {
+            cli_error(cmd, "%s", mv_last_error()); /* the message names the file */
+            rc = MV_EXIT_FAIL;
+        } else {
+            printf("export: wrote %s (ONNX, opset 17, %d layers, input %d x %d x %d CHW)\n",
+                   onnx, m->net->arch.n_layers, m->channels, m->height, m->width);
+        }
+    }
     mv_model_free(m);
     return rc;
 }
