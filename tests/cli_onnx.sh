@@ -129,3 +129,11 @@ expect 1 "--init with data of another size" -- train --init "$fm" "${rev[@]}" \
     --data "$tmp/five" --size 5x5 --out "$tmp/x.mlp"
 stderr_has "the size mismatch explained" "takes 1 x 4 x 4 images; the data is 1 x 5 x 5"
 check "no model written by the refused runs" test ! -e "$tmp/x.mlp"
+
+# info says which format it read.
+expect 0 "info names the ONNX format" -- info "$fx/gemm-relu-softmax.onnx"
+stdout_has "IR version and opset shown" "ONNX (IR version 8, opset 17)"
+expect 0 "info --json names the format" -- info --json "$fx/gemm-relu-softmax.onnx"
+stdout_has "info --json format onnx" '"format": "onnx"'
+expect 0 "info --json of an mlpviz model" -- info --json models/fashion-mnist.mlp
+stdout_has "info --json format mlpviz" '"format": "mlpviz"'

@@ -190,8 +190,15 @@ static void print_summary(const char *path, const mv_model *m)
 {
     printf("Model: ");
     print_safe(stdout, path);
-    printf("\nFile: %llu bytes, format version %u, CRC-32 0x%08x (verified)\n\n",
-           (unsigned long long)m->file.size, (unsigned)m->file.version, (unsigned)m->file.crc);
+    if (m->file.format == MV_FORMAT_ONNX)
+        printf("\nFile: %llu bytes, ONNX (IR version %u, opset %s), CRC-32 0x%08x of its "
+               "bytes\n\n", (unsigned long long)m->file.size, (unsigned)m->file.version,
+               mv_model_meta_get(m, "onnx.opset") ? mv_model_meta_get(m, "onnx.opset") : "?",
+               (unsigned)m->file.crc);
+    else
+        printf("\nFile: %llu bytes, format version %u, CRC-32 0x%08x (verified)\n\n",
+               (unsigned long long)m->file.size, (unsigned)m->file.version,
+               (unsigned)m->file.crc);
     printf("Input: %d x %d x %d (channels x height x width, stored HWC) = %d values\n",
            m->channels, m->height, m->width, m->net->arch.widths[0]);
     printf("Normalisation: x = (pixel - mean[c]) / std[c]\n");
@@ -242,7 +249,8 @@ static void print_json(const char *path, const mv_model *m)
     const mv_arch *arch = &m->net->arch;
     printf("{\n  \"file\": ");
     cli_json_string(stdout, path);
-    printf(",\n  \"file_size\": %llu,\n  \"format_version\": %u,\n  \"crc32\": \"0x%08x\",\n",
+    printf(",\n  \"format\": \"%s\",\n  \"file_size\": %llu,\n  \"format_version\": %u,\n"
+           "  \"crc32\": \"0x%08x\",\n", m->file.format == MV_FORMAT_ONNX ? "onnx" : "mlpviz",
            (unsigned long long)m->file.size, (unsigned)m->file.version, (unsigned)m->file.crc);
     printf("  \"input\": {\"channels\": %d, \"height\": %d, \"width\": %d, \"layout\": \"HWC\", "
            "\"mean\": ", m->channels, m->height, m->width);
