@@ -210,6 +210,15 @@ quality: deps
 $(BUILD)/bench: scripts/bench/bench.c $(LIB)
 	$(CC) $(BASE) $(CFLAGS) -Isrc -o $@ $< $(LIB) $(LDLIBS)
 
+# The ONNX load target (issue 13): a 50 MB model in both formats, load times side by side.
+$(BUILD)/bench_load: scripts/bench/load.c $(LIB)
+	$(CC) $(BASE) $(CFLAGS) -Isrc -o $@ $< $(LIB) $(LDLIBS)
+
+.PHONY: bench-load
+bench-load: deps
+	@$(MAKE) --no-print-directory $(BUILD)/bench_load $(BIN) $(BUILD)/tests/tool_make_model
+	scripts/bench/onnx_load.sh $(BUILD)/bench_load $(BIN) $(BUILD)/tests
+
 bench: deps
 	@scripts/install-deps.sh python3-torch libopenblas0-pthread
 	@$(MAKE) --no-print-directory $(BUILD)/bench $(BIN)
