@@ -257,6 +257,8 @@ const char *mv_dataset_class_name(const mv_dataset *data, int k);
 /* model.c: MV_OK when the model is complete and consistent (what mv_model_save writes is
  * exactly what mv_model_load accepts); every reader ends with it. */
 mv_status mv_model_check(const mv_model *model);
+/* mv_model_check for a writer: the message becomes "cannot save PATH[as]: why". */
+mv_status mv_model_check_to_save(const mv_model *model, const char *path, const char *as);
 /* onnx_read.c: 1 when data[0..size) looks like an ONNX ModelProto (a well-formed protobuf
  * whose top-level fields are ModelProto's, holding a graph). No allocation. */
 int mv_onnx_sniff(const uint8_t *data, size_t size);

@@ -795,14 +795,22 @@ static void put_model(out_buffer *b, const mv_model *model, const section_sizes 
 
 /* Checks, encodes in memory, then writes atomically: a model the loader would refuse is
  * never written, and a failed write never damages an earlier file. */
-mv_status mv_model_save(const mv_model *model, const char *path)
+mv_status mv_model_check_to_save(const mv_model *model, const char *path, const char *as)
 {
     mv_status st = mv_model_check(model);
     if (st) {
-        char why[400];
-        snprintf(why, sizeof why, "%s", mv_last_error()); /* mv_fail overwrites it */
-        return mv_fail(st, "cannot save %s: %s", path, why);
+        char context[4200];
+        snprintf(context, sizeof context, "cannot save %s%s", path, as);
+        mv_fail_context(st, context);
     }
+    return st;
+}
+
+mv_status mv_model_save(const mv_model *model, const char *path)
+{
+    mv_status st = mv_model_check_to_save(model, path, "");
+    if (st)
+        return st;
     section_sizes sizes;
     const uint64_t size = image_size(model, &sizes);
     if (size > MAX_FILE_BYTES)

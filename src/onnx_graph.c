@@ -331,12 +331,19 @@ static mv_status dense(builder *g, const mv_onnx_tensor *B, int transB, double a
 
 /* ---------------------------------------------------------------- ops on the stream */
 
+/* Input 0 the image batch, input 1 a constant: Gemm, MatMul and Reshape begin so. */
+static mv_status stream_and_constant(builder *g, const mv_onnx_tensor **t)
+{
+    mv_status st = stream_input(g, 0);
+    return st ? st : constant(g, 1, t);
+}
+
 static mv_status op_gemm(builder *g)
 {
     const Onnx__NodeProto *n = g->node;
     const mv_onnx_tensor *B = NULL, *C = NULL;
-    mv_status st = stream_input(g, 0);
-    if (st || (st = constant(g, 1, &B)))
+    mv_status st = stream_and_constant(g, &B);
+    if (st)
         return st;
     if (n->n_input > 2 && n->input[2] && *n->input[2] && (st = constant(g, 2, &C)))
         return st;
@@ -358,8 +365,8 @@ static mv_status op_gemm(builder *g)
 static mv_status op_matmul(builder *g)
 {
     const mv_onnx_tensor *B = NULL;
-    mv_status st = stream_input(g, 0);
-    if (st || (st = constant(g, 1, &B)))
+    mv_status st = stream_and_constant(g, &B);
+    if (st)
         return st;
     if (!only_axis(g, g->n_dims - 1))
         return node_fail(g, "multiplies a non-flat input (only the last dimension may be "
@@ -481,8 +488,8 @@ static mv_status op_flatten(builder *g)
 static mv_status op_reshape(builder *g)
 {
     const mv_onnx_tensor *shape = NULL;
-    mv_status st = stream_input(g, 0);
-    if (st || (st = constant(g, 1, &shape)))
+    mv_status st = stream_and_constant(g, &shape);
+    if (st)
         return st;
     const int64_t D = feature_count(g);
     const int k = (int)shape->count - 1;

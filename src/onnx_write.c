@@ -558,12 +558,9 @@ static mv_status pack_model(const mv_model *m, const char *path, uint8_t **out, 
 
 mv_status mv_model_save_onnx(const mv_model *model, const char *path)
 {
-    mv_status st = mv_model_check(model);
-    if (st) {
-        char why[400];
-        snprintf(why, sizeof why, "%s", mv_last_error()); /* mv_fail overwrites it */
-        return mv_fail(st, "cannot save %s as ONNX: %s", path, why);
-    }
+    mv_status st = mv_model_check_to_save(model, path, " as ONNX");
+    if (st)
+        return st;
     uint8_t *data = NULL;
     size_t size = 0;
     if ((st = pack_model(model, path, &data, &size)))
