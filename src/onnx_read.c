@@ -229,6 +229,14 @@ static int parse_u64(const char *text, uint64_t *v)
     return !errno && *end == '\0';
 }
 
+/* The path of an external data file: loc in the model's folder. 0 when too long. */
+static int external_path(const mv_onnx_file *f, const char *loc, char full[4096])
+{
+    const char *slash = strrchr(f->path, '/');
+    const int dir_len = slash ? (int)(slash - f->path + 1) : 0;
+    return snprintf(full, 4096, "%.*s%s", dir_len, f->path, loc) < 4096;
+}
+
 /* Reads `bytes` bytes of an external data file into out. */
 static mv_status read_external(const mv_onnx_file *f, const Onnx__TensorProto *t, void *out,
                                size_t bytes)
@@ -244,10 +252,8 @@ static mv_status read_external(const mv_onnx_file *f, const Onnx__TensorProto *t
         return mv_fail(MV_ERR_FORMAT, "%s: tensor '%s': external length %llu, its shape "
                        "needs %zu bytes", f->path, tensor_name(t),
                        (unsigned long long)length, bytes);
-    const char *slash = strrchr(f->path, '/');
-    const int dir_len = slash ? (int)(slash - f->path + 1) : 0;
     char full[4096];
-    if (snprintf(full, sizeof full, "%.*s%s", dir_len, f->path, loc) >= (int)sizeof full)
+    if (!external_path(f, loc, full))
         return mv_fail(MV_ERR_ARG, "%s: external data path too long", f->path);
     FILE *in = fopen(full, "rb");
     struct stat st;
@@ -356,6 +362,37 @@ static mv_status tensor_data(const mv_onnx_file *f, const Onnx__TensorProto *t, 
     return MV_OK;
 }
 
+/* Fails when the tensor's data cannot hold its shape's values: checked before the values
+ * are allocated, since a few bytes of shape may ask for up to 8 GiB. Of external data only
+ * the file's size is checked here; read_external checks the rest. */
+static mv_status data_fits(const mv_onnx_file *f, const Onnx__TensorProto *t, int type,
+                           const mv_onnx_tensor *out)
+{
+    const size_t n = type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ? t->n_float_data
+                   : type == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ? t->n_double_data
+                   : t->n_int64_data;
+    const size_t bytes = out->count * (type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ? 4 : 8);
+    if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
+        const char *loc = external_entry(t, "location");
+        char full[4096];
+        struct stat st;
+        if (safe_location(loc) && external_path(f, loc, full) && stat(full, &st) == 0 &&
+            S_ISREG(st.st_mode) && (uint64_t)st.st_size < bytes)
+            return mv_fail(MV_ERR_FORMAT, "%s: tensor '%s': %s is not a regular file holding "
+                           "%zu bytes at offset %s", f->path, tensor_name(t), full, bytes,
+                           external_entry(t, "offset") ? external_entry(t, "offset") : "0");
+        return MV_OK;
+    }
+    if (t->has_raw_data && t->raw_data.len != bytes)
+        return mv_fail(MV_ERR_FORMAT, "%s: tensor '%s': raw_data holds %zu bytes, its "
+                       "shape needs %zu", f->path, tensor_name(t), t->raw_data.len, bytes);
+    if (!t->has_raw_data && n != out->count)
+        return mv_fail(MV_ERR_FORMAT, "%s: tensor '%s': its data field holds a different "
+                       "number of values than its shape's %zu", f->path, tensor_name(t),
+                       out->count);
+    return MV_OK;
+}
+
 mv_status mv_onnx_tensor_values(const mv_onnx_file *f, const Onnx__TensorProto *t,
                                 mv_onnx_tensor *out)
 {
@@ -367,7 +404,7 @@ mv_status mv_onnx_tensor_values(const mv_onnx_file *f, const Onnx__TensorProto *
         return mv_fail(MV_ERR_FORMAT, "%s: tensor '%s' has data type %d; supported: float "
                        "(1), double (11), int64 (7)", f->path, tensor_name(t), type);
     mv_status st = tensor_shape(f, t, out);
-    if (st)
+    if (st || (st = data_fits(f, t, type, out)))
         return st;
     const size_t n = out->count ? out->count : 1;
     if (type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64)
