@@ -76,22 +76,27 @@ static int walk(wire w, const ProtobufCMessageDescriptor *d, int depth)
     return 1;
 }
 
+/* An ONNX model: its top-level fields are all ModelProto's and one is the graph. A file that
+ * starts with ir_version (field 1, as every exporter writes it) is one as well when its
+ * fields are ModelProto's up to where the bytes end early or go wrong, so that a truncated
+ * or damaged model is refused as such (by mv_onnx_open) rather than as an unknown format. */
 int mv_onnx_sniff(const uint8_t *data, size_t size)
 {
     wire w = {data, data + size};
     int has_graph = 0;
+    const int starts_ir_version = size > 0 && data[0] == 0x08;
     while (w.p < w.end) {
         uint64_t key;
         wire sub;
         if (!read_varint(&w, &key) || !skip_value(&w, (unsigned)(key & 7), &sub))
-            return 0;
+            return starts_ir_version;
         const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(
             &onnx__model_proto__descriptor, (unsigned)(key >> 3));
         if (!fd)
             return 0; /* a field ModelProto does not have: not an ONNX model */
         has_graph |= (key >> 3) == 7;
     }
-    return has_graph;
+    return has_graph || starts_ir_version;
 }
 
 /* ---------------------------------------------------------------- budgeted allocator */
@@ -142,8 +147,8 @@ mv_status mv_onnx_open(mv_onnx_file *f, const char *path, const uint8_t *data, s
     f->size = size;
     f->crc = mv_crc32(0, data, size);
     if (!walk((wire){data, data + size}, &onnx__model_proto__descriptor, 0))
-        return mv_fail(MV_ERR_FORMAT, "%s: not a well-formed ONNX file (damaged protobuf, or "
-                       "messages nested more than %d deep)", path, MAX_NESTING);
+        return mv_fail(MV_ERR_FORMAT, "%s: not a well-formed ONNX file (truncated or damaged "
+                       "protobuf, or messages nested more than %d deep)", path, MAX_NESTING);
     budget *b = malloc(sizeof *b);
     if (!b)
         return mv_fail(MV_ERR_NOMEM, "%s: cannot allocate", path);
