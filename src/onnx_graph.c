@@ -867,7 +867,9 @@ static mv_status seed_values(builder *g, const int shape[3], int chw)
         return st;
     const int64_t D = (int64_t)shape[0] * shape[1] * shape[2];
     int64_t declared = ndim > 0 ? 1 : 0;
-    for (int i = 0; i < ndim; i++) declared = dims[i] ? declared * dims[i] : 0;
+    for (int i = 0; i < ndim; i++) /* dims[i] >= 0; saturates rather than overflow */
+        declared = !dims[i] ? 0 : declared > INT64_MAX / dims[i] ? INT64_MAX
+                 : declared * dims[i];
     if (declared > 0 && declared != D)
         return mv_fail(MV_ERR_FORMAT, "%s: the graph input '%s' has %lld features per image, "
                        "the input shape %dx%dx%d gives %lld", g->f->path, name,
