@@ -103,13 +103,16 @@ int mv_onnx_sniff(const uint8_t *data, size_t size)
 
 typedef struct {
     size_t used, budget;
+    int refused; /* an allocation was refused for the budget */
 } budget;
 
 static void *budget_alloc(void *data, size_t size)
 {
     budget *b = data;
-    if (size > b->budget - b->used || size > SIZE_MAX - 16)
+    if (size > b->budget - b->used || size > SIZE_MAX - 16) {
+        b->refused = 1;
         return NULL;
+    }
     size_t *block = malloc(size + 16); /* 16: keeps the user pointer max_align_t aligned */
     if (!block)
         return NULL;
@@ -152,11 +155,11 @@ mv_status mv_onnx_open(mv_onnx_file *f, const char *path, const uint8_t *data, s
     budget *b = malloc(sizeof *b);
     if (!b)
         return mv_fail(MV_ERR_NOMEM, "%s: cannot allocate", path);
-    *b = (budget){0, BUDGET_BASE + (size < SIZE_MAX / 8 ? 4 * size : SIZE_MAX / 2)};
+    *b = (budget){0, BUDGET_BASE + (size < SIZE_MAX / 8 ? 4 * size : SIZE_MAX / 2), 0};
     f->allocator = (ProtobufCAllocator){budget_alloc, budget_free, b};
     f->model = onnx__model_proto__unpack(&f->allocator, size, data);
     if (!f->model) {
-        const int over = b->used + size > b->budget;
+        const int over = b->refused; /* protobuf-c has freed what it had: used is 0 */
         mv_onnx_close(f);
         return mv_fail(over ? MV_ERR_NOMEM : MV_ERR_FORMAT,
                        over ? "%s: the ONNX file unpacks to more than %zu MiB" :
