@@ -222,6 +222,16 @@ def cases():
         helper.make_node("Conv", ["input", "K"], ["probs"], name="conv0")],
         inits=[weight("K", [3, 1, 4, 4], 5)], props={}), "(Conv): is not supported", "hints")
 
+    # -- text from the file in the message: a line break or a terminal escape must not
+    # reach the terminal (the message stays one printable line)
+    nodes = base_nodes()
+    nodes[2] = helper.make_node("Conv\nsecond line", ["h1"], ["a1"],
+                                name="relu\x1b[31mred\nline2")
+    add("names-control-chars.onnx", model(nodes=nodes),
+        "node 'relu?[31mred?line2' (Conv?second line): is not supported")
+    add("meta-input-shape-newline.onnx", model(props=dict(PROPS, **{
+        "mlpviz.input_shape": "1x4\nx4"})), "input_shape '1x4?x4' is not CxHxW")
+
     # -- graph shape
     add("opset-8.onnx", model(opset=8), "opset 8")
     add("opset-22.onnx", model(opset=22), "opset 22")
