@@ -24,6 +24,7 @@
 #include "onnx.h"
 
 #define MAX_NODES 4096
+#define MAX_IDENTITY 8192 /* features of an identity layer: 256 MiB of weights */
 #define BATCH INT64_MIN /* the symbolic batch size inside shape arithmetic */
 
 static const char supported_ops[] =
@@ -252,9 +253,9 @@ static mv_status identity_layer(builder *g)
 {
     commit(g);
     const int64_t D = feature_count(g);
-    if (D > 65536)
+    if (D > MAX_IDENTITY) /* D x D weights: 65536 features would be 16 GiB, twice */
         return node_fail(g, "would need an identity layer of %lld features (allowed up to "
-                         "65536)", (long long)D);
+                         "%d)", (long long)D, MAX_IDENTITY);
     float *W = calloc((size_t)(D * D), sizeof *W), *b = calloc((size_t)D, sizeof *b);
     if (!W || !b) {
         free(W);
