@@ -145,6 +145,14 @@ def cases():
     add("tensor-9-dims.onnx", with_init("b1", weight("b1", [5, 1, 1, 1, 1, 1, 1, 1, 1], 2)),
         "9 dimensions")
 
+    # an activation straight on a 1x256x256 input needs a 65536 x 65536 identity layer in
+    # front (16 GiB): refused for its size, not attempted
+    add("identity-65536.onnx", model(
+        nodes=[helper.make_node("Relu", ["input"], ["probs"], name="relu0")], inits=[],
+        inputs=[image_input(dims=("N", 1, 256, 256))],
+        props=dict(PROPS, **{"mlpviz.input_shape": "1x256x256"})),
+        "identity layer of 65536 features")
+
     # -- cycles
     nodes = base_nodes()
     nodes[2] = helper.make_node("Relu", ["a1"], ["a1"], name="relu1")
