@@ -3,8 +3,8 @@
 # The files are committed in tests/fixtures/onnx/hostile/ (made by
 # scripts/onnx/make_hostile.py, whose MANIFEST gives each file's expected reason); two that
 # would be too big to commit (2,000,000 empty nodes against the unpacking budget; attribute
-# subgraphs nested 2000 deep against the nesting walk) are made here by the same script with
-# --big (standard library only).
+# subgraphs nested 2000 deep against the nesting walk; a sidecar object of 200,000 members)
+# are made here by the same script with --big (standard library only).
 #
 # Every hostile file must be refused by `mlpviz info FILE`: exit 1, never a signal or a hang;
 # exactly one line on stderr, "mlpviz info: ...", naming the file and holding the reason
@@ -103,6 +103,8 @@ refused "info refuses many-empty-nodes.onnx (memory budget)" info \
     "$tmp/big/many-empty-nodes.onnx" "unpacks to more than"
 refused "info refuses nested-deep.onnx (2000 levels)" info "$tmp/big/nested-deep.onnx" \
     "nested more than 24 deep"
+refused "info refuses sidecar-many-members.onnx (200,000 members)" info \
+    "$tmp/big/sidecar-many-members.onnx" "more than 4096 members"
 
 # ---------------------------------------------------------------- hints that are wrong
 refused "info: --mean of 2 values for 1 channel" info "$h/valid-base-nometa.onnx" \

@@ -7,8 +7,10 @@ Usage (from the repository root; under a second):
   python3 scripts/onnx/make_hostile.py --big DIR     (standard library only)
       the two files too big to commit, made at test time by tests/cli_onnx_hostile.sh:
       DIR/many-empty-nodes.onnx (2,000,000 empty nodes: 4 MB that unpack to far more than
-      the reader's memory budget) and DIR/nested-deep.onnx (attribute subgraphs nested 2000
-      deep; the walk must refuse it before protobuf-c recurses)
+      the reader's memory budget), DIR/nested-deep.onnx (attribute subgraphs nested 2000
+      deep; the walk must refuse it before protobuf-c recurses) and
+      DIR/sidecar-many-members.onnx with a 2.6 MB sidecar object of 200,000 members (the
+      JSON reader's duplicate check is quadratic: refused, not run for minutes)
 
 Deterministic: the same bytes every run (no randomness; weights are a fixed pattern).
 Every file but valid-base*.onnx (the unbroken model, REASON "LOADS") is refused by mlpviz;
@@ -334,6 +336,12 @@ def big(out):
     empty_node = field(1, b"")
     write(os.path.join(out, "many-empty-nodes.onnx"), base + field(7, empty_node * 2000000))
     write(os.path.join(out, "nested-deep.onnx"), nested(2000, base))
+    nometa = open(os.path.join(ROOT, "tests/fixtures/onnx/hostile/valid-base-nometa.onnx"),
+                  "rb").read()
+    write(os.path.join(out, "sidecar-many-members.onnx"), nometa)
+    members = ",".join('"k%d": 0' % i for i in range(200000))
+    write(os.path.join(out, "sidecar-many-members.onnx.json"),
+          ('{%s, "mean": 0, "std": 1, "classes": ["a", "b", "c"]}\n' % members).encode())
 
 
 def main():
