@@ -4,10 +4,12 @@
  * message is two bytes on disk but a hundred in memory). Tensors come out as float or int64
  * arrays with their sizes checked, from raw_data, the typed fields or an external file. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "onnx.h"
@@ -263,7 +265,11 @@ static mv_status read_external(const mv_onnx_file *f, const Onnx__TensorProto *t
     char full[4096];
     if (!external_path(f, loc, full))
         return mv_fail(MV_ERR_ARG, "%s: external data path too long", f->path);
-    FILE *in = fopen(full, "rb");
+    /* O_NONBLOCK: a FIFO in the model's folder cannot hang the open (fstat refuses it) */
+    const int fd = open(full, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *in = fd < 0 ? NULL : fdopen(fd, "rb");
+    if (fd >= 0 && !in)
+        close(fd);
     struct stat st;
     mv_status status = MV_OK;
     if (!in)
