@@ -4,7 +4,8 @@
 # scripts/onnx/make_hostile.py, whose MANIFEST gives each file's expected reason); two that
 # would be too big to commit (2,000,000 empty nodes against the unpacking budget; attribute
 # subgraphs nested 2000 deep against the nesting walk; a sidecar object of 200,000 members)
-# are made here by the same script with --big (standard library only).
+# are made here by the same script with --big (standard library only), and external data
+# that is a FIFO with mkfifo.
 #
 # Every hostile file must be refused by `mlpviz info FILE`: exit 1, never a signal or a hang;
 # exactly one line on stderr, "mlpviz info: ...", naming the file and holding the reason
@@ -105,6 +106,16 @@ refused "info refuses nested-deep.onnx (2000 levels)" info "$tmp/big/nested-deep
     "nested more than 24 deep"
 refused "info refuses sidecar-many-members.onnx (200,000 members)" info \
     "$tmp/big/sidecar-many-members.onnx" "more than 4096 members"
+
+# external data that is a FIFO (not committable): refused, not waited on
+mkdir -p "$tmp/fifo"
+cp "$h/ext-missing.onnx" "$tmp/fifo/m.onnx"
+if mkfifo "$tmp/fifo/ext-missing.data"; then
+    refused "info refuses external data that is a FIFO" info "$tmp/fifo/m.onnx" \
+        "is not a regular file"
+else
+    not_ok "mkfifo for the FIFO case"
+fi
 
 # ---------------------------------------------------------------- hints that are wrong
 refused "info: --mean of 2 values for 1 channel" info "$h/valid-base-nometa.onnx" \
