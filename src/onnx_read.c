@@ -247,7 +247,8 @@ static int external_path(const mv_onnx_file *f, const char *loc, char full[4096]
     return snprintf(full, 4096, "%.*s%s", dir_len, f->path, loc) < 4096;
 }
 
-/* Reads `bytes` bytes of an external data file into out. */
+/* Reads `bytes` bytes of an external data file into out; with out NULL only checks that
+ * it could (the entries, and a regular file holding them). */
 static mv_status read_external(const mv_onnx_file *f, const Onnx__TensorProto *t, void *out,
                                size_t bytes)
 {
@@ -280,7 +281,8 @@ static mv_status read_external(const mv_onnx_file *f, const Onnx__TensorProto *t
         status = mv_fail(MV_ERR_FORMAT, "%s: tensor '%s': %s is not a regular file holding "
                          "%zu bytes at offset %llu", f->path, tensor_name(t), full, bytes,
                          (unsigned long long)offset);
-    else if (fseeko(in, (off_t)offset, SEEK_SET) != 0 || fread(out, 1, bytes, in) != bytes)
+    else if (out && (fseeko(in, (off_t)offset, SEEK_SET) != 0 ||
+                     fread(out, 1, bytes, in) != bytes))
         status = mv_fail(MV_ERR_IO, "%s: tensor '%s': cannot read %s", f->path,
                          tensor_name(t), full);
     fclose(in);
@@ -377,8 +379,8 @@ static mv_status tensor_data(const mv_onnx_file *f, const Onnx__TensorProto *t, 
 }
 
 /* Fails when the tensor's data cannot hold its shape's values: checked before the values
- * are allocated, since a few bytes of shape may ask for up to 8 GiB. Of external data only
- * the file's size is checked here; read_external checks the rest. */
+ * are allocated, since a few bytes of shape may ask for up to 8 GiB (external data: its
+ * entries, and a regular file large enough). */
 static mv_status data_fits(const mv_onnx_file *f, const Onnx__TensorProto *t, int type,
                            const mv_onnx_tensor *out)
 {
@@ -386,17 +388,8 @@ static mv_status data_fits(const mv_onnx_file *f, const Onnx__TensorProto *t, in
                    : type == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ? t->n_double_data
                    : t->n_int64_data;
     const size_t bytes = out->count * (type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ? 4 : 8);
-    if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
-        const char *loc = external_entry(t, "location");
-        char full[4096];
-        struct stat st;
-        if (safe_location(loc) && external_path(f, loc, full) && stat(full, &st) == 0 &&
-            S_ISREG(st.st_mode) && (uint64_t)st.st_size < bytes)
-            return mv_fail(MV_ERR_FORMAT, "%s: tensor '%s': %s is not a regular file holding "
-                           "%zu bytes at offset %s", f->path, tensor_name(t), full, bytes,
-                           external_entry(t, "offset") ? external_entry(t, "offset") : "0");
-        return MV_OK;
-    }
+    if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
+        return read_external(f, t, NULL, bytes);
     if (t->has_raw_data && t->raw_data.len != bytes)
         return mv_fail(MV_ERR_FORMAT, "%s: tensor '%s': raw_data holds %zu bytes, its "
                        "shape needs %zu", f->path, tensor_name(t), t->raw_data.len, bytes);
