@@ -13,7 +13,7 @@ Usage (from the repository root; under a second):
       JSON reader's duplicate check is quadratic: refused, not run for minutes)
 
 Deterministic: the same bytes every run (no randomness; weights are a fixed pattern).
-Every file but valid-base*.onnx (the unbroken model, REASON "LOADS") is refused by mlpviz;
+Every file but valid-*.onnx (the unbroken model, REASON "LOADS") is refused by mlpviz;
 MANIFEST has one line per case,
   FILE|REASON|HINTS
 REASON: words the one-line message must contain (besides the file's path); HINTS "hints"
@@ -30,9 +30,9 @@ import struct
 import sys
 
 try:
-    from onnx import TensorProto, helper
+    from onnx import ModelProto, TensorProto, helper
 except ImportError:  # --big needs only the standard library (it starts from valid-base.onnx)
-    TensorProto = helper = None
+    ModelProto = TensorProto = helper = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
@@ -123,6 +123,11 @@ def cases():
     # -- the base model itself, which loads: the cases below each break one thing in it
     add("valid-base.onnx", model(), "LOADS")
     add("valid-base-nometa.onnx", model(props={}), "LOADS", "hints")
+    # mlpviz.classes twice: loads with the last list (once leaked the first)
+    m_twice = ModelProto.FromString(model())
+    e = m_twice.metadata_props.add()
+    e.key, e.value = "mlpviz.classes", '["x", "y", "z"]'
+    add("valid-classes-twice.onnx", m_twice.SerializeToString(), "LOADS")
 
     # -- truncated: a committed PyTorch fixture cut at several points
     good = open(os.path.join(ROOT, "tests/fixtures/onnx/gemm-relu-softmax.onnx"), "rb").read()
