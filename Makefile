@@ -282,8 +282,10 @@ uninstall:
 	    $(foreach p,$(MAN_PAGES),"$(DESTDIR)$(MAN1DIR)/$(p)")
 
 # libFuzzer harnesses (tests/fuzz/), built by clang against an instrumented copy of the
-# library in build/fuzz/; `make fuzz FUZZ_SECONDS=N` runs each for N seconds.
-FUZZERS      := model idx image png_info
+# library in build/fuzz/; `make fuzz FUZZ_SECONDS=N` runs each for N seconds. fuzz_onnx and
+# fuzz_json reach the ONNX and JSON readers through the whole static library (fuzz_json calls
+# the internal mv_json_parse from src/json.h; neither needs the generated build/gen/).
+FUZZERS      := model idx image png_info onnx json
 FUZZ_SECONDS ?= 60
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_file.h build/fuzz/lib/libmlpviz.a
 	clang -std=c11 -O1 -g -Wall -Wextra -Werror -fsanitize=fuzzer,address,undefined \
@@ -298,7 +300,7 @@ fuzz: deps
 	@$(MAKE) --no-print-directory tests
 	@$(MAKE) --no-print-directory FUZZ=1 build/fuzz/lib/libmlpviz.a
 	@$(MAKE) --no-print-directory fuzzers
-	@scripts/fuzz.sh $(FUZZ_SECONDS)
+	@FUZZ_NAMES="$(FUZZERS)" scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # Every CLI command once under valgrind memcheck (scripts/valgrind-cli.sh).
 valgrind: deps

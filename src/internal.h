@@ -260,7 +260,8 @@ mv_status mv_model_check(const mv_model *model);
 /* mv_model_check for a writer: the message becomes "cannot save PATH[as]: why". */
 mv_status mv_model_check_to_save(const mv_model *model, const char *path, const char *as);
 /* onnx_read.c: 1 when data[0..size) looks like an ONNX ModelProto (a well-formed protobuf
- * whose top-level fields are ModelProto's, holding a graph). No allocation. */
+ * whose top-level fields are ModelProto's, holding a graph; or, truncated or damaged, one
+ * that starts with ir_version). No allocation. */
 int mv_onnx_sniff(const uint8_t *data, size_t size);
 /* onnx_meta.c: an ONNX model from data[0..size), read from path (mv_model_load_with). */
 mv_status mv_onnx_load(mv_model **out, const char *path, const uint8_t *data, size_t size,

@@ -253,7 +253,7 @@ static mv_status identity_layer(builder *g)
 {
     commit(g);
     const int64_t D = feature_count(g);
-    if (D > MAX_IDENTITY) /* D x D floats: 4096 is 64 MiB */
+    if (D > MAX_IDENTITY) /* D x D floats: 4096 is 64 MiB, 65536 would be 16 GiB */
         return node_fail(g, "would need an identity layer of %lld features (allowed up to "
                          "%d)", (long long)D, MAX_IDENTITY);
     float *W = calloc((size_t)(D * D), sizeof *W), *b = calloc((size_t)D, sizeof *b);
@@ -913,7 +913,9 @@ static mv_status seed_values(builder *g, const int shape[3], int chw)
         return st;
     const int64_t D = (int64_t)shape[0] * shape[1] * shape[2];
     int64_t declared = ndim > 0 ? 1 : 0;
-    for (int i = 0; i < ndim; i++) declared = dims[i] ? declared * dims[i] : 0;
+    for (int i = 0; i < ndim; i++) /* dims[i] >= 0; saturates rather than overflow */
+        declared = !dims[i] ? 0 : declared > INT64_MAX / dims[i] ? INT64_MAX
+                 : declared * dims[i];
     if (declared > 0 && declared != D)
         return mv_fail(MV_ERR_FORMAT, "%s: the graph input '%s' has %lld features per image, "
                        "the input shape %dx%dx%d gives %lld", g->f->path, name,
