@@ -18,9 +18,11 @@
  * Sections go from the bottom layer up, each function filed with the module that owns its
  * subject: errors, random numbers and files; the network (architecture, parameters,
  * workspace, passes and input gradients); images and datasets; the model (a network with its
- * input normalisation, classes and file: predictions, pixel gradients) and its class
- * statistics and mixtures; optimizers, training and evaluation; visualization; gradient
- * checking. What only the mlpviz binary needs (drawing on its sheets) is in src/cli/.
+ * input normalisation, classes and file: predictions, pixel gradients; read from mlpviz's
+ * own format or from ONNX, written to either) and its class statistics and mixtures;
+ * optimizers, training and evaluation; visualization; gradient checking. What only the
+ * mlpviz binary needs (options, drawing on its sheets) is in src/cli/. Link with
+ * `pkg-config --libs mlpviz` (stb, protobuf-c, libm, OpenMP).
  */
 #ifndef MLPVIZ_H
 #define MLPVIZ_H
