@@ -49,7 +49,7 @@ mutants=(
   "ONNX writer drops LeakyRelu's alpha|src/onnx_write.c|s/\"alpha\", 1, 0, act.param/\"alpha\", 1, 0, 0.01f/"
 )
 
-cp -a src tests scripts Makefile "$scratch"/
+cp -a src tests scripts models Makefile "$scratch"/
 [ -d build ] && cp -a build "$scratch"/
 [ -d bin ] && cp -a bin "$scratch"/
 [ -d lib ] && cp -a lib "$scratch"/
