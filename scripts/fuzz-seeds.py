@@ -10,7 +10,11 @@ usage: fuzz-seeds.py OUT_DIR TOOLS_DIR
   OUT_DIR/image/     PNGs (gray, gray+alpha, RGB, RGBA, palette, 16-bit, interlaced), BMP,
                      TGA, PGM, GIF header
   OUT_DIR/png_info/  the same images
+  OUT_DIR/onnx/      the committed ONNX fixtures (tests/fixtures/onnx/*.onnx and hostile/),
+                     whole and cut at three points
+  OUT_DIR/json/      the committed sidecar JSON files and a few small JSON texts
 """
+import glob
 import gzip
 import os
 import struct
@@ -126,6 +130,34 @@ def images(out):
         write(os.path.join(info, name), open(os.path.join(d, name), "rb").read())
 
 
+def onnx(out):
+    d = os.path.join(out, "onnx")
+    os.makedirs(d, exist_ok=True)
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures",
+                        "onnx")
+    for path in sorted(glob.glob(os.path.join(here, "*.onnx")) +
+                       glob.glob(os.path.join(here, "hostile", "*.onnx"))):
+        data = open(path, "rb").read()
+        name = os.path.basename(path)[:-5]
+        write(os.path.join(d, name + ".onnx"), data)
+        for cut in (len(data) // 4, len(data) // 2, len(data) - 3):
+            write(os.path.join(d, "%s-cut%d.onnx" % (name, cut)), data[:cut])
+
+
+def json(out):
+    d = os.path.join(out, "json")
+    os.makedirs(d, exist_ok=True)
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures",
+                        "onnx")
+    for path in sorted(glob.glob(os.path.join(here, "*.json")) +
+                       glob.glob(os.path.join(here, "hostile", "*.json"))):
+        write(os.path.join(d, os.path.basename(path)), open(path, "rb").read())
+    texts = ['{"a": [1, -2.5e-3, true, false, null], "b": {"c": "\\u00e9\\ud83d\\ude00"}}',
+             '["x", "y\\n\\t\\"\\/\\\\", 0, 1E+2, -0.0]', '"caf\xc3\xa9"', '[[[[[]]]]]', '{}', '0']
+    for i, t in enumerate(texts):
+        write(os.path.join(d, "t%d.json" % i), t.encode("latin-1"))
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
@@ -133,6 +165,8 @@ def main():
     models(out, tools)
     idx(out)
     images(out)
+    onnx(out)
+    json(out)
 
 
 if __name__ == "__main__":

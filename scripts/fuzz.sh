@@ -1,5 +1,6 @@
 #!/bin/bash
-# fuzz.sh: runs every libFuzzer harness for SECONDS each (make fuzz FUZZ_SECONDS=N).
+# fuzz.sh: runs every libFuzzer harness for SECONDS each (make fuzz FUZZ_SECONDS=N);
+# FUZZ_NAMES="onnx json" runs only those.
 # Seeds come from scripts/fuzz-seeds.py; what the fuzzers find is kept in
 # build/fuzz/corpus/<name> (so later runs start from it), crashes in build/fuzz/artifacts/.
 # Prints executions and findings per harness; exits non-zero when any harness crashed.
@@ -8,11 +9,11 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 fuzz=build/fuzz
 seeds=$fuzz/seeds
-if [ ! -d "$seeds" ]; then
+if [ ! -d "$seeds/json" ]; then
     python3 scripts/fuzz-seeds.py "$seeds" build/opt/tests || exit 1
 fi
 status=0
-for name in model idx image png_info; do
+for name in ${FUZZ_NAMES:-model idx image png_info onnx json}; do
     corpus=$fuzz/corpus/$name artifacts=$fuzz/artifacts/$name/
     mkdir -p "$corpus" "$artifacts"
     log=$fuzz/$name.log

@@ -41,6 +41,15 @@ mkdir -p "$tmp/viz-bad/grid.gif"
 vg "visualize: a GIF that cannot be written" 1 visualize "$tmp/m.mlp" --steps 5 --gif \
     --out "$tmp/viz-bad" --quiet
 vg export 0 export "$tmp/m.mlp" --npy "$tmp/npy"
+vg "export --onnx" 0 export "$tmp/m.mlp" --onnx "$tmp/m.onnx"
 vg gradcheck 0 gradcheck --layers 6,5,3
+# ONNX in: the exported file read back, a PyTorch fixture with its sidecar, a hostile graph,
+# gradcheck and train --init of an imported model.
+vg "info of an ONNX model" 0 info "$tmp/m.onnx"
+vg "info of a PyTorch ONNX model" 0 info tests/fixtures/onnx/gemm-leakyrelu-logsoftmax.onnx
+vg "gradcheck --model ONNX" 0 gradcheck --model "$tmp/m.onnx" --batch 2 --samples 8
+vg "train --init ONNX" 0 train --init "$tmp/m.onnx" --data "$tmp/data" --epochs 1 --quiet \
+    --out "$tmp/ft.mlp" --class-stats 0 --class-mixture 0
+vg "unsupported ONNX op" 1 info tests/fixtures/onnx/hostile/op-conv.onnx
 vg "bad model" 1 info "$img"
 exit $failed

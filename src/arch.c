@@ -1,6 +1,7 @@
 /* arch.c: network shapes: validation, parsing of the command-line spellings, names. */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,31 +54,86 @@ mv_status mv_arch_validate(const mv_arch *arch)
     return MV_OK;
 }
 
-mv_status mv_arch_parse_widths(mv_arch *arch, const char *text)
+/* What went wrong in a list of widths. */
+typedef enum { LIST_OK, LIST_BAD_WIDTH, LIST_TOO_MANY, LIST_TRAILING_COMMA } list_problem;
+
+/* Appends width w as arch->widths[*count]. */
+static list_problem add_width(mv_arch *arch, int *count, long w)
 {
-    int count = 0;
-    const char *p = text;
-    while (*p) {
+    if (w < 1 || w > MV_MAX_WIDTH)
+        return LIST_BAD_WIDTH;
+    if (*count > MV_MAX_LAYERS)
+        return LIST_TOO_MANY;
+    arch->widths[(*count)++] = (int)w;
+    return LIST_OK;
+}
+
+/* Appends the comma-separated widths of text, left to right until the first problem. */
+static list_problem add_widths(mv_arch *arch, int *count, const char *text)
+{
+    for (const char *p = text; *p;) {
         char *end;
         errno = 0;
         long w = strtol(p, &end, 10);
-        if (end == p || errno || w < 1 || w > MV_MAX_WIDTH || (*end && *end != ','))
-            return mv_fail(MV_ERR_ARG,
-                           "bad layer list '%s': expected positive widths separated by "
-                           "commas, e.g. 784,128,10",
-                           text);
-        if (count > MV_MAX_LAYERS)
-            return mv_fail(MV_ERR_ARG, "bad layer list '%s': at most %d weight layers", text,
-                           MV_MAX_LAYERS);
-        arch->widths[count++] = (int)w;
+        if (end == p || errno || (*end && *end != ','))
+            return LIST_BAD_WIDTH;
+        const list_problem problem = add_width(arch, count, w);
+        if (problem)
+            return problem;
         p = *end ? end + 1 : end;
         if (*end == ',' && !*p)
-            return mv_fail(MV_ERR_ARG, "bad layer list '%s': trailing comma", text);
+            return LIST_TRAILING_COMMA;
     }
+    return LIST_OK;
+}
+
+/* The message for a problem of the list shown as text. */
+static mv_status list_fail(list_problem problem, const char *text)
+{
+    if (problem == LIST_TOO_MANY)
+        return mv_fail(MV_ERR_ARG, "bad layer list '%s': at most %d weight layers", text,
+                       MV_MAX_LAYERS);
+    if (problem == LIST_TRAILING_COMMA)
+        return mv_fail(MV_ERR_ARG, "bad layer list '%s': trailing comma", text);
+    return mv_fail(MV_ERR_ARG,
+                   "bad layer list '%s': expected positive widths separated by commas, e.g. "
+                   "784,128,10",
+                   text);
+}
+
+mv_status mv_arch_parse_widths(mv_arch *arch, const char *text)
+{
+    int count = 0;
+    const list_problem problem = add_widths(arch, &count, text);
+    if (problem)
+        return list_fail(problem, text);
     if (count < 2)
         return mv_fail(MV_ERR_ARG,
                        "bad layer list '%s': need at least an input and an output width",
                        text);
+    arch->n_layers = count - 1;
+    return MV_OK;
+}
+
+/* The checks and messages of mv_arch_parse_widths on the whole list, in its order. */
+mv_status mv_arch_set_widths(mv_arch *arch, int inputs, const char *hidden, int outputs)
+{
+    int count = 0;
+    list_problem problem = add_width(arch, &count, inputs);
+    if (!problem)
+        problem = add_widths(arch, &count, hidden);
+    if (problem == LIST_TRAILING_COMMA)
+        problem = LIST_BAD_WIDTH; /* "4," before the outputs: an empty width */
+    if (!problem)
+        problem = add_width(arch, &count, outputs);
+    if (problem) {
+        char text[512];
+        if (*hidden)
+            snprintf(text, sizeof text, "%d,%s,%d", inputs, hidden, outputs);
+        else
+            snprintf(text, sizeof text, "%d,%d", inputs, outputs);
+        return list_fail(problem, text);
+    }
     arch->n_layers = count - 1;
     return MV_OK;
 }

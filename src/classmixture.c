@@ -29,7 +29,6 @@
 
 enum {
     MAX_COMPONENTS = 64, /* the header's bound */
-    MAX_STATS_RANK = 64, /* classstats.c's bound on the basis rank */
     MAX_LLOYD = 50,      /* Fashion-MNIST classes settle in 20-50 iterations at M = 8; later
                             ones move a handful of borderline images */
     PIXEL_BLOCK = 64,    /* pixels of every sum updated by one thread in update_sums */
@@ -576,6 +575,13 @@ static mv_status fit_all(const mv_dataset *data, const int *start, const int *me
     return st;
 }
 
+int mv_class_mixture_components(const mv_dataset *data, int wanted)
+{
+    const int smallest = data->n_classes > 0 ? mv_smallest_class_size(data) : 0;
+    const int components = wanted < smallest ? wanted : smallest;
+    return components > 0 ? components : 0;
+}
+
 mv_status mv_model_fit_class_mixture(mv_model *model, const mv_dataset *data, int components,
                                      uint64_t seed)
 {
@@ -702,15 +708,7 @@ mv_status mv_class_mixture_sample(const mv_model *model, int k, double temperatu
                         : NULL;
     const float *basis = R ? mv_model_extra_get(model, "class.basis", NULL) + (size_t)k * R * D
                            : NULL;
-    /* Every z is drawn even at temperature 0, so the stream advances by one uniform and R
-     * normals whatever the temperature. */
-    double coef[MAX_STATS_RANK];
-    for (int i = 0; i < R; i++) coef[i] = temperature * sd[i] * mv_rng_normal(rng);
-    for (size_t d = 0; d < D; d++) {
-        double v = 0;
-        for (int i = 0; i < R; i++) v += coef[i] * basis[(size_t)i * D + d];
-        v += mean[d];
-        out[d] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
-    }
+    /* one uniform above and R normals here, whatever the temperature */
+    mv_low_rank_draw(mean, basis, sd, R, D, temperature, rng, out);
     return MV_OK;
 }

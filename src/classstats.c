@@ -29,6 +29,7 @@ enum {
     CHUNK = 256,       /* samples packed per pass over S: two panels (16 KiB) stay in L1 */
     JACOBI_SWEEPS = 60,
     GS_ATTEMPTS = 32,  /* random replacements tried for one collapsed direction */
+    MAX_GAUSSIAN_INPUTS = 4096, /* the scatter matrix is D x D doubles: at most 128 MB */
 };
 static const double RITZ_TOL = 1e-9;   /* relative change of the Ritz values that ends it */
 static const double RITZ_FLOOR = 1e-13; /* of the largest: eigenvalues below are noise */
@@ -108,6 +109,42 @@ void mv_group_by_class(const mv_dataset *data, int *start, int *members)
     for (int i = 0; i < data->count; i++) members[start[data->labels[i]]++] = i;
     for (int k = K; k > 0; k--) start[k] = start[k - 1];
     start[0] = 0;
+}
+
+int mv_smallest_class_size(const mv_dataset *data)
+{
+    int *count = calloc((size_t)data->n_classes, sizeof *count);
+    if (!count)
+        return -1;
+    for (int i = 0; i < data->count; i++)
+        if (data->labels[i] >= 0 && data->labels[i] < data->n_classes)
+            count[data->labels[i]]++;
+    int smallest = count[0];
+    for (int k = 1; k < data->n_classes; k++) smallest = count[k] < smallest ? count[k] : smallest;
+    free(count);
+    return smallest;
+}
+
+mv_status mv_class_stats_rank(const mv_dataset *data, int wanted, int *rank)
+{
+    *rank = -1;
+    if (wanted < 0 || wanted > MAX_RANK)
+        return mv_fail(MV_ERR_ARG, "class statistics: rank %d is out of range 0..%d", wanted,
+                       MAX_RANK);
+    const int smallest = data->n_classes > 0 ? mv_smallest_class_size(data) : 0;
+    if (smallest < 0)
+        return mv_fail(MV_ERR_NOMEM, "class statistics: cannot count the images of %d "
+                       "classes", data->n_classes);
+    if (smallest < 1)
+        return mv_fail(MV_ERR_ARG, "a class has no training image: no class statistics "
+                       "stored (visualize cannot start from the class mean)");
+    *rank = wanted < smallest - 1 ? wanted : smallest - 1;
+    const long D = (long)data->width * data->height * data->channels;
+    if (D > MAX_GAUSSIAN_INPUTS && *rank > 0) {
+        *rank = 0;
+        return mv_fail(MV_ERR_ARG, "%ld inputs: storing class means only, no Gaussians", D);
+    }
+    return MV_OK;
 }
 
 /* Every class must hold more than rank images, so that its covariance can have rank
@@ -593,6 +630,21 @@ int mv_model_has_class_stats(const mv_model *model, int *rank)
     return 1;
 }
 
+/* Every z is drawn even at temperature 0, so the stream advances by rank normals whatever
+ * the temperature. */
+void mv_low_rank_draw(const float *mean, const float *basis, const float *sd, int rank,
+                      size_t D, double temperature, mv_rng *rng, float *out)
+{
+    double coef[MAX_RANK];
+    for (int i = 0; i < rank; i++) coef[i] = temperature * sd[i] * mv_rng_normal(rng);
+    for (size_t d = 0; d < D; d++) {
+        double v = 0;
+        for (int i = 0; i < rank; i++) v += coef[i] * basis[(size_t)i * D + d];
+        v += mean[d];
+        out[d] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
+    }
+}
+
 mv_status mv_class_sample(const mv_model *model, int k, double temperature, mv_rng *rng,
                           float *out)
 {
@@ -612,15 +664,6 @@ mv_status mv_class_sample(const mv_model *model, int k, double temperature, mv_r
     const float *mean = mv_model_extra_get(model, EXTRA_MEAN, NULL) + (size_t)k * D;
     const float *basis = mv_model_extra_get(model, EXTRA_BASIS, NULL) + (size_t)k * rank * D;
     const float *sd = mv_model_extra_get(model, EXTRA_SD, NULL) + (size_t)k * rank;
-    /* Every z is drawn even at temperature 0, so the stream advances by rank normals
-     * whatever the temperature. */
-    double coef[MAX_RANK];
-    for (int i = 0; i < rank; i++) coef[i] = temperature * sd[i] * mv_rng_normal(rng);
-    for (size_t d = 0; d < D; d++) {
-        double v = 0;
-        for (int i = 0; i < rank; i++) v += coef[i] * basis[(size_t)i * D + d];
-        v += mean[d];
-        out[d] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
-    }
+    mv_low_rank_draw(mean, basis, sd, rank, D, temperature, rng, out);
     return MV_OK;
 }

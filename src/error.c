@@ -24,12 +24,23 @@ const char *mv_status_string(mv_status status)
 
 const char *mv_last_error(void) { return last_error; }
 
+/* Messages quote names from files (an ONNX node's name, a metadata value, a path): a control
+ * character among them (a line break, a terminal escape) becomes '?', so that a message stays
+ * one printable line. */
+static void printable(char *text)
+{
+    for (unsigned char *c = (unsigned char *)text; *c; c++)
+        if (*c < 0x20 || *c == 0x7F)
+            *c = '?';
+}
+
 mv_status mv_fail(mv_status status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
+    printable(last_error);
     return status;
 }
 
@@ -41,5 +52,6 @@ mv_status mv_fail_context(mv_status status, const char *context)
     if (n >= 0 && (size_t)n < sizeof last_error)
         memcpy(last_error + n, inner, sizeof last_error - (size_t)n - 1);
     last_error[sizeof last_error - 1] = '\0';
+    printable(last_error);
     return status;
 }

@@ -241,6 +241,15 @@ void mv_tv_add_gradient(const float *p, float *g, int W, int H, int C, double tv
  * 0, then class 1, ..., each class in dataset order; class k is members[start[k] ..
  * start[k + 1]), start [K + 1]. Labels must be in 0..K-1. */
 void mv_group_by_class(const mv_dataset *data, int *start, int *members);
+/* Images in data's smallest class (classstats.c): 0 when a class has none, -1 when out of
+ * memory. n_classes must be at least 1; labels outside 0..K-1 are not counted. */
+int mv_smallest_class_size(const mv_dataset *data);
+/* One draw of a low-rank Gaussian (classstats.c): mean [D] + temperature * sum_i sd_i z_i
+ * basis_i (basis [rank][D], sd [rank], z_i standard normal from rng) clamped to [0, 1], into
+ * out [D]. All rank normals are drawn, whatever the temperature; rank 0..64 (0: basis and sd
+ * may be NULL, out is the mean). */
+void mv_low_rank_draw(const float *mean, const float *basis, const float *sd, int rank,
+                      size_t D, double temperature, mv_rng *rng, float *out);
 /* Class k's name for messages ("?" when the dataset has none). Borrowed. */
 const char *mv_dataset_class_name(const mv_dataset *data, int k);
 
@@ -248,8 +257,11 @@ const char *mv_dataset_class_name(const mv_dataset *data, int k);
 /* model.c: MV_OK when the model is complete and consistent (what mv_model_save writes is
  * exactly what mv_model_load accepts); every reader ends with it. */
 mv_status mv_model_check(const mv_model *model);
+/* mv_model_check for a writer: the message becomes "cannot save PATH[as]: why". */
+mv_status mv_model_check_to_save(const mv_model *model, const char *path, const char *as);
 /* onnx_read.c: 1 when data[0..size) looks like an ONNX ModelProto (a well-formed protobuf
- * whose top-level fields are ModelProto's, holding a graph). No allocation. */
+ * whose top-level fields are ModelProto's, holding a graph; or, truncated or damaged, one
+ * that starts with ir_version). No allocation. */
 int mv_onnx_sniff(const uint8_t *data, size_t size);
 /* onnx_meta.c: an ONNX model from data[0..size), read from path (mv_model_load_with). */
 mv_status mv_onnx_load(mv_model **out, const char *path, const uint8_t *data, size_t size,

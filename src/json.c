@@ -9,6 +9,7 @@
 #include "json.h"
 
 #define MAX_DEPTH 32 /* a sidecar is two levels deep; this only stops a stack overflow */
+#define MAX_MEMBERS 4096 /* per object: the duplicate-name check is quadratic (a sidecar has 7) */
 
 typedef struct {
     const char *text;
@@ -246,6 +247,8 @@ static mv_status parse_container(reader *r, mv_json *c, int depth)
         mv_json *item = &c->items[c->n_items];
         memset(item, 0, sizeof *item);
         if (object) {
+            if (c->n_items == MAX_MEMBERS)
+                return syntax_error(r, "more than 4096 members in an object");
             c->keys[c->n_items] = NULL;
             if (!take(r, '"'))
                 return syntax_error(r, "expected a member name");

@@ -18,9 +18,11 @@
  * Sections go from the bottom layer up, each function filed with the module that owns its
  * subject: errors, random numbers and files; the network (architecture, parameters,
  * workspace, passes and input gradients); images and datasets; the model (a network with its
- * input normalisation, classes and file: predictions, pixel gradients) and its class
- * statistics and mixtures; optimizers, training and evaluation; visualization; gradient
- * checking. What only the mlpviz binary needs (drawing on its sheets) is in src/cli/.
+ * input normalisation, classes and file: predictions, pixel gradients; read from mlpviz's
+ * own format or from ONNX, written to either) and its class statistics and mixtures;
+ * optimizers, training and evaluation; visualization; gradient checking. What only the
+ * mlpviz binary needs (options, drawing on its sheets) is in src/cli/. Link with
+ * `pkg-config --libs mlpviz` (stb, protobuf-c, libm, OpenMP).
  */
 #ifndef MLPVIZ_H
 #define MLPVIZ_H
@@ -138,6 +140,12 @@ mv_status mv_arch_validate(const mv_arch *arch);
 
 /* Parses "784,128,64,10" (input, hidden..., output) into arch->widths and n_layers. */
 mv_status mv_arch_parse_widths(mv_arch *arch, const char *text);
+
+/* Sets arch->widths and n_layers to inputs, the hidden widths listed in `hidden` ("512,256";
+ * "" for none, one weight layer) and outputs; activations and head are left as they are. A
+ * bad list fails as mv_arch_parse_widths fails on "inputs,hidden,outputs", whose text the
+ * message shows. */
+mv_status mv_arch_set_widths(mv_arch *arch, int inputs, const char *hidden, int outputs);
 
 /* Parses one activation name: identity, sigmoid, tanh, relu, leaky_relu[:alpha],
  * scaled_relu[:k] (also "5relu" for k = 5), softplus, gelu. */
@@ -389,9 +397,18 @@ typedef struct {
 mv_status mv_model_create(mv_model **out, const mv_arch *arch);
 /* Releases a model; NULL is allowed. */
 void mv_model_free(mv_model *model);
+/* A deep copy of src: network, input shape and normalisation, class names, metadata entries
+ * (order and duplicates kept) and extras; its file info is zero (it was not loaded). *out
+ * belongs to the caller (mv_model_free); src is only read. */
+mv_status mv_model_clone(mv_model **out, const mv_model *src);
 
 /* Replaces the class names (copied); n must equal the output width. */
 mv_status mv_model_set_class_names(mv_model *model, const char *const *names, int n);
+/* Reorders the outputs so that output k is the class named names[k]: the last layer's rows,
+ * its biases and the names move together, so each class keeps its score function. names must
+ * be the model's own names in some order. A model with extras (per-class arrays) is refused:
+ * they would keep the old order. On failure the model is unchanged. */
+mv_status mv_model_reorder_classes(mv_model *model, const char *const *names, int n);
 /* Sets (or replaces) one metadata key; keys and values may not contain '\n', keys not '='. */
 mv_status mv_model_meta_set(mv_model *model, const char *key, const char *value);
 /* Value of a metadata key (its first entry), or NULL. Borrowed: valid until that key is set
@@ -449,6 +466,17 @@ typedef struct {
  * mlpviz model file with a non-empty hints is MV_ERR_ARG (its file records all of that). */
 mv_status mv_model_load_with(mv_model **out, const char *path, const mv_model_hints *hints);
 
+/* Writes the model as an ONNX file (docs/onnx.md), atomically like mv_model_save: IR version
+ * 8, opset 17, the network as PyTorch exports an MLP (input "input" float [N][C][H][W] with a
+ * symbolic batch N, Flatten, one Gemm per layer with float32 initializers, the hidden
+ * activations as standard ops, the head as Softmax, Sigmoid or nothing; output "output"
+ * [N][K]). The graph input is the normalised image in CHW order, x = (pixel - mean[c]) /
+ * std[c]: the first layer's weight columns are reordered from mlpviz's HWC to CHW (a
+ * permutation, so outputs agree exactly), and the normalisation, class names, head and the
+ * model's metadata (as "mlpviz.meta.KEY") go into metadata_props, with any byte of a name
+ * or value that is not UTF-8 replaced by U+FFFD. mv_model_load reads the file back. */
+mv_status mv_model_save_onnx(const mv_model *model, const char *path);
+
 /* ---------------------------------------------------------------- class statistics and mixtures */
 
 /* Fits, for every class of data, the mean image and a low-rank Gaussian of its pixels (the
@@ -461,6 +489,16 @@ mv_status mv_model_load_with(mv_model **out, const char *path, const mv_model_hi
  * 0..64 (0 stores the means alone) and below the smallest class size. */
 mv_status mv_model_fit_class_stats(mv_model *model, const mv_dataset *data, int rank,
                                    uint64_t seed);
+
+/* The rank at which to fit class statistics on data when `wanted` (0..64) is asked for: the
+ * policy of `mlpviz train`, here so that every caller applies the same. A class of n images
+ * spans at most n - 1 directions, so the rank is lowered below the smallest class's size; and
+ * images of more than 4096 values get the means alone (rank 0), as the fit holds a D x D
+ * matrix per class (128 MB at 4096). MV_OK when *rank is wanted or lowered only for the class
+ * sizes. Otherwise the message says why it is less, and *rank is still what can be fitted:
+ * 0 (MV_ERR_ARG) when the images are too large for a Gaussian; -1, nothing, when a class has
+ * no image (MV_ERR_ARG) or the classes cannot be counted (MV_ERR_NOMEM). */
+mv_status mv_class_stats_rank(const mv_dataset *data, int wanted, int *rank);
 
 /* Non-zero when the model carries consistent class statistics; *rank (may be NULL)
  * receives their rank. */
@@ -490,6 +528,11 @@ mv_status mv_class_sample(const mv_model *model, int k, double temperature, mv_r
  * the class. On failure the model's earlier mixture, if any, is left or reported absent. */
 mv_status mv_model_fit_class_mixture(mv_model *model, const mv_dataset *data, int components,
                                      uint64_t seed);
+
+/* The number of mixture components to fit on data when `wanted` are asked for: at most one
+ * per image of the smallest class, 0 (none) when a class has no image or the classes cannot
+ * be counted. */
+int mv_class_mixture_components(const mv_dataset *data, int wanted);
 
 /* Non-zero when the model carries a consistent class mixture (sizes agree with its classes,
  * input and class statistics; every class's weights >= 0 with a positive sum);

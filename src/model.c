@@ -338,6 +338,59 @@ void mv_model_free(mv_model *model)
     free(model);
 }
 
+/* A copy of src's n_meta entries into model, duplicates and order kept. */
+static mv_status meta_copy(mv_model *model, const mv_model *src)
+{
+    if (src->n_meta <= 0)
+        return MV_OK;
+    model->meta = calloc((size_t)src->n_meta, sizeof *model->meta);
+    model->n_meta = model->meta ? src->n_meta : 0; /* mv_model_free releases what is made */
+    int copied = 0;
+    while (model->meta && copied < src->n_meta) {
+        const mv_model_meta *e = &src->meta[copied];
+        mv_model_meta *c = &model->meta[copied];
+        c->key = copy_text(e->key, strlen(e->key));
+        c->value = copy_text(e->value, strlen(e->value));
+        if (!c->key || !c->value)
+            break;
+        copied++;
+    }
+    if (copied < src->n_meta)
+        return mv_fail(MV_ERR_NOMEM, "cannot copy %d metadata entries", src->n_meta);
+    return MV_OK;
+}
+
+/* Built through mv_model_create and the setters, so the copy is as consistent as they make
+ * any model; a failure frees the partial copy. */
+mv_status mv_model_clone(mv_model **out, const mv_model *src)
+{
+    *out = NULL;
+    if (!src || !src->net)
+        return mv_fail(MV_ERR_ARG, "cannot copy a model without a network");
+    mv_model *copy;
+    mv_status st = mv_model_create(&copy, &src->net->arch);
+    if (st)
+        return st;
+    memcpy(copy->net->p.data, src->net->p.data, sizeof *copy->net->p.data * copy->net->p.count);
+    copy->channels = src->channels;
+    copy->height = src->height;
+    copy->width = src->width;
+    memcpy(copy->mean, src->mean, sizeof copy->mean);
+    memcpy(copy->std, src->std, sizeof copy->std);
+    st = mv_model_set_class_names(copy, (const char *const *)src->class_names, src->n_classes);
+    if (!st)
+        st = meta_copy(copy, src);
+    for (int e = 0; !st && e < src->n_extras; e++)
+        st = mv_model_extra_set(copy, src->extras[e].name, src->extras[e].data,
+                                src->extras[e].count);
+    if (st) {
+        mv_model_free(copy);
+        return st;
+    }
+    *out = copy;
+    return MV_OK;
+}
+
 /* All names are checked and copied before the old ones go: a failure changes nothing. */
 mv_status mv_model_set_class_names(mv_model *model, const char *const *names, int n)
 {
@@ -361,6 +414,60 @@ mv_status mv_model_set_class_names(mv_model *model, const char *const *names, in
     model->class_names = copy;
     model->n_classes = n;
     return MV_OK;
+}
+
+/* The permutation from[k] = the model's index of names[k], or MV_ERR_ARG naming the first
+ * name that is not the model's (a repeat is caught as a missing other name). */
+static mv_status class_permutation(const mv_model *model, const char *const *names, int n,
+                                   int *from)
+{
+    if (n != model->n_classes)
+        return mv_fail(MV_ERR_ARG, "%d class names for a model of %d classes", n,
+                       model->n_classes);
+    for (int k = 0; k < n; k++) {
+        from[k] = -1;
+        for (int j = 0; j < n && from[k] < 0; j++)
+            if (names[k] && !strcmp(names[k], model->class_names[j]))
+                from[k] = j;
+        for (int i = 0; i < k && from[k] >= 0; i++)
+            if (from[i] == from[k])
+                from[k] = -1;
+        if (from[k] < 0)
+            return mv_fail(MV_ERR_ARG, "class '%s' is not one of the model's classes (or is "
+                           "repeated)", names[k] ? names[k] : "(null)");
+    }
+    return MV_OK;
+}
+
+mv_status mv_model_reorder_classes(mv_model *model, const char *const *names, int n)
+{
+    if (model->n_extras)
+        return mv_fail(MV_ERR_ARG, "the model holds %d extras (per-class arrays) that would "
+                       "keep the old class order", model->n_extras);
+    const mv_arch *a = &model->net->arch;
+    const int L = a->n_layers, in = a->widths[L - 1];
+    int *from = malloc(sizeof *from * (size_t)(n > 0 ? n : 1));
+    mv_real *W = malloc(sizeof *W * (size_t)n * (size_t)in), *b = malloc(sizeof *b * (size_t)n);
+    char **old = malloc(sizeof *old * (size_t)(n > 0 ? n : 1));
+    mv_status st = !from || !W || !b || !old
+                       ? mv_fail(MV_ERR_NOMEM, "cannot reorder %d classes", n)
+                       : class_permutation(model, names, n, from);
+    if (!st) {
+        memcpy(W, model->net->p.W[L - 1], sizeof *W * (size_t)n * (size_t)in);
+        memcpy(b, model->net->p.b[L - 1], sizeof *b * (size_t)n);
+        memcpy(old, model->class_names, sizeof *old * (size_t)n);
+        for (int k = 0; k < n; k++) {
+            memcpy(model->net->p.W[L - 1] + (size_t)k * in, W + (size_t)from[k] * in,
+                   sizeof *W * (size_t)in);
+            model->net->p.b[L - 1][k] = b[from[k]];
+            model->class_names[k] = old[from[k]];
+        }
+    }
+    free(from);
+    free(W);
+    free(b);
+    free(old);
+    return st;
 }
 
 /* The first entry whose key is key, or NULL. */
@@ -688,14 +795,22 @@ static void put_model(out_buffer *b, const mv_model *model, const section_sizes 
 
 /* Checks, encodes in memory, then writes atomically: a model the loader would refuse is
  * never written, and a failed write never damages an earlier file. */
-mv_status mv_model_save(const mv_model *model, const char *path)
+mv_status mv_model_check_to_save(const mv_model *model, const char *path, const char *as)
 {
     mv_status st = mv_model_check(model);
     if (st) {
-        char why[400];
-        snprintf(why, sizeof why, "%s", mv_last_error()); /* mv_fail overwrites it */
-        return mv_fail(st, "cannot save %s: %s", path, why);
+        char context[4200];
+        snprintf(context, sizeof context, "cannot save %s%s", path, as);
+        mv_fail_context(st, context);
     }
+    return st;
+}
+
+mv_status mv_model_save(const mv_model *model, const char *path)
+{
+    mv_status st = mv_model_check_to_save(model, path, "");
+    if (st)
+        return st;
     section_sizes sizes;
     const uint64_t size = image_size(model, &sizes);
     if (size > MAX_FILE_BYTES)
@@ -747,7 +862,7 @@ static mv_status check_envelope(const model_file *f)
         if (f->size >= 5 && !memcmp(f->data, model_magic, 4) && f->data[4] == '\n')
             return file_fail(f->path, MV_ERR_FORMAT, "not an mlpviz model: its line endings "
                              "were converted (copied in text mode?)");
-        return file_fail(f->path, MV_ERR_FORMAT, "neither an mlpviz model (wrong magic bytes) nor an "
+        return file_fail(f->path, MV_ERR_FORMAT, "not an mlpviz model (wrong magic bytes), nor an "
                          "ONNX model");
     }
     if (f->size < HEADER_BYTES + TRAILER_BYTES)

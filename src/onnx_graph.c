@@ -24,6 +24,7 @@
 #include "onnx.h"
 
 #define MAX_NODES 4096
+#define MAX_IDENTITY 4096 /* widest identity layer put before a lone elementwise op */
 #define BATCH INT64_MIN /* the symbolic batch size inside shape arithmetic */
 
 static const char supported_ops[] =
@@ -252,9 +253,9 @@ static mv_status identity_layer(builder *g)
 {
     commit(g);
     const int64_t D = feature_count(g);
-    if (D > 65536)
+    if (D > MAX_IDENTITY) /* D x D floats: 4096 is 64 MiB, 65536 would be 16 GiB */
         return node_fail(g, "would need an identity layer of %lld features (allowed up to "
-                         "65536)", (long long)D);
+                         "%d)", (long long)D, MAX_IDENTITY);
     float *W = calloc((size_t)(D * D), sizeof *W), *b = calloc((size_t)D, sizeof *b);
     if (!W || !b) {
         free(W);
@@ -331,12 +332,19 @@ static mv_status dense(builder *g, const mv_onnx_tensor *B, int transB, double a
 
 /* ---------------------------------------------------------------- ops on the stream */
 
+/* Input 0 the image batch, input 1 a constant: Gemm, MatMul and Reshape begin so. */
+static mv_status stream_and_constant(builder *g, const mv_onnx_tensor **t)
+{
+    mv_status st = stream_input(g, 0);
+    return st ? st : constant(g, 1, t);
+}
+
 static mv_status op_gemm(builder *g)
 {
     const Onnx__NodeProto *n = g->node;
     const mv_onnx_tensor *B = NULL, *C = NULL;
-    mv_status st = stream_input(g, 0);
-    if (st || (st = constant(g, 1, &B)))
+    mv_status st = stream_and_constant(g, &B);
+    if (st)
         return st;
     if (n->n_input > 2 && n->input[2] && *n->input[2] && (st = constant(g, 2, &C)))
         return st;
@@ -358,8 +366,8 @@ static mv_status op_gemm(builder *g)
 static mv_status op_matmul(builder *g)
 {
     const mv_onnx_tensor *B = NULL;
-    mv_status st = stream_input(g, 0);
-    if (st || (st = constant(g, 1, &B)))
+    mv_status st = stream_and_constant(g, &B);
+    if (st)
         return st;
     if (!only_axis(g, g->n_dims - 1))
         return node_fail(g, "multiplies a non-flat input (only the last dimension may be "
@@ -481,8 +489,8 @@ static mv_status op_flatten(builder *g)
 static mv_status op_reshape(builder *g)
 {
     const mv_onnx_tensor *shape = NULL;
-    mv_status st = stream_input(g, 0);
-    if (st || (st = constant(g, 1, &shape)))
+    mv_status st = stream_and_constant(g, &shape);
+    if (st)
         return st;
     const int64_t D = feature_count(g);
     const int k = (int)shape->count - 1;
@@ -905,7 +913,9 @@ static mv_status seed_values(builder *g, const int shape[3], int chw)
         return st;
     const int64_t D = (int64_t)shape[0] * shape[1] * shape[2];
     int64_t declared = ndim > 0 ? 1 : 0;
-    for (int i = 0; i < ndim; i++) declared = dims[i] ? declared * dims[i] : 0;
+    for (int i = 0; i < ndim; i++) /* dims[i] >= 0; saturates rather than overflow */
+        declared = !dims[i] ? 0 : declared > INT64_MAX / dims[i] ? INT64_MAX
+                 : declared * dims[i];
     if (declared > 0 && declared != D)
         return mv_fail(MV_ERR_FORMAT, "%s: the graph input '%s' has %lld features per image, "
                        "the input shape %dx%dx%d gives %lld", g->f->path, name,

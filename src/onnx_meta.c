@@ -79,6 +79,7 @@ static mv_status classes_from_json(const mv_json *a, settings *s, const char *wh
 {
     if (!a || a->kind != MV_JSON_ARRAY || a->n_items < 1)
         return mv_fail(MV_ERR_FORMAT, "%s: classes must be a JSON array of names", where);
+    free_classes(s); /* a repeated mlpviz.classes entry: the last one counts */
     char **names = calloc((size_t)a->n_items, sizeof *names);
     if (!names)
         return mv_fail(MV_ERR_NOMEM, "%s: cannot allocate %d class names", where, a->n_items);

@@ -4,10 +4,12 @@
  * message is two bytes on disk but a hundred in memory). Tensors come out as float or int64
  * arrays with their sizes checked, from raw_data, the typed fields or an external file. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "onnx.h"
@@ -76,35 +78,43 @@ static int walk(wire w, const ProtobufCMessageDescriptor *d, int depth)
     return 1;
 }
 
+/* An ONNX model: its top-level fields are all ModelProto's and one is the graph. A file that
+ * starts with ir_version (field 1, as every exporter writes it) is one as well when its
+ * fields are ModelProto's up to where the bytes end early or go wrong, so that a truncated
+ * or damaged model is refused as such (by mv_onnx_open) rather than as an unknown format. */
 int mv_onnx_sniff(const uint8_t *data, size_t size)
 {
     wire w = {data, data + size};
     int has_graph = 0;
+    const int starts_ir_version = size > 0 && data[0] == 0x08;
     while (w.p < w.end) {
         uint64_t key;
         wire sub;
         if (!read_varint(&w, &key) || !skip_value(&w, (unsigned)(key & 7), &sub))
-            return 0;
+            return starts_ir_version;
         const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(
             &onnx__model_proto__descriptor, (unsigned)(key >> 3));
         if (!fd)
             return 0; /* a field ModelProto does not have: not an ONNX model */
         has_graph |= (key >> 3) == 7;
     }
-    return has_graph;
+    return has_graph || starts_ir_version;
 }
 
 /* ---------------------------------------------------------------- budgeted allocator */
 
 typedef struct {
     size_t used, budget;
+    int refused; /* an allocation was refused for the budget */
 } budget;
 
 static void *budget_alloc(void *data, size_t size)
 {
     budget *b = data;
-    if (size > b->budget - b->used || size > SIZE_MAX - 16)
+    if (size > b->budget - b->used || size > SIZE_MAX - 16) {
+        b->refused = 1;
         return NULL;
+    }
     size_t *block = malloc(size + 16); /* 16: keeps the user pointer max_align_t aligned */
     if (!block)
         return NULL;
@@ -142,16 +152,16 @@ mv_status mv_onnx_open(mv_onnx_file *f, const char *path, const uint8_t *data, s
     f->size = size;
     f->crc = mv_crc32(0, data, size);
     if (!walk((wire){data, data + size}, &onnx__model_proto__descriptor, 0))
-        return mv_fail(MV_ERR_FORMAT, "%s: not a well-formed ONNX file (damaged protobuf, or "
-                       "messages nested more than %d deep)", path, MAX_NESTING);
+        return mv_fail(MV_ERR_FORMAT, "%s: not a well-formed ONNX file (truncated or damaged "
+                       "protobuf, or messages nested more than %d deep)", path, MAX_NESTING);
     budget *b = malloc(sizeof *b);
     if (!b)
         return mv_fail(MV_ERR_NOMEM, "%s: cannot allocate", path);
-    *b = (budget){0, BUDGET_BASE + (size < SIZE_MAX / 8 ? 4 * size : SIZE_MAX / 2)};
+    *b = (budget){0, BUDGET_BASE + (size < SIZE_MAX / 8 ? 4 * size : SIZE_MAX / 2), 0};
     f->allocator = (ProtobufCAllocator){budget_alloc, budget_free, b};
     f->model = onnx__model_proto__unpack(&f->allocator, size, data);
     if (!f->model) {
-        const int over = b->used + size > b->budget;
+        const int over = b->refused; /* protobuf-c has freed what it had: used is 0 */
         mv_onnx_close(f);
         return mv_fail(over ? MV_ERR_NOMEM : MV_ERR_FORMAT,
                        over ? "%s: the ONNX file unpacks to more than %zu MiB" :
@@ -229,7 +239,16 @@ static int parse_u64(const char *text, uint64_t *v)
     return !errno && *end == '\0';
 }
 
-/* Reads `bytes` bytes of an external data file into out. */
+/* The path of an external data file: loc in the model's folder. 0 when too long. */
+static int external_path(const mv_onnx_file *f, const char *loc, char full[4096])
+{
+    const char *slash = strrchr(f->path, '/');
+    const int dir_len = slash ? (int)(slash - f->path + 1) : 0;
+    return snprintf(full, 4096, "%.*s%s", dir_len, f->path, loc) < 4096;
+}
+
+/* Reads `bytes` bytes of an external data file into out; with out NULL only checks that
+ * it could (the entries, and a regular file holding them). */
 static mv_status read_external(const mv_onnx_file *f, const Onnx__TensorProto *t, void *out,
                                size_t bytes)
 {
@@ -244,12 +263,14 @@ static mv_status read_external(const mv_onnx_file *f, const Onnx__TensorProto *t
         return mv_fail(MV_ERR_FORMAT, "%s: tensor '%s': external length %llu, its shape "
                        "needs %zu bytes", f->path, tensor_name(t),
                        (unsigned long long)length, bytes);
-    const char *slash = strrchr(f->path, '/');
-    const int dir_len = slash ? (int)(slash - f->path + 1) : 0;
     char full[4096];
-    if (snprintf(full, sizeof full, "%.*s%s", dir_len, f->path, loc) >= (int)sizeof full)
+    if (!external_path(f, loc, full))
         return mv_fail(MV_ERR_ARG, "%s: external data path too long", f->path);
-    FILE *in = fopen(full, "rb");
+    /* O_NONBLOCK: a FIFO in the model's folder cannot hang the open (fstat refuses it) */
+    const int fd = open(full, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *in = fd < 0 ? NULL : fdopen(fd, "rb");
+    if (fd >= 0 && !in)
+        close(fd);
     struct stat st;
     mv_status status = MV_OK;
     if (!in)
@@ -260,7 +281,8 @@ static mv_status read_external(const mv_onnx_file *f, const Onnx__TensorProto *t
         status = mv_fail(MV_ERR_FORMAT, "%s: tensor '%s': %s is not a regular file holding "
                          "%zu bytes at offset %llu", f->path, tensor_name(t), full, bytes,
                          (unsigned long long)offset);
-    else if (fseeko(in, (off_t)offset, SEEK_SET) != 0 || fread(out, 1, bytes, in) != bytes)
+    else if (out && (fseeko(in, (off_t)offset, SEEK_SET) != 0 ||
+                     fread(out, 1, bytes, in) != bytes))
         status = mv_fail(MV_ERR_IO, "%s: tensor '%s': cannot read %s", f->path,
                          tensor_name(t), full);
     fclose(in);
@@ -356,6 +378,28 @@ static mv_status tensor_data(const mv_onnx_file *f, const Onnx__TensorProto *t, 
     return MV_OK;
 }
 
+/* Fails when the tensor's data cannot hold its shape's values: checked before the values
+ * are allocated, since a few bytes of shape may ask for up to 8 GiB (external data: its
+ * entries, and a regular file large enough). */
+static mv_status data_fits(const mv_onnx_file *f, const Onnx__TensorProto *t, int type,
+                           const mv_onnx_tensor *out)
+{
+    const size_t n = type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ? t->n_float_data
+                   : type == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE ? t->n_double_data
+                   : t->n_int64_data;
+    const size_t bytes = out->count * (type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ? 4 : 8);
+    if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
+        return read_external(f, t, NULL, bytes);
+    if (t->has_raw_data && t->raw_data.len != bytes)
+        return mv_fail(MV_ERR_FORMAT, "%s: tensor '%s': raw_data holds %zu bytes, its "
+                       "shape needs %zu", f->path, tensor_name(t), t->raw_data.len, bytes);
+    if (!t->has_raw_data && n != out->count)
+        return mv_fail(MV_ERR_FORMAT, "%s: tensor '%s': its data field holds a different "
+                       "number of values than its shape's %zu", f->path, tensor_name(t),
+                       out->count);
+    return MV_OK;
+}
+
 mv_status mv_onnx_tensor_values(const mv_onnx_file *f, const Onnx__TensorProto *t,
                                 mv_onnx_tensor *out)
 {
@@ -367,7 +411,7 @@ mv_status mv_onnx_tensor_values(const mv_onnx_file *f, const Onnx__TensorProto *
         return mv_fail(MV_ERR_FORMAT, "%s: tensor '%s' has data type %d; supported: float "
                        "(1), double (11), int64 (7)", f->path, tensor_name(t), type);
     mv_status st = tensor_shape(f, t, out);
-    if (st)
+    if (st || (st = data_fits(f, t, type, out)))
         return st;
     const size_t n = out->count ? out->count : 1;
     if (type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64)

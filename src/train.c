@@ -296,25 +296,15 @@ static mv_status build_checkpoint(const trainer *t, mv_model **out)
     const mv_model *m = t->model;
     const size_t P = m->net->p.count;
     mv_model *ck;
-    mv_status st = mv_model_create(&ck, &m->net->arch);
+    mv_status st = mv_model_clone(&ck, m);
     if (st)
         return st;
-    memcpy(ck->net->p.data, m->net->p.data, sizeof(float) * P);
-    ck->channels = m->channels;
-    ck->height = m->height;
-    ck->width = m->width;
-    memcpy(ck->mean, m->mean, sizeof ck->mean);
-    memcpy(ck->std, m->std, sizeof ck->std);
     char *history = history_text(t);
     if (!history) {
         mv_model_free(ck);
         return mv_fail(MV_ERR_NOMEM, "cannot allocate the checkpoint");
     }
-    for (int i = 0; !st && i < m->n_meta; i++)
-        st = mv_model_meta_set(ck, m->meta[i].key, m->meta[i].value);
-    if (st ||
-        (st = mv_model_set_class_names(ck, (const char *const *)m->class_names, m->n_classes)) ||
-        (st = meta_printf(ck, "train.epoch", "%d", t->epoch)) ||
+    if ((st = meta_printf(ck, "train.epoch", "%d", t->epoch)) ||
         (st = meta_printf(ck, "train.batch", "%ld", t->next_batch)) ||
         (st = meta_printf(ck, "train.loss_sum", "%a", t->loss_sum)) ||
         (st = meta_printf(ck, "train.correct", "%ld", t->correct)) ||

@@ -454,6 +454,8 @@ refused 1 "saliency into /dev/null/" "/dev/null/s.png" "Not a directory" -- \
 refused 1 "grad into /dev/null/" "/dev/null/g.npy" "Not a directory" -- \
     grad "$m8" "$img/rgb.png" --out /dev/null/g.npy
 refused 1 "export into /dev/null/" "/dev/null/e" "Not a directory" -- export "$m8" --npy /dev/null/e
+refused 1 "export --onnx into /dev/null/" "/dev/null/m.onnx" "Not a directory" -- \
+    export "$m8" --onnx /dev/null/m.onnx
 refused 1 "visualize into /dev/null/" "/dev/null/v" "Not a directory" -- \
     visualize "$m8" --init gray --steps 2 --quiet --out /dev/null/v
 refused 1 "eval --confusion into /dev/null/" "/dev/null/c.png" "Not a directory" -- \
@@ -482,6 +484,8 @@ fsize=1 refused 1 "grad on a full disk" "$o/g.npy" "cannot write" -- \
     grad "$m8" "$img/palette.png" --class all --out "$o/g.npy"
 fsize=1 refused 1 "export on a full disk" "$o/e/W0.npy" "cannot write" -- \
     export "$o/m.mlp" --npy "$o/e"
+fsize=1 refused 1 "export --onnx on a full disk" "$o/m.onnx" "cannot write" -- \
+    export "$o/m.mlp" --onnx "$o/m.onnx"
 fsize=1 refused 1 "visualize on a full disk" "$o/v/" "cannot write" -- \
     visualize "$m8" --init gray --steps 2 --quiet --scale 64 --out "$o/v"
 # (convert names the file it could not write inside its hidden work folder next to DIR.)

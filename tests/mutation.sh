@@ -45,12 +45,14 @@ mutants=(
   "AVX2 single-row forward loses the bias|src/gemm.c|s/z\[0\] = b\[0\] + fold_lanes(c0)/z[0] = fold_lanes(c0)/"
   "atomic write names its file from the start|src/fileio.c|s/proc_fds_visible = access(\"\/proc\/self\/fd\", X_OK) == 0;/proc_fds_visible = 0;/"
   "atomic write removes a live writer's file|src/fileio.c|s/        else if (locked)/        else/"
+  "ONNX writer keeps the HWC column order|src/onnx_write.c|s/dst\[(size_t)c \* (size_t)HW + (size_t)p\]/dst[(size_t)p * (size_t)C + (size_t)c]/"
+  "ONNX writer drops LeakyRelu's alpha|src/onnx_write.c|s/\"alpha\", 1, 0, act.param/\"alpha\", 1, 0, 0.01f/"
   "objective trace sums the smoothing samples|src/visualize.c|s/add_scores(a, 1.0 \/ c->smooth_samples);/add_scores(a, 1.0);/"
   "HTML escaper lets '<' through|src/cli/cli_html.c|s/case '<': fputs(\"\&lt;\", out); break;/case '<': fputc('<', out); break;/"
   "GIF loops once, not forever|src/cli/cli_gif.c|s/forever\[3\] = {1, 0, 0}/forever[3] = {1, 1, 0}/"
 )
 
-cp -a src tests scripts Makefile "$scratch"/
+cp -a src tests scripts models Makefile "$scratch"/
 [ -d build ] && cp -a build "$scratch"/
 [ -d bin ] && cp -a bin "$scratch"/
 [ -d lib ] && cp -a lib "$scratch"/

@@ -431,6 +431,38 @@ static void test_bad_arguments(void **state)
     mv_dataset_free(d);
 }
 
+/* The rank policy: below the smallest class, the means alone past 4096 inputs (a note),
+ * nothing when a class is empty; the mixture takes at most one component per image. */
+static void test_rank_policy(void **state)
+{
+    (void)state;
+    mv_dataset *d = fixture_dataset(9, 1, 4, 4, 3); /* classes of 2, 3 and 4 images */
+    static const int labels[9] = {0, 0, 1, 1, 1, 2, 2, 2, 2};
+    memcpy(d->labels, labels, sizeof labels);
+    int rank = 99;
+    assert_int_equal(mv_class_stats_rank(d, 16, &rank), MV_OK);
+    assert_int_equal(rank, 1);
+    assert_int_equal(mv_class_stats_rank(d, 0, &rank), MV_OK);
+    assert_int_equal(rank, 0);
+    assert_int_equal(mv_class_stats_rank(d, 65, &rank), MV_ERR_ARG);
+    assert_int_equal(rank, -1);
+    assert_int_equal(mv_class_mixture_components(d, 8), 2);
+    assert_int_equal(mv_class_mixture_components(d, 1), 1);
+    d->height = 64;
+    d->width = 65; /* 4160 inputs; the pixels are not read */
+    assert_int_equal(mv_class_stats_rank(d, 16, &rank), MV_ERR_ARG);
+    assert_int_equal(rank, 0);
+    assert_string_equal(mv_last_error(), "4160 inputs: storing class means only, no Gaussians");
+    assert_int_equal(mv_class_stats_rank(d, 0, &rank), MV_OK);
+    assert_int_equal(rank, 0);
+    d->labels[0] = d->labels[1] = 1; /* class 0 empties */
+    assert_int_equal(mv_class_stats_rank(d, 16, &rank), MV_ERR_ARG);
+    assert_int_equal(rank, -1);
+    assert_non_null(strstr(mv_last_error(), "a class has no training image"));
+    assert_int_equal(mv_class_mixture_components(d, 8), 0);
+    mv_dataset_free(d);
+}
+
 /* The statistics are ordinary extras: they survive the model file bit for bit, and the
  * loaded model samples the same images. */
 static void test_save_load_round_trip(void **state)
@@ -473,6 +505,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_means_match_direct_sums),
+        cmocka_unit_test(test_rank_policy),
         cmocka_unit_test(test_gaussian_directions_recovered),
         cmocka_unit_test(test_eigenvectors_of_the_covariance),
         cmocka_unit_test(test_degenerate_classes),

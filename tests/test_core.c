@@ -793,6 +793,39 @@ static void test_bitwise_identical_across_threads(void **state)
 
 /* ------------------------------------------------------------------ plumbing */
 
+/* mv_arch_set_widths(inputs, hidden, outputs) does what mv_arch_parse_widths does on the
+ * text "inputs,hidden,outputs" (or "inputs,outputs" for no hidden list): the same status,
+ * widths and message, whatever is wrong with the list. */
+static void test_arch_set_widths_is_the_parse_of_the_whole_list(void **state)
+{
+    (void)state;
+    static const char *const hidden[] = {
+        "", "128,64", "7", "4,,4", "4,", ",4", ",", "0", "-3", "4 ", " 4", "+4", "12x",
+        "99999999999", "1048577", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15",
+        "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,x",
+        "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,",
+    };
+    static const int ends[][2] = {{784, 10}, {3, 1}, {1048577, 2}};
+    for (size_t e = 0; e < sizeof ends / sizeof *ends; e++)
+        for (size_t i = 0; i < sizeof hidden / sizeof *hidden; i++) {
+            char text[256], message[512];
+            if (*hidden[i])
+                snprintf(text, sizeof text, "%d,%s,%d", ends[e][0], hidden[i], ends[e][1]);
+            else
+                snprintf(text, sizeof text, "%d,%d", ends[e][0], ends[e][1]);
+            mv_arch parsed = {0}, set = {0};
+            const mv_status want = mv_arch_parse_widths(&parsed, text);
+            snprintf(message, sizeof message, "%s", mv_last_error());
+            const mv_status got = mv_arch_set_widths(&set, ends[e][0], hidden[i], ends[e][1]);
+            if (got != want)
+                fail_msg("'%s': status %d, the parse gives %d", text, got, want);
+            if (got != MV_OK)
+                assert_string_equal(mv_last_error(), message);
+            else
+                assert_memory_equal(&set, &parsed, sizeof set);
+        }
+}
+
 static void test_arch_parsing_and_validation(void **state)
 {
     (void)state;
@@ -904,6 +937,7 @@ int main(void)
         cmocka_unit_test(test_golden_gradients),
         cmocka_unit_test(test_bitwise_identical_across_threads),
         cmocka_unit_test(test_arch_parsing_and_validation),
+        cmocka_unit_test(test_arch_set_widths_is_the_parse_of_the_whole_list),
         cmocka_unit_test(test_rng_is_reproducible_and_sane),
         cmocka_unit_test(test_init_scales),
     };

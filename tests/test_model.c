@@ -92,6 +92,17 @@ static uint8_t *read_bytes(const char *path, size_t *size)
 }
 
 /* Writes exactly these bytes to path (replacing it). */
+/* The two files hold the same bytes. */
+static void assert_same_bytes(const char *path_a, const char *path_b)
+{
+    size_t size_a, size_b;
+    uint8_t *a = read_bytes(path_a, &size_a), *b = read_bytes(path_b, &size_b);
+    assert_int_equal(size_a, size_b);
+    assert_memory_equal(a, b, size_a);
+    free(a);
+    free(b);
+}
+
 static void write_bytes(const char *path, const uint8_t *data, size_t size)
 {
     FILE *f = fopen(path, "wb");
@@ -324,12 +335,97 @@ static void test_round_trip_is_bit_exact(void **state)
         /* saving the loaded model gives the same bytes */
         char again[PATH_BYTES];
         assert_int_equal(mv_model_save(back, fixture_path(again, "again.mlp")), MV_OK);
-        size_t n1, n2;
-        uint8_t *b1 = read_bytes(path, &n1), *b2 = read_bytes(again, &n2);
-        assert_int_equal(n1, n2);
-        assert_memory_equal(b1, b2, n1);
-        free(b1);
-        free(b2);
+        assert_same_bytes(path, again);
+        mv_model_free(m);
+        mv_model_free(back);
+    }
+}
+
+/* mlpviz -> ONNX (mv_model_save_onnx) -> mlpviz (mv_model_load): the same network, bit for
+ * bit (the first layer's columns go to CHW and back), the same input shape, normalisation,
+ * names and metadata, and so bit-identical predictions. Every activation and head, 1 and 3
+ * channels. */
+static void test_onnx_round_trip_is_bit_exact(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *widths, *acts, *head;
+        int channels;
+    } cases[] = {
+        {"784,32,10", "relu", "ce", 1},
+        {"48,16,14,12,10,9,8,7,6,5", "relu,leaky_relu:0.2,scaled_relu:1.5,gelu,tanh,softplus,"
+                                     "sigmoid,identity", "ce", 3},
+        {"12,8,6,4", "leaky_relu:0.1,gelu", "bce", 3},
+        {"12,8,4", "scaled_relu:3.5", "mse", 1},
+        {"6,3", "relu", "mse", 3},
+        {"9,4,1", "softplus", "bce", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        mv_model *m = make_model(cases[i].widths, "relu", cases[i].head, cases[i].channels,
+                                 40 + i);
+        mv_arch *arch = &m->net->arch;
+        const char *s = cases[i].acts;
+        for (int l = 0; l + 1 < arch->n_layers; l++) { /* one per layer, or one for all */
+            char name[32];
+            const size_t len = strcspn(s, ",");
+            snprintf(name, sizeof name, "%.*s", (int)len, s);
+            assert_int_equal(mv_activation_parse(&arch->act[l], name), MV_OK);
+            s += s[len] == ',' ? len + 1 : 0;
+        }
+        char path[PATH_BYTES], name[32];
+        snprintf(name, sizeof name, "round%zu.onnx", i);
+        if (mv_model_save_onnx(m, fixture_path(path, name)))
+            fail_msg("case %zu: %s", i, mv_last_error());
+        mv_model *back = NULL;
+        if (mv_model_load(&back, path))
+            fail_msg("case %zu: %s", i, mv_last_error());
+        assert_int_equal(back->file.format, MV_FORMAT_ONNX);
+        /* the network, shape, normalisation, names and metadata (extras are not exported) */
+        free(m->extras[0].data);
+        m->n_extras = 0;
+        const mv_arch *x = &m->net->arch, *y = &back->net->arch;
+        assert_int_equal(x->n_layers, y->n_layers);
+        for (int l = 0; l <= x->n_layers; l++) assert_int_equal(x->widths[l], y->widths[l]);
+        for (int l = 0; l + 1 < x->n_layers; l++) {
+            if (x->act[l].kind != y->act[l].kind)
+                fail_msg("case %zu layer %d: %s came back as %s", i, l,
+                         mv_act_name(x->act[l].kind), mv_act_name(y->act[l].kind));
+            if (x->act[l].kind == MV_ACT_LEAKY_RELU || x->act[l].kind == MV_ACT_SCALED_RELU)
+                assert_memory_equal(&x->act[l].param, &y->act[l].param, sizeof(float));
+        }
+        assert_int_equal(x->head, y->head);
+        assert_int_equal(m->net->p.count, back->net->p.count);
+        assert_memory_equal(m->net->p.data, back->net->p.data,
+                            m->net->p.count * sizeof(mv_real));
+        assert_int_equal(m->channels, back->channels);
+        assert_int_equal(m->height, back->height);
+        assert_int_equal(m->width, back->width);
+        assert_memory_equal(m->mean, back->mean, sizeof(float) * (size_t)m->channels);
+        assert_memory_equal(m->std, back->std, sizeof(float) * (size_t)m->channels);
+        assert_int_equal(m->n_classes, back->n_classes);
+        for (int k = 0; k < m->n_classes; k++)
+            assert_string_equal(m->class_names[k], back->class_names[k]);
+        for (int k = 0; k < m->n_meta; k++) {
+            const char *v = mv_model_meta_get(back, m->meta[k].key);
+            if (!v || strcmp(v, m->meta[k].value))
+                fail_msg("case %zu: metadata %s = %s came back as %s", i, m->meta[k].key,
+                         m->meta[k].value, v ? v : "(absent)");
+        }
+        /* predictions on seeded pixels, bit for bit */
+        enum { N = 5 };
+        const size_t D = (size_t)x->widths[0], K = (size_t)m->n_classes;
+        float *pixels = malloc(sizeof *pixels * D * N), *p1 = malloc(sizeof *p1 * K * N),
+              *p2 = malloc(sizeof *p2 * K * N);
+        assert_true(pixels && p1 && p2);
+        mv_rng rng;
+        mv_rng_seed(&rng, 7 + i);
+        for (size_t k = 0; k < D * N; k++) pixels[k] = (float)mv_rng_uniform(&rng);
+        assert_int_equal(mv_model_predict(m, pixels, N, p1), MV_OK);
+        assert_int_equal(mv_model_predict(back, pixels, N, p2), MV_OK);
+        assert_memory_equal(p1, p2, sizeof *p1 * K * N);
+        free(pixels);
+        free(p1);
+        free(p2);
         mv_model_free(m);
         mv_model_free(back);
     }
@@ -434,6 +530,108 @@ static void test_meta_entries_round_trip(void **state)
     assert_int_equal(still->n_meta, 3);
     mv_model_free(still);
     mv_model_free(back);
+    mv_model_free(m);
+}
+
+/* mv_model_clone copies every field into memory of its own: the clone equals the original
+ * (even all four means and deviations, duplicate metadata keys in place, every extra), saves
+ * to the same bytes, has no file info, and changing it leaves the original as it was. */
+/* Reordering the classes moves each class's score function with its name: the probability
+ * of a named class is unchanged, whatever its position; names not the model's are refused
+ * and leave the model as it was. */
+static void test_reorder_classes_by_name(void **state)
+{
+    (void)state;
+    mv_model *m = make_model("6,5,3", "tanh", "ce", 3, 4);
+    free(m->extras[0].data); /* make_model's optimizer moment would keep the old order */
+    m->n_extras = 0;
+    const char *const names[3] = {"cat", "dog", "emu"}, *const order[3] = {"emu", "cat", "dog"};
+    assert_int_equal(mv_model_set_class_names(m, names, 3), MV_OK);
+    const float pixels[6] = {0.1f, 0.9f, 0.3f, 0.5f, 0.7f, 0.2f};
+    float before[3], after[3];
+    assert_int_equal(mv_model_predict(m, pixels, 1, before), MV_OK);
+    assert_true(before[0] != before[1] && before[1] != before[2]);
+    assert_int_equal(mv_model_reorder_classes(m, order, 3), MV_OK);
+    assert_int_equal(mv_model_predict(m, pixels, 1, after), MV_OK);
+    for (int k = 0; k < 3; k++) assert_string_equal(m->class_names[k], order[k]);
+    /* equal up to the softmax's sum, now added in another order */
+    assert_float_equal(after[0], before[2], 1e-6);
+    assert_float_equal(after[1], before[0], 1e-6);
+    assert_float_equal(after[2], before[1], 1e-6);
+    const char *const foreign[3] = {"emu", "cat", "gnu"}, *const twice[3] = {"emu", "cat", "cat"};
+    assert_int_equal(mv_model_reorder_classes(m, foreign, 3), MV_ERR_ARG);
+    assert_non_null(strstr(mv_last_error(), "'gnu'"));
+    assert_int_equal(mv_model_reorder_classes(m, twice, 3), MV_ERR_ARG);
+    float still[3];
+    assert_int_equal(mv_model_predict(m, pixels, 1, still), MV_OK);
+    assert_memory_equal(still, after, sizeof still); /* the refusals changed nothing */
+    assert_string_equal(m->class_names[0], "emu");
+    const float sd[1] = {1};
+    assert_int_equal(mv_model_extra_set(m, "class.sd", sd, 1), MV_OK);
+    assert_int_equal(mv_model_reorder_classes(m, names, 3), MV_ERR_ARG); /* extras */
+    mv_model_free(m);
+}
+
+static void test_clone_is_deep(void **state)
+{
+    (void)state;
+    char path[PATH_BYTES], again[PATH_BYTES];
+    mv_model *made = make_model("12,5,4,3", "leaky_relu:0.2", "bce", 3, 9);
+    const float spread[3] = {0.5f, -1, 7};
+    assert_int_equal(mv_model_extra_set(made, "class.sd", spread, 3), MV_OK);
+    assert_int_equal(mv_model_extra_set(made, "empty", NULL, 0), MV_OK);
+    mv_model_meta *grown = realloc(made->meta, (size_t)(made->n_meta + 1) * sizeof *grown);
+    assert_non_null(grown);
+    made->meta = grown;
+    made->meta[made->n_meta++] = (mv_model_meta){strdup("command"), strdup("second")};
+    assert_int_equal(mv_model_save(made, fixture_path(path, "clone-src.mlp")), MV_OK);
+    mv_model *m = NULL, *copy = NULL;
+    assert_int_equal(mv_model_load(&m, path), MV_OK); /* a source with file info */
+    assert_true(m->file.size > 0);
+    m->mean[3] = 0.75f; /* past the channels: copied all the same */
+    m->std[3] = 2.5f;
+    assert_int_equal(mv_model_clone(&copy, m), MV_OK);
+    assert_models_equal(copy, m);
+    assert_memory_equal(copy->mean, m->mean, sizeof copy->mean);
+    assert_memory_equal(copy->std, m->std, sizeof copy->std);
+    assert_int_equal(copy->n_meta, 3);
+    assert_string_equal(copy->meta[2].value, "second");
+    assert_int_equal(copy->n_extras, 3);
+    assert_true(copy->file.size == 0 && copy->file.version == 0 && copy->file.crc == 0);
+    assert_int_equal(mv_model_save(copy, fixture_path(again, "clone.mlp")), MV_OK);
+    assert_same_bytes(path, again);
+    /* nothing is shared: change every part of the copy, the original keeps its values */
+    assert_true(copy->net != m->net && copy->net->p.data != m->net->p.data);
+    copy->net->p.data[0] += 1;
+    copy->class_names[0][0] = '#';
+    copy->meta[0].value[0] = '#';
+    copy->meta[2].key[0] = '#';
+    copy->extras[1].data[0] = 42;
+    copy->mean[0] = 9;
+    assert_int_equal(mv_model_set_class_names(copy, (const char *const *)made->class_names, 3),
+                     MV_OK);
+    assert_int_equal(mv_model_meta_set(copy, "accuracy", "0.5"), MV_OK);
+    mv_model_free(made);
+    made = NULL;
+    mv_model *fresh = NULL;
+    assert_int_equal(mv_model_load(&fresh, path), MV_OK);
+    assert_models_equal(m, fresh);
+    assert_true(m->mean[0] == fresh->mean[0] && m->mean[3] == 0.75f);
+    mv_model_free(fresh);
+    mv_model_free(copy);
+    /* a model with neither metadata nor extras, and no model at all */
+    mv_model *bare = NULL;
+    mv_arch arch = {0};
+    assert_int_equal(mv_arch_parse_widths(&arch, "3,2"), MV_OK);
+    assert_int_equal(mv_model_create(&bare, &arch), MV_OK);
+    assert_int_equal(mv_model_clone(&copy, bare), MV_OK);
+    assert_models_equal(copy, bare);
+    assert_null(copy->meta);
+    mv_model_free(copy);
+    mv_model_free(bare);
+    copy = m; /* not NULL: a failure must clear it */
+    assert_int_equal(mv_model_clone(&copy, NULL), MV_ERR_ARG);
+    assert_null(copy);
     mv_model_free(m);
 }
 
@@ -977,6 +1175,25 @@ static void test_save_into_missing_directory(void **state)
     mv_model_free(m);
 }
 
+/* mv_model_save_onnx refuses an inconsistent model and fails to write into a missing
+ * directory, with the path in the message and no file or temporary file left. */
+static void test_onnx_save_failures(void **state)
+{
+    (void)state;
+    mv_model *m = make_model("12,4,3", "relu", "ce", 3, 2);
+    char sub[PATH_BYTES], path[PATH_BYTES], stray[512];
+    assert_int_equal(mkdir(fixture_path(sub, "onnxfail"), 0755), 0);
+    assert_int_equal(mv_model_save_onnx(m, fixture_path(path, "onnxfail/no/m.onnx")), MV_ERR_IO);
+    assert_non_null(strstr(mv_last_error(), path));
+    m->net->p.W[1][2] = NAN;
+    assert_int_equal(mv_model_save_onnx(m, fixture_path(path, "onnxfail/nan.onnx")),
+                     MV_ERR_NUMERIC);
+    assert_non_null(strstr(mv_last_error(), path));
+    stray_files(sub, "", stray, sizeof stray);
+    assert_string_equal(stray, "");
+    mv_model_free(m);
+}
+
 /* Saves m to path in a child limited to `max_bytes` per file (SIGXFSZ ignored, so write()
  * fails with EFBIG): a failure after the temporary file exists. Returns the save status. */
 static int save_with_file_size_limit(const mv_model *m, const char *path, rlim_t max_bytes)
@@ -1256,9 +1473,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_defaults),
         cmocka_unit_test(test_round_trip_is_bit_exact),
+        cmocka_unit_test(test_onnx_round_trip_is_bit_exact),
+        cmocka_unit_test(test_onnx_save_failures),
         cmocka_unit_test(test_load_records_file_info),
         cmocka_unit_test(test_meta_set_get),
         cmocka_unit_test(test_meta_entries_round_trip),
+        cmocka_unit_test(test_clone_is_deep),
+        cmocka_unit_test(test_reorder_classes_by_name),
         cmocka_unit_test(test_extras_set_get),
         cmocka_unit_test(test_class_names),
         cmocka_unit_test(test_prepare_input),

@@ -94,7 +94,7 @@ static double normwise(const double *a, const double *b, size_t n, double floor)
 /* Class names "0".."K-1" for hints. */
 static const char *const *numbered(int K)
 {
-    static char storage[4096][8];
+    static char storage[4096][12];
     static const char *names[4096];
     for (int k = 0; k < K && k < 4096; k++) {
         snprintf(storage[k], sizeof storage[k], "%d", k);
@@ -268,7 +268,8 @@ static void test_fixture_activations(void **state)
 
 /* ---------------------------------------------------------------- ONNX conformance cases */
 
-/* A TensorProto file's float values and dims (raw_data or float_data). */
+/* A TensorProto file's float values and dims (raw_data or float_data; zeros for other
+ * element types). */
 static double *tensor_file(const char *path, int64_t dims[8], int *ndim, size_t *count)
 {
     size_t size;
@@ -281,8 +282,9 @@ static double *tensor_file(const char *path, int64_t dims[8], int *ndim, size_t 
         dims[i] = t->dims[i];
         *count *= (size_t)t->dims[i];
     }
-    double *v = malloc(sizeof *v * *count);
-    for (size_t i = 0; i < *count; i++) {
+    double *v = calloc(*count, sizeof *v);
+    const int is_float = t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    for (size_t i = 0; is_float && i < *count; i++) { /* others: zeros (refused anyway) */
         float f = 0;
         if (t->has_raw_data)
             memcpy(&f, t->raw_data.data + 4 * i, 4);
@@ -308,12 +310,14 @@ static void bind_inputs(const char *dir, const char *out)
     Onnx__GraphProto *g = m->graph;
     Onnx__TensorProto **inits = calloc(g->n_input, sizeof *inits);
     uint8_t *blobs[8] = {0};
+    char *own_names[8] = {0};
     for (size_t k = 1; k < g->n_input && k < 8; k++) {
         size_t n;
         snprintf(path, sizeof path, "%s/test_data_set_0/input_%zu.pb", dir, k);
         blobs[k] = slurp(path, &n);
         inits[k - 1] = onnx__tensor_proto__unpack(NULL, n, blobs[k]);
         assert_non_null(inits[k - 1]);
+        own_names[k] = inits[k - 1]->name;
         inits[k - 1]->name = g->input[k]->name;
     }
     g->initializer = inits;
@@ -326,7 +330,7 @@ static void bind_inputs(const char *dir, const char *out)
     assert_int_equal(fwrite(packed, 1, packed_size, f), packed_size);
     fclose(f);
     for (size_t k = 0; k + 1 < g->n_input && k < 7; k++) {
-        inits[k]->name = NULL; /* borrowed from the graph input */
+        inits[k]->name = own_names[k + 1]; /* the graph input's name was borrowed */
         onnx__tensor_proto__free_unpacked(inits[k], NULL);
         free(blobs[k + 1]);
     }

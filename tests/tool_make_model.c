@@ -2,10 +2,12 @@
  * which cannot train one in a second. It goes through the public API only (mv_net_init,
  * mv_model_save), so every file it writes is one the library itself would write.
  *
- *   tool_make_model OUT.mlp [--layers 784,32,10] [--act relu] [--loss ce] [--seed N]
+ *   tool_make_model OUT.mlp [--layers 784,32,10] [--act relu[,...]] [--loss ce] [--seed N]
  *                   [--channels C] [--extra NAME=COUNT]... [--meta KEY=VALUE]...
  *                   [--class-prefix TEXT] [--print-outputs]
  *
+ * --act takes one activation for every hidden layer, or a comma list of one per hidden
+ * layer ("relu,leaky_relu:0.2,gelu").
  * Input shape: C x s x s when widths[0] / C is a square s*s, else 1 x widths[0] x 1.
  * Mean 0.5 - c/8 and std 0.25 + c/16 per channel c. Classes "class0".."classN-1" (or
  * PREFIX0..); meta keys "tool", "seed" and any --meta. Biases are set to small non-zero
@@ -30,7 +32,7 @@ typedef struct {
 /* Bad command line: prints the synopsis, exit status 2. */
 static int usage(void)
 {
-    fprintf(stderr, "usage: tool_make_model OUT.mlp [--layers 784,32,10] [--act relu] "
+    fprintf(stderr, "usage: tool_make_model OUT.mlp [--layers 784,32,10] [--act relu[,...]] "
                     "[--loss ce] [--seed N] [--channels C] [--extra NAME=COUNT]... "
                     "[--meta KEY=VALUE]... [--class-prefix TEXT] [--print-outputs]\n");
     return 2;
@@ -71,6 +73,32 @@ static int parse_options(int argc, char **argv, tool_options *o)
             return 1;
     }
     return !o->out || o->channels < 1 || o->channels > 4;
+}
+
+/* --act: one activation for every hidden layer, or one per hidden layer separated by
+ * commas. Non-zero on a bad list (mv_last_error() then says why, except for a wrong count,
+ * reported here). */
+static int parse_acts(const char *text, mv_arch *arch)
+{
+    const int hidden = arch->n_layers - 1;
+    int count = 1;
+    for (const char *s = text; *s; s++) count += *s == ',';
+    if (count != 1 && count != hidden) {
+        fprintf(stderr, "tool_make_model: --act lists %d activations for %d hidden layers\n",
+                count, hidden);
+        return 1;
+    }
+    const char *s = text;
+    for (int l = 0; l < (count == 1 ? 1 : hidden); l++) {
+        char name[64];
+        const size_t len = strcspn(s, ",");
+        snprintf(name, sizeof name, "%.*s", (int)len, s);
+        if (mv_activation_parse(&arch->act[l], name))
+            return 1;
+        s += len + (s[len] == ',');
+    }
+    for (int l = 1; count == 1 && l < hidden; l++) arch->act[l] = arch->act[0];
+    return 0;
 }
 
 /* Largest s with s*s <= n. */
@@ -166,13 +194,11 @@ int main(int argc, char **argv)
     if (parse_options(argc, argv, &o))
         return usage();
     mv_arch arch = {0};
-    mv_activation act;
-    if (mv_arch_parse_widths(&arch, o.layers) || mv_activation_parse(&act, o.act) ||
+    if (mv_arch_parse_widths(&arch, o.layers) || parse_acts(o.act, &arch) ||
         mv_head_parse(&arch.head, o.loss)) {
         fprintf(stderr, "tool_make_model: %s\n", mv_last_error());
         return 2;
     }
-    for (int l = 0; l + 1 < arch.n_layers; l++) arch.act[l] = act;
     mv_model *m = NULL;
     mv_status st = mv_model_create(&m, &arch);
     if (!st) {

@@ -15,7 +15,7 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {"train", cmd_train, "train a classifier on an image folder or IDX files", 0},
+    {"train", cmd_train, "train a classifier on an image folder or IDX files", 1},
     {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix of a model", 1},
     {"predict", cmd_predict, "top classes of images", 1},
     {"visualize", cmd_visualize, "draw what each class looks like to a model (gradient ascent)", 1},

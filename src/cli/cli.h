@@ -95,6 +95,8 @@ int cli_load_other_model(const char *cmd, const char *path, mv_model **model);
  * before a command parses the rest; returns the exit status of a bad value. */
 int cli_take_hints(const char *cmd, int *argc, char **argv);
 const mv_model_hints *cli_hints(void);
+/* The hint options as given (" --mean 0.5 ..."), "" when none: for a recorded command. */
+const char *cli_hints_text(void);
 void cli_hints_help(FILE *out);
 void cli_hints_free(void);
 

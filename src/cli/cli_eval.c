@@ -256,22 +256,30 @@ static int predict_one(const mv_model *model, mv_workspace *ws, const char *path
     return 0;
 }
 
+typedef struct {
+    int top;
+} predict_options;
+
+static const cli_number_option predict_numbers[] = {
+    CLI_NUMBER('k', "top", 1, 1024, predict_options, top),
+};
+
 int cmd_predict(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"top", required_argument, 0, 'k'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    long top = 3;
+    predict_options o = {.top = 3};
     opterr = 0;
     optind = 1;
     for (int opt; (opt = getopt_long(argc, argv, "k:h", longopts, NULL)) != -1;) {
-        switch (opt) {
-        case 'k':
-            if (cli_parse_int("predict", "top", optarg, 1, 1024, &top))
-                return MV_EXIT_USAGE;
-            break;
-        case 'h': fputs(predict_help, stdout); return MV_EXIT_OK;
-        default: return cli_bad_option("predict", opt, argv[optind - 1]);
+        if (opt == 'h') {
+            fputs(predict_help, stdout);
+            return MV_EXIT_OK;
         }
+        const int rc = cli_parse_number_option("predict", CLI_TABLE(predict_numbers), opt,
+                                               optarg, &o);
+        if (rc)
+            return rc == CLI_NOT_IN_TABLE ? cli_bad_option("predict", opt, argv[optind - 1]) : rc;
     }
     if (argc - optind < 2) {
         cli_error("predict", "give a MODEL and at least one IMAGE (see mlpviz predict --help)");
@@ -290,7 +298,7 @@ int cmd_predict(int argc, char **argv)
         rc = MV_EXIT_FAIL;
     }
     for (int i = optind + 1; !rc && i < argc; i++)
-        rc = predict_one(model, ws, argv[i], (int)top, pixels, x);
+        rc = predict_one(model, ws, argv[i], o.top, pixels, x);
     free(pixels);
     free(x);
     mv_workspace_free(ws);
@@ -565,39 +573,58 @@ static int write_saliency_outputs(const saliency_run *s)
     return rc;
 }
 
-int cmd_saliency(int argc, char **argv)
+typedef struct {
+    const char *class_text, *out_path;
+    int scale;
+} saliency_options;
+
+static const cli_number_option saliency_numbers[] = {
+    CLI_NUMBER('S', "scale", 1, 64, saliency_options, scale),
+};
+
+/* Fills o from the command line. Returns 0 to go on, CLI_HELP_SHOWN after --help, or an
+ * exit status. */
+static int parse_saliency_args(int argc, char **argv, saliency_options *o)
 {
-    const char *class_text = NULL, *out_path = "out/saliency.png";
-    long scale = 8;
     opterr = 0;
     optind = 1;
     for (int opt; (opt = getopt_long(argc, argv, "c:o:h", saliency_longopts, NULL)) != -1;) {
+        int rc = MV_EXIT_OK;
         switch (opt) {
-        case 'c': class_text = optarg; break;
-        case 'o': out_path = optarg; break;
-        case 'S':
-            if (cli_parse_int("saliency", "scale", optarg, 1, 64, &scale))
-                return MV_EXIT_USAGE;
-            break;
-        case 'h': fputs(saliency_help, stdout); return MV_EXIT_OK;
-        default: return cli_bad_option("saliency", opt, argv[optind - 1]);
+        case 'c': o->class_text = optarg; break;
+        case 'o': o->out_path = optarg; break;
+        case 'h': fputs(saliency_help, stdout); return CLI_HELP_SHOWN;
+        default:
+            rc = cli_parse_number_option("saliency", CLI_TABLE(saliency_numbers), opt, optarg, o);
         }
+        if (rc)
+            return rc == CLI_NOT_IN_TABLE ? cli_bad_option("saliency", opt, argv[optind - 1]) : rc;
     }
     if (argc - optind != 2) {
         cli_error("saliency", "give one MODEL and one IMAGE (see mlpviz saliency --help)");
         return MV_EXIT_USAGE;
     }
+    return 0;
+}
+
+int cmd_saliency(int argc, char **argv)
+{
+    saliency_options o = {.out_path = "out/saliency.png", .scale = 8};
+    int rc = parse_saliency_args(argc, argv, &o);
+    if (rc)
+        return rc == CLI_HELP_SHOWN ? MV_EXIT_OK : rc;
     mv_model *m;
     if (cli_load_model("saliency", argv[optind], &m))
         return MV_EXIT_FAIL;
     const size_t D = (size_t)m->net->arch.widths[0];
     float *pixels = malloc(sizeof *pixels * D), *grad = malloc(sizeof *grad * D);
-    int rc = !pixels || !grad ? MV_EXIT_FAIL : MV_EXIT_OK;
+    rc = !pixels || !grad ? MV_EXIT_FAIL : MV_EXIT_OK;
     if (rc)
         cli_error("saliency", "out of memory");
     int target = 0;
     if (!rc)
-        rc = load_image_and_target("saliency", m, argv[optind + 1], class_text, pixels, &target);
+        rc = load_image_and_target("saliency", m, argv[optind + 1], o.class_text, pixels,
+                                   &target);
     if (!rc && target == ALL_CLASSES) {
         cli_error("saliency", "--class all: give one class");
         rc = MV_EXIT_USAGE;
@@ -605,8 +632,8 @@ int cmd_saliency(int argc, char **argv)
     mv_real value;
     if (!rc)
         rc = image_gradients(m, pixels, &target, 1, MV_OBJ_LOGIT, grad, &value);
-    const saliency_run run = {.m = m, .pixels = pixels, .grad = grad, .scale = (int)scale,
-                              .image_path = argv[optind + 1], .out_path = out_path,
+    const saliency_run run = {.m = m, .pixels = pixels, .grad = grad, .scale = o.scale,
+                              .image_path = argv[optind + 1], .out_path = o.out_path,
                               .target = target, .logit = value, .argc = argc, .argv = argv};
     if (!rc)
         rc = write_saliency_outputs(&run);

@@ -138,11 +138,34 @@ static int check_model_options(gradcheck_options *o, const char *objective)
     return parse_objective("gradcheck", objective, &o->cfg.target);
 }
 
+/* The random network of --layers, --act and --loss, and the objective it is checked on. */
+static int random_network(mv_gradcheck_config *c, const char *layers, const char *acts,
+                          const char *loss, const char *objective)
+{
+    const char *cmd = "gradcheck";
+    if (!layers) {
+        cli_error(cmd, "--layers (a random network) or --model is required, e.g. --layers "
+                  "784,64,32,10");
+        return MV_EXIT_USAGE;
+    }
+    if (mv_arch_parse_widths(&c->arch, layers) || mv_head_parse(&c->arch.head, loss)) {
+        cli_error(cmd, "%s", mv_last_error());
+        return MV_EXIT_USAGE;
+    }
+    if ((c->arch.n_layers > 1 && cli_parse_acts(cmd, acts, &c->arch)) ||
+        parse_objective(cmd, objective, &c->target))
+        return MV_EXIT_USAGE;
+    if (mv_arch_validate(&c->arch)) {
+        cli_error(cmd, "%s", mv_last_error());
+        return MV_EXIT_USAGE;
+    }
+    return check_combination(c);
+}
+
 static int parse_gradcheck_args(int argc, char **argv, gradcheck_options *o)
 {
     const char *cmd = "gradcheck", *layers = NULL, *acts = "relu", *loss = "ce";
     const char *objective = "logit";
-    mv_gradcheck_config *c = &o->cfg;
     o->tol = -1;
     o->float_tol = 1e-4;
     o->precision = MV_PREC_DOUBLE;
@@ -182,23 +205,7 @@ static int parse_gradcheck_args(int argc, char **argv, gradcheck_options *o)
         o->tol = o->precision == MV_PREC_DOUBLE ? 1e-6 : 5e-2;
     if (o->model_path || o->data_path)
         return check_model_options(o, objective);
-    if (!layers) {
-        cli_error(cmd, "--layers (a random network) or --model is required, e.g. --layers "
-                  "784,64,32,10");
-        return MV_EXIT_USAGE;
-    }
-    if (mv_arch_parse_widths(&c->arch, layers) || mv_head_parse(&c->arch.head, loss)) {
-        cli_error(cmd, "%s", mv_last_error());
-        return MV_EXIT_USAGE;
-    }
-    if ((c->arch.n_layers > 1 && cli_parse_acts(cmd, acts, &c->arch)) ||
-        parse_objective(cmd, objective, &c->target))
-        return MV_EXIT_USAGE;
-    if (mv_arch_validate(&c->arch)) {
-        cli_error(cmd, "%s", mv_last_error());
-        return MV_EXIT_USAGE;
-    }
-    return check_combination(c);
+    return random_network(&o->cfg, layers, acts, loss, objective);
 }
 
 /* The batch's pixels: images of --data spread evenly over the set, or seeded random

@@ -10,6 +10,7 @@
 static mv_model_hints hints;
 static char **class_names;
 static int n_class_names;
+static char taken_text[1024]; /* the options as given, for a record of the command */
 
 static const char *const hint_options[] = {"input-shape", "mean", "std", "classes",
                                            "channel-order", "pixel-scale"};
@@ -168,6 +169,9 @@ int cli_take_hints(const char *cmd, int *argc, char **argv)
         const int rc = take_one(cmd, which, value);
         if (rc)
             return rc;
+        const size_t used = strlen(taken_text);
+        snprintf(taken_text + used, sizeof taken_text - used, " --%s %s", hint_options[which],
+                 value);
     }
     argv[out] = NULL;
     *argc = out;
@@ -176,10 +180,13 @@ int cli_take_hints(const char *cmd, int *argc, char **argv)
 
 const mv_model_hints *cli_hints(void) { return &hints; }
 
+const char *cli_hints_text(void) { return taken_text; }
+
 void cli_hints_free(void)
 {
     for (int i = 0; i < n_class_names; i++) free(class_names[i]);
     free(class_names);
     class_names = NULL;
     n_class_names = 0;
+    taken_text[0] = '\0';
 }

@@ -1,7 +1,7 @@
 /* cli_model.c: `mlpviz info` (a Keras-like summary of a model file, or JSON for machines)
  * and `mlpviz export` (the weights as NumPy .npy files plus a model.json that says how to
- * run them). Both load the model through mv_model_load, so a file is fully validated before
- * anything about it is printed or written. */
+ * run them, or the model as one ONNX file). Both load the model through mv_model_load, so
+ * a file is fully validated before anything about it is printed or written. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -29,16 +29,30 @@ static const char *const info_help =
 
 static const char *const export_help =
     "usage: mlpviz export MODEL --npy DIR\n"
+    "       mlpviz export MODEL --onnx FILE\n"
     "\n"
-    "Writes the weights of a model as NumPy files (format 1.0, little-endian float32):\n"
+    "--npy writes the weights of a model as NumPy files (format 1.0, little-endian float32):\n"
     "DIR/W0.npy, DIR/b0.npy, DIR/W1.npy, ... with W of shape (outputs, inputs) and b of shape\n"
     "(outputs,), and DIR/model.json with the widths, the activations, the head, the input\n"
     "shape [channels, height, width] in HWC layout, the normalisation, the class names, the\n"
     "metadata and how to run the network: z = x @ W.T + b. DIR is created when missing; each\n"
     "file is written atomically.\n"
     "\n"
-    "  -n, --npy DIR   directory to write into (required)\n"
-    "  -h, --help      show this help\n"
+    "--onnx writes the model as one ONNX file (IR version 8, opset 17) that ONNX runtimes run\n"
+    "and mlpviz reads back: input \"input\" float [N, C, H, W] (N any batch size) holding\n"
+    "the normalised image x = (pixel - mean[c]) / std[c] in CHW order, then\n"
+    "Flatten, one Gemm per layer, the activations as standard operators and the head\n"
+    "(Softmax, Sigmoid or none), output \"output\" [N, classes]. The normalisation is not in\n"
+    "the graph: metadata_props hold it (mlpviz.mean, mlpviz.std, per channel), with\n"
+    "mlpviz.input_shape, mlpviz.channel_order, mlpviz.pixel_scale, mlpviz.classes (a JSON\n"
+    "array), mlpviz.head and the model's metadata as mlpviz.meta.KEY (docs/onnx.md). The\n"
+    "file is written atomically; its directory must exist.\n"
+    "\n"
+    "  -n, --npy DIR     directory to write the .npy files and model.json into\n"
+    "      --onnx FILE   ONNX file to write\n"
+    "  -h, --help        show this help\n"
+    "\n"
+    "At least one of --npy and --onnx is required; both may be given.\n"
     "\n"
     "Exit status: 0 on success, 1 when the model cannot be read or a file cannot be\n"
     "written, 2 on a bad command line.\n";
@@ -176,8 +190,15 @@ static void print_summary(const char *path, const mv_model *m)
 {
     printf("Model: ");
     print_safe(stdout, path);
-    printf("\nFile: %llu bytes, format version %u, CRC-32 0x%08x (verified)\n\n",
-           (unsigned long long)m->file.size, (unsigned)m->file.version, (unsigned)m->file.crc);
+    if (m->file.format == MV_FORMAT_ONNX)
+        printf("\nFile: %llu bytes, ONNX (IR version %u, opset %s), CRC-32 0x%08x of its "
+               "bytes\n\n", (unsigned long long)m->file.size, (unsigned)m->file.version,
+               mv_model_meta_get(m, "onnx.opset") ? mv_model_meta_get(m, "onnx.opset") : "?",
+               (unsigned)m->file.crc);
+    else
+        printf("\nFile: %llu bytes, format version %u, CRC-32 0x%08x (verified)\n\n",
+               (unsigned long long)m->file.size, (unsigned)m->file.version,
+               (unsigned)m->file.crc);
     printf("Input: %d x %d x %d (channels x height x width, stored HWC) = %d values\n",
            m->channels, m->height, m->width, m->net->arch.widths[0]);
     printf("Normalisation: x = (pixel - mean[c]) / std[c]\n");
@@ -228,7 +249,8 @@ static void print_json(const char *path, const mv_model *m)
     const mv_arch *arch = &m->net->arch;
     printf("{\n  \"file\": ");
     cli_json_string(stdout, path);
-    printf(",\n  \"file_size\": %llu,\n  \"format_version\": %u,\n  \"crc32\": \"0x%08x\",\n",
+    printf(",\n  \"format\": \"%s\",\n  \"file_size\": %llu,\n  \"format_version\": %u,\n"
+           "  \"crc32\": \"0x%08x\",\n", m->file.format == MV_FORMAT_ONNX ? "onnx" : "mlpviz",
            (unsigned long long)m->file.size, (unsigned)m->file.version, (unsigned)m->file.crc);
     printf("  \"input\": {\"channels\": %d, \"height\": %d, \"width\": %d, \"layout\": \"HWC\", "
            "\"mean\": ", m->channels, m->height, m->width);
@@ -253,6 +275,22 @@ static void print_json(const char *path, const mv_model *m)
     printf("]\n}\n");
 }
 
+/* After the options: exactly one MODEL argument, into *path. Returns 0, or MV_EXIT_USAGE with
+ * the message printed. */
+static int one_model_argument(const char *cmd, int argc, char **argv, const char **path)
+{
+    if (optind >= argc) {
+        cli_error(cmd, "a model file is required (see mlpviz %s --help)", cmd);
+        return MV_EXIT_USAGE;
+    }
+    if (optind + 1 < argc) {
+        cli_error(cmd, "unexpected argument '%s' (one model at a time)", argv[optind + 1]);
+        return MV_EXIT_USAGE;
+    }
+    *path = argv[optind];
+    return 0;
+}
+
 /* Parses `info` arguments; CLI_HELP_SHOWN after --help, 0 to go on, or an exit status. */
 static int parse_info_args(int argc, char **argv, const char **path, int *json)
 {
@@ -268,16 +306,7 @@ static int parse_info_args(int argc, char **argv, const char **path, int *json)
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
     }
-    if (optind >= argc) {
-        cli_error(cmd, "a model file is required (see mlpviz info --help)");
-        return MV_EXIT_USAGE;
-    }
-    if (optind + 1 < argc) {
-        cli_error(cmd, "unexpected argument '%s' (one model at a time)", argv[optind + 1]);
-        return MV_EXIT_USAGE;
-    }
-    *path = argv[optind];
-    return 0;
+    return one_model_argument(cmd, argc, argv, path);
 }
 
 /* `mlpviz info`: prints nothing on stdout unless the whole file validated. */
@@ -414,51 +443,69 @@ static int export_files(const char *cmd, const char *source, const char *dir, co
 }
 
 /* Parses `export` arguments; CLI_HELP_SHOWN after --help, 0 to go on, or an exit status. */
-static int parse_export_args(int argc, char **argv, const char **path, const char **dir)
+static int parse_export_args(int argc, char **argv, const char **path, const char **dir,
+                             const char **onnx)
 {
-    static const struct option longopts[] = {
-        {"npy", required_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    enum { OPT_ONNX = 256 };
+    static const struct option longopts[] = {{"npy", required_argument, 0, 'n'},
+                                             {"onnx", required_argument, 0, OPT_ONNX},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
     const char *cmd = "export";
     opterr = 0;
     optind = 1;
     for (int opt; (opt = getopt_long(argc, argv, "n:h", longopts, NULL)) != -1;) {
         switch (opt) {
         case 'n': *dir = optarg; break;
+        case OPT_ONNX: *onnx = optarg; break;
         case 'h': fputs(export_help, stdout); return CLI_HELP_SHOWN;
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
     }
-    if (optind >= argc) {
-        cli_error(cmd, "a model file is required (see mlpviz export --help)");
+    const int rc = one_model_argument(cmd, argc, argv, path);
+    if (rc)
+        return rc;
+    if (*dir && !**dir) {
+        cli_error(cmd, "--npy needs a directory name, not an empty one");
         return MV_EXIT_USAGE;
     }
-    if (optind + 1 < argc) {
-        cli_error(cmd, "unexpected argument '%s' (one model at a time)", argv[optind + 1]);
+    if (*onnx && !**onnx) {
+        cli_error(cmd, "--onnx needs a file name, not an empty one");
         return MV_EXIT_USAGE;
     }
-    if (!*dir || !**dir) {
-        cli_error(cmd, "--npy DIR is required: the directory to write the .npy files into");
+    if (!*dir && !*onnx) {
+        cli_error(cmd, "--npy DIR or --onnx FILE is required: what to write the model as");
         return MV_EXIT_USAGE;
     }
-    *path = argv[optind];
     return 0;
 }
 
-/* `mlpviz export`: the directory is touched only once the model has loaded. */
+/* `mlpviz export`: nothing is touched until the model has loaded. */
 int cmd_export(int argc, char **argv)
 {
-    const char *cmd = "export", *path = NULL, *dir = NULL;
-    int rc = parse_export_args(argc, argv, &path, &dir);
+    const char *cmd = "export", *path = NULL, *dir = NULL, *onnx = NULL;
+    int rc = parse_export_args(argc, argv, &path, &dir, &onnx);
     if (rc)
         return rc == CLI_HELP_SHOWN ? MV_EXIT_OK : rc;
     mv_model *m;
     if (cli_load_model(cmd, path, &m))
         return MV_EXIT_FAIL;
-    rc = ensure_directory(cmd, dir) || export_files(cmd, path, dir, m) ? MV_EXIT_FAIL
-                                                                       : MV_EXIT_OK;
-    if (!rc)
-        printf("export: wrote %d weight and %d bias arrays and model.json to %s\n",
-               m->net->arch.n_layers, m->net->arch.n_layers, dir);
+    if (dir) {
+        rc = ensure_directory(cmd, dir) || export_files(cmd, path, dir, m) ? MV_EXIT_FAIL
+                                                                           : MV_EXIT_OK;
+        if (!rc)
+            printf("export: wrote %d weight and %d bias arrays and model.json to %s\n",
+                   m->net->arch.n_layers, m->net->arch.n_layers, dir);
+    }
+    if (onnx && !rc) {
+        if (mv_model_save_onnx(m, onnx)) {
+            cli_error(cmd, "%s", mv_last_error()); /* the message names the file */
+            rc = MV_EXIT_FAIL;
+        } else {
+            printf("export: wrote %s (ONNX, opset 17, %d layers, input %d x %d x %d CHW)\n",
+                   onnx, m->net->arch.n_layers, m->channels, m->height, m->width);
+        }
+    }
     mv_model_free(m);
     return rc;
 }

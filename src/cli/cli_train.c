@@ -69,6 +69,9 @@ static const char *const train_help =
     "  -s, --seed N           (default 1)\n"
     "  -t, --threads N        OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
     "      --resume CKPT      continue an interrupted run (same command otherwise)\n"
+    "      --init MODEL       fine-tune MODEL (mlpviz or ONNX): its network, input shape and\n"
+    "                         normalisation; its classes must be the data's, in any order\n"
+    "                         (no --layers or --act)\n"
     "  -q, --quiet            no progress output\n"
     "  -h, --help\n"
     "\n"
@@ -123,6 +126,8 @@ static void on_progress(const mv_train_progress *p, void *user)
 typedef struct {
     const char *data, *labels, *names, *val_dir, *test_dir, *out, *resume;
     const char *layers, *acts;
+    const char *init;        /* --init MODEL: start from its network */
+    int arch_given;          /* --layers or --act was given */
     double val_split;
     int threads, quiet;
     const char *adversarial; /* none, fgsm, pgd */
@@ -140,7 +145,7 @@ enum {
     OPT_LABELS = 256, OPT_NAMES, OPT_VAL, OPT_VAL_SPLIT, OPT_TEST, OPT_SIZE, OPT_CHANNELS,
     OPT_SKIP_BAD, OPT_OPT, OPT_LR, OPT_MOMENTUM, OPT_SCHEDULE, OPT_WARMUP, OPT_LR_STEP,
     OPT_LR_GAMMA, OPT_MIN_LR, OPT_WD, OPT_DROPOUT, OPT_SMOOTH, OPT_SHIFT, OPT_FLIP, OPT_KEEP_BEST,
-    OPT_RESUME, OPT_ADVERSARIAL, OPT_EPS, OPT_ADV_STEPS, OPT_ADV_STEP_SIZE, OPT_CLASS_STATS,
+    OPT_RESUME, OPT_INIT, OPT_ADVERSARIAL, OPT_EPS, OPT_ADV_STEPS, OPT_ADV_STEP_SIZE, OPT_CLASS_STATS,
     OPT_CLASS_MIXTURE,
     OPT_NORM, OPT_NOISE_AUG
 };
@@ -172,7 +177,8 @@ static const struct option train_longopts[] = {
     {"class-stats", required_argument, 0, OPT_CLASS_STATS},
     {"class-mixture", required_argument, 0, OPT_CLASS_MIXTURE},
     {"seed", required_argument, 0, 's'},        {"threads", required_argument, 0, 't'},
-    {"resume", required_argument, 0, OPT_RESUME}, {"quiet", no_argument, 0, 'q'},
+    {"resume", required_argument, 0, OPT_RESUME}, {"init", required_argument, 0, OPT_INIT},
+    {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
 
 static int parse_size(const char *text, mv_load_options *o)
@@ -235,8 +241,9 @@ static int parse_train_option(int opt, const char *arg, train_options *o)
         o->load.channels = arg[0] - '0';
         break;
     case OPT_SKIP_BAD: o->load.skip_bad = 1; break;
-    case 'l': o->layers = arg; break;
-    case 'a': o->acts = arg; break;
+    case 'l': o->layers = arg, o->arch_given = 1; break;
+    case 'a': o->acts = arg, o->arch_given = 1; break;
+    case OPT_INIT: o->init = arg; break;
     case 'o': o->out = arg; break;
     case OPT_RESUME: o->resume = arg; break;
     case OPT_OPT: return cli_check_value(cmd, NULL, mv_opt_parse(&o->train.opt.kind, arg));
@@ -328,17 +335,28 @@ static int parse_train_args(int argc, char **argv, train_options *o)
 
 /* ------------------------------------------------------------------ the command */
 
+/* Loads --init's model; the data is then read at its input shape unless --size or
+ * --channels say otherwise (and build_from_init then explains the mismatch). */
+static int init_model(train_options *o, mv_model **init)
+{
+    if (cli_load_model("train", o->init, init))
+        return MV_EXIT_FAIL;
+    if (!o->load.width && !o->load.height) {
+        o->load.width = (*init)->width;
+        o->load.height = (*init)->height;
+    }
+    if (!o->load.channels && ((*init)->channels == 1 || (*init)->channels == 3))
+        o->load.channels = (*init)->channels;
+    return 0;
+}
+
 /* The network: input from the data, the hidden widths asked for, one output per class. */
 static int build_model(const train_options *o, const mv_dataset *data, mv_model **out)
 {
-    char widths[512];
     const int input = data->channels * data->height * data->width;
-    snprintf(widths, sizeof widths, "%d,%s,%d", input, o->layers, data->n_classes);
-    mv_arch arch = {0};
-    arch.head = MV_HEAD_SOFTMAX_CE;
-    if (!strcmp(o->layers, "") ) /* no hidden layer: softmax regression */
-        snprintf(widths, sizeof widths, "%d,%d", input, data->n_classes);
-    if (mv_arch_parse_widths(&arch, widths)) {
+    mv_arch arch = {.head = MV_HEAD_SOFTMAX_CE};
+    /* --layers "" leaves no hidden layer: softmax regression */
+    if (mv_arch_set_widths(&arch, input, o->layers, data->n_classes)) {
         cli_error("train", "--layers: %s", mv_last_error());
         return MV_EXIT_USAGE;
     }
@@ -354,6 +372,43 @@ static int build_model(const train_options *o, const mv_dataset *data, mv_model 
     (*out)->width = data->width;
     mv_net_init((*out)->net, o->train.seed);
     mv_model_fit_normalisation(*out, data);
+    return 0;
+}
+
+/* --init: the network of a given model, its outputs reordered to the data's classes (by
+ * name), its input shape and normalisation kept (its weights were trained for them). */
+static int build_from_init(const train_options *o, const mv_dataset *data, const mv_model *init,
+                           mv_model **out)
+{
+    if (o->arch_given) {
+        cli_error("train", "--init %s brings its network; --layers and --act are for a new "
+                  "one", o->init);
+        return MV_EXIT_USAGE;
+    }
+    if (data->channels != init->channels || data->height != init->height ||
+        data->width != init->width) {
+        cli_error("train", "--init %s takes %d x %d x %d images; the data is %d x %d x %d "
+                  "(channels x height x width)", o->init, init->channels, init->height,
+                  init->width, data->channels, data->height, data->width);
+        return MV_EXIT_FAIL;
+    }
+    if (mv_model_create(out, &init->net->arch)) {
+        cli_error("train", "%s", mv_last_error());
+        return MV_EXIT_FAIL;
+    }
+    memcpy((*out)->net->p.data, init->net->p.data, sizeof(mv_real) * init->net->p.count);
+    if (mv_model_set_class_names(*out, (const char *const *)init->class_names,
+                                 init->n_classes) ||
+        mv_model_reorder_classes(*out, (const char *const *)data->class_names,
+                                 data->n_classes)) {
+        cli_error("train", "--init %s: %s", o->init, mv_last_error());
+        return MV_EXIT_FAIL;
+    }
+    (*out)->channels = init->channels;
+    (*out)->height = init->height;
+    (*out)->width = init->width;
+    memcpy((*out)->mean, init->mean, sizeof init->mean);
+    memcpy((*out)->std, init->std, sizeof init->std);
     return 0;
 }
 
@@ -416,9 +471,9 @@ static int changes_nothing(char **argv, int i, int *skip_next)
     return 1;
 }
 
-static char *join_command_line(int argc, char **argv)
+static char *join_command_line(int argc, char **argv, const char *hints)
 {
-    size_t n = strlen("mlpviz") + 1;
+    size_t n = strlen("mlpviz") + strlen(hints) + 1;
     for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
     char *s = malloc(n);
     if (!s)
@@ -433,6 +488,7 @@ static char *join_command_line(int argc, char **argv)
         strcat(s, " ");
         strcat(s, argv[i]);
     }
+    strcat(s, hints); /* the ONNX options, taken out of argv before parsing */
     return s;
 }
 
@@ -492,39 +548,18 @@ static int load_all_data(train_options *o, train_resources *r)
     return rc;
 }
 
-/* Images in the smallest class (0 when a class has none, or out of memory). */
-static int smallest_class(const mv_dataset *data)
-{
-    int *count = calloc((size_t)data->n_classes, sizeof *count), smallest = 0;
-    if (!count)
-        return 0;
-    for (int i = 0; i < data->count; i++) count[data->labels[i]]++;
-    smallest = count[0];
-    for (int k = 1; k < data->n_classes; k++) smallest = count[k] < smallest ? count[k] : smallest;
-    free(count);
-    return smallest;
-}
-
 static int finish_model(const train_options *o, train_resources *r)
 {
-    /* Class-conditional starts for `visualize`, at a rank below the smallest class. They are
-     * a bonus: when they cannot be fitted, the trained model is still written. */
-    const int smallest = smallest_class(r->train);
-    int rank = o->class_stats < smallest - 1 ? o->class_stats : smallest - 1;
-    const long D = (long)r->train->width * r->train->height * r->train->channels;
-    if (D > 4096 && rank > 0) { /* the covariance is D x D per class: keep it under 128 MB */
-        if (!o->quiet)
-            fprintf(stderr, "mlpviz train: %ld inputs: storing class means only, no Gaussians\n", D);
-        rank = 0;
-    }
-    if (smallest < 1)
-        fprintf(stderr, "mlpviz train: a class has no training image: no class statistics "
-                        "stored (visualize cannot start from the class mean)\n");
-    else if (mv_model_fit_class_stats(r->model, r->train, rank < 0 ? 0 : rank, o->train.seed))
+    /* Class-conditional starts for `visualize`, at the rank the library allows (a note when it
+     * stores the means alone). They are a bonus: when they cannot be fitted, the trained model
+     * is still written. */
+    int rank;
+    if (mv_class_stats_rank(r->train, o->class_stats, &rank) && (rank < 0 || !o->quiet))
+        fprintf(stderr, "mlpviz train: %s\n", mv_last_error());
+    if (rank >= 0 && mv_model_fit_class_stats(r->model, r->train, rank, o->train.seed))
         fprintf(stderr, "mlpviz train: class statistics not stored: %s\n", mv_last_error());
-    /* After the statistics, whose directions give the components their spreads; at most
-     * one component per image of the smallest class. */
-    const int components = o->class_mixture < smallest ? o->class_mixture : smallest;
+    /* After the statistics, whose directions give the components their spreads. */
+    const int components = mv_class_mixture_components(r->train, o->class_mixture);
     if (components > 0 &&
         mv_model_fit_class_mixture(r->model, r->train, components, o->train.seed))
         fprintf(stderr, "mlpviz train: class mixture not stored: %s\n", mv_last_error());
@@ -609,17 +644,22 @@ int cmd_train(int argc, char **argv)
     train_resources r = {0};
     r.csv = sibling_path(o.out, ".csv");
     r.ckpt = sibling_path(o.out, ".ckpt");
-    r.command = join_command_line(argc, argv);
+    r.command = join_command_line(argc, argv, cli_hints_text());
     if (!r.csv || !r.ckpt || !r.command) {
         cli_error("train", "out of memory");
         release(&r);
         return MV_EXIT_FAIL;
     }
-    rc = load_all_data(&o, &r);
+    mv_model *init = NULL;
+    rc = o.init ? init_model(&o, &init) : 0;
     if (!rc)
-        rc = build_model(&o, r.train, &r.model);
+        rc = load_all_data(&o, &r);
+    if (!rc)
+        rc = init ? build_from_init(&o, r.train, init, &r.model)
+                  : build_model(&o, r.train, &r.model);
+    mv_model_free(init);
     if (!rc && o.resume) {
-        rc = cli_load_model("train", o.resume, &r.checkpoint);
+        rc = cli_load_other_model("train", o.resume, &r.checkpoint);
         o.train.resume = r.checkpoint;
     }
     if (!rc && mv_model_meta_set(r.model, "command", r.command)) {

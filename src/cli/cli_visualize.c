@@ -282,12 +282,12 @@ static const cli_number_option viz_run_numbers[] = {
     VIZ_RUN_NUMBER(VIZ_OPT_SCALE, "scale", 1, 64, scale),
     VIZ_RUN_NUMBER(VIZ_OPT_GIF_SCALE, "gif-scale", 1, 64, gif_scale),
     VIZ_RUN_NUMBER(VIZ_OPT_FRAMES, "frames", 1, 1000000, frames),
+    VIZ_RUN_NUMBER('t', "threads", 1, 1024, threads),
 };
 
 static int parse_viz_args(int argc, char **argv, viz_options *o)
 {
     const char *cmd = "visualize";
-    long n;
     int rc = apply_preset(argc, argv, &o->viz);
     if (rc)
         return rc;
@@ -311,10 +311,6 @@ static int parse_viz_args(int argc, char **argv, viz_options *o)
         case 'p': break; /* applied first */
         case 'j': o->judge_path = optarg; break;
         case 'o': o->out = optarg; break;
-        case 't':
-            if (cli_parse_int(cmd, "threads", optarg, 1, 1024, &n)) return MV_EXIT_USAGE;
-            omp_set_num_threads((int)n);
-            break;
         case 'q': o->quiet = 1; break;
         case VIZ_OPT_GIF: o->gif = 1; break;
         case VIZ_OPT_NO_HTML: o->no_html = 1; break;
@@ -325,6 +321,8 @@ static int parse_viz_args(int argc, char **argv, viz_options *o)
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
     }
+    if (o->threads)
+        omp_set_num_threads(o->threads);
     if (argc - optind != 1) {
         cli_error(cmd, "give one MODEL (see mlpviz visualize --help)");
         return MV_EXIT_USAGE;
@@ -490,18 +488,29 @@ static void provenance_text(const viz_options *o, const mv_model *m, int argc, c
         at += snprintf(text + at, size - (size_t)at, " %s", argv[i]);
 }
 
+/* The run's targets: --class, or --unit (which also sets the objective to that layer's
+ * units) into targets [MAX_TARGETS], *count of them; *unit_layer is -1 for classes.
+ * Returns the exit status. */
+static int resolve_targets(viz_options *o, const mv_model *m, int *targets, int *count,
+                           int *unit_layer)
+{
+    *unit_layer = -1;
+    const int rc = o->units ? parse_units(m, o->units, unit_layer, targets, count, MAX_TARGETS)
+                            : parse_classes(m, o->classes, targets, count);
+    if (!rc && o->units) {
+        o->viz.objective = MV_OBJ_HIDDEN_PRE;
+        o->viz.unit_layer = *unit_layer;
+    }
+    return rc;
+}
+
 static int visualize_with(viz_options *o, const mv_model *m, const mv_model *judge, int argc,
                           char **argv)
 {
-    int targets_buf[MAX_TARGETS], n_targets, unit_layer = -1;
-    int rc = o->units ? parse_units(m, o->units, &unit_layer, targets_buf, &n_targets, MAX_TARGETS)
-                      : parse_classes(m, o->classes, targets_buf, &n_targets);
+    int targets_buf[MAX_TARGETS], n_targets, unit_layer;
+    int rc = resolve_targets(o, m, targets_buf, &n_targets, &unit_layer);
     if (rc)
         return rc;
-    if (o->units) {
-        o->viz.objective = MV_OBJ_HIDDEN_PRE;
-        o->viz.unit_layer = unit_layer;
-    }
     const int rows = n_targets * o->seeds;
     const size_t D = (size_t)m->width * m->height * m->channels;
     int *targets = malloc(sizeof *targets * (size_t)rows);

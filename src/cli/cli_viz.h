@@ -7,6 +7,7 @@
 typedef struct {
     const char *model_path, *classes, *units, *init, *out, *judge_path;
     int seeds, scale, frames, search, quiet;
+    int threads;              /* --threads, 0 = OpenMP's default */
     int gif;        /* --gif: DIR/<target>.gif per row and DIR/grid.gif */
     int gif_scale;  /* their pixels' size (--gif-scale; smaller than --scale: the encoding
                        costs per pixel) */
