@@ -31,17 +31,17 @@ run=$tmp/run
 mkdir -p "$ref" "$run"
 
 expect 0 "uninterrupted reference run" -- train "${args[@]}" --out "$ref/m.mlp"
-[ "$(ls -A "$ref" | tr '\n' ' ')" = "m.ckpt m.csv m.mlp " ] \
-    && ok "an uninterrupted run leaves its three files and nothing else" \
-    || not_ok "an uninterrupted run leaves its three files and nothing else: $(ls -A "$ref")"
+[ "$(ls -A "$ref" | tr '\n' ' ')" = "m.ckpt m.csv m.html m.mlp " ] \
+    && ok "an uninterrupted run leaves its four files (model, checkpoint, metrics, page) and nothing else" \
+    || not_ok "an uninterrupted run leaves its four files and nothing else: $(ls -A "$ref")"
 
 # The figures of a metrics CSV that do not depend on time: every column but `seconds`.
 figures() { cut -d, -f1-6 "$1"; }
 # The epoch a checkpoint holds, as `info` prints it; empty when info refuses the file.
 ckpt_epoch() { "$bin" info "$1" 2>/dev/null | sed -n 's/^  train\.epoch = \([0-9]*\)$/\1/p'; }
-# Everything in the run directory but the three outputs: temporary files of writes that a kill
+# Everything in the run directory but the four outputs: temporary files of writes that a kill
 # interrupted (hidden, checked below), or debris that should not be there at all.
-others=(-mindepth 1 -maxdepth 1 ! -name m.mlp ! -name m.ckpt ! -name m.csv)
+others=(-mindepth 1 -maxdepth 1 ! -name m.mlp ! -name m.ckpt ! -name m.csv ! -name m.html)
 temps() { find "$run" "${others[@]}" -printf '%f\n' | sort; }
 
 # Problems found after the kills, one file per property, reported once at the end.

@@ -16,6 +16,18 @@ mv "$tmp/data/rings" "$tmp/data/$hostile" && mv "$tmp/data/vertical" "$tmp/data/
     && ok "hostile class folders" || not_ok "hostile class folders"
 "$bin" train --data "$tmp/data" --layers 16 --epochs 3 --batch 16 --quiet --out "$tmp/m.mlp" \
     && ok "model trained" || not_ok "model trained"
+# train's page beside its metrics: a row per epoch, loss and accuracy charts, names escaped.
+epochs=$(sed -n '/<table class="epochs">/,/<\/table>/p' "$tmp/m.html" 2>/dev/null | grep -c '^<tr><td>')
+charts=$(grep -c '<svg' "$tmp/m.html" 2>/dev/null)
+if [ "$epochs" -eq 3 ] && [ "$charts" -eq 2 ] && ! grep -qF -- "$hostile" "$tmp/m.html" \
+    && grep -qF '&lt;img src=x onerror=alert(1)&gt;' "$tmp/m.html"; then
+    ok "train page: 3 epochs, 2 charts, names escaped"
+else not_ok "train page: 3 epochs, 2 charts, names escaped (epochs $epochs, charts $charts)"; fi
+# A metrics file that is not one: one error line naming it, exit 1, no page.
+mkdir -p "$tmp/t" && mkdir "$tmp/t/bad.csv"
+expect 1 "train with an unreadable metrics path" -- train --data "$tmp/data" --layers 8 --epochs 1 \
+    --quiet --out "$tmp/t/bad.mlp"
+[ ! -e "$tmp/t/bad.html" ] && ok "no train page after a failure" || not_ok "no train page after a failure"
 
 expect 0 "visualize with frames and GIFs" -- visualize "$tmp/m.mlp" --out "$tmp/v" --steps 20 \
     --frames 5 --gif --seeds 2 --scale 3

@@ -123,15 +123,17 @@ void html_run_section(FILE *out, int argc, char **argv, const mv_model *m, const
 
 void html_model_table(FILE *out, const mv_model *m)
 {
-    fprintf(out, "<table class=\"model\">\n<tr><th>model CRC-32</th><td>%08x</td></tr>\n",
-            (unsigned)m->file.crc);
+    fputs("<table class=\"model\">\n", out);
+    if (m->file.format != MV_FORMAT_NONE) /* a model trained in this run has no file CRC yet */
+        fprintf(out, "<tr><th>model CRC-32</th><td>%08x</td></tr>\n", (unsigned)m->file.crc);
     fprintf(out, "<tr><th>input</th><td>%dx%d, %d channel%s</td></tr>\n<tr><th>network</th><td>",
             m->width, m->height, m->channels, m->channels == 1 ? "" : "s");
     architecture(out, &m->net->arch);
     fprintf(out, "</td></tr>\n<tr><th>classes (%d)</th><td>", m->n_classes);
     for (int k = 0; k < m->n_classes; k++) {
-        fputs(k ? ", " : "", out);
+        fputs(k ? ", <span class=\"class\">" : "<span class=\"class\">", out);
         html_text(out, m->class_names[k]);
+        fputs("</span>", out);
     }
     fputs("</td></tr>\n", out);
     for (int i = 0; i < m->n_meta; i++) {

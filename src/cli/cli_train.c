@@ -11,13 +11,15 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_html.h"
 
 static const char *const train_help =
     "usage: mlpviz train --data DATA --out MODEL [OPTIONS]\n"
     "\n"
     "Trains a classifier on an image folder (DATA/<class>/<image>) or on IDX files, and\n"
-    "writes MODEL atomically, with MODEL's name ending .csv for the per-epoch metrics and\n"
-    ".ckpt for the checkpoint (written every epoch and on Ctrl-C).\n"
+    "writes MODEL atomically, with MODEL's name ending .csv for the per-epoch metrics,\n"
+    ".ckpt for the checkpoint (written every epoch and on Ctrl-C) and .html for a page of\n"
+    "the loss and accuracy per epoch (written at the end).\n"
     "\n"
     "data\n"
     "  -d, --data PATH        image folder, or IDX image file (optionally .gz)\n"
@@ -548,6 +550,23 @@ static int load_all_data(train_options *o, train_resources *r)
     return rc;
 }
 
+/* MODEL.html beside the metrics CSV: loss and accuracy per epoch, the command, the model. */
+static int write_train_page(const train_options *o, const train_resources *r)
+{
+    char *page = sibling_path(o->out, ".html");
+    if (!page) {
+        cli_error("train", "out of memory");
+        return MV_EXIT_FAIL;
+    }
+    const html_train_report report = {.m = r->model, .csv_path = r->csv,
+                                      .model_path = o->out, .command = r->command};
+    const int rc = html_train_page(page, &report);
+    if (!rc && !o->quiet)
+        fprintf(stderr, "the page: %s\n", page);
+    free(page);
+    return rc;
+}
+
 static int finish_model(const train_options *o, train_resources *r)
 {
     /* Class-conditional starts for `visualize`, at the rank the library allows (a note when it
@@ -584,7 +603,7 @@ static int finish_model(const train_options *o, train_resources *r)
     }
     if (!o->quiet)
         fprintf(stderr, "model written to %s\n", o->out);
-    return 0;
+    return write_train_page(o, r);
 }
 
 static int run_training(train_options *o, train_resources *r)

@@ -3,7 +3,8 @@
 DevTools protocol (Debian's python3-websocket, nothing from a registry), and checks it through
 the DOM: every image referenced loads at its natural size (those inside <noscript>, the GIFs,
 included), one card and one table row per image of report.json, the slider moves every
-card's frame, with scripts off the GIFs replace the player, the given class names show as
+card's frame, with scripts off the GIFs replace the player, a train page has every epoch
+of its metrics CSV in its table and both charts, the given class names show as
 text and no markup of theirs ran, and no console error or dialog. A screenshot of each page
 goes to --shots.
 
@@ -153,6 +154,13 @@ IMAGES_LOAD = """(async () => {
   return {count: images.length, fails: fails};
 })()"""
 
+TRAIN_PAGE = """(() => {
+  const lines = [...document.querySelectorAll('svg polyline')];
+  return {rows: document.querySelectorAll('table.epochs tbody tr').length,
+          charts: document.querySelectorAll('svg').length, lines: lines.length,
+          points: lines.map(l => l.getAttribute('points').trim().split(/ +/).length)};
+})()"""
+
 COUNTS = """({cards: document.querySelectorAll('figure.card').length,
   rows: document.querySelectorAll('table.report tbody tr').length})"""
 
@@ -230,9 +238,17 @@ def check_page(browser, page, texts, shots, report):
     name = os.path.basename(page)
     browser.open("file://" + os.path.abspath(page))
     loaded = browser.evaluate(IMAGES_LOAD)
-    report.check(not loaded["fails"] and loaded["count"] > 0,
+    report.check(not loaded["fails"],
                  "%s: %d images load at their size" % (name, loaded["count"]),
                  "; ".join(loaded["fails"][:5]))
+    metrics = page[:-len(".html")] + ".csv"
+    if os.path.exists(metrics):  # a train page: a row and a point per epoch of its CSV
+        epochs = len(open(metrics).read().splitlines()) - 1
+        seen = browser.evaluate(TRAIN_PAGE)
+        report.check(seen["rows"] == epochs and seen["charts"] == 2 and
+                     seen["points"] == [epochs] * seen["lines"] and seen["lines"] >= 2,
+                     "%s: %d epochs in the table and in both charts" % (name, epochs),
+                     str(seen))
     report_json = os.path.join(os.path.dirname(page), "report.json")
     if os.path.basename(page) == "index.html" and os.path.exists(report_json):
         want = len(json.load(open(report_json))["images"])

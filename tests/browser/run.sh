@@ -1,7 +1,7 @@
 #!/bin/bash
 # tests/browser/run.sh (make browser-test): the report pages in a real browser. Builds a small
 # model on synthetic classes, two of them named with markup, quotes and '&'; writes the pages
-# of visualize (frames, GIFs, two seeds), eval and saliency; and has check_pages.py open each
+# of train, visualize (frames, GIFs, two seeds), eval and saliency; and has check_pages.py open each
 # in headless Chromium and check it through the DOM. Installs Debian's chromium and
 # python3-websocket when missing; where that or Chromium itself cannot run, prints one
 # "browser-test: skipped: WHY" line and succeeds. Screenshots go to build/browser-test/.
@@ -30,11 +30,13 @@ trap 'rm -rf "$tmp"' EXIT
 hostile='<img src=x onerror=alert(1)>'
 quoted="a\"b&c'd #1%?"
 out="$tmp/report"
+mkdir -p "$out"
 set -e
 "$tools/tool_make_dataset" "$tmp/data" 30 12 1 >/dev/null
 mv "$tmp/data/rings" "$tmp/data/$hostile"
 mv "$tmp/data/vertical" "$tmp/data/$quoted"
-"$bin" train --data "$tmp/data" --layers 16 --epochs 3 --batch 16 --quiet --out "$tmp/m.mlp"
+"$bin" train --data "$tmp/data" --layers 16 --epochs 3 --batch 16 --quiet --out "$out/m.mlp"
+cp "$out/m.mlp" "$tmp/m.mlp"
 # eval first, into the folder visualize writes next: its index.html then links the eval page.
 "$bin" eval "$tmp/m.mlp" --data "$tmp/data" --confusion "$out/eval.png" >/dev/null
 "$bin" visualize "$tmp/m.mlp" --out "$out" --steps 20 --frames 5 --gif --seeds 2 --quiet \
@@ -46,7 +48,8 @@ grep -q 'href="eval.html"' "$out/index.html" && echo "ok - index.html links the 
     || { echo "not ok - index.html links the eval page"; exit 1; }
 
 /usr/bin/python3 tests/browser/check_pages.py --chromium "$chromium" --shots "$shots" \
-    --text "$hostile" --text "$quoted" "$out/index.html" "$out/eval.html" "$out/saliency.html"
+    --text "$hostile" --text "$quoted" "$out/index.html" "$out/eval.html" "$out/saliency.html" \
+    "$out/m.html"
 status=$?
 [ "$status" -eq 3 ] && skip "Chromium ($chromium) does not start here"
 [ "$status" -eq 0 ] && echo "browser-test: every check passed; screenshots in $shots/"
