@@ -8,8 +8,7 @@
 # out/grid.png and .gif, out/report.*, out/frames/); then the gradient checks of the core run
 # on the same network shape (out/gradcheck.txt). Last it prints the path of out/index.html,
 # the page that shows the drawings and links the other pages (train's out/fashion-mnist.html,
-# eval's out/confusion.html, the
-# samples', the accurate model's).
+# eval's out/confusion.html, the samples', the accurate model's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p out
