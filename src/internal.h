@@ -254,6 +254,29 @@ void mv_low_rank_draw(const float *mean, const float *basis, const float *sd, in
 const char *mv_dataset_class_name(const mv_dataset *data, int k);
 
 
+/* ---------------------------------------------------------------- rows (prefetch.c) */
+
+/* Rows of a dataset as floats in [0, 1], whatever its storage: out [n][D] gets the images
+ * indices[0 .. n). The one reader of a dataset's pixels on the training path, so that 8-bit
+ * and streamed datasets train with the bits of float ones. An error names the file. */
+mv_status mv_dataset_read_rows(const mv_dataset *data, const int *indices, int n, float *out);
+
+/* Double-buffered reads of the next batch while the current one trains. start() copies the
+ * indices and begins reading them (on a thread of its own when the data comes from disk);
+ * take() waits for them and lends rows [n][D], valid until the start() after next. At most
+ * max_rows rows a start. Owned by the caller (mv_prefetch_free). */
+typedef struct mv_prefetch mv_prefetch;
+mv_status mv_prefetch_create(mv_prefetch **out, const mv_dataset *data, int max_rows);
+mv_status mv_prefetch_start(mv_prefetch *p, const int *indices, int n);
+mv_status mv_prefetch_take(mv_prefetch *p, const float **rows);
+void mv_prefetch_free(mv_prefetch *p);
+
+/* dist.c: every rank sends send_counts[r] floats from send + send_offsets[r] to rank r and
+ * receives recv_counts[r] floats from rank r at recv + recv_offsets[r] (MPI_Alltoallv). */
+mv_status mv_dist_alltoallv_floats(const float *send, const size_t *send_counts,
+                                   const size_t *send_offsets, float *recv,
+                                   const size_t *recv_counts, const size_t *recv_offsets);
+
 /* model.c: MV_OK when the model is complete and consistent (what mv_model_save writes is
  * exactly what mv_model_load accepts); every reader ends with it. */
 mv_status mv_model_check(const mv_model *model);

@@ -908,6 +908,36 @@ double mv_gradcheck_default_step(mv_precision precision);
  * A check that passes on zeros proves nothing. */
 int mv_gradcheck_zero_tensor(const mv_gradcheck_report *report);
 
+/* ---------------------------------------------------------------- several processes (MPI) */
+
+/* A run under mpirun of a binary built with `make MPI=1` is one job of several processes,
+ * ranks 0 .. size-1, each running the same command. Without MPI (the default build), or run
+ * without mpirun, the job is this process alone, rank 0 of 1, and every call below is a local
+ * copy. The collective calls (all but rank, size and mpi) must be made by every rank, in the
+ * same order, from the thread that called mv_dist_init. A failed collective is MV_ERR_IO. */
+
+/* Joins the job (MPI_Init_thread, funneled); call once, before any other mv_dist_ call. */
+mv_status mv_dist_init(int *argc, char ***argv);
+/* Leaves the job (MPI_Finalize); nothing after it. */
+void mv_dist_finish(void);
+/* This process's rank, and the number of processes in the job. */
+int mv_dist_rank(void);
+int mv_dist_size(void);
+/* 1 in an MPI build, 0 otherwise. */
+int mv_dist_mpi(void);
+/* all [size][bytes] receives every rank's `bytes` bytes of mine, in rank order. */
+mv_status mv_dist_allgather(const void *mine, size_t bytes, void *all);
+/* counts[r]: the bytes rank r gives (the same array on every rank); all receives them end to
+ * end, in rank order. */
+mv_status mv_dist_allgatherv(const void *mine, const size_t *counts, void *all);
+/* Copies root's `bytes` bytes of data to every rank. */
+mv_status mv_dist_broadcast(void *data, size_t bytes, int root);
+/* Every rank says how its part went (mine: its status; on failure mv_last_error() holds the
+ * reason). Returns the lowest rank that failed, or -1 when none did; on every rank that
+ * failure then becomes the last error, as "rank R: reason", so that any rank can report it.
+ * A collective that itself fails counts as a failure of this rank. */
+int mv_dist_agree(mv_status mine);
+
 #ifdef __cplusplus
 }
 #endif

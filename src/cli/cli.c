@@ -12,19 +12,20 @@ typedef struct {
     int (*run)(int argc, char **argv);
     const char *summary;
     int takes_model; /* accepts the ONNX hint options (cli_hints.c) */
+    int several;     /* runs as a job of several processes under mpirun (MPI builds) */
 } command;
 
 static const command commands[] = {
-    {"train", cmd_train, "train a classifier on an image folder or IDX files", 1},
-    {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix of a model", 1},
-    {"predict", cmd_predict, "top classes of images", 1},
-    {"visualize", cmd_visualize, "draw what each class looks like to a model (gradient ascent)", 1},
-    {"saliency", cmd_saliency, "heat map of where an image's class score is sensitive", 1},
-    {"grad", cmd_grad, "input gradient of a class score for an image, as .npy", 1},
-    {"info", cmd_info, "summary of a model file", 1},
-    {"export", cmd_export, "write a model's weights as NumPy .npy files", 1},
-    {"convert", cmd_convert, "turn IDX files (e.g. Fashion-MNIST) into an image folder", 0},
-    {"gradcheck", cmd_gradcheck, "check every backward formula against finite differences", 1},
+    {"train", cmd_train, "train a classifier on an image folder or IDX files", 1, 1},
+    {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix of a model", 1, 0},
+    {"predict", cmd_predict, "top classes of images", 1, 0},
+    {"visualize", cmd_visualize, "draw what each class looks like to a model (gradient ascent)", 1, 1},
+    {"saliency", cmd_saliency, "heat map of where an image's class score is sensitive", 1, 0},
+    {"grad", cmd_grad, "input gradient of a class score for an image, as .npy", 1, 0},
+    {"info", cmd_info, "summary of a model file", 1, 0},
+    {"export", cmd_export, "write a model's weights as NumPy .npy files", 1, 0},
+    {"convert", cmd_convert, "turn IDX files (e.g. Fashion-MNIST) into an image folder", 0, 0},
+    {"gradcheck", cmd_gradcheck, "check every backward formula against finite differences", 1, 0},
 };
 
 static void usage(FILE *out)
@@ -57,7 +58,34 @@ static int run(const command *c, int argc, char **argv)
     return rc;
 }
 
+/* Under mpirun every rank runs the command: those that split their work across ranks go on;
+ * the others would only do the same thing N times, and say so once. */
+static int run_in_job(const command *c, int argc, char **argv)
+{
+    if (mv_dist_size() > 1 && !c->several) {
+        if (mv_dist_rank() == 0)
+            fprintf(stderr, "mlpviz %s: runs in one process; under mpirun only train and "
+                            "visualize split their work (this job has %d)\n",
+                    c->name, mv_dist_size());
+        return MV_EXIT_USAGE;
+    }
+    return run(c, argc, argv);
+}
+
+static int dispatch(int argc, char **argv);
+
 int main(int argc, char **argv)
+{
+    if (mv_dist_init(&argc, &argv)) {
+        fprintf(stderr, "mlpviz: %s\n", mv_last_error());
+        return MV_EXIT_FAIL;
+    }
+    const int status = dispatch(argc, argv);
+    mv_dist_finish();
+    return status;
+}
+
+static int dispatch(int argc, char **argv)
 {
     /* A file-size limit (ulimit -f) must fail a write with EFBIG, which the atomic writers
      * report and clean up after, rather than kill the process with its temp file left. */
@@ -85,7 +113,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(name, commands[i].name))
-            return run(&commands[i], argc - 1, argv + 1);
+            return run_in_job(&commands[i], argc - 1, argv + 1);
     fprintf(stderr, "mlpviz: unknown command '%s' (run 'mlpviz --help' for the list)\n", name);
     return MV_EXIT_USAGE;
 }
