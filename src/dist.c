@@ -17,7 +17,7 @@
 #ifdef MV_MPI
 #include <mpi.h>
 
-static int dist_rank, dist_size = 1, dist_joined;
+static int dist_rank, dist_size = 1, dist_joined, dist_local = 1;
 
 static mv_status mpi_fail(int code, const char *call)
 {
@@ -36,6 +36,12 @@ mv_status mv_dist_init(int *argc, char ***argv)
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &dist_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &dist_size);
+    MPI_Comm node; /* the processes that share this one's memory: its machine */
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
+        MPI_SUCCESS) {
+        MPI_Comm_size(node, &dist_local);
+        MPI_Comm_free(&node);
+    }
     if (provided < MPI_THREAD_FUNNELED)
         return mv_fail(MV_ERR_IO, "this MPI cannot run alongside threads (funneled)");
     return MV_OK;
@@ -50,6 +56,7 @@ void mv_dist_finish(void)
 
 int mv_dist_rank(void) { return dist_rank; }
 int mv_dist_size(void) { return dist_size; }
+int mv_dist_local_size(void) { return dist_local; }
 int mv_dist_mpi(void) { return 1; }
 
 mv_status mv_dist_allgather(const void *mine, size_t bytes, void *all)
@@ -155,6 +162,7 @@ mv_status mv_dist_init(int *argc, char ***argv)
 void mv_dist_finish(void) {}
 int mv_dist_rank(void) { return 0; }
 int mv_dist_size(void) { return 1; }
+int mv_dist_local_size(void) { return 1; }
 int mv_dist_mpi(void) { return 0; }
 
 mv_status mv_dist_allgather(const void *mine, size_t bytes, void *all)

@@ -935,6 +935,8 @@ void mv_dist_finish(void);
 /* This process's rank, and the number of processes in the job. */
 int mv_dist_rank(void);
 int mv_dist_size(void);
+/* The processes of the job on this machine (this one included). */
+int mv_dist_local_size(void);
 /* 1 in an MPI build, 0 otherwise. */
 int mv_dist_mpi(void);
 /* all [size][bytes] receives every rank's `bytes` bytes of mine, in rank order. */

@@ -3,7 +3,10 @@
  * statuses. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <omp.h>
 
 #include "cli.h"
 
@@ -85,6 +88,12 @@ int main(int argc, char **argv)
     if (mv_dist_rank() > 0 && (!freopen("/dev/null", "w", stdout) ||
                                !freopen("/dev/null", "w", stderr)))
         return MV_EXIT_FAIL;
+    /* Processes that share a machine share its cores: without OMP_NUM_THREADS (or a
+     * command's --threads), each takes its part rather than all of them. */
+    if (mv_dist_local_size() > 1 && !getenv("OMP_NUM_THREADS")) {
+        const int part = omp_get_num_procs() / mv_dist_local_size();
+        omp_set_num_threads(part > 1 ? part : 1);
+    }
     const int status = dispatch(argc, argv);
     mv_dist_finish();
     return status;
