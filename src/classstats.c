@@ -164,25 +164,22 @@ static mv_status check_class_sizes(const mv_dataset *data, int rank, const int *
     return MV_OK;
 }
 
-/* mean [K][D]: every class's mean image, each pixel summed in double in member order. */
-static mv_status class_means(const mv_dataset *data, const int *start, const int *members,
-                             int D, double *mean)
+/* m [D]: the mean image of class k, whose n members are images members[..] of pixels
+ * [..][D], each pixel summed in double in member order. */
+static mv_status class_mean(const mv_dataset *data, int k, const float *pixels,
+                            const int *members, int n, int D, double *m)
 {
-    for (int k = 0; k < data->n_classes; k++) {
-        double *m = mean + (size_t)k * D;
-        memset(m, 0, sizeof *m * (size_t)D);
-        for (int s = start[k]; s < start[k + 1]; s++) {
-            const float *x = data->pixels + (size_t)members[s] * D;
-            for (int d = 0; d < D; d++) m[d] += x[d];
-        }
-        const int n = start[k + 1] - start[k];
-        for (int d = 0; d < D; d++) {
-            m[d] /= n;
-            if (!isfinite(m[d]))
-                return mv_fail(MV_ERR_NUMERIC, "class statistics: class %d ('%s') has a "
-                               "non-finite pixel (its mean at pixel %d is %g)", k,
-                               mv_dataset_class_name(data, k), d, m[d]);
-        }
+    memset(m, 0, sizeof *m * (size_t)D);
+    for (int s = 0; s < n; s++) {
+        const float *x = pixels + (size_t)members[s] * D;
+        for (int d = 0; d < D; d++) m[d] += x[d];
+    }
+    for (int d = 0; d < D; d++) {
+        m[d] /= n;
+        if (!isfinite(m[d]))
+            return mv_fail(MV_ERR_NUMERIC, "class statistics: class %d ('%s') has a "
+                           "non-finite pixel (its mean at pixel %d is %g)", k,
+                           mv_dataset_class_name(data, k), d, m[d]);
     }
     return MV_OK;
 }
@@ -190,14 +187,14 @@ static mv_status class_means(const mv_dataset *data, const int *start, const int
 /* ---------------------------------------------------------------- the scatter matrix */
 
 /* Centres samples members[0 .. len) into ws->pack. Called inside a parallel region. */
-static void pack_chunk(workspace *ws, const mv_dataset *data, const int *members, int len,
+static void pack_chunk(workspace *ws, const float *pixels, const int *members, int len,
                        const double *mean)
 {
     const int D = ws->D, Dp = ws->Dp;
     /* Safe: each sample s writes only its own entries of the panels. */
 #pragma omp for schedule(static)
     for (int s = 0; s < len; s++) {
-        const float *x = data->pixels + (size_t)members[s] * D;
+        const float *x = pixels + (size_t)members[s] * D;
         for (int d = 0; d < Dp; d++)
             ws->pack[((size_t)(d / TILE) * CHUNK + s) * TILE + d % TILE] =
                 d < D ? x[d] - mean[d] : 0;
@@ -227,7 +224,7 @@ static void accumulate_chunk(workspace *ws, int len)
 
 /* ws->scatter = sum over the class's samples of (x - mean)(x - mean)^T, full and
  * symmetric. Column panels let the block product stream S contiguously. */
-static void scatter_matrix(workspace *ws, const mv_dataset *data, const int *members, int n,
+static void scatter_matrix(workspace *ws, const float *pixels, const int *members, int n,
                            const double *mean)
 {
     const size_t Dp = (size_t)ws->Dp, nb = Dp / TILE;
@@ -236,7 +233,7 @@ static void scatter_matrix(workspace *ws, const mv_dataset *data, const int *mem
     for (int s0 = 0; s0 < n; s0 += CHUNK) {
         const int len = n - s0 < CHUNK ? n - s0 : CHUNK;
         /* the implicit barriers after both loops keep a chunk's packing and use apart */
-        pack_chunk(ws, data, members + s0, len, mean);
+        pack_chunk(ws, pixels, members + s0, len, mean);
         accumulate_chunk(ws, len);
     }
     /* Only the upper block triangle was summed: tile (jb, ib) below it is the transpose of
@@ -472,11 +469,11 @@ static mv_status workspace_create(workspace *ws, int D, int rank)
 }
 
 /* The rank directions and deviations of class k into basis [rank][D] and sd [rank]. */
-static void fit_class(workspace *ws, const mv_dataset *data, const int *members, int n,
+static void fit_class(workspace *ws, const float *pixels, const int *members, int n,
                       const double *mean, int rank, uint64_t seed, float *basis, float *sd)
 {
     const int D = ws->D;
-    scatter_matrix(ws, data, members, n, mean);
+    scatter_matrix(ws, pixels, members, n, mean);
     mv_rng rng;
     mv_rng_seed(&rng, seed);
     top_eigenvectors(ws, rank, &rng);
@@ -499,7 +496,7 @@ static mv_status check_fit_args(const mv_model *model, const mv_dataset *data, i
 {
     if (!model || !model->net || !data)
         return mv_fail(MV_ERR_ARG, "class statistics need a model and a dataset");
-    if (data->count < 1 || !data->pixels || !data->labels)
+    if (data->count < 1 || !mv_dataset_has_images(data) || !data->labels)
         return mv_fail(MV_ERR_ARG, "class statistics: the dataset is empty");
     if (data->channels != model->channels || data->height != model->height ||
         data->width != model->width)
@@ -547,29 +544,35 @@ static mv_status store_stats(mv_model *model, const float *mean, const float *ba
     return st;
 }
 
-/* Every class: means, then (rank > 0) its directions, into mean_out [K][D],
- * basis [K][rank][D], sd [K][rank]. */
+/* Every class, one after the other (a dataset not held as floats has only that class's
+ * images as floats at a time): its mean, then (rank > 0) its directions, into mean_out
+ * [K][D], basis [K][rank][D], sd [K][rank]. */
 static mv_status fit_all(const mv_dataset *data, const int *start, const int *members, int D,
                          int rank, uint64_t seed, float *mean_out, float *basis, float *sd)
 {
     const int K = data->n_classes;
-    double *mean = malloc(sizeof *mean * (size_t)K * D); /* [K][D] */
-    if (!mean)
-        return mv_fail(MV_ERR_NOMEM, "class statistics: cannot allocate %d means", K);
-    mv_status st = class_means(data, start, members, D, mean);
-    for (size_t i = 0; !st && i < (size_t)K * D; i++) mean_out[i] = (float)mean[i];
+    double *mean = malloc(sizeof *mean * (size_t)D); /* [D] */
     workspace ws;
-    if (!st && rank > 0 && !(st = workspace_create(&ws, D, rank))) {
-        /* one seed per class, drawn in class order: a class's result does not depend on how
-         * many random numbers another class needed */
-        mv_rng seeds;
-        mv_rng_seed(&seeds, seed);
-        for (int k = 0; k < K; k++)
-            fit_class(&ws, data, members + start[k], start[k + 1] - start[k],
-                      mean + (size_t)k * D, rank, mv_rng_next(&seeds),
+    mv_status st = mean ? MV_OK : mv_fail(MV_ERR_NOMEM, "class statistics: out of memory");
+    const int have_ws = !st && rank > 0 && !(st = workspace_create(&ws, D, rank));
+    /* one seed per class, drawn in class order: a class's result does not depend on how
+     * many random numbers another class needed */
+    mv_rng seeds;
+    mv_rng_seed(&seeds, seed);
+    for (int k = 0; !st && k < K; k++) {
+        const int n = start[k + 1] - start[k];
+        mv_rows_view view;
+        if ((st = mv_rows_view_open(&view, data, members + start[k], n)))
+            break;
+        st = class_mean(data, k, view.pixels, view.members, n, D, mean);
+        for (int d = 0; !st && d < D; d++) mean_out[(size_t)k * D + d] = (float)mean[d];
+        if (!st && have_ws)
+            fit_class(&ws, view.pixels, view.members, n, mean, rank, mv_rng_next(&seeds),
                       basis + (size_t)k * rank * D, sd + (size_t)k * rank);
-        workspace_free(&ws);
+        mv_rows_view_close(&view);
     }
+    if (have_ws)
+        workspace_free(&ws);
     free(mean);
     return st;
 }
