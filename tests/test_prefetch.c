@@ -499,6 +499,15 @@ static void test_split_keeps_the_storage(void **state)
     assert_int_equal(mv_dataset_split(idx_f, 0.4, 7, &ft, &fv), MV_OK);
     expect_same_dataset(ft, it);
     expect_same_dataset(fv, iv);
+    mv_dataset *it2, *iv2, *ft2, *fv2; /* a part split again: items no longer 0, 1, ... */
+    assert_int_equal(mv_dataset_split(it, 0.34, 8, &it2, &iv2), MV_OK);
+    assert_int_equal(mv_dataset_split(ft, 0.34, 8, &ft2, &fv2), MV_OK);
+    expect_same_dataset(ft2, it2);
+    expect_same_dataset(fv2, iv2);
+    mv_dataset_free(it2);
+    mv_dataset_free(iv2);
+    mv_dataset_free(ft2);
+    mv_dataset_free(fv2);
     for (int i = 1; i < 3; i++)
         for (int part = 0; part < 2; part++) expect_same_dataset(parts[0][part], parts[i][part]);
     for (int i = 0; i < 3; i++)
