@@ -562,9 +562,9 @@ static mv_status fit_all(const mv_dataset *data, const int *start, const int *me
     for (int k = 0; !st && k < K; k++) {
         const int n = start[k + 1] - start[k];
         mv_rows_view view;
-        if ((st = mv_rows_view_open(&view, data, members + start[k], n)))
-            break;
-        st = class_mean(data, k, view.pixels, view.members, n, D, mean);
+        st = mv_rows_view_open(&view, data, members + start[k], n);
+        if (!st)
+            st = class_mean(data, k, view.pixels, view.members, n, D, mean);
         for (int d = 0; !st && d < D; d++) mean_out[(size_t)k * D + d] = (float)mean[d];
         if (!st && have_ws)
             fit_class(&ws, view.pixels, view.members, n, mean, rank, mv_rng_next(&seeds),
