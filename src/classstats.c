@@ -13,6 +13,7 @@
  * changes a bit of the result. Every random number (the starting block, replacements for
  * directions the class does not span) comes from the seed. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -164,15 +165,22 @@ static mv_status check_class_sizes(const mv_dataset *data, int rank, const int *
     return MV_OK;
 }
 
-/* m [D]: the mean image of class k, whose n members are images members[..] of pixels
- * [..][D], each pixel summed in double in member order. */
-static mv_status class_mean(const mv_dataset *data, int k, const float *pixels,
-                            const int *members, int n, int D, double *m)
+/* m [D]: the mean image of class k, whose n members are images members[..] of data, each
+ * pixel summed in double in member order. The images are read CHUNK at a time into rows
+ * [CHUNK][D], so that no storage needs more than that as floats. */
+static mv_status class_mean(const mv_dataset *data, int k, const int *members, int n, int D,
+                            float *rows, double *m)
 {
     memset(m, 0, sizeof *m * (size_t)D);
-    for (int s = 0; s < n; s++) {
-        const float *x = pixels + (size_t)members[s] * D;
-        for (int d = 0; d < D; d++) m[d] += x[d];
+    for (int s0 = 0; s0 < n; s0 += CHUNK) {
+        const int len = n - s0 < CHUNK ? n - s0 : CHUNK;
+        const mv_status st = mv_dataset_read_rows(data, members + s0, len, rows);
+        if (st)
+            return st;
+        for (int s = 0; s < len; s++) {
+            const float *x = rows + (size_t)s * D;
+            for (int d = 0; d < D; d++) m[d] += x[d];
+        }
     }
     for (int d = 0; d < D; d++) {
         m[d] /= n;
@@ -186,15 +194,14 @@ static mv_status class_mean(const mv_dataset *data, int k, const float *pixels,
 
 /* ---------------------------------------------------------------- the scatter matrix */
 
-/* Centres samples members[0 .. len) into ws->pack. Called inside a parallel region. */
-static void pack_chunk(workspace *ws, const float *pixels, const int *members, int len,
-                       const double *mean)
+/* Centres samples rows [len][D] into ws->pack. Called inside a parallel region. */
+static void pack_chunk(workspace *ws, const float *rows, int len, const double *mean)
 {
     const int D = ws->D, Dp = ws->Dp;
     /* Safe: each sample s writes only its own entries of the panels. */
 #pragma omp for schedule(static)
     for (int s = 0; s < len; s++) {
-        const float *x = pixels + (size_t)members[s] * D;
+        const float *x = rows + (size_t)s * D;
         for (int d = 0; d < Dp; d++)
             ws->pack[((size_t)(d / TILE) * CHUNK + s) * TILE + d % TILE] =
                 d < D ? x[d] - mean[d] : 0;
@@ -223,19 +230,30 @@ static void accumulate_chunk(workspace *ws, int len)
 }
 
 /* ws->scatter = sum over the class's samples of (x - mean)(x - mean)^T, full and
- * symmetric. Column panels let the block product stream S contiguously. */
-static void scatter_matrix(workspace *ws, const float *pixels, const int *members, int n,
-                           const double *mean)
+ * symmetric. Column panels let the block product stream S contiguously. The samples are
+ * read CHUNK at a time into rows [CHUNK][D]; a failed read is returned. */
+static mv_status scatter_matrix(workspace *ws, const mv_dataset *data, const int *members,
+                                int n, const double *mean, float *rows)
 {
     const size_t Dp = (size_t)ws->Dp, nb = Dp / TILE;
+    mv_status status = MV_OK;
+    char message[512] = ""; /* mv_last_error() is the reading thread's own */
     memset(ws->scatter, 0, sizeof *ws->scatter * Dp * Dp);
 #pragma omp parallel if ((double)n * ws->D * ws->D > MV_PARALLEL_FIT_WORK)
     for (int s0 = 0; s0 < n; s0 += CHUNK) {
         const int len = n - s0 < CHUNK ? n - s0 : CHUNK;
+#pragma omp single
+        if (!status && (status = mv_dataset_read_rows(data, members + s0, len, rows)))
+            snprintf(message, sizeof message, "%s", mv_last_error());
+        /* after the single's barrier every thread sees the same status */
+        if (status)
+            continue;
         /* the implicit barriers after both loops keep a chunk's packing and use apart */
-        pack_chunk(ws, pixels, members + s0, len, mean);
+        pack_chunk(ws, rows, len, mean);
         accumulate_chunk(ws, len);
     }
+    if (status)
+        return mv_fail(status, "%s", message);
     /* Only the upper block triangle was summed: tile (jb, ib) below it is the transpose of
      * tile (ib, jb). Diagonal tiles were summed whole, and agree exactly (a b == b a). */
     for (size_t ib = 0; ib < nb; ib++)
@@ -245,6 +263,7 @@ static void scatter_matrix(workspace *ws, const float *pixels, const int *member
             for (int a = 0; a < TILE; a++)
                 for (int c = 0; c < TILE; c++) lower[c * TILE + a] = upper[a * TILE + c];
         }
+    return MV_OK;
 }
 
 /* ---------------------------------------------------------------- subspace iteration */
@@ -468,12 +487,16 @@ static mv_status workspace_create(workspace *ws, int D, int rank)
     return MV_OK;
 }
 
-/* The rank directions and deviations of class k into basis [rank][D] and sd [rank]. */
-static void fit_class(workspace *ws, const float *pixels, const int *members, int n,
-                      const double *mean, int rank, uint64_t seed, float *basis, float *sd)
+/* The rank directions and deviations of class k into basis [rank][D] and sd [rank]; the
+ * samples are read through rows [CHUNK][D]. */
+static mv_status fit_class(workspace *ws, const mv_dataset *data, const int *members, int n,
+                           const double *mean, int rank, uint64_t seed, float *rows,
+                           float *basis, float *sd)
 {
     const int D = ws->D;
-    scatter_matrix(ws, pixels, members, n, mean);
+    const mv_status st = scatter_matrix(ws, data, members, n, mean, rows);
+    if (st)
+        return st;
     mv_rng rng;
     mv_rng_seed(&rng, seed);
     top_eigenvectors(ws, rank, &rng);
@@ -490,6 +513,7 @@ static void fit_class(workspace *ws, const float *pixels, const int *members, in
         const double variance = ws->theta[r] / n;
         sd[r] = (float)sqrt(variance > 0 ? variance : 0);
     }
+    return MV_OK;
 }
 
 static mv_status check_fit_args(const mv_model *model, const mv_dataset *data, int rank)
@@ -544,16 +568,18 @@ static mv_status store_stats(mv_model *model, const float *mean, const float *ba
     return st;
 }
 
-/* Every class, one after the other (a dataset not held as floats has only that class's
- * images as floats at a time): its mean, then (rank > 0) its directions, into mean_out
- * [K][D], basis [K][rank][D], sd [K][rank]. */
+/* Every class: its mean, then (rank > 0) its directions, into mean_out [K][D], basis
+ * [K][rank][D], sd [K][rank]. The images are read CHUNK at a time, whatever the storage:
+ * a streamed dataset never has more of them in memory. */
 static mv_status fit_all(const mv_dataset *data, const int *start, const int *members, int D,
                          int rank, uint64_t seed, float *mean_out, float *basis, float *sd)
 {
     const int K = data->n_classes;
-    double *mean = malloc(sizeof *mean * (size_t)D); /* [D] */
+    double *mean = malloc(sizeof *mean * (size_t)D);           /* [D] */
+    float *rows = malloc(sizeof *rows * (size_t)D * CHUNK);      /* [CHUNK][D] */
     workspace ws;
-    mv_status st = mean ? MV_OK : mv_fail(MV_ERR_NOMEM, "class statistics: out of memory");
+    mv_status st = mean && rows ? MV_OK
+                                : mv_fail(MV_ERR_NOMEM, "class statistics: out of memory");
     const int have_ws = !st && rank > 0 && !(st = workspace_create(&ws, D, rank));
     /* one seed per class, drawn in class order: a class's result does not depend on how
      * many random numbers another class needed */
@@ -561,19 +587,16 @@ static mv_status fit_all(const mv_dataset *data, const int *start, const int *me
     mv_rng_seed(&seeds, seed);
     for (int k = 0; !st && k < K; k++) {
         const int n = start[k + 1] - start[k];
-        mv_rows_view view;
-        st = mv_rows_view_open(&view, data, members + start[k], n);
-        if (!st)
-            st = class_mean(data, k, view.pixels, view.members, n, D, mean);
+        st = class_mean(data, k, members + start[k], n, D, rows, mean);
         for (int d = 0; !st && d < D; d++) mean_out[(size_t)k * D + d] = (float)mean[d];
         if (!st && have_ws)
-            fit_class(&ws, view.pixels, view.members, n, mean, rank, mv_rng_next(&seeds),
-                      basis + (size_t)k * rank * D, sd + (size_t)k * rank);
-        mv_rows_view_close(&view);
+            st = fit_class(&ws, data, members + start[k], n, mean, rank, mv_rng_next(&seeds),
+                           rows, basis + (size_t)k * rank * D, sd + (size_t)k * rank);
     }
     if (have_ws)
         workspace_free(&ws);
     free(mean);
+    free(rows);
     return st;
 }
 
