@@ -170,12 +170,14 @@ typedef struct {
     char message[480];
 } agreement;
 
-int mv_dist_agree(mv_status mine)
+int mv_dist_agree(mv_status mine) { return mv_dist_agree_reason(mine, NULL); }
+
+int mv_dist_agree_reason(mv_status mine, const char *reason)
 {
     const int n = mv_dist_size();
     agreement own = {.status = mine}, *all = calloc((size_t)n, sizeof *all);
     if (mine)
-        snprintf(own.message, sizeof own.message, "%s", mv_last_error());
+        snprintf(own.message, sizeof own.message, "%s", reason ? reason : mv_last_error());
     if (!all) {
         mv_fail(MV_ERR_NOMEM, "rank %d: cannot allocate the agreement", mv_dist_rank());
         return mv_dist_rank();

@@ -385,6 +385,98 @@ void mv_simd_dense_weight_grad(const float *in, const float *delta, float *dW, i
     bcast_product(A, a_rs, a_ks, in, (size_t)K, B, dW, N, K, 192);
 }
 
+/* The weight gradient summed by chunks of the batch (see mv_dense_weight_grad_chunks): each
+ * chunk's sum is an unbroken FMA chain from zero, like the whole batch's in bcast_product,
+ * and chunk sums meet in a binary tree. Rows of dW go in groups of CH; a thread owns a column
+ * block of a group and keeps, per tree level, one group-sized buffer of partial sums (a
+ * binary counter: after chunk c, the levels of c's trailing one bits are folded in, left
+ * operand first, since chunk sums must always pair with their own sibling). */
+enum { CHUNK_ROWS = 192, CHUNK_NC = 16 };
+
+/* dst[0 .. n) = left + dst, in 8-lane vectors (n a multiple of 8). */
+AVX2 static void add_into(const float *left, float *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i += 8)
+        _mm256_store_ps(dst + i, _mm256_add_ps(_mm256_load_ps(left + i), _mm256_load_ps(dst + i)));
+}
+
+/* One chunk's sums for rows [c0, c0 + rows_here) x columns [k0, k0 + width) of dW into cur
+ * (rows of CHUNK_NC), over batch rows [first, first + depth). */
+static void chunk_sum(const float *A, size_t a_rs, size_t a_ks, const float *Bm, size_t ldb,
+                      int c0, int rows_here, int k0, int width, int first, int depth, float *cur)
+{
+    enum { MR = 6, KC = 256 };
+    float panel[KC * CHUNK_NC] __attribute__((aligned(32)));
+    const int tiles = (rows_here + MR - 1) / MR, pack = tiles >= 3;
+    if (depth == 0) /* an empty chunk sums to zero */
+        memset(cur, 0, sizeof *cur * (size_t)rows_here * CHUNK_NC);
+    for (int p0 = 0; p0 < depth; p0 += KC) {
+        const int kc = depth - p0 < KC ? depth - p0 : KC;
+        const float *bp = Bm + (size_t)(first + p0) * ldb + k0;
+        size_t ld = ldb;
+        if (pack) {
+            pack_panel(bp, ldb, kc, width, panel);
+            bp = panel;
+            ld = CHUNK_NC;
+        }
+        for (int t = 0; t < tiles; t++) {
+            const int i0 = (int)((long)t * rows_here / tiles);
+            const int rows = (int)((long)(t + 1) * rows_here / tiles) - i0;
+            const bcast_tile_fn fn = width == CHUNK_NC ? bcast_full[rows - 1]
+                                                       : bcast_part[rows - 1];
+            fn(A + (size_t)(c0 + i0) * a_rs + (size_t)(first + p0) * a_ks, a_rs, a_ks, bp, ld,
+               kc, cur + (size_t)i0 * CHUNK_NC, CHUNK_NC, width, p0 > 0);
+        }
+    }
+}
+
+/* One column block (columns k0 .. k0 + width) of rows [c0, c0 + rows_here) of dW. Lanes past
+ * `width` and rows past rows_here of the buffers are never read back into dW. */
+static void chunked_block(const float *A, size_t a_rs, size_t a_ks, const float *Bm, size_t ldb,
+                          float *C, int K, int c0, int rows_here, int k0, int width,
+                          const int *bounds, int n_chunks)
+{
+    float store[MV_MAX_GRAD_LEVELS + 2][CHUNK_ROWS * CHUNK_NC] __attribute__((aligned(32)));
+    float *slot[MV_MAX_GRAD_LEVELS + 1], *cur = store[0];
+    for (int l = 0; l <= MV_MAX_GRAD_LEVELS; l++) slot[l] = store[l + 1];
+    const size_t used = (size_t)rows_here * CHUNK_NC;
+    for (int c = 0; c < n_chunks; c++) {
+        chunk_sum(A, a_rs, a_ks, Bm, ldb, c0, rows_here, k0, width, bounds[c],
+                  bounds[c + 1] - bounds[c], cur);
+        int level = 0;
+        for (int k = c; k & 1; k >>= 1, level++) add_into(slot[level], cur, used);
+        float *spare = slot[level];
+        slot[level] = cur;
+        cur = spare;
+    }
+    const float *root = slot[__builtin_ctz((unsigned)n_chunks)];
+    for (int i = 0; i < rows_here; i++)
+        memcpy(C + (size_t)(c0 + i) * K + k0, root + (size_t)i * CHUNK_NC,
+               sizeof *C * (size_t)width);
+}
+
+void mv_simd_dense_weight_grad_chunks(const float *in, const float *delta, float *dW, int B,
+                                      int K, int N, float *scratch, const int *bounds,
+                                      int n_chunks)
+{
+    const float *A = delta;
+    size_t a_rs = 1, a_ks = (size_t)N;
+    if (scratch && B > 1) { /* as in mv_simd_dense_weight_grad */
+        transpose(delta, scratch, B, N);
+        A = scratch, a_rs = (size_t)B, a_ks = 1;
+    }
+    const int blocks = (K + CHUNK_NC - 1) / CHUNK_NC;
+    const long work = (long)N * K * B;
+    for (int c0 = 0; c0 < N; c0 += CHUNK_ROWS) {
+        const int rows_here = N - c0 < CHUNK_ROWS ? N - c0 : CHUNK_ROWS;
+        MV_FOR_EACH(int, blk, blocks, work > MV_PARALLEL_SIMD_WORK && blocks > 1, {
+            const int k0 = blk * CHUNK_NC, width = K - k0 < CHUNK_NC ? K - k0 : CHUNK_NC;
+            chunked_block(A, a_rs, a_ks, in, (size_t)K, dW, K, c0, rows_here, k0, width,
+                          bounds, n_chunks);
+        });
+    }
+}
+
 /* One row: out[k0 .. k0 + width) = sum over o of d[o] * W[o][k], width <= 64, eight vectors
  * of chains walking the rows of W in order. Rows whose d[o] is zero are skipped: a relu
  * layer's delta is zero wherever the unit was off, and skipping a term 0 * w leaves every

@@ -132,6 +132,15 @@ void mv_head_forward(mv_head head, const mv_real *z, mv_real *a, int batch, int 
 /* Mean loss; when delta != NULL writes dC/dz (divided by batch). */
 double mv_head_loss(mv_head head, const mv_real *z, const mv_real *a, const mv_real *y,
                     mv_real *delta, int batch, int n);
+/* mv_head_loss for rows [0, rows) of a batch of `batch` rows spread over processes: each
+ * row's loss into losses[r] (may be NULL) and, when delta is not NULL, its dLoss/dz with the
+ * 1/batch of the whole batch's mean. */
+void mv_head_loss_rows(mv_head head, const mv_real *z, const mv_real *a, const mv_real *y,
+                       mv_real *delta, int rows, int n, int batch, double *losses);
+/* net.c: mv_forward_train with row r's dropout masks drawn from row_seeds[r], so that a row
+ * gets its masks whatever its place in the batch or the process computing it. */
+void mv_forward_train_rows(const mv_net *net, mv_workspace *ws, const mv_real *x, int batch,
+                           float dropout, const uint64_t *row_seeds);
 /* Seeds delta = dS/dz[L-1] [n] of one row (z, a: that row's [n]) for an objective on output
  * unit k, and stores S in *value. */
 mv_status mv_head_objective_seed(mv_head head, mv_objective kind, const mv_real *z,
@@ -150,6 +159,19 @@ void mv_dense_backward(const mv_real *in, const mv_real *W, const mv_real *delta
                        mv_real *db, mv_real *din, int batch, int n_in, int n_out,
                        mv_real *scratch);
 
+/* The weight and bias gradients of a batch cut into chunks: chunk c is rows [bounds[c],
+ * bounds[c + 1]) of in and delta (bounds[0] = 0, ascending; a chunk may be empty), n_chunks
+ * a power of two up to 2^MV_MAX_GRAD_LEVELS. Each element is the sum of its chunk sums in a
+ * fixed binary tree, ((s0 + s1) + (s2 + s3)) + ..., each chunk sum reduced in row order as
+ * mv_dense_backward reduces a whole batch (so one chunk gives mv_dense_backward's bits). A
+ * process that holds only some chunks can thus compute the subtrees it owns, and another
+ * combine them into the very bits one process computes (train.c, across MPI ranks).
+ * dW or db may be NULL; scratch as for mv_dense_backward. */
+#define MV_MAX_GRAD_LEVELS 8
+void mv_dense_param_grad_chunks(const mv_real *in, const mv_real *delta, mv_real *dW,
+                                mv_real *db, int n_in, int n_out, mv_real *scratch,
+                                const int *bounds, int n_chunks);
+
 /* ---- gemm.c: the same three products in float with AVX2 + FMA kernels (x86-64 with gcc or
  * clang, unless built with -DMV_NO_SIMD). layers.c uses them when mv_simd_enabled() says the
  * processor has AVX2 and FMA and MLPVIZ_SIMD=portable is not set. */
@@ -163,6 +185,10 @@ void mv_simd_dense_weight_grad(const float *in, const float *delta, float *dW, i
                                int N, float *scratch);
 void mv_simd_dense_input_grad(const float *delta, const float *W, float *din, int B, int K,
                               int N);
+/* dW of mv_dense_param_grad_chunks; B = bounds[n_chunks]. */
+void mv_simd_dense_weight_grad_chunks(const float *in, const float *delta, float *dW, int B,
+                                      int K, int N, float *scratch, const int *bounds,
+                                      int n_chunks);
 #else
 #define MV_SIMD_KERNELS 0
 #endif
@@ -176,6 +202,41 @@ void mv_simd_force(int enabled);
  * the last layer or ws->delta[0] otherwise) down to the input. */
 void mv_backward_from(const mv_net *net, mv_workspace *ws, const mv_real *x, int batch,
                       int top, const mv_real *top_delta, mv_params *grads, mv_real *grad_x);
+/* One subtree of a batch's chunks (mv_dense_param_grad_chunks): rows [row0, row0 +
+ * bounds[n_chunks]) of the rows passed, chunk c being bounds[c] .. bounds[c + 1] from row0. */
+typedef struct {
+    int row0;
+    const int *bounds;   /* [n_chunks + 1], bounds[0] = 0 */
+    int n_chunks;        /* a power of two */
+    mv_params *grads;    /* receives the subtree's sums */
+} mv_grad_node;
+/* mv_backward with the parameter gradients summed by chunks: each node's into its grads. */
+void mv_backward_nodes(const mv_net *net, mv_workspace *ws, const mv_real *x, int batch,
+                       const mv_grad_node *nodes, int n_nodes, mv_real *grad_x);
+/* share.c: a batch shared among the processes of a job (see the file's comment). One per
+ * training run; chunks: the run's gradient chunks (a power of two, at least the job's size). */
+typedef struct mv_share mv_share;
+mv_status mv_share_create(mv_share **out, const mv_arch *arch, int chunks);
+void mv_share_free(mv_share *s);
+/* Starts a batch of `rows` rows: this process computes rows [*row0, *row0 + *count). */
+void mv_share_batch(mv_share *s, int rows, int *row0, int *count);
+/* The rows mv_share_batch would give, without starting the batch. */
+void mv_share_rows(const mv_share *s, int rows, int *row0, int *count);
+/* This process's nodes for mv_backward_nodes (rows relative to *row0). Borrowed. */
+const mv_grad_node *mv_share_nodes(const mv_share *s, int *n);
+/* The parameters [lo, hi) this process updates. */
+void mv_share_slice(const mv_share *s, size_t *lo, size_t *hi);
+/* After mv_backward_nodes on every process: *grads holds the batch's gradient, over this
+ * process's slice at least (collective). Borrowed. */
+mv_status mv_share_reduce(mv_share *s, const mv_params **grads);
+/* Every process's slice of data [P] to every process (collective). */
+mv_status mv_share_gather_slices(mv_share *s, float *data);
+/* The current batch's rows of every process, in row order: row_bytes a row (collective). */
+mv_status mv_share_gather_rows(mv_share *s, const void *mine, size_t row_bytes, void *all);
+/* optim.c: mv_optimizer_step on the parameters [lo, hi) of the flat block alone (the
+ * others, and their moments, untouched); every element gets the bits of a whole step. */
+void mv_optimizer_step_range(mv_optimizer *opt, const mv_arch *arch, mv_params *params,
+                             const mv_params *grads, double lr, size_t lo, size_t hi);
 /* ---- arch.c */
 int mv_arch_max_width(const mv_arch *arch);
 

@@ -8,6 +8,8 @@
  * Determinism: every output element is reduced by a single thread in a fixed order, so the
  * thread count never changes a bit of the result. Parallel loops therefore split outputs,
  * never a reduction. */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -39,6 +41,7 @@ static inline void axpy(mv_real alpha, const mv_real *restrict x, mv_real *restr
 #define mv_simd_dense_forward(...) ((void)0)
 #define mv_simd_dense_weight_grad(...) ((void)0)
 #define mv_simd_dense_input_grad(...) ((void)0)
+#define mv_simd_dense_weight_grad_chunks(...) ((void)0)
 #endif
 
 void mv_dense_forward(const mv_real *in, const mv_real *W, const mv_real *b, mv_real *out_z,
@@ -116,4 +119,72 @@ void mv_dense_backward(const mv_real *in, const mv_real *W, const mv_real *delta
             }
         });
     }
+}
+
+/* ------------------------------------------------------------------ chunked gradients */
+
+/* Folds the chunk sum in cur[n] (chunk number c) into the binary counter slot[]: the levels
+ * of c's trailing one bits hold the left siblings of the subtrees cur completes. Returns the
+ * buffer to reuse for the next chunk. */
+static mv_real *tree_push(mv_real **slot, mv_real *cur, int c, int n)
+{
+    int level = 0;
+    for (int k = c; k & 1; k >>= 1, level++)
+        for (int i = 0; i < n; i++) cur[i] = slot[level][i] + cur[i];
+    mv_real *spare = slot[level];
+    slot[level] = cur;
+    return spare;
+}
+
+/* Output unit o's row of dW and its db, in buf [(levels + 2)][n_in + 1] (the last value of
+ * each row is the bias). */
+static void chunked_unit(const mv_real *in, const mv_real *delta, mv_real *dW, mv_real *db,
+                         int o, int n_in, int n_out, const int *bounds, int n_chunks,
+                         mv_real *buf)
+{
+    const int n = n_in + 1, levels = __builtin_ctz((unsigned)n_chunks);
+    mv_real *slot[MV_MAX_GRAD_LEVELS + 1], *cur = buf;
+    for (int l = 0; l <= levels; l++) slot[l] = buf + (size_t)(l + 1) * n;
+    for (int c = 0; c < n_chunks; c++) {
+        memset(cur, 0, sizeof *cur * (size_t)n);
+        for (int r = bounds[c]; r < bounds[c + 1]; r++) {
+            const mv_real d = delta[(size_t)r * n_out + o];
+            cur[n_in] += d;
+            if (dW)
+                axpy(d, in + (size_t)r * n_in, cur, n_in);
+        }
+        cur = tree_push(slot, cur, c, n);
+    }
+    const mv_real *root = slot[__builtin_ctz((unsigned)n_chunks)];
+    if (dW)
+        memcpy(dW + (size_t)o * n_in, root, sizeof *dW * (size_t)n_in);
+    if (db)
+        db[o] = root[n_in];
+}
+
+void mv_dense_param_grad_chunks(const mv_real *in, const mv_real *delta, mv_real *dW,
+                                mv_real *db, int n_in, int n_out, mv_real *scratch,
+                                const int *bounds, int n_chunks)
+{
+    (void)scratch; /* only the float kernels use it */
+    const int batch = bounds[n_chunks], levels = __builtin_ctz((unsigned)n_chunks);
+    const long work = (long)batch * n_in * n_out;
+    int simd_done = 0;
+    if (USE_SIMD() && dW) {
+        mv_simd_dense_weight_grad_chunks(in, delta, dW, batch, n_in, n_out, scratch, bounds,
+                                         n_chunks);
+        simd_done = 1;
+    }
+    /* One unit per iteration; its buffers are its own, so the threads share nothing. */
+    MV_FOR_EACH(int, o, n_out, !simd_done && work > MV_PARALLEL_DENSE_WORK, {
+        mv_real bias[(MV_MAX_GRAD_LEVELS + 2) * 2];
+        mv_real *buf = simd_done ? bias : malloc(sizeof *buf * (size_t)(levels + 2) * (n_in + 1));
+        if (buf)
+            chunked_unit(in, delta, simd_done ? NULL : dW, db, o, simd_done ? 1 : n_in, n_out,
+                         bounds, n_chunks, buf);
+        else /* no memory for 100 KB: NaN, which the trainer reports as a failure */
+            for (int k = 0; k < n_in; k++) dW[(size_t)o * n_in + k] = (mv_real)NAN;
+        if (buf != bias)
+            free(buf);
+    });
 }

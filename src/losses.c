@@ -119,6 +119,19 @@ double mv_head_loss(mv_head head, const mv_real *z, const mv_real *a, const mv_r
     return total / batch;
 }
 
+void mv_head_loss_rows(mv_head head, const mv_real *z, const mv_real *a, const mv_real *y,
+                       mv_real *delta, int rows, int n, int batch, double *losses)
+{
+    const mv_real inv_batch = (mv_real)1 / (mv_real)batch;
+    for (int r = 0; r < rows; r++) {
+        size_t off = (size_t)r * n;
+        if (losses)
+            losses[r] = row_loss(head, z + off, y + off, n);
+        if (delta)
+            row_delta(head, z + off, a + off, y + off, delta + off, n, inv_batch);
+    }
+}
+
 mv_status mv_head_objective_seed(mv_head head, mv_objective kind, const mv_real *z,
                                  const mv_real *a, int n, int k, mv_real *delta,
                                  mv_real *value)

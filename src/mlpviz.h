@@ -690,6 +690,11 @@ typedef struct {
      * to perceptually aligned gradients (Kaur et al. 2019). 0 = off. */
     double noise_aug;
     uint64_t seed;        /* shuffling, dropout, augmentation */
+    /* Every batch's parameter gradient is summed over this many chunks of rows (a power of
+     * two up to 256; 0 = MV_DEFAULT_GRAD_CHUNKS) in a fixed tree, so that a job of up to that
+     * many processes (mpirun, make MPI=1) computes the very bits of one process. Another
+     * value gives other bits. */
+    int grad_chunks;
     int keep_best;        /* end with the weights of the best validation accuracy */
     const char *checkpoint_path; /* written atomically every epoch and on interruption */
     const char *metrics_path;    /* CSV rewritten atomically every epoch (may be NULL) */
@@ -701,6 +706,8 @@ typedef struct {
     const mv_model *resume;  /* a checkpoint to continue from (may be NULL); borrowed */
 } mv_train_config;
 
+#define MV_DEFAULT_GRAD_CHUNKS 8
+
 /* Defaults: 10 epochs, batch 128, adam lr 1e-3, no schedule, no regularization, seed 1. */
 void mv_train_defaults(mv_train_config *config);
 
@@ -711,7 +718,12 @@ void mv_train_defaults(mv_train_config *config);
  * same data and settings), training continues where it stopped and ends bitwise identical
  * to an uninterrupted run. Returns MV_OK (check *interrupted), MV_ERR_NUMERIC when the loss
  * became NaN or infinite (the model then holds the last completed epoch's weights, and its
- * meta "train.epochs" counts them when there was one), or another error. The model's meta receives the final figures ("train.accuracy", ...). */
+ * meta "train.epochs" counts them when there was one), or another error. The model's meta receives the final figures ("train.accuracy", ...).
+ * In a job of several processes (mv_dist_size() > 1) every process calls mv_train with the
+ * same arguments: each computes its share of every batch, all end with the same model, and
+ * rank 0 alone writes the checkpoint and the metrics and reports progress. The data must be
+ * the same on every process (checked before the first step). A failure on any process is
+ * returned on every process, as "rank R: reason". */
 mv_status mv_train(mv_model *model, const mv_dataset *train, const mv_dataset *val,
                    const mv_train_config *config, int *interrupted);
 
@@ -968,6 +980,8 @@ mv_status mv_dist_broadcast(void *data, size_t bytes, int root);
  * failure then becomes the last error, as "rank R: reason", so that any rank can report it.
  * A collective that itself fails counts as a failure of this rank. */
 int mv_dist_agree(mv_status mine);
+/* mv_dist_agree with this rank's reason given (a caller's own message; NULL: mv_last_error()). */
+int mv_dist_agree_reason(mv_status mine, const char *reason);
 
 #ifdef __cplusplus
 }

@@ -182,18 +182,20 @@ static const mv_real *layer_input(const mv_workspace *ws, const mv_real *x, int 
     return ws->dropout_active ? ws->kept[l - 1] : ws->a[l - 1];
 }
 
-/* Draws the masks of every hidden layer, serially from one generator so that the masks
- * do not depend on the thread count. */
+/* Draws the masks of every hidden layer, row by row: row r's from its own generator, seeded
+ * by row_seeds[r] or else by (seed, r), layer after layer. The thread count never matters. */
 static void draw_dropout_masks(const mv_arch *arch, mv_workspace *ws, int batch, float dropout,
-                               uint64_t seed)
+                               uint64_t seed, const uint64_t *row_seeds)
 {
-    mv_rng rng;
-    mv_rng_seed(&rng, seed);
     const mv_real scale = (mv_real)(1.0 / (1.0 - dropout));
-    for (int l = 0; l + 1 < arch->n_layers; l++) {
-        const size_t n = (size_t)batch * arch->widths[l + 1];
-        for (size_t i = 0; i < n; i++)
-            ws->mask[l][i] = mv_rng_uniform(&rng) < dropout ? 0 : scale;
+    for (int r = 0; r < batch; r++) {
+        mv_rng rng;
+        mv_rng_seed(&rng, row_seeds ? row_seeds[r] : mv_seed_mix(seed, (uint64_t)r));
+        for (int l = 0; l + 1 < arch->n_layers; l++) {
+            const int w = arch->widths[l + 1];
+            mv_real *mask = ws->mask[l] + (size_t)r * w;
+            for (int i = 0; i < w; i++) mask[i] = mv_rng_uniform(&rng) < dropout ? 0 : scale;
+        }
     }
 }
 
@@ -227,7 +229,16 @@ void mv_forward_train(const mv_net *net, mv_workspace *ws, const mv_real *x, int
 {
     ws->dropout_active = dropout > 0 && net->arch.n_layers > 1;
     if (ws->dropout_active)
-        draw_dropout_masks(&net->arch, ws, batch, dropout, seed);
+        draw_dropout_masks(&net->arch, ws, batch, dropout, seed, NULL);
+    forward_layers(net, ws, x, batch);
+}
+
+void mv_forward_train_rows(const mv_net *net, mv_workspace *ws, const mv_real *x, int batch,
+                           float dropout, const uint64_t *row_seeds)
+{
+    ws->dropout_active = dropout > 0 && net->arch.n_layers > 1;
+    if (ws->dropout_active)
+        draw_dropout_masks(&net->arch, ws, batch, dropout, 0, row_seeds);
     forward_layers(net, ws, x, batch);
 }
 
@@ -239,8 +250,11 @@ double mv_loss(const mv_net *net, mv_workspace *ws, const mv_real *targets, int 
                         want_delta ? ws->top_delta : NULL, batch, net->arch.widths[L]);
 }
 
-void mv_backward_from(const mv_net *net, mv_workspace *ws, const mv_real *x, int batch,
-                      int top, const mv_real *top_delta, mv_params *grads, mv_real *grad_x)
+/* The backward recursion; parameter gradients go to `grads` over the whole batch, or to each
+ * node's grads over its rows by chunks (nodes, when not NULL). */
+static void backward_layers(const mv_net *net, mv_workspace *ws, const mv_real *x, int batch,
+                            int top, const mv_real *top_delta, mv_params *grads,
+                            const mv_grad_node *nodes, int n_nodes, mv_real *grad_x)
 {
     const mv_arch *arch = &net->arch;
     const mv_real *delta = top_delta; /* dC/dz[l], [batch][widths[l+1]] */
@@ -249,8 +263,15 @@ void mv_backward_from(const mv_net *net, mv_workspace *ws, const mv_real *x, int
         const mv_real *in = layer_input(ws, x, l);
         /* dC/da[l-1] goes to whichever ping-pong buffer does not hold delta. */
         mv_real *din = l == 0 ? grad_x : delta == ws->delta[0] ? ws->delta[1] : ws->delta[0];
-        if (!grads && !din)
+        if (!grads && !nodes && !din)
             break;
+        for (int k = 0; k < n_nodes; k++) {
+            const mv_grad_node *g = &nodes[k];
+            mv_dense_param_grad_chunks(in + (size_t)g->row0 * n_in,
+                                       delta + (size_t)g->row0 * n_out, g->grads->W[l],
+                                       g->grads->b[l], n_in, n_out, ws->scratch, g->bounds,
+                                       g->n_chunks);
+        }
         mv_dense_backward(in, net->p.W[l], delta, grads ? grads->W[l] : NULL,
                           grads ? grads->b[l] : NULL, din, batch, n_in, n_out, ws->scratch);
         if (l > 0) {
@@ -263,10 +284,23 @@ void mv_backward_from(const mv_net *net, mv_workspace *ws, const mv_real *x, int
     }
 }
 
+void mv_backward_from(const mv_net *net, mv_workspace *ws, const mv_real *x, int batch,
+                      int top, const mv_real *top_delta, mv_params *grads, mv_real *grad_x)
+{
+    backward_layers(net, ws, x, batch, top, top_delta, grads, NULL, 0, grad_x);
+}
+
 void mv_backward(const mv_net *net, mv_workspace *ws, const mv_real *x, int batch,
                  mv_params *grads, mv_real *grad_x)
 {
     mv_backward_from(net, ws, x, batch, net->arch.n_layers - 1, ws->top_delta, grads, grad_x);
+}
+
+void mv_backward_nodes(const mv_net *net, mv_workspace *ws, const mv_real *x, int batch,
+                       const mv_grad_node *nodes, int n_nodes, mv_real *grad_x)
+{
+    backward_layers(net, ws, x, batch, net->arch.n_layers - 1, ws->top_delta, NULL, nodes,
+                    n_nodes, grad_x);
 }
 
 static int hidden_objective(mv_objective kind)

@@ -133,8 +133,16 @@ static void update(const mv_opt_config *c, float *theta, const float *g, float *
     });
 }
 
-void mv_optimizer_step(mv_optimizer *opt, const mv_arch *arch, mv_params *params,
-                       const mv_params *grads, double lr)
+/* Elements [lo, hi) of the tensor at [at, at + n), as an offset and a count (0: none). */
+static size_t clip(size_t at, size_t n, size_t lo, size_t hi, size_t *first)
+{
+    const size_t from = at > lo ? at : lo, to = at + n < hi ? at + n : hi;
+    *first = from - at;
+    return to > from ? to - from : 0;
+}
+
+void mv_optimizer_step_range(mv_optimizer *opt, const mv_arch *arch, mv_params *params,
+                             const mv_params *grads, double lr, size_t lo, size_t hi)
 {
     opt->step++;
     const double bias1 = 1 - pow(opt->config.beta1, (double)opt->step);
@@ -143,9 +151,19 @@ void mv_optimizer_step(mv_optimizer *opt, const mv_arch *arch, mv_params *params
         const size_t nw = (size_t)arch->widths[l + 1] * arch->widths[l];
         const size_t w_at = (size_t)(params->W[l] - params->data);
         const size_t b_at = (size_t)(params->b[l] - params->data);
-        update(&opt->config, params->W[l], grads->W[l], opt->m + w_at, opt->v + w_at, nw, lr,
-               opt->config.weight_decay, bias1, bias2);
-        update(&opt->config, params->b[l], grads->b[l], opt->m + b_at, opt->v + b_at,
-               (size_t)arch->widths[l + 1], lr, 0, bias1, bias2);
+        size_t i, n = clip(w_at, nw, lo, hi, &i);
+        if (n)
+            update(&opt->config, params->W[l] + i, grads->W[l] + i, opt->m + w_at + i,
+                   opt->v + w_at + i, n, lr, opt->config.weight_decay, bias1, bias2);
+        n = clip(b_at, (size_t)arch->widths[l + 1], lo, hi, &i);
+        if (n)
+            update(&opt->config, params->b[l] + i, grads->b[l] + i, opt->m + b_at + i,
+                   opt->v + b_at + i, n, lr, 0, bias1, bias2);
     }
+}
+
+void mv_optimizer_step(mv_optimizer *opt, const mv_arch *arch, mv_params *params,
+                       const mv_params *grads, double lr)
+{
+    mv_optimizer_step_range(opt, arch, params, grads, lr, 0, opt->count);
 }

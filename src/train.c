@@ -69,13 +69,22 @@ typedef struct {
     int D, K;                 /* input width, classes */
     long steps_per_epoch, total_steps;
     mv_workspace *ws;
-    mv_params *grads;
     mv_optimizer *opt;
-    mv_real *x;               /* [batch][D] */
-    mv_real *y;               /* [batch][K] one-hot */
-    mv_real *x_clean;         /* [batch][D] the batch before adversarial perturbation */
-    mv_real *grad_x;          /* [batch][D] dLoss/dx for the perturbation */
-    int *moves;               /* [batch][3] each row's augmentation: dx, dy, flip */
+    mv_share *share;          /* this process's part of every batch (share.c) */
+    mv_prefetch *prefetch;    /* the next batch's rows, read ahead (prefetch.c) */
+    long fetched;             /* the batch of this epoch the prefetcher holds, or -1 */
+    int grad_chunks;
+    int cap;                  /* rows of the largest batch */
+    /* Rows of the current batch this process computes, [batch] at most ("local" rows): */
+    int row0, local;          /* the first row of the batch, and how many */
+    mv_real *x;               /* [local][D] */
+    mv_real *y;               /* [local][K] one-hot */
+    mv_real *x_clean;         /* [local][D] the batch before adversarial perturbation */
+    mv_real *grad_x;          /* [local][D] dLoss/dx for the perturbation */
+    mv_rng *rngs;             /* [local] each row's generator, from (seed, epoch, image) */
+    uint64_t *drop_seeds;     /* [local] each row's dropout seed */
+    double *losses;           /* [2][cap] the batch's row losses, gathered; then the local ones */
+    unsigned char *hits;      /* [2][cap] the rows' correct guesses, likewise */
     int *perm;                /* [train count] this epoch's order */
     /* progress, saved in checkpoints */
     int epoch;                /* epochs completed */
@@ -97,10 +106,30 @@ static uint64_t hash_bytes(uint64_t h, const void *data, size_t n)
     return h;
 }
 
+/* CRC-32 of a dataset's pixels as floats, read in blocks whatever its storage. */
+static mv_status pixels_crc(const mv_dataset *d, uint32_t *crc)
+{
+    enum { BLOCK = 256 };
+    const size_t D = (size_t)d->channels * d->height * d->width;
+    float *rows = malloc(sizeof *rows * D * BLOCK);
+    int *index = malloc(sizeof *index * BLOCK);
+    mv_status st = rows && index ? MV_OK : mv_fail(MV_ERR_NOMEM, "cannot allocate a block");
+    *crc = 0;
+    for (int first = 0; st == MV_OK && first < d->count; first += BLOCK) {
+        const int n = d->count - first < BLOCK ? d->count - first : BLOCK;
+        for (int i = 0; i < n; i++) index[i] = first + i;
+        if ((st = mv_dataset_read_rows(d, index, n, rows)) == MV_OK)
+            *crc = mv_crc32(*crc, rows, sizeof *rows * D * (size_t)n);
+    }
+    free(rows);
+    free(index);
+    return st;
+}
+
 /* Everything a resumed run must share with the run that wrote the checkpoint: shape, data,
  * settings (the epoch count may grow: the steps already taken stay valid for a constant or
- * step schedule). */
-static uint64_t run_fingerprint(const trainer *t)
+ * step schedule). Never the number of processes: a run resumes on another. */
+static mv_status run_fingerprint(const trainer *t, uint64_t *out)
 {
     const mv_train_config *c = t->cfg;
     uint64_t h = 0xCBF29CE484222325ull;
@@ -111,7 +140,8 @@ static uint64_t run_fingerprint(const trainer *t)
                               c->adv_step_size};
     const long integers[] = {c->batch, c->opt.kind, c->lr.kind, c->lr.step_every, c->shift,
                              c->flip, c->keep_best, t->train->count, t->val ? t->val->count : -1,
-                             c->lr.kind == MV_LR_COSINE ? c->epochs : 0, c->adv_steps};
+                             c->lr.kind == MV_LR_COSINE ? c->epochs : 0, c->adv_steps,
+                             t->grad_chunks};
     h = hash_bytes(h, numbers, sizeof numbers);
     h = hash_bytes(h, integers, sizeof integers);
     if (c->adv_norm != MV_ADV_LINF || c->noise_aug > 0) { /* hashed only when used: the
@@ -125,11 +155,43 @@ static uint64_t run_fingerprint(const trainer *t)
     const mv_dataset *sets[2] = {t->train, t->val};
     for (int k = 0; k < 2 && sets[k]; k++) {
         const mv_dataset *d = sets[k];
-        const size_t D = (size_t)d->channels * d->height * d->width;
+        uint32_t crc;
+        mv_status st = pixels_crc(d, &crc);
+        if (st)
+            return st;
         h = hash_bytes(h, d->labels, sizeof *d->labels * (size_t)d->count);
-        h = mv_seed_mix(h, mv_crc32(0, d->pixels, sizeof *d->pixels * D * (size_t)d->count));
+        h = mv_seed_mix(h, crc);
     }
-    return hash_bytes(h, &c->seed, sizeof c->seed);
+    *out = hash_bytes(h, &c->seed, sizeof c->seed);
+    return MV_OK;
+}
+
+/* Before the first step: every process must train on the same data with the same settings,
+ * or the processes would silently compute different things. */
+static mv_status check_same_run(const trainer *t)
+{
+    const int n = mv_dist_size();
+    if (n == 1)
+        return MV_OK;
+    typedef struct {
+        uint64_t fingerprint;
+        long count, val_count;
+    } seen;
+    const seen own = {t->fingerprint, t->train->count, t->val ? t->val->count : -1};
+    seen *all = calloc((size_t)n, sizeof *all);
+    mv_status st = all ? mv_dist_allgather(&own, sizeof own, all)
+                       : mv_fail(MV_ERR_NOMEM, "cannot allocate the data check");
+    for (int r = 1; st == MV_OK && r < n; r++)
+        if (memcmp(&all[r], &all[0], sizeof *all) != 0)
+            st = mv_fail(MV_ERR_ARG, "rank %d sees other data or settings than rank 0 (%ld "
+                                     "training and %ld validation images against %ld and %ld, "
+                                     "fingerprint %016llx against %016llx): every process must "
+                                     "read the same files with the same options", r,
+                         all[r].count, all[r].val_count, all[0].count, all[0].val_count,
+                         (unsigned long long)all[r].fingerprint,
+                         (unsigned long long)all[0].fingerprint);
+    free(all);
+    return st;
 }
 
 static mv_status check_inputs(const mv_model *m, const mv_dataset *d, const char *which)
@@ -183,13 +245,17 @@ static mv_status check_config(const mv_train_config *c)
 static void trainer_free(trainer *t)
 {
     mv_workspace_free(t->ws);
-    mv_params_free(t->grads);
     mv_optimizer_free(t->opt);
+    mv_share_free(t->share);
+    mv_prefetch_free(t->prefetch);
     free(t->x);
     free(t->y);
     free(t->x_clean);
     free(t->grad_x);
-    free(t->moves);
+    free(t->rngs);
+    free(t->drop_seeds);
+    free(t->losses);
+    free(t->hits);
     free(t->perm);
     free(t->history);
     free(t->best);
@@ -212,12 +278,20 @@ static mv_status trainer_init(trainer *t, mv_model *model, const mv_dataset *tra
     t->total_steps = t->steps_per_epoch * cfg->epochs;
     const int B = cfg->batch < train->count ? cfg->batch : train->count;
     const size_t P = model->net->p.count;
-    if ((st = mv_workspace_create(&t->ws, arch, B)) || (st = mv_params_create(&t->grads, arch)) ||
+    t->grad_chunks = cfg->grad_chunks ? cfg->grad_chunks : MV_DEFAULT_GRAD_CHUNKS;
+    t->fetched = -1;
+    if ((st = mv_workspace_create(&t->ws, arch, B)) ||
+        (st = mv_share_create(&t->share, arch, t->grad_chunks)) ||
+        (st = mv_prefetch_create(&t->prefetch, train, B)) ||
         (st = mv_optimizer_create(&t->opt, &cfg->opt, arch)))
         return st;
     t->x = malloc(sizeof *t->x * (size_t)B * t->D);
     t->y = malloc(sizeof *t->y * (size_t)B * t->K);
-    t->moves = malloc(sizeof *t->moves * 3 * (size_t)B);
+    t->rngs = malloc(sizeof *t->rngs * (size_t)B);
+    t->drop_seeds = malloc(sizeof *t->drop_seeds * (size_t)B);
+    t->cap = B;
+    t->losses = malloc(sizeof *t->losses * 2 * (size_t)B);
+    t->hits = malloc(sizeof *t->hits * 2 * (size_t)B);
     if (cfg->adv_steps > 0) {
         t->x_clean = malloc(sizeof *t->x_clean * (size_t)B * t->D);
         t->grad_x = malloc(sizeof *t->grad_x * (size_t)B * t->D);
@@ -228,12 +302,12 @@ static mv_status trainer_init(trainer *t, mv_model *model, const mv_dataset *tra
     t->history = calloc((size_t)cfg->epochs, sizeof *t->history);
     t->best = malloc(sizeof *t->best * P);
     t->last_good = malloc(sizeof *t->last_good * P);
-    if (!t->x || !t->y || !t->moves || !t->perm || !t->history || !t->best || !t->last_good)
+    if (!t->x || !t->y || !t->rngs || !t->drop_seeds || !t->losses || !t->hits || !t->perm ||
+        !t->history || !t->best || !t->last_good)
         return mv_fail(MV_ERR_NOMEM, "cannot allocate the training buffers");
     memcpy(t->last_good, model->net->p.data, sizeof *t->last_good * P);
     memcpy(t->best, model->net->p.data, sizeof *t->best * P);
-    t->fingerprint = run_fingerprint(t);
-    return MV_OK;
+    return run_fingerprint(t, &t->fingerprint);
 }
 
 /* ------------------------------------------------------------------ checkpoints */
@@ -328,16 +402,33 @@ static mv_status build_checkpoint(const trainer *t, mv_model **out)
     return MV_OK;
 }
 
-static mv_status write_checkpoint(const trainer *t)
+/* In a job of several processes, a failure of any process becomes everyone's (collective);
+ * alone, st itself. */
+static mv_status agreed(mv_status st)
+{
+    if (mv_dist_size() == 1)
+        return st;
+    if (mv_dist_agree(st) < 0)
+        return MV_OK;
+    return st ? st : MV_ERR_IO;
+}
+
+/* Collective: each process updates only its slice of the moments, rank 0 needs them all. */
+static mv_status write_checkpoint(trainer *t)
 {
     if (!t->cfg->checkpoint_path)
         return MV_OK;
-    mv_model *ck = NULL;
-    mv_status st = build_checkpoint(t, &ck);
+    mv_status st = mv_share_gather_slices(t->share, t->opt->m);
     if (st == MV_OK)
-        st = mv_model_save(ck, t->cfg->checkpoint_path);
-    mv_model_free(ck);
-    return st;
+        st = mv_share_gather_slices(t->share, t->opt->v);
+    if (st == MV_OK && mv_dist_rank() == 0) {
+        mv_model *ck = NULL;
+        st = build_checkpoint(t, &ck);
+        if (st == MV_OK)
+            st = mv_model_save(ck, t->cfg->checkpoint_path);
+        mv_model_free(ck);
+    }
+    return agreed(st);
 }
 
 /* Reads one number of a checkpoint's meta (integers in decimal or hexadecimal with 0x,
@@ -449,34 +540,45 @@ static void augment(const trainer *t, const float *src, float *dst, const int *m
         }
 }
 
-/* Fills t->x and t->y with rows [first, first + rows) of this epoch's order. The random
- * moves are drawn in row order first; then the rows, independent of each other, are copied
- * and normalised on every thread (an augmented row is built in its own slot of x, then
- * normalised in place). */
-static void assemble_batch(trainer *t, long first, int rows, mv_rng *rng)
+/* Seeds the generator of each of this process's rows from (seed, epoch, image): what is drawn
+ * for an image (its shift and flip, noise, attack start, dropout masks) depends on nothing
+ * else, neither its place in the batch nor the process computing it. */
+static void seed_rows(trainer *t, long first)
+{
+    const uint64_t epoch_seed = mv_seed_mix(t->cfg->seed, 0xBA7Cu + (uint64_t)t->epoch);
+    for (int r = 0; r < t->local; r++)
+        mv_rng_seed(&t->rngs[r],
+                    mv_seed_mix(epoch_seed, (uint64_t)t->perm[first + t->row0 + r]));
+}
+
+/* Fills t->x and t->y with this process's rows of the batch starting at `first` of this
+ * epoch's order, from their pixels [local][D]. Each row draws its moves from its own
+ * generator and is copied, augmented and normalised apart from the others, so the rows go
+ * to the threads (an augmented row is built in its own slot of x, then normalised in place). */
+static void assemble_batch(trainer *t, long first, const float *pixels)
 {
     const size_t D = (size_t)t->D;
-    const int s = t->cfg->shift, augmented = s > 0 || t->cfg->flip;
+    const int s = t->cfg->shift, flip = t->cfg->flip, augmented = s > 0 || flip;
     const float smooth = t->cfg->label_smoothing, floor = smooth / (float)t->K;
-    for (size_t i = 0; i < (size_t)rows * t->K; i++) t->y[i] = floor;
-    for (int r = 0; r < rows && augmented; r++) {
-        int *move = t->moves + 3 * r;
-        move[0] = s ? (int)mv_rng_below(rng, 2 * (uint32_t)s + 1) - s : 0;
-        move[1] = s ? (int)mv_rng_below(rng, 2 * (uint32_t)s + 1) - s : 0;
-        move[2] = t->cfg->flip ? (int)(mv_rng_next(rng) >> 63) : 0;
-    }
-    MV_FOR_EACH(int, r, rows, (size_t)rows * D > MV_PARALLEL_ROW_VALUES, {
-        const int index = t->perm[first + r];
-        const float *src = t->train->pixels + (size_t)index * D;
+    for (size_t i = 0; i < (size_t)t->local * t->K; i++) t->y[i] = floor;
+    MV_FOR_EACH(int, r, t->local, (size_t)t->local * D > MV_PARALLEL_ROW_VALUES, {
+        const float *src = pixels + r * D;
         mv_real *x = t->x + r * D;
         if (augmented) {
-            augment(t, src, x, t->moves + 3 * r);
+            mv_rng *rng = &t->rngs[r];
+            int move[3];
+            move[0] = s ? (int)mv_rng_below(rng, 2 * (uint32_t)s + 1) - s : 0;
+            move[1] = s ? (int)mv_rng_below(rng, 2 * (uint32_t)s + 1) - s : 0;
+            move[2] = flip ? (int)(mv_rng_next(rng) >> 63) : 0;
+            augment(t, src, x, move);
             src = x;
         }
         mv_model_prepare_input(t->model, src, x, 1);
     });
-    for (int r = 0; r < rows; r++)
-        t->y[(size_t)r * t->K + t->train->labels[t->perm[first + r]]] = 1 - smooth + floor;
+    for (int r = 0; r < t->local; r++) {
+        const int label = t->train->labels[t->perm[first + t->row0 + r]];
+        t->y[(size_t)r * t->K + label] = 1 - smooth + floor;
+    }
 }
 
 /* Keeps x[i] inside the eps-box around the clean input and inside the image range, both in
@@ -528,20 +630,22 @@ void mv_step_l2(const mv_model *m, mv_real *x, const mv_real *v, double length, 
 }
 
 /* The attack's random start: a uniform point of the L-inf box, or of the L2 ball (a
- * Gaussian direction, radius eps u^(1/D)). Drawn in row order, whatever the thread count. */
-static void random_start(trainer *t, int rows, mv_rng *rng)
+ * Gaussian direction, radius eps u^(1/D)). Each row from its own generator. */
+static void random_start(trainer *t)
 {
     const mv_train_config *c = t->cfg;
     const int C = t->model->channels;
-    const size_t D = (size_t)t->D, n = (size_t)rows * D;
+    const size_t D = (size_t)t->D;
     if (c->adv_norm == MV_ADV_LINF) {
-        for (size_t i = 0; i < n; i++) {
-            const double u = 2 * mv_rng_uniform(rng) - 1;
-            t->x[i] = project(t, i, t->x[i] + (mv_real)(u * c->adv_eps / t->model->std[i % C]));
-        }
+        for (int r = 0; r < t->local; r++)
+            for (size_t i = r * D; i < (r + 1) * D; i++) {
+                const double u = 2 * mv_rng_uniform(&t->rngs[r]) - 1;
+                t->x[i] = project(t, i, t->x[i] + (mv_real)(u * c->adv_eps / t->model->std[i % C]));
+            }
         return;
     }
-    for (int r = 0; r < rows; r++) {
+    for (int r = 0; r < t->local; r++) {
+        mv_rng *rng = &t->rngs[r];
         mv_real *direction = t->grad_x + r * D; /* scratch until the first gradient */
         for (size_t i = 0; i < D; i++) /* isotropic in pixels, as a network displacement */
             direction[i] = (mv_real)(mv_rng_normal(rng) / t->model->std[i % C]);
@@ -555,10 +659,11 @@ static void random_start(trainer *t, int rows, mv_rng *rng)
  * inside the L-inf ball (sign steps) or the L2 ball (normalised steps), from a random point
  * of the ball; one step from the clean input is FGSM (or its L2 form). The attack runs
  * without dropout, so it sees the network that will be judged. */
-static void perturb_batch(trainer *t, int rows, mv_rng *rng)
+static void perturb_batch(trainer *t, int batch_rows)
 {
     const mv_train_config *c = t->cfg;
     const mv_net *net = t->model->net;
+    const int rows = t->local, L = net->arch.n_layers;
     const size_t n = (size_t)rows * (size_t)t->D;
     const int fgsm = c->adv_steps == 1, C = t->model->channels;
     const double alpha = c->adv_step_size > 0 ? c->adv_step_size
@@ -566,10 +671,12 @@ static void perturb_batch(trainer *t, int rows, mv_rng *rng)
                                               : 2.5 * c->adv_eps / c->adv_steps;
     memcpy(t->x_clean, t->x, sizeof *t->x * n);
     if (!fgsm)
-        random_start(t, rows, rng);
+        random_start(t);
     for (int k = 0; k < c->adv_steps; k++) {
+        /* the loss's gradient as a part of the whole batch's mean, on any process */
         mv_forward(net, t->ws, t->x, rows);
-        mv_loss(net, t->ws, t->y, rows, 1);
+        mv_head_loss_rows(net->arch.head, t->ws->z[L - 1], t->ws->a[L - 1], t->y,
+                          t->ws->top_delta, rows, t->K, batch_rows, NULL);
         mv_backward(net, t->ws, t->x, rows, NULL, t->grad_x);
         if (c->adv_norm == MV_ADV_L2) {
             /* rows are independent: one thread per row, no shared sum */
@@ -587,41 +694,108 @@ static void perturb_batch(trainer *t, int rows, mv_rng *rng)
     }
 }
 
-/* Gaussian noise of sd noise_aug pixels on every input of the batch, drawn in row order. */
-static void add_noise(trainer *t, int rows, mv_rng *rng)
+/* Gaussian noise of sd noise_aug pixels on every input, each row from its own generator. */
+static void add_noise(trainer *t)
 {
     const int C = t->model->channels;
-    const size_t n = (size_t)rows * (size_t)t->D;
-    for (size_t i = 0; i < n; i++)
-        t->x[i] += (mv_real)(t->cfg->noise_aug * mv_rng_normal(rng) / t->model->std[i % C]);
+    const size_t D = (size_t)t->D;
+    MV_FOR_EACH(int, r, t->local, (size_t)t->local * D > MV_PARALLEL_ROW_VALUES, {
+        for (size_t i = r * D; i < (r + 1) * D; i++)
+            t->x[i] += (mv_real)(t->cfg->noise_aug * mv_rng_normal(&t->rngs[r]) /
+                                 t->model->std[i % C]);
+    });
 }
 
-/* One optimizer step on batch b of the current epoch. */
+/* Asks the prefetcher for this process's rows of batch b of the epoch. */
+static mv_status start_fetch(trainer *t, long b)
+{
+    const long first = b * t->cfg->batch;
+    const int rows = (int)(first + t->cfg->batch <= t->train->count ? t->cfg->batch
+                                                                    : t->train->count - first);
+    int row0, count;
+    mv_share_rows(t->share, rows, &row0, &count);
+    t->fetched = b;
+    return mv_prefetch_start(t->prefetch, t->perm + first + row0, count);
+}
+
+/* This process's pixels of batch b [local][D] (borrowed), and the next batch's read begun. */
+static mv_status fetch_rows(trainer *t, long b, const float **pixels)
+{
+    mv_status st = t->fetched == b ? MV_OK : start_fetch(t, b);
+    if (st == MV_OK)
+        st = mv_prefetch_take(t->prefetch, pixels);
+    t->fetched = -1;
+    if (st == MV_OK && b + 1 < t->steps_per_epoch)
+        st = start_fetch(t, b + 1);
+    return agreed(st); /* a process that cannot read its images stops them all */
+}
+
+/* Forward and backward over this process's rows: their losses and hits into the second half
+ * of t->losses and t->hits, the gradient subtrees into the share's nodes. */
+static void compute_rows(trainer *t, int batch_rows, long first)
+{
+    const mv_net *net = t->model->net;
+    const int L = net->arch.n_layers, n = t->local;
+    double *losses = t->losses + t->cap;
+    unsigned char *hits = t->hits + t->cap;
+    int n_nodes;
+    const mv_grad_node *nodes = mv_share_nodes(t->share, &n_nodes);
+    if (n == 0) { /* a short last batch can leave a process no row: its sums are zero */
+        for (int k = 0; k < n_nodes; k++)
+            memset(nodes[k].grads->data, 0, sizeof(float) * nodes[k].grads->count);
+        return;
+    }
+    for (int r = 0; r < n; r++) t->drop_seeds[r] = mv_rng_next(&t->rngs[r]);
+    mv_forward_train_rows(net, t->ws, t->x, n, t->cfg->dropout, t->drop_seeds);
+    mv_head_loss_rows(net->arch.head, t->ws->z[L - 1], t->ws->a[L - 1], t->y, t->ws->top_delta,
+                      n, t->K, batch_rows, losses);
+    mv_backward_nodes(net, t->ws, t->x, n, nodes, n_nodes, NULL);
+    const mv_real *out = t->ws->a[L - 1];
+    for (int r = 0; r < n; r++)
+        hits[r] = mv_index_of_max(out + (size_t)r * t->K, t->K) ==
+                  t->train->labels[t->perm[first + t->row0 + r]];
+}
+
+/* One optimizer step on batch b of the current epoch, shared by the processes. */
 static mv_status train_batch(trainer *t, long b)
 {
     const mv_net *net = t->model->net;
     const long first = b * t->cfg->batch;
     const int rows = (int)(first + t->cfg->batch <= t->train->count ? t->cfg->batch
                                                                     : t->train->count - first);
-    mv_rng rng;
-    mv_rng_seed(&rng, mv_seed_mix(mv_seed_mix(t->cfg->seed, 0xBA7Cu + (uint64_t)t->epoch), (uint64_t)b));
-    assemble_batch(t, first, rows, &rng);
+    const float *pixels;
+    mv_share_batch(t->share, rows, &t->row0, &t->local);
+    mv_status st = fetch_rows(t, b, &pixels);
+    if (st)
+        return st;
+    seed_rows(t, first);
+    assemble_batch(t, first, pixels);
     if (t->cfg->noise_aug > 0)
-        add_noise(t, rows, &rng);
-    if (t->cfg->adv_steps > 0)
-        perturb_batch(t, rows, &rng);
-    mv_forward_train(net, t->ws, t->x, rows, t->cfg->dropout, mv_rng_next(&rng));
-    const double loss = mv_loss(net, t->ws, t->y, rows, 1);
+        add_noise(t);
+    if (t->cfg->adv_steps > 0 && t->local > 0)
+        perturb_batch(t, rows);
+    compute_rows(t, rows, first);
+    const mv_params *grads;
+    if ((st = mv_share_gather_rows(t->share, t->losses + t->cap, sizeof *t->losses,
+                                   t->losses)) ||
+        (st = mv_share_gather_rows(t->share, t->hits + t->cap, 1, t->hits)) ||
+        (st = mv_share_reduce(t->share, &grads)))
+        return st;
+    double loss = 0; /* in row order, as mv_loss sums */
+    for (int r = 0; r < rows; r++) loss += t->losses[r];
+    loss /= rows;
     if (!isfinite(loss))
         return mv_fail(MV_ERR_NUMERIC, "the loss became %g at epoch %d, batch %ld: training "
                                        "diverged (try a lower --lr)", loss, t->epoch + 1, b + 1);
-    mv_backward(net, t->ws, t->x, rows, t->grads, NULL);
+    size_t lo, hi;
+    mv_share_slice(t->share, &lo, &hi);
     const long step = t->epoch * t->steps_per_epoch + b;
-    mv_optimizer_step(t->opt, &net->arch, &t->model->net->p, t->grads,
-                      mv_lr_at(&t->cfg->lr, step, t->steps_per_epoch, t->total_steps));
-    const mv_real *out = t->ws->a[net->arch.n_layers - 1];
-    for (int r = 0; r < rows; r++)
-        t->correct += mv_index_of_max(out + (size_t)r * t->K, t->K) == t->train->labels[t->perm[first + r]];
+    mv_optimizer_step_range(t->opt, &net->arch, &t->model->net->p, grads,
+                            mv_lr_at(&t->cfg->lr, step, t->steps_per_epoch, t->total_steps),
+                            lo, hi);
+    if ((st = mv_share_gather_slices(t->share, t->model->net->p.data)))
+        return st;
+    for (int r = 0; r < rows; r++) t->correct += t->hits[r];
     t->loss_sum += loss * rows;
     t->seen += rows;
     return MV_OK;
@@ -629,59 +803,125 @@ static mv_status train_batch(trainer *t, long b)
 
 /* ------------------------------------------------------------------ evaluation, metrics */
 
+/* One block of evaluation: the mean loss over its rows as mv_loss gives it, its hits. */
+typedef struct {
+    double loss;
+    long correct;
+} block_result;
+
+enum { EVAL_BLOCK = 256 };
+
+/* Blocks [lo, hi) of EVAL_BLOCK images of data into out[0 .. hi - lo), and the confusion
+ * counts added (may be NULL). */
+static mv_status evaluate_blocks(const mv_model *model, const mv_dataset *data, int lo, int hi,
+                                 block_result *out, long *confusion)
+{
+    const mv_arch *arch = &model->net->arch;
+    const int B = data->count < EVAL_BLOCK ? data->count : EVAL_BLOCK, D = arch->widths[0];
+    const int K = arch->widths[arch->n_layers];
+    mv_workspace *ws = NULL;
+    mv_real *x = malloc(sizeof *x * (size_t)B * D), *y = calloc((size_t)B * K, sizeof *y);
+    int *index = malloc(sizeof *index * (size_t)B);
+    mv_status st = x && y && index ? mv_workspace_create(&ws, arch, B)
+                                   : mv_fail(MV_ERR_NOMEM, "cannot allocate evaluation buffers");
+    for (int blk = lo; st == MV_OK && blk < hi; blk++) {
+        const int first = blk * EVAL_BLOCK;
+        const int rows = data->count - first < B ? data->count - first : B;
+        for (int r = 0; r < rows; r++) index[r] = first + r;
+        if ((st = mv_dataset_read_rows(data, index, rows, x)))
+            break;
+        mv_model_prepare_input(model, x, x, rows);
+        for (int r = 0; r < rows; r++) y[(size_t)r * K + data->labels[first + r]] = 1;
+        mv_forward(model->net, ws, x, rows);
+        block_result *res = &out[blk - lo];
+        *res = (block_result){.loss = mv_loss(model->net, ws, y, rows, 0)};
+        for (int r = 0; r < rows; r++) {
+            const int truth = data->labels[first + r];
+            const int guess = mv_index_of_max(ws->a[arch->n_layers - 1] + (size_t)r * K, K);
+            res->correct += guess == truth;
+            if (confusion)
+                confusion[(size_t)truth * K + guess]++;
+            y[(size_t)r * K + truth] = 0;
+        }
+    }
+    free(x);
+    free(y);
+    free(index);
+    mv_workspace_free(ws);
+    return st;
+}
+
+/* Accuracy and mean loss from every block's result, summed in block order. */
+static void total_blocks(const mv_dataset *data, const block_result *res, int blocks,
+                         double *accuracy, double *loss)
+{
+    long correct = 0;
+    double loss_sum = 0;
+    for (int blk = 0; blk < blocks; blk++) {
+        const int first = blk * EVAL_BLOCK;
+        const int rows = data->count - first < EVAL_BLOCK ? data->count - first : EVAL_BLOCK;
+        loss_sum += res[blk].loss * rows;
+        correct += res[blk].correct;
+    }
+    *accuracy = (double)correct / data->count;
+    if (loss)
+        *loss = loss_sum / data->count;
+}
+
 mv_status mv_evaluate(const mv_model *model, const mv_dataset *data, double *accuracy,
                       double *loss, long *confusion)
 {
     mv_status st = check_inputs(model, data, "evaluation");
     if (st)
         return st;
-    const mv_arch *arch = &model->net->arch;
-    const int B = data->count < 256 ? data->count : 256, D = arch->widths[0];
-    const int K = arch->widths[arch->n_layers];
-    mv_workspace *ws;
-    if ((st = mv_workspace_create(&ws, arch, B)))
-        return st;
-    mv_real *x = malloc(sizeof *x * (size_t)B * D), *y = calloc((size_t)B * K, sizeof *y);
-    if (!x || !y) {
-        free(x);
-        free(y);
-        mv_workspace_free(ws);
+    const int blocks = (data->count + EVAL_BLOCK - 1) / EVAL_BLOCK;
+    const int K = model->net->arch.widths[model->net->arch.n_layers];
+    block_result *res = calloc((size_t)blocks, sizeof *res);
+    if (!res)
         return mv_fail(MV_ERR_NOMEM, "cannot allocate evaluation buffers");
-    }
     if (confusion)
         memset(confusion, 0, sizeof *confusion * (size_t)K * K);
-    long correct = 0;
-    double loss_sum = 0;
-    for (int first = 0; first < data->count; first += B) {
-        const int rows = data->count - first < B ? data->count - first : B;
-        mv_model_prepare_input(model, data->pixels + (size_t)first * D, x, rows);
-        for (int r = 0; r < rows; r++) y[(size_t)r * K + data->labels[first + r]] = 1;
-        mv_forward(model->net, ws, x, rows);
-        loss_sum += mv_loss(model->net, ws, y, rows, 0) * rows;
-        for (int r = 0; r < rows; r++) {
-            const int truth = data->labels[first + r];
-            const int guess = mv_index_of_max(ws->a[arch->n_layers - 1] + (size_t)r * K, K);
-            correct += guess == truth;
-            if (confusion)
-                confusion[(size_t)truth * K + guess]++;
-            y[(size_t)r * K + truth] = 0;
+    if ((st = evaluate_blocks(model, data, 0, blocks, res, confusion)) == MV_OK)
+        total_blocks(data, res, blocks, accuracy, loss);
+    free(res);
+    return st;
+}
+
+/* mv_evaluate without the confusion matrix, its blocks shared by the processes of the job
+ * (collective): the same figures, bit for bit, as one process computes. */
+static mv_status evaluate_shared(const trainer *t, const mv_dataset *data, double *accuracy,
+                                 double *loss)
+{
+    const int n = mv_dist_size(), rank = mv_dist_rank();
+    const int blocks = (data->count + EVAL_BLOCK - 1) / EVAL_BLOCK;
+    const int lo = (int)((long)rank * blocks / n), hi = (int)((long)(rank + 1) * blocks / n);
+    block_result *res = calloc((size_t)blocks, sizeof *res);
+    size_t *bytes = malloc(sizeof *bytes * (size_t)n);
+    mv_status st = res && bytes ? MV_OK : mv_fail(MV_ERR_NOMEM, "cannot allocate evaluation");
+    if (st == MV_OK)
+        st = evaluate_blocks(t->model, data, lo, hi, res + lo, NULL);
+    if ((st = agreed(st)) == MV_OK && n > 1) {
+        for (int r = 0; r < n; r++)
+            bytes[r] = sizeof *res * (size_t)((long)(r + 1) * blocks / n - (long)r * blocks / n);
+        block_result *mine = malloc(sizeof *mine * (size_t)(hi - lo + 1));
+        st = mine ? MV_OK : mv_fail(MV_ERR_NOMEM, "cannot allocate evaluation");
+        if (st == MV_OK) {
+            memcpy(mine, res + lo, sizeof *mine * (size_t)(hi - lo));
+            st = mv_dist_allgatherv(mine, bytes, res);
         }
+        free(mine);
     }
-    *accuracy = (double)correct / data->count;
-    if (loss)
-        *loss = loss_sum / data->count;
-    free(x);
-    free(y);
-    mv_workspace_free(ws);
-    return MV_OK;
+    if (st == MV_OK)
+        total_blocks(data, res, blocks, accuracy, loss);
+    free(res);
+    free(bytes);
+    return st;
 }
 
 /* Rewrites the metrics CSV from the history, atomically. */
-static mv_status write_metrics(const trainer *t)
+static mv_status write_metrics_file(const trainer *t)
 {
     const char *path = t->cfg->metrics_path;
-    if (!path)
-        return MV_OK;
     char *text = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&text, &size);
@@ -702,6 +942,14 @@ static mv_status write_metrics(const trainer *t)
     return st;
 }
 
+/* Rank 0 writes the metrics; a failure stops every process (collective). */
+static mv_status write_metrics(const trainer *t)
+{
+    if (!t->cfg->metrics_path)
+        return MV_OK;
+    return agreed(mv_dist_rank() == 0 ? write_metrics_file(t) : MV_OK);
+}
+
 /* Measures, records, keeps the best weights, and writes the checkpoint and metrics. */
 static mv_status finish_epoch(trainer *t, double seconds)
 {
@@ -718,7 +966,7 @@ static mv_status finish_epoch(trainer *t, double seconds)
     h->lr = mv_lr_at(&t->cfg->lr, (t->epoch + 1) * t->steps_per_epoch - 1, t->steps_per_epoch,
                      t->total_steps);
     mv_status st;
-    if (t->val && (st = mv_evaluate(t->model, t->val, &h->val_accuracy, &h->val_loss, NULL)))
+    if (t->val && (st = evaluate_shared(t, t->val, &h->val_accuracy, &h->val_loss)))
         return st;
     if (t->val && h->val_accuracy > t->best_accuracy) {
         t->best_accuracy = h->val_accuracy;
@@ -732,7 +980,7 @@ static mv_status finish_epoch(trainer *t, double seconds)
     t->correct = t->seen = 0;
     if ((st = write_checkpoint(t)) || (st = write_metrics(t)))
         return st;
-    if (t->cfg->progress) {
+    if (t->cfg->progress && mv_dist_rank() == 0) {
         mv_train_progress p = {.epoch = t->epoch, .epochs = t->cfg->epochs,
                                .loss = h->train_loss, .accuracy = h->train_accuracy,
                                .metrics = h};
@@ -745,7 +993,7 @@ static mv_status finish_epoch(trainer *t, double seconds)
 static void report_batch(const trainer *t, long b, double started, long rows_this_run,
                          long batches_done)
 {
-    if (!t->cfg->progress)
+    if (!t->cfg->progress || mv_dist_rank() != 0)
         return;
     const double elapsed = omp_get_wtime() - started;
     const long remaining = (t->cfg->epochs - t->epoch) * t->steps_per_epoch - (b + 1);
@@ -755,6 +1003,22 @@ static void report_batch(const trainer *t, long b, double started, long rows_thi
                            .samples_per_second = elapsed > 0 ? rows_this_run / elapsed : 0,
                            .eta_seconds = elapsed / batches_done * remaining};
     t->cfg->progress(&p, t->cfg->user);
+}
+
+/* Whether any process was asked to stop (collective: they all stop after the same batch). */
+static mv_status asked_to_stop(const trainer *t, int *stopped)
+{
+    const int mine = t->cfg->should_stop && t->cfg->should_stop(t->cfg->user);
+    const int n = mv_dist_size();
+    *stopped = mine;
+    if (n == 1)
+        return MV_OK;
+    int *all = malloc(sizeof *all * (size_t)n);
+    mv_status st = all ? mv_dist_allgather(&mine, sizeof mine, all)
+                       : mv_fail(MV_ERR_NOMEM, "cannot allocate the stop flags");
+    for (int r = 0; st == MV_OK && r < n; r++) *stopped |= all[r];
+    free(all);
+    return st;
 }
 
 /* Trains the rest of the current epoch; *stopped is set when interrupted. */
@@ -769,10 +1033,10 @@ static mv_status run_epoch(trainer *t, int *stopped)
             return st;
         t->next_batch = b + 1;
         report_batch(t, b, started, t->seen - seen_before, b + 1 - first_batch);
-        if (t->cfg->should_stop && t->cfg->should_stop(t->cfg->user)) {
-            *stopped = 1;
+        if ((st = asked_to_stop(t, stopped)))
+            return st;
+        if (*stopped)
             return write_checkpoint(t);
-        }
     }
     return finish_epoch(t, omp_get_wtime() - started);
 }
@@ -814,13 +1078,14 @@ mv_status mv_train(mv_model *model, const mv_dataset *train, const mv_dataset *v
     trainer t;
     int stopped = 0;
     mv_status st = trainer_init(&t, model, train, val, config);
-    if (st == MV_OK && config->resume) {
+    if (st == MV_OK && config->resume)
         st = trainer_resume(&t, config->resume);
-        /* A kill between an epoch's checkpoint and its metrics leaves the CSV an epoch
-         * behind; when that was the last epoch no later epoch would rewrite it. */
-        if (st == MV_OK)
-            st = write_metrics(&t);
-    }
+    if ((st = agreed(st)) == MV_OK)
+        st = check_same_run(&t);
+    /* A kill between an epoch's checkpoint and its metrics leaves the CSV an epoch behind;
+     * when that was the last epoch no later epoch would rewrite it. */
+    if (st == MV_OK && config->resume)
+        st = write_metrics(&t);
     while (st == MV_OK && !stopped && t.epoch < config->epochs)
         st = run_epoch(&t, &stopped);
     if (st == MV_ERR_NUMERIC) { /* keep the last completed epoch's weights, and say how many */

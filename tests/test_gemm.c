@@ -227,6 +227,117 @@ static void test_one_row_same_bits_as_in_a_batch(void **state)
     mv_simd_force(1);
 }
 
+/* dst = the tree sum of the chunk sums part[lo .. hi) (each [n]), as the kernels pair them. */
+static void tree_reference(float *const *part, int lo, int hi, size_t n, float *dst)
+{
+    if (hi - lo == 1) {
+        memcpy(dst, part[lo], sizeof *dst * n);
+        return;
+    }
+    float *right = malloc(sizeof *right * n);
+    assert_non_null(right);
+    tree_reference(part, lo, (lo + hi) / 2, n, dst);
+    tree_reference(part, (lo + hi) / 2, hi, n, right);
+    for (size_t i = 0; i < n; i++) dst[i] = dst[i] + right[i];
+    free(right);
+}
+
+/* The chunked weight and bias gradients of one shape against their definition: every chunk's
+ * sum by mv_dense_backward on that chunk's rows alone (an empty chunk: zeros), then the
+ * tree. Bit for bit, on `threads` threads. */
+static void check_chunks(int K, int N, const int *bounds, int G, int threads, uint64_t seed)
+{
+    const int B = bounds[G];
+    mv_rng rng;
+    mv_rng_seed(&rng, seed);
+    float *in = random_values(&rng, (size_t)B * K), *W = random_values(&rng, (size_t)N * K);
+    float *delta = random_values(&rng, (size_t)B * N);
+    const size_t n = (size_t)N * K + N; /* dW then db */
+    float **part = malloc(sizeof *part * (size_t)G), *want = malloc(sizeof *want * n);
+    assert_non_null(part);
+    assert_non_null(want);
+    for (int c = 0; c < G; c++) {
+        part[c] = calloc(n, sizeof **part);
+        assert_non_null(part[c]);
+        const int rows = bounds[c + 1] - bounds[c];
+        if (rows > 0)
+            mv_dense_backward(in + (size_t)bounds[c] * K, W, delta + (size_t)bounds[c] * N,
+                              part[c], part[c] + (size_t)N * K, NULL, rows, K, N, NULL);
+    }
+    tree_reference(part, 0, G, n, want);
+    float *dW = poisoned((size_t)N * K), *db = poisoned((size_t)N);
+    float *scratch = poisoned((size_t)B * N);
+    omp_set_num_threads(threads);
+    mv_dense_param_grad_chunks(in, delta, dW, db, K, N, (seed & 1) ? scratch : NULL, bounds, G);
+    omp_set_num_threads(2);
+    assert_guard_intact(dW, (size_t)N * K);
+    assert_guard_intact(db, (size_t)N);
+    assert_guard_intact(scratch, (size_t)B * N);
+    if (memcmp(dW, want, sizeof *dW * (size_t)N * K) != 0 ||
+        memcmp(db, want + (size_t)N * K, sizeof *db * (size_t)N) != 0)
+        fail_msg("%s: chunked gradients of %dx%dx%d in %d chunks (%d threads) are not the tree "
+                 "of the chunk sums", mv_simd_name(), B, K, N, G, threads);
+    int nonzero = 0;
+    for (size_t i = 0; i < n; i++) nonzero |= want[i] != 0;
+    assert_true(nonzero);
+    for (int c = 0; c < G; c++) free(part[c]);
+    free(part), free(want), free(dW), free(db), free(scratch), free(in), free(W), free(delta);
+}
+
+/* Even chunks of a training batch, uneven ones with empty chunks, more chunks than rows,
+ * one chunk (mv_dense_backward's own bits), deep trees, tile and column edges; both kernels,
+ * one and two threads. */
+static void test_chunked_gradients_are_the_tree_of_chunk_sums(void **state)
+{
+    (void)state;
+    static const int even8[] = {0, 16, 32, 48, 64, 80, 96, 112, 128};
+    static const int uneven8[] = {0, 5, 5, 17, 18, 30, 30, 30, 37};
+    static const int sparse16[] = {0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 5, 5, 5, 5, 5};
+    static const int one[] = {0, 300};
+    static const int two[] = {0, 1, 300};
+    for (int enabled = 1; enabled >= 0; enabled--) {
+        mv_simd_force(enabled);
+        for (int threads = 1; threads <= 2; threads++) {
+            check_chunks(784, 200, even8, 8, threads, 1);
+            check_chunks(70, 23, uneven8, 8, threads, 2);
+            check_chunks(33, 17, sparse16, 16, threads, 3);
+            check_chunks(20, 7, one, 1, threads, 4);
+            check_chunks(20, 390, two, 2, threads, 5);
+        }
+    }
+    int big[257];
+    for (int c = 0; c <= 256; c++) big[c] = c * 3;
+    check_chunks(40, 9, big, 256, 2, 6);
+    mv_simd_force(1);
+}
+
+/* Two halves computed apart, each as its own tree of 4 chunks, added: the bits of all 8
+ * chunks at once. This is what lets two processes share a batch (src/train.c). */
+static void test_chunk_subtrees_add_up_to_the_whole(void **state)
+{
+    (void)state;
+    static const int all[] = {0, 9, 18, 27, 36, 45, 54, 63, 72};
+    static const int half[] = {0, 9, 18, 27, 36};
+    const int K = 100, N = 50, B = 72;
+    mv_rng rng;
+    mv_rng_seed(&rng, 11);
+    float *in = random_values(&rng, (size_t)B * K), *delta = random_values(&rng, (size_t)B * N);
+    float *whole = malloc(sizeof *whole * (size_t)N * K), *left = malloc(sizeof *left * (size_t)N * K);
+    float *right = malloc(sizeof *right * (size_t)N * K);
+    assert_non_null(whole), assert_non_null(left), assert_non_null(right);
+    for (int enabled = 1; enabled >= 0; enabled--) {
+        mv_simd_force(enabled);
+        mv_dense_param_grad_chunks(in, delta, whole, NULL, K, N, NULL, all, 8);
+        mv_dense_param_grad_chunks(in, delta, left, NULL, K, N, NULL, half, 4);
+        mv_dense_param_grad_chunks(in + 36 * K, delta + 36 * N, right, NULL, K, N, NULL, half, 4);
+        for (int i = 0; i < N * K; i++) left[i] = left[i] + right[i];
+        if (memcmp(left, whole, sizeof *left * (size_t)N * K) != 0)
+            fail_msg("%s: two subtrees do not add up to the tree", mv_simd_name());
+    }
+    mv_simd_force(1);
+    free(in), free(delta), free(whole), free(left), free(right);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +345,8 @@ int main(void)
         cmocka_unit_test(test_portable_products),
         cmocka_unit_test(test_threads_bitwise),
         cmocka_unit_test(test_one_row_same_bits_as_in_a_batch),
+        cmocka_unit_test(test_chunked_gradients_are_the_tree_of_chunk_sums),
+        cmocka_unit_test(test_chunk_subtrees_add_up_to_the_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

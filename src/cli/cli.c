@@ -80,6 +80,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "mlpviz: %s\n", mv_last_error());
         return MV_EXIT_FAIL;
     }
+    /* Under mpirun the ranks run the same command: rank 0 speaks for the job, and the others'
+     * failures reach it through cli_job_agree / mv_dist_agree. */
+    if (mv_dist_rank() > 0 && (!freopen("/dev/null", "w", stdout) ||
+                               !freopen("/dev/null", "w", stderr)))
+        return MV_EXIT_FAIL;
     const int status = dispatch(argc, argv);
     mv_dist_finish();
     return status;

@@ -16,6 +16,11 @@ enum { CLI_HELP_SHOWN = -1 };
 
 /* Prints "mlpviz CMD: message" on stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* In a job of several processes (mpirun), every rank's rc is gathered: a failure on any rank
+ * fails them all, and rank 0 prints another rank's reason (its last cli_error) as "rank R:
+ * reason" (the other ranks' stderr is closed). Returns rc, or MV_EXIT_FAIL when only another
+ * rank failed. Collective; alone, returns rc. */
+int cli_job_agree(const char *cmd, int rc);
 
 /* Strict number parsing for option values: the whole text must be a number in [lo, hi].
  * On failure they print an error naming the option and return MV_EXIT_USAGE (else 0). */

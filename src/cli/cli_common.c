@@ -11,14 +11,29 @@
 
 #include "cli.h"
 
+/* The last error printed, for cli_job_agree: under mpirun only rank 0's stderr is seen. */
+static char last_printed[480];
+
 void cli_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "mlpviz %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(last_printed, sizeof last_printed, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "mlpviz %s: %s\n", cmd, last_printed);
+}
+
+int cli_job_agree(const char *cmd, int rc)
+{
+    if (mv_dist_size() == 1)
+        return rc;
+    const int failed = mv_dist_agree_reason(rc ? MV_ERR_IO : MV_OK,
+                                            last_printed[0] ? last_printed : "failed");
+    if (failed < 0)
+        return rc;
+    if (failed > 0 && mv_dist_rank() == 0) /* rank 0 printed its own */
+        fprintf(stderr, "mlpviz %s: %s\n", cmd, mv_last_error());
+    return rc ? rc : MV_EXIT_FAIL;
 }
 
 int cli_parse_int(const char *cmd, const char *option, const char *text, long lo, long hi,

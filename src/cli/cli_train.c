@@ -13,8 +13,7 @@
 #include "cli.h"
 #include "cli_html.h"
 
-/* Two strings: C11 compilers need not take a literal over 4095 characters. */
-static const char *const train_help[2] = {
+static const char *const train_help =
     "usage: mlpviz train --data DATA --out MODEL [OPTIONS]\n"
     "\n"
     "Trains a classifier on an image folder (DATA/<class>/<image>) or on IDX files, and\n"
@@ -36,7 +35,7 @@ static const char *const train_help[2] = {
     "                         the next batch while one trains, instead of holding them in\n"
     "                         memory: for data larger than memory; the same model, bit for\n"
     "                         bit (IDX files must be uncompressed)\n"
-    "network\n",
+    "network\n"
     "  -l, --layers LIST      hidden widths, e.g. 512,256 (default 256,128)\n"
     "  -a, --act NAME[,...]   hidden activation(s) (default relu; see gradcheck --help)\n"
     "optimisation\n"
@@ -70,11 +69,17 @@ static const char *const train_help[2] = {
     "                         visualize --init class-mean|class-sample (default 16)\n"
     "      --class-mixture M  store M k-means components of each class (means, shares and\n"
     "                         spreads), the starts of visualize --init class-mixture\n"
-    "                         (default 8; 0 = none)\n"
+    "                         (default 8; 0 = none)\n";
+
+/* The help's second part (one string literal may hold at most 4095 characters). */
+static const char *const train_help_jobs =
     "run\n"
     "  -o, --out MODEL        model file to write (required)\n"
     "  -s, --seed N           (default 1)\n"
     "  -t, --threads N        OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+    "      --grad-chunks G    sum each batch's gradient over G chunks of rows in a fixed\n"
+    "                         tree (a power of two, 1..256, default 8): mpirun jobs of up\n"
+    "                         to G processes give the bits of one process\n"
     "      --resume CKPT      continue an interrupted run (same command otherwise)\n"
     "      --init MODEL       fine-tune MODEL (mlpviz or ONNX): its network, input shape and\n"
     "                         normalisation; its classes must be the data's, in any order\n"
@@ -82,7 +87,10 @@ static const char *const train_help[2] = {
     "  -q, --quiet            no progress output\n"
     "  -h, --help\n"
     "\n"
-    "The same command gives the same model, bit for bit, whatever the thread count.\n"};
+    "The same command gives the same model, bit for bit, whatever the thread count.\n"
+    "Under mpirun (an MPI build: make MPI=1, then mpirun -np N build/mpi/bin/mlpviz train\n"
+    "...) each process computes its share of every batch, rank 0 alone writes the files, and\n"
+    "the model has the same bits as one process's; a checkpoint resumes on any number.\n";
 
 /* ------------------------------------------------------------------ progress */
 
@@ -152,7 +160,7 @@ enum {
     OPT_LABELS = 256, OPT_NAMES, OPT_VAL, OPT_VAL_SPLIT, OPT_TEST, OPT_SIZE, OPT_CHANNELS,
     OPT_SKIP_BAD, OPT_OPT, OPT_LR, OPT_MOMENTUM, OPT_SCHEDULE, OPT_WARMUP, OPT_LR_STEP,
     OPT_LR_GAMMA, OPT_MIN_LR, OPT_WD, OPT_DROPOUT, OPT_SMOOTH, OPT_SHIFT, OPT_FLIP, OPT_KEEP_BEST,
-    OPT_RESUME, OPT_INIT, OPT_ADVERSARIAL, OPT_EPS, OPT_ADV_STEPS, OPT_ADV_STEP_SIZE, OPT_CLASS_STATS,
+    OPT_RESUME, OPT_INIT, OPT_GRAD_CHUNKS, OPT_ADVERSARIAL, OPT_EPS, OPT_ADV_STEPS, OPT_ADV_STEP_SIZE, OPT_CLASS_STATS,
     OPT_CLASS_MIXTURE,
     OPT_NORM, OPT_NOISE_AUG, OPT_STREAM
 };
@@ -186,6 +194,7 @@ static const struct option train_longopts[] = {
     {"class-mixture", required_argument, 0, OPT_CLASS_MIXTURE},
     {"seed", required_argument, 0, 's'},        {"threads", required_argument, 0, 't'},
     {"resume", required_argument, 0, OPT_RESUME}, {"init", required_argument, 0, OPT_INIT},
+    {"grad-chunks", required_argument, 0, OPT_GRAD_CHUNKS},
     {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
 
@@ -224,6 +233,7 @@ static const cli_number_option train_numbers[] = {
     TRAIN_NUMBER(OPT_VAL_SPLIT, "val-split", 0, 0.9, val_split),
     TRAIN_NUMBER('s', "seed", 0, 0, train.seed),
     TRAIN_NUMBER('t', "threads", 1, 1024, threads),
+    TRAIN_NUMBER(OPT_GRAD_CHUNKS, "grad-chunks", 1, 256, train.grad_chunks),
     TRAIN_NUMBER(OPT_ADV_STEPS, "adv-steps", 1, 1000, adv_steps),
     TRAIN_NUMBER(OPT_CLASS_STATS, "class-stats", 0, 64, class_stats),
     TRAIN_NUMBER(OPT_CLASS_MIXTURE, "class-mixture", 0, 64, class_mixture),
@@ -318,8 +328,7 @@ static int parse_train_args(int argc, char **argv, train_options *o)
     const char *shortopts = "d:l:a:e:b:o:s:t:qh";
     for (int opt; (opt = getopt_long(argc, argv, shortopts, train_longopts, NULL)) != -1;) {
         if (opt == 'h') {
-            fputs(train_help[0], stdout);
-            fputs(train_help[1], stdout);
+            fputs(train_help, stdout), fputs(train_help_jobs, stdout);
             return CLI_HELP_SHOWN;
         }
         int rc = cli_parse_number_option(cmd, CLI_TABLE(train_numbers), opt, optarg, o);
@@ -637,6 +646,8 @@ static int run_training(train_options *o, train_resources *r)
         const char *epochs = mv_model_meta_get(r->model, "train.epochs");
         if (!epochs)
             cli_error("train", "no epoch completed: no model written");
+        else if (mv_dist_rank() > 0)
+            ; /* rank 0 writes */
         else if (mv_model_save(r->model, o->out) == MV_OK)
             cli_error("train", "kept the weights of epoch %s, the last good one, in %s", epochs,
                       o->out);
@@ -655,7 +666,7 @@ static int run_training(train_options *o, train_resources *r)
                   r->ckpt);
         return 128 + interrupt_requested; /* as the shell reports a death by that signal */
     }
-    return finish_model(o, r);
+    return mv_dist_rank() == 0 ? finish_model(o, r) : MV_EXIT_OK; /* rank 0 writes */
 }
 
 int cmd_train(int argc, char **argv)
@@ -699,6 +710,7 @@ int cmd_train(int argc, char **argv)
         cli_error("train", "%s", mv_last_error());
         rc = MV_EXIT_FAIL;
     }
+    rc = cli_job_agree("train", rc);
     if (!rc)
         rc = run_training(&o, &r);
     release(&r);
