@@ -28,6 +28,8 @@ enum {
                           real classes settle in 15-25 (Fashion-MNIST, rank 16) */
     TILE = 4,          /* 4 x 4 accumulators: half of SSE2's registers, the rest for operands */
     CHUNK = 256,       /* samples packed per pass over S: two panels (16 KiB) stay in L1 */
+    MEAN_BLOCK = 32,   /* images read at a time for a mean: few, since D may be large when
+                          no scatter is fitted (rank 0) */
     JACOBI_SWEEPS = 60,
     GS_ATTEMPTS = 32,  /* random replacements tried for one collapsed direction */
     MAX_GAUSSIAN_INPUTS = 4096, /* the scatter matrix is D x D doubles: at most 128 MB */
@@ -166,14 +168,14 @@ static mv_status check_class_sizes(const mv_dataset *data, int rank, const int *
 }
 
 /* m [D]: the mean image of class k, whose n members are images members[..] of data, each
- * pixel summed in double in member order. The images are read CHUNK at a time into rows
- * [CHUNK][D], so that no storage needs more than that as floats. */
+ * pixel summed in double in member order. The images are read MEAN_BLOCK at a time into
+ * rows [MEAN_BLOCK][D], so that no storage needs more than that as floats. */
 static mv_status class_mean(const mv_dataset *data, int k, const int *members, int n, int D,
                             float *rows, double *m)
 {
     memset(m, 0, sizeof *m * (size_t)D);
-    for (int s0 = 0; s0 < n; s0 += CHUNK) {
-        const int len = n - s0 < CHUNK ? n - s0 : CHUNK;
+    for (int s0 = 0; s0 < n; s0 += MEAN_BLOCK) {
+        const int len = n - s0 < MEAN_BLOCK ? n - s0 : MEAN_BLOCK;
         const mv_status st = mv_dataset_read_rows(data, members + s0, len, rows);
         if (st)
             return st;
@@ -569,14 +571,15 @@ static mv_status store_stats(mv_model *model, const float *mean, const float *ba
 }
 
 /* Every class: its mean, then (rank > 0) its directions, into mean_out [K][D], basis
- * [K][rank][D], sd [K][rank]. The images are read CHUNK at a time, whatever the storage:
+ * [K][rank][D], sd [K][rank]. The images are read a block at a time, whatever the storage:
  * a streamed dataset never has more of them in memory. */
 static mv_status fit_all(const mv_dataset *data, const int *start, const int *members, int D,
                          int rank, uint64_t seed, float *mean_out, float *basis, float *sd)
 {
     const int K = data->n_classes;
     double *mean = malloc(sizeof *mean * (size_t)D);           /* [D] */
-    float *rows = malloc(sizeof *rows * (size_t)D * CHUNK);      /* [CHUNK][D] */
+    const int block = rank > 0 ? CHUNK : MEAN_BLOCK; /* CHUNK >= MEAN_BLOCK */
+    float *rows = malloc(sizeof *rows * (size_t)D * (size_t)block); /* [block][D] */
     workspace ws;
     mv_status st = mean && rows ? MV_OK
                                 : mv_fail(MV_ERR_NOMEM, "class statistics: out of memory");

@@ -648,7 +648,7 @@ mv_status mv_model_predict(const mv_model *model, const float *pixels, int n, fl
 
 mv_status mv_model_fit_normalisation(mv_model *model, const mv_dataset *data)
 {
-    enum { BLOCK = 256 }; /* images read at a time: bounded memory whatever the storage */
+    enum { BLOCK = 32 }; /* images read at a time: bounded memory whatever the storage */
     const int C = data->channels < 4 ? data->channels : 4;
     const size_t per_image = (size_t)data->height * data->width * data->channels;
     float *rows = malloc(sizeof *rows * per_image * BLOCK); /* [BLOCK][per_image] */

@@ -467,8 +467,9 @@ static const struct option *long_option_named(const char *text)
 }
 
 /* Options that cannot change the trained weights; left out of the recorded command so that
- * a resumed run, one with other threads, or one written elsewhere gives the very same model
- * file. *skip_next is set when the option's value is the next argument. */
+ * a resumed run, one with other threads, one that streams its data, or one written elsewhere
+ * gives the very same model file. *skip_next is set when the option's value is the next
+ * argument. */
 static int changes_nothing(char **argv, int i, int *skip_next)
 {
     static const char no_effect[] = "totq"; /* --threads --out (and --resume) --quiet */
@@ -483,6 +484,8 @@ static int changes_nothing(char **argv, int i, int *skip_next)
         has_inline_value = strchr(arg, '=') != NULL;
         if (code == OPT_RESUME)
             code = 'o';
+        if (code == OPT_STREAM) /* a flag, like --quiet */
+            code = 'q';
     } else if (arg[0] == '-' && arg[1] && strchr(no_effect, arg[1])) {
         code = arg[1];
         has_inline_value = arg[2] != 0;
