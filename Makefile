@@ -176,10 +176,17 @@ $(BUILD)/tests/test_core_f64: $(BUILD)/tests/f64/golden_cases.o
 
 tests: $(TEST_BINS) $(TEST_TOOLS)
 
+# The MPI build's binary, for the suites that run jobs of several processes
+# (tests/cli_mpi_*.sh): made beside the default build when Open MPI's mpicc is installed.
+ifeq ($(BUILD),build/opt)
+  MPI_BIN := $(if $(shell command -v mpicc 2>/dev/null),build/mpi/bin/mlpviz)
+build/mpi/bin/mlpviz: FORCE
+	@$(MAKE) --no-print-directory MPI=1 build/mpi/bin/mlpviz
+endif
 # Runs every suite and ends with one "N passed, N failed" line.
-check: $(BIN) $(LIB) $(TEST_BINS) $(TEST_TOOLS)
+check: $(BIN) $(LIB) $(TEST_BINS) $(TEST_TOOLS) $(MPI_BIN)
 	@MLPVIZ=$(BIN) TOOLS=$(BUILD)/tests MLPVIZ_SANITIZED=$(filter 1,$(SAN)) \
-	    tests/run.sh $(TEST_BINS)
+	    MLPVIZ_MPI=$(MPI_BIN) tests/run.sh $(TEST_BINS)
 
 # The ONNX export suite (tests/cli_onnx_export.sh) checks the files with Debian's onnx and
 # numpy for Python; `make check` alone skips those checks where they are missing.

@@ -5,11 +5,13 @@
 set -eu
 
 # protobuf-c and libonnx-dev build the ONNX reader (its C code is generated from onnx.proto);
-# libonnx-testdata holds the conformance cases of the test suite; libgif-dev writes the
-# animations of visualize --gif; help2man makes the man pages
-# of make install, and groff renders them in the install test.
+# libonnx-testdata holds the conformance cases of the test suite; Open MPI (libopenmpi-dev,
+# openmpi-bin) builds and runs the jobs of several processes (make MPI=1, tests/cli_mpi_*.sh);
+# libgif-dev writes the animations of visualize --gif; help2man makes the man pages of make
+# install, and groff renders them in the install test.
 default="gcc make libc6-dev binutils libcmocka-dev libstb-dev pkg-config python3 \
-    libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata libgif-dev"
+    libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata libgif-dev \
+    libopenmpi-dev openmpi-bin"
 packages=${*:-"$default help2man groff-base"}
 
 missing=""

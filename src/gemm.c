@@ -385,94 +385,135 @@ void mv_simd_dense_weight_grad(const float *in, const float *delta, float *dW, i
     bcast_product(A, a_rs, a_ks, in, (size_t)K, B, dW, N, K, 192);
 }
 
-/* The weight gradient summed by chunks of the batch (see mv_dense_weight_grad_chunks): each
- * chunk's sum is an unbroken FMA chain from zero, like the whole batch's in bcast_product,
- * and chunk sums meet in a binary tree. Rows of dW go in groups of CH; a thread owns a column
- * block of a group and keeps, per tree level, one group-sized buffer of partial sums (a
- * binary counter: after chunk c, the levels of c's trailing one bits are folded in, left
- * operand first, since chunk sums must always pair with their own sibling). */
-enum { CHUNK_ROWS = 192, CHUNK_NC = 16 };
-
-/* dst[0 .. n) = left + dst, in 8-lane vectors (n a multiple of 8). */
-AVX2 static void add_into(const float *left, float *dst, size_t n)
+/* The weight gradient summed by chunks of the batch (mv_dense_param_grad_chunks): each
+ * chunk's sum is an FMA chain from zero in registers, like the whole batch's in bcast_tile,
+ * and the chunk sums meet in a binary tree without leaving the tile. The tree is a binary
+ * counter: after chunk c, the left siblings waiting in slots[0 .. t) (t = c's trailing one
+ * bits) are added in, and the sum waits in slots[t], or goes to C after the last chunk. The
+ * slots of one tile (MR x 16 values a level) stay in L1; nothing else is stored, so the
+ * chunks cost a few adds per chunk over the single chain. */
+AVX2 INLINE void tree_tile(int MR, int WIDTH, const float *A, size_t a_rs, size_t a_ks,
+                           const float *Bm, size_t ldb, const int *bounds, int n_chunks,
+                           float *C, size_t ldc, float *slots)
 {
-    for (size_t i = 0; i < n; i += 8)
-        _mm256_store_ps(dst + i, _mm256_add_ps(_mm256_load_ps(left + i), _mm256_load_ps(dst + i)));
-}
-
-/* One chunk's sums for rows [c0, c0 + rows_here) x columns [k0, k0 + width) of dW into cur
- * (rows of CHUNK_NC), over batch rows [first, first + depth). */
-static void chunk_sum(const float *A, size_t a_rs, size_t a_ks, const float *Bm, size_t ldb,
-                      int c0, int rows_here, int k0, int width, int first, int depth, float *cur)
-{
-    enum { MR = 6, KC = 256 };
-    float panel[KC * CHUNK_NC] __attribute__((aligned(32)));
-    const int tiles = (rows_here + MR - 1) / MR, pack = tiles >= 3;
-    if (depth == 0) /* an empty chunk sums to zero */
-        memset(cur, 0, sizeof *cur * (size_t)rows_here * CHUNK_NC);
-    for (int p0 = 0; p0 < depth; p0 += KC) {
-        const int kc = depth - p0 < KC ? depth - p0 : KC;
-        const float *bp = Bm + (size_t)(first + p0) * ldb + k0;
-        size_t ld = ldb;
-        if (pack) {
-            pack_panel(bp, ldb, kc, width, panel);
-            bp = panel;
-            ld = CHUNK_NC;
-        }
-        for (int t = 0; t < tiles; t++) {
-            const int i0 = (int)((long)t * rows_here / tiles);
-            const int rows = (int)((long)(t + 1) * rows_here / tiles) - i0;
-            const bcast_tile_fn fn = width == CHUNK_NC ? bcast_full[rows - 1]
-                                                       : bcast_part[rows - 1];
-            fn(A + (size_t)(c0 + i0) * a_rs + (size_t)(first + p0) * a_ks, a_rs, a_ks, bp, ld,
-               kc, cur + (size_t)i0 * CHUNK_NC, CHUNK_NC, width, p0 > 0);
-        }
-    }
-}
-
-/* One column block (columns k0 .. k0 + width) of rows [c0, c0 + rows_here) of dW. Lanes past
- * `width` and rows past rows_here of the buffers are never read back into dW. */
-static void chunked_block(const float *A, size_t a_rs, size_t a_ks, const float *Bm, size_t ldb,
-                          float *C, int K, int c0, int rows_here, int k0, int width,
-                          const int *bounds, int n_chunks)
-{
-    float store[MV_MAX_GRAD_LEVELS + 2][CHUNK_ROWS * CHUNK_NC] __attribute__((aligned(32)));
-    float *slot[MV_MAX_GRAD_LEVELS + 1], *cur = store[0];
-    for (int l = 0; l <= MV_MAX_GRAD_LEVELS; l++) slot[l] = store[l + 1];
-    const size_t used = (size_t)rows_here * CHUNK_NC;
+    const __m256i m0 = lanes_below(WIDTH >= 8 ? 8 : WIDTH);
+    const __m256i m1 = lanes_below(WIDTH >= 16 ? 8 : WIDTH > 8 ? WIDTH - 8 : 0);
     for (int c = 0; c < n_chunks; c++) {
-        chunk_sum(A, a_rs, a_ks, Bm, ldb, c0, rows_here, k0, width, bounds[c],
-                  bounds[c + 1] - bounds[c], cur);
-        int level = 0;
-        for (int k = c; k & 1; k >>= 1, level++) add_into(slot[level], cur, used);
-        float *spare = slot[level];
-        slot[level] = cur;
-        cur = spare;
+        __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00,
+               c21 = c00, c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+        for (int k = bounds[c]; k < bounds[c + 1]; k++) {
+            const float *row = Bm + (size_t)k * ldb;
+            const __m256 b0 = WIDTH == 16 ? _mm256_loadu_ps(row) : _mm256_maskload_ps(row, m0);
+            const __m256 b1 = WIDTH == 16 ? _mm256_loadu_ps(row + 8)
+                                          : _mm256_maskload_ps(row + 8, m1);
+            const float *a = A + (size_t)k * a_ks;
+#define TREE_FMA(i)                                                                           \
+    if (MR > i) {                                                                             \
+        const __m256 ai = _mm256_broadcast_ss(a + i * a_rs);                                  \
+        c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);                                           \
+        c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                                           \
     }
-    const float *root = slot[__builtin_ctz((unsigned)n_chunks)];
-    for (int i = 0; i < rows_here; i++)
-        memcpy(C + (size_t)(c0 + i) * K + k0, root + (size_t)i * CHUNK_NC,
-               sizeof *C * (size_t)width);
+            TREE_FMA(0) TREE_FMA(1) TREE_FMA(2) TREE_FMA(3) TREE_FMA(4) TREE_FMA(5)
+#undef TREE_FMA
+        }
+        int level = 0;
+        for (int k = c; k & 1; k >>= 1, level++) { /* left sibling + this subtree */
+            const float *left = slots + (size_t)level * 6 * 16;
+#define TREE_ADD(i)                                                                           \
+    if (MR > i) {                                                                             \
+        c##i##0 = _mm256_add_ps(_mm256_load_ps(left + i * 16), c##i##0);                     \
+        c##i##1 = _mm256_add_ps(_mm256_load_ps(left + i * 16 + 8), c##i##1);                 \
+    }
+            TREE_ADD(0) TREE_ADD(1) TREE_ADD(2) TREE_ADD(3) TREE_ADD(4) TREE_ADD(5)
+#undef TREE_ADD
+        }
+        if (c + 1 < n_chunks) {
+            float *wait = slots + (size_t)level * 6 * 16;
+#define TREE_WAIT(i)                                                                          \
+    if (MR > i) {                                                                             \
+        _mm256_store_ps(wait + i * 16, c##i##0);                                              \
+        _mm256_store_ps(wait + i * 16 + 8, c##i##1);                                          \
+    }
+            TREE_WAIT(0) TREE_WAIT(1) TREE_WAIT(2) TREE_WAIT(3) TREE_WAIT(4) TREE_WAIT(5)
+#undef TREE_WAIT
+            continue;
+        }
+#define TREE_STORE(i)                                                                         \
+    if (MR > i) {                                                                             \
+        float *out = C + i * ldc;                                                             \
+        if (WIDTH == 16) {                                                                    \
+            _mm256_storeu_ps(out, c##i##0);                                                   \
+            _mm256_storeu_ps(out + 8, c##i##1);                                               \
+        } else {                                                                              \
+            _mm256_maskstore_ps(out, m0, c##i##0);                                            \
+            _mm256_maskstore_ps(out + 8, m1, c##i##1);                                        \
+        }                                                                                     \
+    }
+        TREE_STORE(0) TREE_STORE(1) TREE_STORE(2) TREE_STORE(3) TREE_STORE(4) TREE_STORE(5)
+#undef TREE_STORE
+    }
 }
+
+typedef void (*tree_tile_fn)(const float *, size_t, size_t, const float *, size_t, const int *,
+                             int, float *, size_t, int, float *);
+#define TREE_TILE(MR)                                                                         \
+    AVX2 static void tree_full_##MR(const float *A, size_t a_rs, size_t a_ks, const float *Bm,  \
+                                    size_t ldb, const int *bounds, int n_chunks, float *C,    \
+                                    size_t ldc, int width, float *slots)                      \
+    {                                                                                         \
+        (void)width;                                                                          \
+        tree_tile(MR, 16, A, a_rs, a_ks, Bm, ldb, bounds, n_chunks, C, ldc, slots);           \
+    }                                                                                         \
+    AVX2 static void tree_part_##MR(const float *A, size_t a_rs, size_t a_ks, const float *Bm,  \
+                                    size_t ldb, const int *bounds, int n_chunks, float *C,    \
+                                    size_t ldc, int width, float *slots)                      \
+    {                                                                                         \
+        tree_tile(MR, width, A, a_rs, a_ks, Bm, ldb, bounds, n_chunks, C, ldc, slots);        \
+    }
+TREE_TILE(1) TREE_TILE(2) TREE_TILE(3) TREE_TILE(4) TREE_TILE(5) TREE_TILE(6)
+static const tree_tile_fn tree_full[6] = {tree_full_1, tree_full_2, tree_full_3,
+                                          tree_full_4, tree_full_5, tree_full_6};
+static const tree_tile_fn tree_part[6] = {tree_part_1, tree_part_2, tree_part_3,
+                                          tree_part_4, tree_part_5, tree_part_6};
 
 void mv_simd_dense_weight_grad_chunks(const float *in, const float *delta, float *dW, int B,
                                       int K, int N, float *scratch, const int *bounds,
                                       int n_chunks)
 {
+    /* A = delta^T, transposed into scratch as in mv_simd_dense_weight_grad. Rows of dW go in
+     * groups of 192 (a thread's share of A stays in its L2); the threads split the column
+     * blocks; a block's rows of `in` are packed once (up to 1024 of them, 64 KiB) when three
+     * or more row tiles read them. */
+    enum { MR = 6, NC = 16, GROUP = 192, PACK_ROWS = 1024 };
     const float *A = delta;
     size_t a_rs = 1, a_ks = (size_t)N;
-    if (scratch && B > 1) { /* as in mv_simd_dense_weight_grad */
+    if (scratch && B > 1) {
         transpose(delta, scratch, B, N);
         A = scratch, a_rs = (size_t)B, a_ks = 1;
     }
-    const int blocks = (K + CHUNK_NC - 1) / CHUNK_NC;
+    const int blocks = (K + NC - 1) / NC;
     const long work = (long)N * K * B;
-    for (int c0 = 0; c0 < N; c0 += CHUNK_ROWS) {
-        const int rows_here = N - c0 < CHUNK_ROWS ? N - c0 : CHUNK_ROWS;
+    for (int c0 = 0; c0 < N; c0 += GROUP) {
+        const int rows_here = N - c0 < GROUP ? N - c0 : GROUP;
+        const int tiles = (rows_here + MR - 1) / MR, pack = tiles >= 3 && B <= PACK_ROWS;
         MV_FOR_EACH(int, blk, blocks, work > MV_PARALLEL_SIMD_WORK && blocks > 1, {
-            const int k0 = blk * CHUNK_NC, width = K - k0 < CHUNK_NC ? K - k0 : CHUNK_NC;
-            chunked_block(A, a_rs, a_ks, in, (size_t)K, dW, K, c0, rows_here, k0, width,
-                          bounds, n_chunks);
+            float panel[PACK_ROWS * NC] __attribute__((aligned(32)));
+            float slots[MV_MAX_GRAD_LEVELS * 6 * NC] __attribute__((aligned(32)));
+            const int k0 = blk * NC, width = K - k0 < NC ? K - k0 : NC;
+            const float *bp = in + k0;
+            size_t ld = (size_t)K;
+            if (pack) {
+                pack_panel(bp, ld, B, width, panel);
+                bp = panel;
+                ld = NC;
+            }
+            for (int t = 0; t < tiles; t++) { /* even tiles, as in bcast_product */
+                const int i0 = c0 + (int)((long)t * rows_here / tiles);
+                const int rows = c0 + (int)((long)(t + 1) * rows_here / tiles) - i0;
+                const tree_tile_fn fn = width == NC ? tree_full[rows - 1] : tree_part[rows - 1];
+                fn(A + i0 * a_rs, a_rs, a_ks, bp, ld, bounds, n_chunks,
+                   dW + (size_t)i0 * K + k0, (size_t)K, width, slots);
+            }
         });
     }
 }

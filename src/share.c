@@ -88,7 +88,7 @@ static mv_status exchange_alloc(mv_share *s, const mv_arch *arch)
     if (st)
         return st;
     const size_t own = s->slice[s->rank + 1] - s->slice[s->rank];
-    s->send = malloc(sizeof *s->send * (s->P * (size_t)s->n_mine + 1));
+    s->send = malloc(sizeof *s->send * (s->n_mine > 1 ? s->P * (size_t)s->n_mine : 1));
     s->recv = malloc(sizeof *s->recv * (own * (size_t)s->n_all + 1));
     s->tmp = malloc(sizeof *s->tmp * (own * (MV_MAX_GRAD_LEVELS + 1) + 1));
     if (!s->send || !s->recv || !s->tmp)
@@ -193,11 +193,14 @@ mv_status mv_share_reduce(mv_share *s, const mv_params **grads)
     const int n = s->size;
     size_t *sc = s->counts, *so = sc + n, *rc = so + n, *ro = rc + n, at = 0;
     const size_t own = s->slice[s->rank + 1] - s->slice[s->rank];
+    const float *send = s->send;
+    if (s->n_mine == 1) /* slice r of my one node is already in place */
+        send = s->nodes[0].grads->data;
     for (int r = 0; r < n; r++) { /* to rank r: slice r of each of my nodes */
         const size_t len = s->slice[r + 1] - s->slice[r];
-        so[r] = at;
+        so[r] = s->n_mine == 1 ? s->slice[r] : at;
         sc[r] = len * (size_t)s->n_mine;
-        for (int k = 0; k < s->n_mine; k++, at += len)
+        for (int k = 0; k < s->n_mine && s->n_mine > 1; k++, at += len)
             memcpy(s->send + at, s->nodes[k].grads->data + s->slice[r], sizeof(float) * len);
     }
     for (int g = 0, r = 0; r < n; r++) { /* from rank r: its nodes' values of my slice */
@@ -205,7 +208,7 @@ mv_status mv_share_reduce(mv_share *s, const mv_params **grads)
         while (g < s->n_all && s->owner[g] == r) g++;
         rc[r] = (size_t)g * own - ro[r];
     }
-    mv_status st = mv_dist_alltoallv_floats(s->send, sc, so, s->recv, rc, ro);
+    mv_status st = mv_dist_alltoallv_floats(send, sc, so, s->recv, rc, ro);
     if (st)
         return st;
     tree_eval(s, 0, s->G, own, 0, s->result->data + s->slice[s->rank]);

@@ -48,6 +48,9 @@ mutants=(
   "ONNX writer keeps the HWC column order|src/onnx_write.c|s/dst\[(size_t)c \* (size_t)HW + (size_t)p\]/dst[(size_t)p * (size_t)C + (size_t)c]/"
   "ONNX writer drops LeakyRelu's alpha|src/onnx_write.c|s/\"alpha\", 1, 0, act.param/\"alpha\", 1, 0, 0.01f/"
   "objective trace sums the smoothing samples|src/visualize.c|s/add_scores(a, 1.0 \/ c->smooth_samples);/add_scores(a, 1.0);/"
+  "chunk tree adds a left sibling's first half twice|src/gemm.c|s/c##i##0 = _mm256_add_ps(_mm256_load_ps(left + i \* 16), c##i##0);/c##i##0 = _mm256_add_ps(_mm256_load_ps(left + i * 16), _mm256_add_ps(_mm256_load_ps(left + i * 16), c##i##0));/"
+  "a process's slice of the tree drops the right subtrees|src/share.c|s/out\[i\] = out\[i\] + right\[i\];/out[i] = out[i] + 0 * right[i];/"
+  "per-image draws keyed by the process's own row|src/train.c|s/mv_seed_mix(epoch_seed, (uint64_t)t->perm\[first + t->row0 + r\])/mv_seed_mix(epoch_seed, (uint64_t)r)/"
   "HTML escaper lets '<' through|src/cli/cli_html.c|s/case '<': fputs(\"\&lt;\", out); break;/case '<': fputc('<', out); break;/"
   "GIF loops once, not forever|src/cli/cli_gif.c|s/forever\[3\] = {1, 0, 0}/forever[3] = {1, 1, 0}/"
 )
