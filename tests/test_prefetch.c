@@ -559,6 +559,95 @@ static void test_fits_are_the_same_file(void **state)
     for (int i = 0; i < 3; i++) free(files[i]);
 }
 
+/* should_stop callback: after `after` batches, removes the file named by user's path (a
+ * file vanishing mid-run); never stops the run itself. */
+typedef struct {
+    int batches, after;
+    const char *path;
+} vanish_plan;
+
+static int remove_mid_run(void *user)
+{
+    vanish_plan *plan = user;
+    if (++plan->batches == plan->after)
+        unlink(plan->path);
+    return 0;
+}
+
+/* Trains a 20-8-2 model for 3 epochs of batch 3 with flips and dropout on data (val: its
+ * validation part) and saves it as rel; the status of mv_train. */
+static mv_status train_and_save(const mv_dataset *train, const mv_dataset *val, const char *rel,
+                                vanish_plan *plan)
+{
+    mv_arch arch = {.n_layers = 2, .widths = {20, 8, 2}, .act = {{MV_ACT_RELU, 0}},
+                    .head = MV_HEAD_SOFTMAX_CE};
+    mv_model *m = NULL;
+    assert_int_equal(mv_model_create(&m, &arch), MV_OK);
+    m->channels = 1, m->height = 4, m->width = 5;
+    assert_int_equal(mv_model_set_class_names(m, (const char *const *)train->class_names, 2),
+                     MV_OK);
+    mv_net_init(m->net, 3);
+    mv_status st = mv_model_fit_normalisation(m, train);
+    mv_train_config c;
+    mv_train_defaults(&c);
+    c.epochs = 3, c.batch = 3, c.flip = 1, c.dropout = 0.25f, c.seed = 5;
+    c.should_stop = plan ? remove_mid_run : NULL;
+    c.user = plan;
+    int interrupted = 0;
+    if (!st)
+        st = mv_train(m, train, val, &c, &interrupted);
+    assert_int_equal(interrupted, 0);
+    if (!st)
+        assert_int_equal(mv_model_save(m, at(rel)), MV_OK);
+    mv_model_free(m);
+    return st;
+}
+
+static unsigned char *slurp(const char *rel, size_t *n)
+{
+    FILE *f = fopen(at(rel), "rb");
+    assert_non_null(f);
+    unsigned char *data = malloc(1 << 16);
+    *n = fread(data, 1, 1 << 16, f);
+    fclose(f);
+    return data;
+}
+
+/* The trainer itself (mv_train: batches through a prefetch, validation and the run's
+ * fingerprint through read_rows) writes the same model file from floats, bytes and a
+ * streamed folder; a file removed during a streamed run fails it with the file's name. */
+static void test_training_is_the_same_file(void **state)
+{
+    (void)state;
+    const mv_storage storages[3] = {MV_STORAGE_FLOAT, MV_STORAGE_BYTES, MV_STORAGE_STREAM};
+    unsigned char *files[3];
+    size_t sizes[3];
+    for (int i = 0; i < 3; i++) {
+        mv_dataset *whole = load_folder("same", storages[i], 0), *train, *val;
+        assert_int_equal(mv_dataset_split(whole, 0.3, 4, &train, &val), MV_OK);
+        char rel[64];
+        snprintf(rel, sizeof rel, "trained-%d.mlp", i);
+        assert_int_equal(train_and_save(train, val, rel, NULL), MV_OK);
+        files[i] = slurp(rel, &sizes[i]);
+        mv_dataset_free(whole);
+        mv_dataset_free(train);
+        mv_dataset_free(val);
+    }
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal(sizes[i], sizes[0]);
+        assert_memory_equal(files[i], files[0], sizes[0]);
+    }
+    for (int i = 0; i < 3; i++) free(files[i]);
+
+    make_gray_folder("midrun");
+    mv_dataset *d = load_folder("midrun", MV_STORAGE_STREAM, 0);
+    vanish_plan plan = {.after = 4, .path = at("midrun/b/3.png")};
+    expect_error(train_and_save(d, NULL, "midrun.mlp", &plan), MV_ERR_IO, "midrun/b/3.png");
+    assert_true(plan.batches >= 4);
+    assert_int_equal(access(at("midrun.mlp"), F_OK), -1);
+    mv_dataset_free(d);
+}
+
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
@@ -594,6 +683,7 @@ int main(void)
         cmocka_unit_test(test_prefetch_errors),
         cmocka_unit_test(test_split_keeps_the_storage),
         cmocka_unit_test(test_fits_are_the_same_file),
+        cmocka_unit_test(test_training_is_the_same_file),
     };
     return cmocka_run_group_tests_name("prefetch", tests, make_fixture_root,
                                        remove_fixture_root);
