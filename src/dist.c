@@ -86,6 +86,29 @@ mv_status mv_dist_allgatherv(const void *mine, const size_t *counts, void *all)
     return st;
 }
 
+mv_status mv_dist_allgatherv_in_place(void *all, const size_t *counts)
+{
+    int *recv = malloc(sizeof *recv * (size_t)dist_size);
+    int *displ = malloc(sizeof *displ * (size_t)dist_size);
+    size_t total = 0;
+    for (int r = 0; r < dist_size; r++) total += counts[r];
+    mv_status st = recv && displ ? MV_OK : mv_fail(MV_ERR_NOMEM, "cannot allocate counts");
+    if (st == MV_OK && total >= INT_MAX)
+        st = mv_fail(MV_ERR_ARG, "a gather of %zu bytes: MPI takes at most %d", total, INT_MAX);
+    if (st == MV_OK) {
+        int offset = 0;
+        for (int r = 0; r < dist_size; r++)
+            recv[r] = (int)counts[r], displ[r] = offset, offset += recv[r];
+        const int code = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, all, recv, displ,
+                                        MPI_BYTE, MPI_COMM_WORLD);
+        if (code != MPI_SUCCESS)
+            st = mpi_fail(code, "MPI_Allgatherv");
+    }
+    free(recv);
+    free(displ);
+    return st;
+}
+
 mv_status mv_dist_broadcast(void *data, size_t bytes, int root)
 {
     for (size_t done = 0; done < bytes; done += INT_MAX / 2) {
@@ -144,6 +167,13 @@ mv_status mv_dist_allgather(const void *mine, size_t bytes, void *all)
 mv_status mv_dist_allgatherv(const void *mine, const size_t *counts, void *all)
 {
     return mv_dist_allgather(mine, counts[0], all);
+}
+
+mv_status mv_dist_allgatherv_in_place(void *all, const size_t *counts)
+{
+    (void)all;
+    (void)counts;
+    return MV_OK;
 }
 
 mv_status mv_dist_broadcast(void *data, size_t bytes, int root)

@@ -369,6 +369,9 @@ mv_status mv_prefetch_start(mv_prefetch *p, const int *indices, int n);
 mv_status mv_prefetch_take(mv_prefetch *p, const float **rows);
 void mv_prefetch_free(mv_prefetch *p);
 
+/* dist.c: mv_dist_allgatherv where every rank's part is already in place in all (its
+ * counts[rank] bytes at the sum of the counts before it): nothing is copied locally. */
+mv_status mv_dist_allgatherv_in_place(void *all, const size_t *counts);
 /* dist.c: every rank sends send_counts[r] floats from send + send_offsets[r] to rank r and
  * receives recv_counts[r] floats from rank r at recv + recv_offsets[r] (MPI_Alltoallv). */
 mv_status mv_dist_alltoallv_floats(const float *send, const size_t *send_counts,

@@ -170,18 +170,36 @@ void mv_share_slice(const mv_share *s, size_t *lo, size_t *hi)
     *hi = s->slice[s->rank + 1];
 }
 
-/* out [len] = the tree over chunks [a, b) from the received nodes (node g at recv + g len). */
-static void tree_eval(const mv_share *s, int a, int b, size_t len, int level, float *out)
+/* The received values of the node covering exactly chunks [a, b) (node g at recv + g len),
+ * or NULL when the tree must be descended. */
+static const float *node_values(const mv_share *s, int a, int b, size_t len)
 {
     for (int g = 0; g < s->n_all; g++)
-        if (s->first[g] == a && s->count[g] == b - a) {
-            memcpy(out, s->recv + (size_t)g * len, sizeof *out * len);
-            return;
-        }
-    float *right = s->tmp + (size_t)level * len;
-    tree_eval(s, a, (a + b) / 2, len, level + 1, out);
-    tree_eval(s, (a + b) / 2, b, len, level + 1, right);
-    for (size_t i = 0; i < len; i++) out[i] = out[i] + right[i];
+        if (s->first[g] == a && s->count[g] == b - a)
+            return s->recv + (size_t)g * len;
+    return NULL;
+}
+
+/* out [len] = the tree over chunks [a, b) from the received nodes. */
+static void tree_eval(const mv_share *s, int a, int b, size_t len, int level, float *out)
+{
+    const float *whole = node_values(s, a, b, len);
+    if (whole) {
+        memcpy(out, whole, sizeof *out * len);
+        return;
+    }
+    const int mid = (a + b) / 2;
+    const float *left = node_values(s, a, mid, len), *right = node_values(s, mid, b, len);
+    if (!left) { /* descend; the right half too when it was not received whole */
+        tree_eval(s, a, mid, len, level + 1, out);
+        left = out;
+    }
+    if (!right) {
+        float *scratch = s->tmp + (size_t)level * len;
+        tree_eval(s, mid, b, len, level + 1, scratch);
+        right = scratch;
+    }
+    for (size_t i = 0; i < len; i++) out[i] = left[i] + right[i];
 }
 
 mv_status mv_share_reduce(mv_share *s, const mv_params **grads)
@@ -220,11 +238,9 @@ mv_status mv_share_gather_slices(mv_share *s, float *data)
 {
     if (s->size == 1)
         return MV_OK;
-    const size_t lo = s->slice[s->rank], own = s->slice[s->rank + 1] - lo;
     size_t *bytes = s->counts;
     for (int r = 0; r < s->size; r++) bytes[r] = sizeof(float) * (s->slice[r + 1] - s->slice[r]);
-    memcpy(s->tmp, data + lo, sizeof *data * own); /* MPI forbids sending from the target */
-    return mv_dist_allgatherv(s->tmp, bytes, data);
+    return mv_dist_allgatherv_in_place(data, bytes);
 }
 
 mv_status mv_share_gather_rows(mv_share *s, const void *mine, size_t row_bytes, void *all)
