@@ -304,8 +304,8 @@ typedef enum {
     MV_STORAGE_FLOAT = 0, /* pixels: floats in memory (the default) */
     MV_STORAGE_BYTES,     /* bytes: 8 bits a value in memory, a quarter of the floats; asked
                            * for, it is used only when every value is a byte / 255 exactly
-                           * (8-bit files at their own size, no luminance mixing), and the
-                           * dataset is held as floats otherwise */
+                           * (8-bit files at their own size, no luminance mixing, no 16-bit
+                           * file), and the dataset is held as floats otherwise */
     MV_STORAGE_STREAM     /* nothing in memory but the file list: each image is read from disk
                            * when its row is asked for */
 } mv_storage;
