@@ -80,7 +80,7 @@ BIN         := $(OUTDIR)bin/mlpviz
 TEST_BINS   := $(BUILD)/tests/test_core_f64 $(BUILD)/tests/test_core_f32 $(BUILD)/tests/test_api \
                $(BUILD)/tests/test_data $(BUILD)/tests/test_model $(BUILD)/tests/test_train \
                $(BUILD)/tests/test_visualize $(BUILD)/tests/test_classstats $(BUILD)/tests/test_gemm \
-               $(BUILD)/tests/test_classmixture $(BUILD)/tests/test_onnx
+               $(BUILD)/tests/test_classmixture $(BUILD)/tests/test_onnx $(BUILD)/tests/test_prefetch
 TEST_TOOLS  := $(BUILD)/tests/tool_make_model $(BUILD)/tests/tool_make_dataset \
                $(BUILD)/tests/tool_make_shapes $(BUILD)/tests/tool_model_outputs \
                $(BUILD)/tests/tool_gif_info

@@ -49,7 +49,7 @@ static const char *const EXTRA_MEAN = "class.mixture.mean",
  * nearly every member. */
 typedef struct {
     int D, n, M;
-    const float *pixels;  /* the dataset's, [count][D] */
+    const float *pixels;  /* the images, [..][D], indexed by members */
     const int *members;   /* [n] image indices of the class, in dataset order */
     double *centre, *old; /* [M][D] the centres, and before their last update */
     double *sum;          /* [M][D] the pixel sums of the members of each component */
@@ -482,7 +482,7 @@ static mv_status check_fit_args(const mv_model *model, const mv_dataset *data, i
 {
     if (!model || !data)
         return mv_fail(MV_ERR_ARG, "class mixture needs a model and a dataset");
-    if (data->count < 1 || !data->pixels || !data->labels)
+    if (data->count < 1 || !mv_dataset_has_images(data) || !data->labels)
         return mv_fail(MV_ERR_ARG, "class mixture: the dataset is empty");
     if (data->channels != model->channels || data->height != model->height ||
         data->width != model->width || model->channels < 1 || model->height < 1 ||
@@ -564,12 +564,17 @@ static mv_status fit_all(const mv_dataset *data, const int *start, const int *me
     for (int k = 0; !st && k < K; k++) {
         mv_rng rng;
         mv_rng_seed(&rng, mv_rng_next(&seeds));
-        ws.km.pixels = data->pixels;
-        ws.km.members = members + start[k];
+        /* a dataset not held as floats has only this class's images as floats */
+        mv_rows_view view;
+        st = mv_rows_view_open(&view, data, members + start[k], start[k + 1] - start[k]);
+        ws.km.pixels = view.pixels;
+        ws.km.members = view.members;
         ws.km.n = start[k + 1] - start[k];
-        st = fit_class(&ws, data, k, &rng, R ? basis + (size_t)k * R * D : NULL,
-                       mean + (size_t)k * M * D, weight + (size_t)k * M,
-                       sd + (size_t)k * M * R);
+        if (!st)
+            st = fit_class(&ws, data, k, &rng, R ? basis + (size_t)k * R * D : NULL,
+                           mean + (size_t)k * M * D, weight + (size_t)k * M,
+                           sd + (size_t)k * M * R);
+        mv_rows_view_close(&view);
     }
     workspace_free(&ws);
     return st;

@@ -13,6 +13,7 @@
  * changes a bit of the result. Every random number (the starting block, replacements for
  * directions the class does not span) comes from the seed. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,8 @@ enum {
                           real classes settle in 15-25 (Fashion-MNIST, rank 16) */
     TILE = 4,          /* 4 x 4 accumulators: half of SSE2's registers, the rest for operands */
     CHUNK = 256,       /* samples packed per pass over S: two panels (16 KiB) stay in L1 */
+    MEAN_BLOCK = 32,   /* images read at a time for a mean: few, since D may be large when
+                          no scatter is fitted (rank 0) */
     JACOBI_SWEEPS = 60,
     GS_ATTEMPTS = 32,  /* random replacements tried for one collapsed direction */
     MAX_GAUSSIAN_INPUTS = 4096, /* the scatter matrix is D x D doubles: at most 128 MB */
@@ -164,40 +167,43 @@ static mv_status check_class_sizes(const mv_dataset *data, int rank, const int *
     return MV_OK;
 }
 
-/* mean [K][D]: every class's mean image, each pixel summed in double in member order. */
-static mv_status class_means(const mv_dataset *data, const int *start, const int *members,
-                             int D, double *mean)
+/* m [D]: the mean image of class k, whose n members are images members[..] of data, each
+ * pixel summed in double in member order. The images are read MEAN_BLOCK at a time into
+ * rows [MEAN_BLOCK][D], so that no storage needs more than that as floats. */
+static mv_status class_mean(const mv_dataset *data, int k, const int *members, int n, int D,
+                            float *rows, double *m)
 {
-    for (int k = 0; k < data->n_classes; k++) {
-        double *m = mean + (size_t)k * D;
-        memset(m, 0, sizeof *m * (size_t)D);
-        for (int s = start[k]; s < start[k + 1]; s++) {
-            const float *x = data->pixels + (size_t)members[s] * D;
+    memset(m, 0, sizeof *m * (size_t)D);
+    for (int s0 = 0; s0 < n; s0 += MEAN_BLOCK) {
+        const int len = n - s0 < MEAN_BLOCK ? n - s0 : MEAN_BLOCK;
+        const mv_status st = mv_dataset_read_rows(data, members + s0, len, rows);
+        if (st)
+            return st;
+        for (int s = 0; s < len; s++) {
+            const float *x = rows + (size_t)s * D;
             for (int d = 0; d < D; d++) m[d] += x[d];
         }
-        const int n = start[k + 1] - start[k];
-        for (int d = 0; d < D; d++) {
-            m[d] /= n;
-            if (!isfinite(m[d]))
-                return mv_fail(MV_ERR_NUMERIC, "class statistics: class %d ('%s') has a "
-                               "non-finite pixel (its mean at pixel %d is %g)", k,
-                               mv_dataset_class_name(data, k), d, m[d]);
-        }
+    }
+    for (int d = 0; d < D; d++) {
+        m[d] /= n;
+        if (!isfinite(m[d]))
+            return mv_fail(MV_ERR_NUMERIC, "class statistics: class %d ('%s') has a "
+                           "non-finite pixel (its mean at pixel %d is %g)", k,
+                           mv_dataset_class_name(data, k), d, m[d]);
     }
     return MV_OK;
 }
 
 /* ---------------------------------------------------------------- the scatter matrix */
 
-/* Centres samples members[0 .. len) into ws->pack. Called inside a parallel region. */
-static void pack_chunk(workspace *ws, const mv_dataset *data, const int *members, int len,
-                       const double *mean)
+/* Centres samples rows [len][D] into ws->pack. Called inside a parallel region. */
+static void pack_chunk(workspace *ws, const float *rows, int len, const double *mean)
 {
     const int D = ws->D, Dp = ws->Dp;
     /* Safe: each sample s writes only its own entries of the panels. */
 #pragma omp for schedule(static)
     for (int s = 0; s < len; s++) {
-        const float *x = data->pixels + (size_t)members[s] * D;
+        const float *x = rows + (size_t)s * D;
         for (int d = 0; d < Dp; d++)
             ws->pack[((size_t)(d / TILE) * CHUNK + s) * TILE + d % TILE] =
                 d < D ? x[d] - mean[d] : 0;
@@ -226,19 +232,30 @@ static void accumulate_chunk(workspace *ws, int len)
 }
 
 /* ws->scatter = sum over the class's samples of (x - mean)(x - mean)^T, full and
- * symmetric. Column panels let the block product stream S contiguously. */
-static void scatter_matrix(workspace *ws, const mv_dataset *data, const int *members, int n,
-                           const double *mean)
+ * symmetric. Column panels let the block product stream S contiguously. The samples are
+ * read CHUNK at a time into rows [CHUNK][D]; a failed read is returned. */
+static mv_status scatter_matrix(workspace *ws, const mv_dataset *data, const int *members,
+                                int n, const double *mean, float *rows)
 {
     const size_t Dp = (size_t)ws->Dp, nb = Dp / TILE;
+    mv_status status = MV_OK;
+    char message[512] = ""; /* mv_last_error() is the reading thread's own */
     memset(ws->scatter, 0, sizeof *ws->scatter * Dp * Dp);
 #pragma omp parallel if ((double)n * ws->D * ws->D > MV_PARALLEL_FIT_WORK)
     for (int s0 = 0; s0 < n; s0 += CHUNK) {
         const int len = n - s0 < CHUNK ? n - s0 : CHUNK;
+#pragma omp single
+        if (!status && (status = mv_dataset_read_rows(data, members + s0, len, rows)))
+            snprintf(message, sizeof message, "%s", mv_last_error());
+        /* after the single's barrier every thread sees the same status */
+        if (status)
+            continue;
         /* the implicit barriers after both loops keep a chunk's packing and use apart */
-        pack_chunk(ws, data, members + s0, len, mean);
+        pack_chunk(ws, rows, len, mean);
         accumulate_chunk(ws, len);
     }
+    if (status)
+        return mv_fail(status, "%s", message);
     /* Only the upper block triangle was summed: tile (jb, ib) below it is the transpose of
      * tile (ib, jb). Diagonal tiles were summed whole, and agree exactly (a b == b a). */
     for (size_t ib = 0; ib < nb; ib++)
@@ -248,6 +265,7 @@ static void scatter_matrix(workspace *ws, const mv_dataset *data, const int *mem
             for (int a = 0; a < TILE; a++)
                 for (int c = 0; c < TILE; c++) lower[c * TILE + a] = upper[a * TILE + c];
         }
+    return MV_OK;
 }
 
 /* ---------------------------------------------------------------- subspace iteration */
@@ -471,12 +489,16 @@ static mv_status workspace_create(workspace *ws, int D, int rank)
     return MV_OK;
 }
 
-/* The rank directions and deviations of class k into basis [rank][D] and sd [rank]. */
-static void fit_class(workspace *ws, const mv_dataset *data, const int *members, int n,
-                      const double *mean, int rank, uint64_t seed, float *basis, float *sd)
+/* The rank directions and deviations of class k into basis [rank][D] and sd [rank]; the
+ * samples are read through rows [CHUNK][D]. */
+static mv_status fit_class(workspace *ws, const mv_dataset *data, const int *members, int n,
+                           const double *mean, int rank, uint64_t seed, float *rows,
+                           float *basis, float *sd)
 {
     const int D = ws->D;
-    scatter_matrix(ws, data, members, n, mean);
+    const mv_status st = scatter_matrix(ws, data, members, n, mean, rows);
+    if (st)
+        return st;
     mv_rng rng;
     mv_rng_seed(&rng, seed);
     top_eigenvectors(ws, rank, &rng);
@@ -493,13 +515,14 @@ static void fit_class(workspace *ws, const mv_dataset *data, const int *members,
         const double variance = ws->theta[r] / n;
         sd[r] = (float)sqrt(variance > 0 ? variance : 0);
     }
+    return MV_OK;
 }
 
 static mv_status check_fit_args(const mv_model *model, const mv_dataset *data, int rank)
 {
     if (!model || !model->net || !data)
         return mv_fail(MV_ERR_ARG, "class statistics need a model and a dataset");
-    if (data->count < 1 || !data->pixels || !data->labels)
+    if (data->count < 1 || !mv_dataset_has_images(data) || !data->labels)
         return mv_fail(MV_ERR_ARG, "class statistics: the dataset is empty");
     if (data->channels != model->channels || data->height != model->height ||
         data->width != model->width)
@@ -547,30 +570,36 @@ static mv_status store_stats(mv_model *model, const float *mean, const float *ba
     return st;
 }
 
-/* Every class: means, then (rank > 0) its directions, into mean_out [K][D],
- * basis [K][rank][D], sd [K][rank]. */
+/* Every class: its mean, then (rank > 0) its directions, into mean_out [K][D], basis
+ * [K][rank][D], sd [K][rank]. The images are read a block at a time, whatever the storage:
+ * a streamed dataset never has more of them in memory. */
 static mv_status fit_all(const mv_dataset *data, const int *start, const int *members, int D,
                          int rank, uint64_t seed, float *mean_out, float *basis, float *sd)
 {
     const int K = data->n_classes;
-    double *mean = malloc(sizeof *mean * (size_t)K * D); /* [K][D] */
-    if (!mean)
-        return mv_fail(MV_ERR_NOMEM, "class statistics: cannot allocate %d means", K);
-    mv_status st = class_means(data, start, members, D, mean);
-    for (size_t i = 0; !st && i < (size_t)K * D; i++) mean_out[i] = (float)mean[i];
+    double *mean = malloc(sizeof *mean * (size_t)D);           /* [D] */
+    const int block = rank > 0 ? CHUNK : MEAN_BLOCK; /* CHUNK >= MEAN_BLOCK */
+    float *rows = malloc(sizeof *rows * (size_t)D * (size_t)block); /* [block][D] */
     workspace ws;
-    if (!st && rank > 0 && !(st = workspace_create(&ws, D, rank))) {
-        /* one seed per class, drawn in class order: a class's result does not depend on how
-         * many random numbers another class needed */
-        mv_rng seeds;
-        mv_rng_seed(&seeds, seed);
-        for (int k = 0; k < K; k++)
-            fit_class(&ws, data, members + start[k], start[k + 1] - start[k],
-                      mean + (size_t)k * D, rank, mv_rng_next(&seeds),
-                      basis + (size_t)k * rank * D, sd + (size_t)k * rank);
-        workspace_free(&ws);
+    mv_status st = mean && rows ? MV_OK
+                                : mv_fail(MV_ERR_NOMEM, "class statistics: out of memory");
+    const int have_ws = !st && rank > 0 && !(st = workspace_create(&ws, D, rank));
+    /* one seed per class, drawn in class order: a class's result does not depend on how
+     * many random numbers another class needed */
+    mv_rng seeds;
+    mv_rng_seed(&seeds, seed);
+    for (int k = 0; !st && k < K; k++) {
+        const int n = start[k + 1] - start[k];
+        st = class_mean(data, k, members + start[k], n, D, rows, mean);
+        for (int d = 0; !st && d < D; d++) mean_out[(size_t)k * D + d] = (float)mean[d];
+        if (!st && have_ws)
+            st = fit_class(&ws, data, members + start[k], n, mean, rank, mv_rng_next(&seeds),
+                           rows, basis + (size_t)k * rank * D, sd + (size_t)k * rank);
     }
+    if (have_ws)
+        workspace_free(&ws);
     free(mean);
+    free(rows);
     return st;
 }
 

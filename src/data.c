@@ -1,6 +1,8 @@
-/* data.c: labelled image sets in memory, from an image folder (ROOT/<class>/<file>) or from IDX
- * files (the MNIST format, plain or gzip), and back out to an image folder; a seeded split
- * into training and validation parts.
+/* data.c: labelled image sets, from an image folder (ROOT/<class>/<file>) or from IDX files (the
+ * MNIST format, plain or gzip), and back out to an image folder; a seeded split into training
+ * and validation parts. A dataset holds its images as floats, as bytes (a quarter of the
+ * memory, for 8-bit sources), or only as the list of where they are on disk (streamed: the
+ * rows are read by prefetch.c when the trainer asks for them).
  *
  * Everything read from disk is treated as hostile: headers are checked before anything is
  * allocated from them, and every error names the file and the reason. Orders are bytewise
@@ -13,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <stb/stb_image.h>
 
@@ -31,6 +35,18 @@ void mv_load_options_defaults(mv_load_options *options)
     memset(options, 0, sizeof *options);
 }
 
+/* files belongs to a dataset of count images (its paths may be partly filled: NULLs). */
+static void files_free(mv_dataset_files *files, int count)
+{
+    if (!files)
+        return;
+    for (int i = 0; files->paths && i < count; i++) free(files->paths[i]);
+    free(files->paths);
+    free(files->idx_path);
+    free(files->items);
+    free(files);
+}
+
 void mv_dataset_free(mv_dataset *data)
 {
     if (!data)
@@ -39,8 +55,21 @@ void mv_dataset_free(mv_dataset *data)
         for (int c = 0; c < data->n_classes; c++) free(data->class_names[c]);
     free(data->class_names);
     free(data->pixels);
+    free(data->bytes);
+    files_free(data->files, data->count);
     free(data->labels);
     free(data);
+}
+
+int mv_dataset_has_images(const mv_dataset *data)
+{
+    switch (data->storage) {
+    case MV_STORAGE_FLOAT: return data->pixels != NULL;
+    case MV_STORAGE_BYTES: return data->bytes != NULL;
+    case MV_STORAGE_STREAM:
+        return data->files && (data->files->paths || (data->files->idx_path && data->files->items));
+    }
+    return 0;
 }
 
 /* ================================================================ image folders */
@@ -248,6 +277,7 @@ static int earlier_failure(first_failure *failure, int index)
 /* Header of one file as pass 1 saw it. */
 typedef struct {
     int width, height, channels;
+    int sixteen; /* 16 bits a sample */
     int ok;
 } image_header;
 
@@ -266,7 +296,8 @@ static void probe_headers(const file_table *table, long long max_pixels, int ski
         if (!skip_bad && earlier_failure(failure, i))
             continue;
         const char *path = table->paths.items[i];
-        mv_status status = mv_image_info(path, &h->width, &h->height, &h->channels);
+        mv_status status = mv_image_probe(path, &h->width, &h->height, &h->channels,
+                                          &h->sixteen);
         if (!status && (long long)h->width * h->height > limit)
             status = mv_fail(MV_ERR_FORMAT, "%s: image of %dx%d pixels is larger than the limit "
                              "of %lld pixels; not decoded", path, h->width, h->height, limit);
@@ -276,9 +307,10 @@ static void probe_headers(const file_table *table, long long max_pixels, int ski
     }
 }
 
-/* Removes the entries whose ok flag is 0 from the table (and, when pixels is not NULL, their
- * images of `stride` floats), keeping the order. Returns how many were removed. */
-static int drop_failed(file_table *table, const unsigned char *ok, float *pixels, size_t stride)
+/* Removes the entries whose ok flag is 0 from the table (and, when images is not NULL, their
+ * images of `stride` bytes), keeping the order. Returns how many were removed. */
+static int drop_failed(file_table *table, const unsigned char *ok, unsigned char *images,
+                       size_t stride)
 {
     int kept = 0;
     for (int i = 0; i < table->paths.count; i++) {
@@ -288,9 +320,8 @@ static int drop_failed(file_table *table, const unsigned char *ok, float *pixels
         }
         table->paths.items[kept] = table->paths.items[i];
         table->labels[kept] = table->labels[i];
-        if (pixels && kept != i)
-            memmove(pixels + (size_t)kept * stride, pixels + (size_t)i * stride,
-                    stride * sizeof *pixels);
+        if (images && kept != i)
+            memmove(images + (size_t)kept * stride, images + (size_t)i * stride, stride);
         kept++;
     }
     int dropped = table->paths.count - kept;
@@ -343,24 +374,58 @@ static size_t shape_floats(image_shape shape)
     return (size_t)shape.width * shape.height * shape.channels;
 }
 
-/* Pass 2: decodes every file into its slot of pixels [count][shape floats]. ok: [count]. */
+/* The storage a folder gets: bytes only when asked for and when every readable file is an
+ * 8-bit image of the chosen size whose conversion mixes no values, so that byte / 255 is
+ * exactly what the float loader gives. headers: [count]. */
+static mv_storage choose_storage(const image_header *headers, int count, image_shape shape,
+                                 mv_storage wanted)
+{
+    if (wanted != MV_STORAGE_BYTES)
+        return wanted;
+    for (int i = 0; i < count; i++) {
+        const image_header *h = &headers[i];
+        if (h->ok && (h->width != shape.width || h->height != shape.height || h->sixteen ||
+                      (h->channels >= 3 && shape.channels != 3)))
+            return MV_STORAGE_FLOAT;
+    }
+    return MV_STORAGE_BYTES;
+}
+
+/* Pass 2: decodes every file: into its slot of images [count][shape] (floats, or bytes for
+ * MV_STORAGE_BYTES), or for MV_STORAGE_STREAM into one image per thread that is then
+ * forgotten, which finds the files that would fail exactly as the in-memory load does.
+ * ok: [count]. */
 static void decode_all(const file_table *table, image_shape shape, long long max_pixels,
-                       int skip_bad, float *pixels, unsigned char *ok, first_failure *failure)
+                       int skip_bad, mv_storage storage, void *images, unsigned char *ok,
+                       first_failure *failure)
 {
     const size_t stride = shape_floats(shape);
     const int count = table->paths.count;
-    /* Dynamic scheduling: decoding time depends on each file's format, size and compression,
-     * so fixed chunks would leave a thread idle behind a slow one. */
-#pragma omp parallel for schedule(dynamic, 16)
-    for (int i = 0; i < count; i++) {
-        ok[i] = 0;
-        if (!skip_bad && earlier_failure(failure, i))
-            continue;
-        mv_status status = mv_image_load(table->paths.items[i], shape.channels, shape.width,
-                                         shape.height, max_pixels, pixels + i * stride);
-        ok[i] = status == MV_OK;
-        if (status && !skip_bad)
-            record_failure(failure, i, status);
+#pragma omp parallel
+    {
+        float *scratch = storage == MV_STORAGE_STREAM ? malloc(stride * sizeof *scratch) : NULL;
+        /* Dynamic scheduling: decoding time depends on each file's format, size and
+         * compression, so fixed chunks would leave a thread idle behind a slow one. */
+#pragma omp for schedule(dynamic, 16)
+        for (int i = 0; i < count; i++) {
+            ok[i] = 0;
+            if (!skip_bad && earlier_failure(failure, i))
+                continue;
+            const char *path = table->paths.items[i];
+            mv_status status;
+            if (storage == MV_STORAGE_BYTES)
+                status = mv_image_load_bytes(path, shape.channels, shape.width, shape.height,
+                                             max_pixels, (uint8_t *)images + i * stride);
+            else if (storage == MV_STORAGE_STREAM && !scratch)
+                status = mv_fail(MV_ERR_NOMEM, "%s: out of memory", path);
+            else
+                status = mv_image_load(path, shape.channels, shape.width, shape.height,
+                                       max_pixels, scratch ? scratch : (float *)images + i * stride);
+            ok[i] = status == MV_OK;
+            if (status && !skip_bad)
+                record_failure(failure, i, status);
+        }
+        free(scratch);
     }
 }
 
@@ -368,54 +433,104 @@ static void decode_all(const file_table *table, image_shape shape, long long max
 static mv_status check_load_options(const mv_load_options *o, const char *root)
 {
     if (o->width < 0 || o->height < 0 || o->max_pixels < 0 ||
-        (o->channels != 0 && o->channels != 1 && o->channels != 3))
+        (o->channels != 0 && o->channels != 1 && o->channels != 3) ||
+        (o->storage != MV_STORAGE_FLOAT && o->storage != MV_STORAGE_BYTES &&
+         o->storage != MV_STORAGE_STREAM))
         return mv_fail(MV_ERR_ARG, "%s: bad load options (size %dx%d, channels %d, max pixels "
-                       "%lld)", root, o->width, o->height, o->channels, o->max_pixels);
+                       "%lld, storage %d)", root, o->width, o->height, o->channels,
+                       o->max_pixels, (int)o->storage);
     return MV_OK;
 }
 
-/* pixels [count][shape floats] for the table's files, after an overflow check. */
-static mv_status allocate_pixels(const file_table *table, image_shape shape, const char *root,
-                                 float **out)
+/* images [count][per_image bytes] for the table's files, after an overflow check. */
+static mv_status allocate_images(const file_table *table, image_shape shape, size_t per_image,
+                                 const char *root, void **out)
 {
-    const size_t stride = shape_floats(shape), count = (size_t)table->paths.count;
-    if (stride > SIZE_MAX / sizeof(float) / (count ? count : 1) ||
-        !(*out = malloc((count ? count : 1) * stride * sizeof **out)))
+    const size_t count = (size_t)table->paths.count;
+    if (per_image > SIZE_MAX / (count ? count : 1) ||
+        !(*out = malloc((count ? count : 1) * per_image)))
         return mv_fail(MV_ERR_NOMEM, "%s: out of memory for %zu images of %dx%dx%d", root, count,
                        shape.width, shape.height, shape.channels);
     return MV_OK;
 }
 
-/* Hands the table's class names and labels, and the pixels, over to a new dataset. */
-static mv_status assemble_dataset(file_table *table, image_shape shape, float *pixels,
-                                  const char *root, mv_dataset **out)
+/* Hands the table's class names and labels, and the images (or for a streamed dataset the
+ * table's paths), over to a new dataset. */
+static mv_status assemble_dataset(file_table *table, image_shape shape, mv_storage storage,
+                                  void *images, const mv_load_options *o, const char *root,
+                                  mv_dataset **out)
 {
     mv_dataset *data = calloc(1, sizeof *data);
-    if (!data)
+    mv_dataset_files *files = storage == MV_STORAGE_STREAM ? calloc(1, sizeof *files) : NULL;
+    if (!data || (storage == MV_STORAGE_STREAM && !files)) {
+        free(data);
+        free(files);
         return mv_fail(MV_ERR_NOMEM, "%s: out of memory", root);
+    }
     *data = (mv_dataset){.count = table->paths.count, .channels = shape.channels,
                          .height = shape.height, .width = shape.width,
                          .n_classes = table->classes.count, .class_names = table->classes.items,
-                         .pixels = pixels, .labels = table->labels};
+                         .labels = table->labels, .storage = storage, .files = files};
+    if (storage == MV_STORAGE_FLOAT)
+        data->pixels = images;
+    else if (storage == MV_STORAGE_BYTES)
+        data->bytes = images;
+    else {
+        files->paths = table->paths.items;
+        files->max_pixels = o->max_pixels;
+        memset(&table->paths, 0, sizeof table->paths);
+    }
     memset(&table->classes, 0, sizeof table->classes);
     table->labels = NULL;
     *out = data;
     return MV_OK;
 }
 
-/* Passes 1b and 2 over a listed folder: headers, shape, decoding, and with skip_bad the
- * removal (counted in *skipped) of files that failed either pass. Without skip_bad the error
- * is the first bad header in dataset order, or if every header is fine, the first file in
- * dataset order that fails to decode. */
+/* Pass 2 and, with skip_bad, the removal (counted in *skipped) of the files that failed it.
+ * Without skip_bad the error is the first file in dataset order that fails to decode. A
+ * streamed folder is decoded too, once, so that it keeps exactly the files, and gives
+ * exactly the errors, of the same folder loaded into memory. *images: as decode_all fills
+ * it, NULL when streamed. */
+static mv_status decode_listed(file_table *table, const char *root, const mv_load_options *o,
+                               image_shape shape, mv_storage storage, unsigned char *ok,
+                               int *skipped, void **images)
+{
+    const size_t per_image = shape_floats(shape) * (storage == MV_STORAGE_BYTES ? 1 : sizeof(float));
+    first_failure failure = {.index = INT_MAX};
+    *images = NULL;
+    mv_status status = storage == MV_STORAGE_STREAM
+                           ? MV_OK
+                           : allocate_images(table, shape, per_image, root, images);
+    if (!status) {
+        decode_all(table, shape, o->max_pixels, o->skip_bad, storage, *images, ok, &failure);
+        if (failure.index != INT_MAX)
+            status = mv_fail(failure.status, "%s", failure.message);
+    }
+    if (!status) {
+        *skipped += drop_failed(table, ok, *images, per_image);
+        status = check_classes_populated(table, root);
+    }
+    if (status) {
+        free(*images);
+        *images = NULL;
+    }
+    return status;
+}
+
+/* Passes 1b and 2 over a listed folder: headers, shape and storage, decoding, and with
+ * skip_bad the removal (counted in *skipped) of files that failed either pass. Without
+ * skip_bad the error is the first bad header in dataset order, or if every header is fine,
+ * the first file in dataset order that fails to decode. */
 static mv_status load_listed(file_table *table, const char *root, const mv_load_options *o,
                              int *skipped, mv_dataset **out)
 {
     const int count = table->paths.count;
     image_header *headers = malloc((size_t)count * sizeof *headers); /* [count] */
     unsigned char *ok = malloc((size_t)count);                      /* [count] */
-    float *pixels = NULL;                                           /* [count][shape] */
+    void *images = NULL;
     first_failure failure = {.index = INT_MAX};
     image_shape shape = {0, 0, 0};
+    mv_storage storage = o->storage;
     mv_status status = headers && ok ? MV_OK : mv_fail(MV_ERR_NOMEM, "%s: out of memory", root);
     if (!status) {
         probe_headers(table, o->max_pixels, o->skip_bad, headers, &failure);
@@ -424,25 +539,17 @@ static mv_status load_listed(file_table *table, const char *root, const mv_load_
     }
     if (!status) {
         shape = choose_shape(headers, count, o);
+        storage = choose_storage(headers, count, shape, o->storage);
         for (int i = 0; i < count; i++) ok[i] = (unsigned char)headers[i].ok;
         *skipped += drop_failed(table, ok, NULL, 0);
         status = check_classes_populated(table, root);
     }
     if (!status)
-        status = allocate_pixels(table, shape, root, &pixels);
-    if (!status) {
-        decode_all(table, shape, o->max_pixels, o->skip_bad, pixels, ok, &failure);
-        if (failure.index != INT_MAX)
-            status = mv_fail(failure.status, "%s", failure.message);
-    }
-    if (!status) {
-        *skipped += drop_failed(table, ok, pixels, shape_floats(shape));
-        status = check_classes_populated(table, root);
-    }
+        status = decode_listed(table, root, o, shape, storage, ok, skipped, &images);
     if (!status)
-        status = assemble_dataset(table, shape, pixels, root, out);
+        status = assemble_dataset(table, shape, storage, images, o, root, out);
     if (status)
-        free(pixels);
+        free(images);
     free(headers);
     free(ok);
     return status;
@@ -650,31 +757,50 @@ static mv_status make_class_names(const char *const *names, int n, char ***out)
     return MV_OK;
 }
 
-/* Builds the dataset from validated IDX bytes: pixels byte / 255, labels as stored. */
+/* Builds the dataset from validated IDX labels and, unless streamed, image bytes (pixels
+ * byte / 255, as floats or kept as bytes); a streamed one records where its items are:
+ * item i at offset 16 + i * rows * cols of images_path. */
 static mv_status fill_idx_dataset(const unsigned char *image_bytes, const unsigned char *label_bytes,
                                   int count, int rows, int cols, const char *const *names,
-                                  int n_names, mv_dataset **out)
+                                  int n_names, mv_storage storage, const char *images_path,
+                                  mv_dataset **out)
 {
     const size_t n_pixels = (size_t)count * rows * cols;
     mv_dataset *data = calloc(1, sizeof *data);
-    float *pixels = malloc(n_pixels * sizeof *pixels);  /* [count][rows][cols][1] */
+    void *images = storage == MV_STORAGE_STREAM ? calloc(1, sizeof(mv_dataset_files))
+                   : malloc(n_pixels * (storage == MV_STORAGE_BYTES ? 1 : sizeof(float)));
     int *labels = malloc((size_t)count * sizeof *labels); /* [count] */
     char **class_names = NULL;
-    mv_status status = data && pixels && labels
+    mv_status status = data && images && labels
                            ? make_class_names(names, n_names, &class_names)
                            : mv_fail(MV_ERR_NOMEM, "out of memory for %d images of %dx%d", count,
                                      rows, cols);
     if (status) {
         free(data);
-        free(pixels);
+        free(images);
         free(labels);
         return status;
     }
-    for (size_t i = 0; i < n_pixels; i++) pixels[i] = image_bytes[16 + i] / 255.0f;
-    for (int i = 0; i < count; i++) labels[i] = label_bytes[8 + i];
     *data = (mv_dataset){.count = count, .channels = 1, .height = rows, .width = cols,
-                         .n_classes = n_names, .class_names = class_names, .pixels = pixels,
-                         .labels = labels};
+                         .n_classes = n_names, .class_names = class_names, .labels = labels,
+                         .storage = storage};
+    if (storage == MV_STORAGE_STREAM) {
+        mv_dataset_files *files = data->files = images;
+        files->idx_path = strdup(images_path);
+        files->items = malloc((size_t)count * sizeof *files->items); /* [count] */
+        files->idx_data = 16;
+        if (!files->idx_path || !files->items) {
+            mv_dataset_free(data);
+            return mv_fail(MV_ERR_NOMEM, "%s: out of memory for %d items", images_path, count);
+        }
+        for (int i = 0; i < count; i++) files->items[i] = i;
+    } else if (storage == MV_STORAGE_BYTES) {
+        memcpy(data->bytes = images, image_bytes + 16, n_pixels);
+    } else {
+        float *pixels = data->pixels = images; /* [count][rows][cols][1] */
+        for (size_t i = 0; i < n_pixels; i++) pixels[i] = image_bytes[16 + i] / 255.0f;
+    }
+    for (int i = 0; i < count; i++) labels[i] = label_bytes[8 + i];
     *out = data;
     return MV_OK;
 }
@@ -705,37 +831,88 @@ static mv_status check_idx_pair(const char *images_path, const unsigned char *im
     return MV_OK;
 }
 
-mv_status mv_dataset_load_idx(mv_dataset **out, const char *images_path,
-                              const char *labels_path, const char *const *class_names,
-                              int n_names)
+/* The first bytes of an IDX image file that will be streamed (head [16], zero past the end
+ * of a shorter file) and its size: the rest is read at offsets when rows are asked for,
+ * which a gzip file cannot give. */
+static mv_status read_idx_head(const char *path, unsigned char *head, size_t *size)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* a FIFO must not block */
+    if (fd < 0)
+        return mv_fail(MV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    mv_status status = MV_OK;
+    memset(head, 0, 16);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        status = mv_fail(MV_ERR_IO, "%s: not a regular file", path);
+    const size_t want = !status && st.st_size < 16 ? (size_t)st.st_size : 16;
+    if (!status && pread(fd, head, want, 0) != (ssize_t)want)
+        status = mv_fail(MV_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    if (!status && want >= 2 && head[0] == 0x1f && head[1] == 0x8b)
+        status = mv_fail(MV_ERR_FORMAT, "%s: a gzip-compressed IDX file cannot be streamed (its "
+                         "images cannot be read at an offset); decompress it first, e.g. "
+                         "gunzip -k %s", path, path);
+    close(fd);
+    *size = status ? 0 : (size_t)st.st_size;
+    return status;
+}
+
+/* Checks the arguments every IDX load shares. */
+static mv_status check_idx_args(mv_dataset **out, const char *images_path,
+                                const char *labels_path, const char *const *class_names,
+                                int n_names, mv_storage storage)
 {
     if (!out || !images_path || !labels_path)
         return mv_fail(MV_ERR_ARG, "mv_dataset_load_idx: NULL argument");
     *out = NULL;
+    if (storage != MV_STORAGE_FLOAT && storage != MV_STORAGE_BYTES &&
+        storage != MV_STORAGE_STREAM)
+        return mv_fail(MV_ERR_ARG, "%s: unknown storage %d", images_path, (int)storage);
     if (n_names < 1 && (class_names || n_names < 0))
         return mv_fail(MV_ERR_ARG, "%s: need at least one class name, got %d", labels_path,
                        n_names);
     for (int c = 0; class_names && c < n_names; c++)
         if (!class_names[c])
             return mv_fail(MV_ERR_ARG, "%s: class name %d is NULL", labels_path, c);
-    unsigned char *images = NULL, *labels = NULL;
+    return MV_OK;
+}
+
+mv_status mv_dataset_load_idx_as(mv_dataset **out, const char *images_path,
+                                 const char *labels_path, const char *const *class_names,
+                                 int n_names, mv_storage storage)
+{
+    mv_status status = check_idx_args(out, images_path, labels_path, class_names, n_names,
+                                      storage);
+    if (status)
+        return status;
+    unsigned char *images = NULL, *labels = NULL, head[16];
     size_t images_size = 0, labels_size = 0;
-    mv_status status = read_idx_bytes(images_path, &images, &images_size);
+    status = storage == MV_STORAGE_STREAM ? read_idx_head(images_path, head, &images_size)
+                                          : read_idx_bytes(images_path, &images, &images_size);
     if (!status)
         status = read_idx_bytes(labels_path, &labels, &labels_size);
     int count = 0, dims[2] = {0, 0};
     if (!status && n_names == 0) /* unnamed: classes "0" .. the largest label */
         for (size_t i = 8; i < labels_size; i++)
             n_names = labels[i] + 1 > n_names ? labels[i] + 1 : n_names;
+    /* streamed: the header's checks see the file's true size, so a truncated file is
+     * refused now, as it is when read whole */
     if (!status)
-        status = check_idx_pair(images_path, images, images_size, labels_path, labels,
-                                labels_size, n_names, &count, dims);
+        status = check_idx_pair(images_path, images ? images : head, images_size, labels_path,
+                                labels, labels_size, n_names, &count, dims);
     if (!status)
         status = fill_idx_dataset(images, labels, count, dims[0], dims[1], class_names, n_names,
-                                  out);
+                                  storage, images_path, out);
     free(images);
     free(labels);
     return status;
+}
+
+mv_status mv_dataset_load_idx(mv_dataset **out, const char *images_path,
+                              const char *labels_path, const char *const *class_names,
+                              int n_names)
+{
+    return mv_dataset_load_idx_as(out, images_path, labels_path, class_names, n_names,
+                                  MV_STORAGE_FLOAT);
 }
 
 /* ================================================================ writing an image folder */
@@ -766,6 +943,9 @@ static mv_status check_class_dir_names(const mv_dataset *data)
 /* The dataset must be what its fields say before anything touches the disk. */
 static mv_status check_dataset(const mv_dataset *data)
 {
+    if (data->storage != MV_STORAGE_FLOAT)
+        return mv_fail(MV_ERR_ARG, "only a dataset held as floats can be written out (this one "
+                       "is held as %s)", data->storage == MV_STORAGE_BYTES ? "bytes" : "files");
     if (data->count < 0 || data->width < 1 || data->height < 1 || data->channels < 1 ||
         data->channels > 4 || data->n_classes < 1 || !data->class_names ||
         (data->count > 0 && (!data->pixels || !data->labels)))
@@ -845,19 +1025,42 @@ mv_status mv_dataset_write_folder(const mv_dataset *data, const char *root)
 
 /* ---------------------------------------------------------------- validation split */
 
-/* An empty dataset of data's shape and classes, room for `count` images. */
+/* The image store of a dataset of data's storage with room for count images: pixels,
+ * bytes, or (streamed) a file list of data's kind. */
+static int allocate_like(const mv_dataset *data, int count, mv_dataset *d)
+{
+    const size_t D = (size_t)data->channels * data->height * data->width;
+    const size_t n = (size_t)(count ? count : 1);
+    if (data->storage == MV_STORAGE_FLOAT)
+        return (d->pixels = malloc(sizeof *d->pixels * D * n)) != NULL;
+    if (data->storage == MV_STORAGE_BYTES)
+        return (d->bytes = malloc(D * n)) != NULL;
+    const mv_dataset_files *from = data->files;
+    mv_dataset_files *files = d->files = calloc(1, sizeof *files);
+    if (!files)
+        return 0;
+    files->max_pixels = from->max_pixels;
+    files->idx_data = from->idx_data;
+    if (from->paths)
+        return (files->paths = calloc(n, sizeof *files->paths)) != NULL;
+    files->items = malloc(sizeof *files->items * n);
+    files->idx_path = strdup(from->idx_path);
+    return files->items && files->idx_path;
+}
+
+/* An empty dataset of data's shape, classes and storage, room for `count` images. */
 static mv_status dataset_like(const mv_dataset *data, int count, mv_dataset **out)
 {
     mv_dataset *d = calloc(1, sizeof *d);
-    const size_t D = (size_t)data->channels * data->height * data->width;
+    int ok = d != NULL;
     if (d) {
         *d = (mv_dataset){.count = count, .channels = data->channels, .height = data->height,
-                          .width = data->width, .n_classes = data->n_classes};
+                          .width = data->width, .n_classes = data->n_classes,
+                          .storage = data->storage};
         d->class_names = calloc((size_t)data->n_classes, sizeof *d->class_names);
-        d->pixels = malloc(sizeof *d->pixels * D * (size_t)(count ? count : 1));
         d->labels = malloc(sizeof *d->labels * (size_t)(count ? count : 1));
+        ok = allocate_like(data, count, d) && d->class_names && d->labels;
     }
-    int ok = d && d->class_names && d->pixels && d->labels;
     for (int k = 0; ok && k < data->n_classes; k++)
         ok = (d->class_names[k] = strdup(data->class_names[k])) != NULL;
     if (!ok) {
@@ -868,6 +1071,45 @@ static mv_status dataset_like(const mv_dataset *data, int count, mv_dataset **ou
     return MV_OK;
 }
 
+/* Image i of src becomes image k of dst (same shape and storage): its pixels, bytes, or
+ * where it is on disk. 0 when out of memory. */
+static int copy_image(const mv_dataset *src, int i, mv_dataset *dst, int k)
+{
+    const size_t D = (size_t)src->channels * src->height * src->width;
+    dst->labels[k] = src->labels[i];
+    switch (src->storage) {
+    case MV_STORAGE_FLOAT:
+        memcpy(dst->pixels + (size_t)k * D, src->pixels + (size_t)i * D, sizeof(float) * D);
+        return 1;
+    case MV_STORAGE_BYTES:
+        memcpy(dst->bytes + (size_t)k * D, src->bytes + (size_t)i * D, D);
+        return 1;
+    case MV_STORAGE_STREAM:
+        if (!src->files->paths) {
+            dst->files->items[k] = src->files->items[i];
+            return 1;
+        }
+        return (dst->files->paths[k] = strdup(src->files->paths[i])) != NULL;
+    }
+    return 0;
+}
+
+/* round(fraction * n) indices chosen by seed: is_val [n] gets 1 for those. */
+static void pick_validation(int n, int n_val, uint64_t seed, int *order, unsigned char *is_val)
+{
+    /* A partial Fisher-Yates shuffle; the parts then keep dataset order. */
+    mv_rng rng;
+    mv_rng_seed(&rng, mv_seed_mix(seed, 0x5B117u));
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = 0; i < n_val; i++) {
+        const int j = i + (int)mv_rng_below(&rng, (uint32_t)(n - i));
+        const int tmp = order[i];
+        order[i] = order[j];
+        order[j] = tmp;
+        is_val[order[i]] = 1;
+    }
+}
+
 mv_status mv_dataset_split(const mv_dataset *data, double fraction, uint64_t seed,
                            mv_dataset **train_out, mv_dataset **val_out)
 {
@@ -876,34 +1118,21 @@ mv_status mv_dataset_split(const mv_dataset *data, double fraction, uint64_t see
     if (!(fraction > 0 && fraction < 1) || n_val < 1 || n_val >= n)
         return mv_fail(MV_ERR_ARG, "a validation fraction of %g leaves no image on one side of "
                                    "%d", fraction, n);
-    /* Pick the validation images by a partial Fisher-Yates shuffle, then keep order. */
+    if (!mv_dataset_has_images(data))
+        return mv_fail(MV_ERR_ARG, "cannot split a dataset without images");
     int *order = malloc(sizeof *order * (size_t)n);
     unsigned char *is_val = calloc((size_t)n, 1);
     mv_dataset *train = NULL, *val = NULL;
     mv_status st = order && is_val ? MV_OK : mv_fail(MV_ERR_NOMEM, "cannot split the dataset");
-    if (st == MV_OK) {
-        mv_rng rng;
-        mv_rng_seed(&rng, mv_seed_mix(seed, 0x5B117u));
-        for (int i = 0; i < n; i++) order[i] = i;
-        for (int i = 0; i < n_val; i++) {
-            const int j = i + (int)mv_rng_below(&rng, (uint32_t)(n - i));
-            const int tmp = order[i];
-            order[i] = order[j];
-            order[j] = tmp;
-            is_val[order[i]] = 1;
-        }
-    }
+    if (st == MV_OK)
+        pick_validation(n, n_val, seed, order, is_val);
     if (st == MV_OK && !(st = dataset_like(data, n - n_val, &train)))
         st = dataset_like(data, n_val, &val);
+    int at[2] = {0, 0};
+    for (int i = 0; st == MV_OK && i < n; i++)
+        if (!copy_image(data, i, is_val[i] ? val : train, at[is_val[i]]++))
+            st = mv_fail(MV_ERR_NOMEM, "cannot split the dataset's file list");
     if (st == MV_OK) {
-        const size_t D = (size_t)data->channels * data->height * data->width;
-        int at[2] = {0, 0};
-        for (int i = 0; i < n; i++) {
-            mv_dataset *dst = is_val[i] ? val : train;
-            const int k = at[is_val[i]]++;
-            memcpy(dst->pixels + (size_t)k * D, data->pixels + (size_t)i * D, sizeof(float) * D);
-            dst->labels[k] = data->labels[i];
-        }
         *train_out = train;
         *val_out = val;
     } else {

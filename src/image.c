@@ -120,23 +120,32 @@ static mv_status check_header(FILE *file, const char *path, long long limit, int
     return MV_OK;
 }
 
-mv_status mv_image_info(const char *path, int *width, int *height, int *channels)
+mv_status mv_image_probe(const char *path, int *width, int *height, int *channels,
+                         int *sixteen)
 {
-    if (!path || !width || !height || !channels)
-        return mv_fail(MV_ERR_ARG, "mv_image_info: NULL argument");
     FILE *file;
     mv_status status = open_regular_file(path, &file);
     if (status)
         return status;
     int w, h, c;
     status = check_header(file, path, LLONG_MAX, &w, &h, &c); /* the caller judges the size */
+    const int deep = !status && stbi_is_16_bit_from_file(file);
     fclose(file);
     if (status)
         return status;
     *width = w;
     *height = h;
     *channels = c;
+    *sixteen = deep;
     return MV_OK;
+}
+
+mv_status mv_image_info(const char *path, int *width, int *height, int *channels)
+{
+    if (!path || !width || !height || !channels)
+        return mv_fail(MV_ERR_ARG, "mv_image_info: NULL argument");
+    int sixteen;
+    return mv_image_probe(path, width, height, channels, &sixteen);
 }
 
 /* Converts 8-bit pixels with `stored` channels (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) to
@@ -208,6 +217,47 @@ static mv_status decode_into(FILE *file, const char *path, int info_w, int info_
         }
     }
     stbi_image_free(raw);
+    return status;
+}
+
+/* Copies 8-bit pixels with `stored` channels to `wanted` channels where no value mixes:
+ * alpha dropped, gray replicated; the bytes of what convert_pixels makes k / 255 of.
+ * Colour to gray mixes, so the caller never asks for it. src: [n][stored], dst: [n][wanted]. */
+static void copy_bytes(const unsigned char *src, int stored, uint8_t *dst, int wanted,
+                       size_t n)
+{
+    const int has_colour = stored >= 3;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *p = src + i * (size_t)stored;
+        for (int c = 0; c < wanted; c++) dst[i * (size_t)wanted + c] = p[has_colour ? c : 0];
+    }
+}
+
+mv_status mv_image_load_bytes(const char *path, int channels, int width, int height,
+                              long long max_pixels, uint8_t *out)
+{
+    FILE *file;
+    mv_status status = open_regular_file(path, &file);
+    if (status)
+        return status;
+    int w, h, stored;
+    status = check_header(file, path, max_pixels > 0 ? max_pixels : MV_DEFAULT_MAX_PIXELS, &w,
+                          &h, &stored);
+    unsigned char *raw = NULL; /* [h][w][stored] */
+    if (!status && (w != width || h != height || (stored >= 3 && channels != 3)))
+        status = mv_fail(MV_ERR_FORMAT, "%s: a %dx%d image of %d channels cannot be kept as "
+                         "bytes at %dx%d with %d channels (it changed since it was listed?)",
+                         path, w, h, stored, width, height, channels);
+    if (!status && !(raw = stbi_load_from_file(file, &w, &h, &stored, 0)))
+        status = mv_fail(MV_ERR_FORMAT, "%s: cannot decode: %s", path,
+                         stbi_failure_reason() ? stbi_failure_reason() : "unknown error");
+    if (!status && (w != width || h != height || stored < 1 || stored > 4))
+        status = mv_fail(MV_ERR_FORMAT, "%s: decoded size %dx%d differs from the header's %dx%d",
+                         path, w, h, width, height);
+    if (!status)
+        copy_bytes(raw, stored, out, channels, (size_t)w * h);
+    stbi_image_free(raw);
+    fclose(file);
     return status;
 }
 

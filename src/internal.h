@@ -315,12 +315,49 @@ void mv_low_rank_draw(const float *mean, const float *basis, const float *sd, in
 const char *mv_dataset_class_name(const mv_dataset *data, int k);
 
 
+/* ---------------------------------------------------------------- storage (data.c, image.c) */
+
+/* Where a streamed dataset's images are: one file each (an image folder), or one IDX file
+ * read at offsets. */
+struct mv_dataset_files {
+    char **paths;        /* folder: [count] each image's file, owned; NULL for IDX */
+    long long max_pixels; /* folder: the loader's limit, kept for every later decode */
+    char *idx_path;      /* IDX: the image file, owned; NULL for a folder */
+    int *items;          /* IDX: [count] each image's item in the file, owned */
+    long long idx_data;  /* IDX: offset of item 0's bytes (after the header) */
+};
+
+/* mv_image_info, and whether the file stores 16 bits a sample (*sixteen non-zero). */
+mv_status mv_image_probe(const char *path, int *width, int *height, int *channels,
+                         int *sixteen);
+/* mv_image_load into bytes [height][width][channels] (pixel b means b / 255.0f), for an
+ * 8-bit image of exactly that size whose conversion mixes no values (gray to gray or RGB,
+ * RGB to RGB, alpha dropped); anything else is an error naming the file. */
+mv_status mv_image_load_bytes(const char *path, int channels, int width, int height,
+                              long long max_pixels, uint8_t *out);
+/* Non-zero when data holds its images in the storage it names (pixels, bytes or files). */
+int mv_dataset_has_images(const mv_dataset *data);
+
 /* ---------------------------------------------------------------- rows (prefetch.c) */
 
 /* Rows of a dataset as floats in [0, 1], whatever its storage: out [n][D] gets the images
  * indices[0 .. n). The one reader of a dataset's pixels on the training path, so that 8-bit
  * and streamed datasets train with the bits of float ones. An error names the file. */
 mv_status mv_dataset_read_rows(const mv_dataset *data, const int *indices, int n, float *out);
+
+/* Images of a dataset as floats for code that indexes them, pixels + members[s] * D: the
+ * dataset's own pixels and the given members when it holds floats, else the members' rows
+ * read into a buffer of the view's own, [n][D], with members 0 .. n-1. Closed with
+ * mv_rows_view_close (also after a failed open). */
+typedef struct {
+    const float *pixels;
+    const int *members; /* [n] */
+    float *rows;        /* owned: the rows read, or NULL */
+    int *order;         /* owned: 0 .. n-1, or NULL */
+} mv_rows_view;
+mv_status mv_rows_view_open(mv_rows_view *view, const mv_dataset *data, const int *members,
+                            int n);
+void mv_rows_view_close(mv_rows_view *view);
 
 /* Double-buffered reads of the next batch while the current one trains. start() copies the
  * indices and begins reading them (on a thread of its own when the data comes from disk);

@@ -298,14 +298,34 @@ void mv_gaussian_blur(float *image, float *scratch, int W, int H, int C, double 
 
 /* ---------------------------------------------------------------- datasets */
 
-/* Labelled images in memory, all of one shape. */
+/* How a dataset holds its pixels. Every storage gives the same floats: a byte b is the pixel
+ * b / 255.0f, exactly what the float loader makes of it. */
+typedef enum {
+    MV_STORAGE_FLOAT = 0, /* pixels: floats in memory (the default) */
+    MV_STORAGE_BYTES,     /* bytes: 8 bits a value in memory, a quarter of the floats; asked
+                           * for, it is used only when every value is a byte / 255 exactly
+                           * (8-bit files at their own size, no luminance mixing, no 16-bit
+                           * file), and the dataset is held as floats otherwise */
+    MV_STORAGE_STREAM     /* nothing in memory but the file list: each image is read from disk
+                           * when its row is asked for */
+} mv_storage;
+
+/* Where a streamed dataset's images are (data.c); opaque. */
+typedef struct mv_dataset_files mv_dataset_files;
+
+/* Labelled images, all of one shape. Code that reads `pixels` directly needs
+ * MV_STORAGE_FLOAT, the default of every loader. */
 typedef struct {
     int count;                 /* images */
     int channels, height, width;
     int n_classes;
     char **class_names;        /* [n_classes], owned; sorted bytewise for image folders */
-    float *pixels;             /* [count][height][width][channels], values in [0, 1], owned */
+    float *pixels;             /* FLOAT: [count][height][width][channels] in [0, 1], owned;
+                                * NULL for the other storages */
     int *labels;               /* [count], 0 .. n_classes-1, owned */
+    mv_storage storage;        /* which of pixels, bytes, files holds the images */
+    uint8_t *bytes;            /* BYTES: [count][height][width][channels], owned */
+    mv_dataset_files *files;   /* STREAM: each image's file (and place in it), owned */
 } mv_dataset;
 
 typedef struct {
@@ -313,6 +333,7 @@ typedef struct {
     int channels;              /* 1 or 3; 0 = 1 when every image is gray, 3 otherwise */
     int skip_bad;              /* non-zero: skip unreadable files (counted) instead of failing */
     long long max_pixels;      /* per image; 0 = MV_DEFAULT_MAX_PIXELS */
+    mv_storage storage;        /* 0 = MV_STORAGE_FLOAT */
 } mv_load_options;
 
 /* Zero options: every field chosen automatically, bad files are errors. */
@@ -334,15 +355,24 @@ mv_status mv_dataset_load_idx(mv_dataset **out, const char *images_path,
                               const char *labels_path, const char *const *class_names,
                               int n_names);
 
+/* mv_dataset_load_idx with a storage. MV_STORAGE_BYTES always holds bytes (IDX images are
+ * 8-bit); MV_STORAGE_STREAM keeps the labels and reads each image at its offset in the
+ * image file, which must then be uncompressed (a gzip file is refused: it cannot be read at
+ * an offset without inflating everything before it). */
+mv_status mv_dataset_load_idx_as(mv_dataset **out, const char *images_path,
+                                 const char *labels_path, const char *const *class_names,
+                                 int n_names, mv_storage storage);
+
 /* Writes every image as ROOT/<class-name>/<index, 5 digits>.png (directories created),
- * in parallel, each file atomically. */
+ * in parallel, each file atomically. The dataset must be held as floats. */
 mv_status mv_dataset_write_folder(const mv_dataset *data, const char *root);
 
 /* Releases a dataset; NULL is allowed. */
 void mv_dataset_free(mv_dataset *data);
 
 /* Splits data into a training part and a validation part of round(fraction * count)
- * images chosen by seed; both keep the original order. The parts belong to the caller
+ * images chosen by seed; both keep the original order and data's storage (the parts of a
+ * streamed dataset hold their share of its file list). The parts belong to the caller
  * (mv_dataset_free). */
 mv_status mv_dataset_split(const mv_dataset *data, double fraction, uint64_t seed,
                            mv_dataset **train_out, mv_dataset **val_out);
@@ -424,8 +454,9 @@ const float *mv_model_extra_get(const mv_model *model, const char *name, size_t 
 void mv_model_prepare_input(const mv_model *model, const float *pixels, mv_real *x, int n);
 
 /* Sets the model's input normalisation to the per-channel mean and standard deviation of
- * the dataset's pixels (summed in double, in a fixed order). */
-void mv_model_fit_normalisation(mv_model *model, const mv_dataset *data);
+ * the dataset's pixels (summed in double, in a fixed order), whatever its storage. Fails
+ * only when a streamed image cannot be read (the model is then unchanged). */
+mv_status mv_model_fit_normalisation(mv_model *model, const mv_dataset *data);
 
 /* Class probabilities [n][n_classes] of n images of pixels (caller-allocated): the model's
  * verdict on synthesized images, e.g. a second model judging them. MV_ERR_NUMERIC when an

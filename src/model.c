@@ -646,27 +646,42 @@ mv_status mv_model_predict(const mv_model *model, const float *pixels, int n, fl
     return st;
 }
 
-void mv_model_fit_normalisation(mv_model *model, const mv_dataset *data)
+mv_status mv_model_fit_normalisation(mv_model *model, const mv_dataset *data)
 {
-    const int C = data->channels;
-    const size_t per_image = (size_t)data->height * data->width * C;
-    for (int c = 0; c < C && c < 4; c++) {
-        double sum = 0, sq = 0;
-        size_t n = 0;
-        for (size_t i = 0; i < (size_t)data->count; i++) {
-            const float *p = data->pixels + i * per_image;
-            for (size_t k = (size_t)c; k < per_image; k += (size_t)C) {
-                sum += p[k];
-                sq += (double)p[k] * p[k];
+    enum { BLOCK = 32 }; /* images read at a time: bounded memory whatever the storage */
+    const int C = data->channels < 4 ? data->channels : 4;
+    const size_t per_image = (size_t)data->height * data->width * data->channels;
+    float *rows = malloc(sizeof *rows * per_image * BLOCK); /* [BLOCK][per_image] */
+    int *indices = malloc(sizeof *indices * BLOCK);          /* [BLOCK] */
+    mv_status st = rows && indices ? MV_OK
+                                   : mv_fail(MV_ERR_NOMEM, "out of memory for the normalisation");
+    /* Each channel sums in image order, then pixel order: the channels share one pass over
+     * the images, and none changes another's order. */
+    double sum[4] = {0, 0, 0, 0}, sq[4] = {0, 0, 0, 0};
+    for (int first = 0; !st && first < data->count; first += BLOCK) {
+        const int n = data->count - first < BLOCK ? data->count - first : BLOCK;
+        for (int i = 0; i < n; i++) indices[i] = first + i;
+        st = mv_dataset_read_rows(data, indices, n, rows);
+        for (int i = 0; !st && i < n; i++)
+            for (int c = 0; c < C; c++) {
+                const float *p = rows + (size_t)i * per_image;
+                for (size_t k = (size_t)c; k < per_image; k += (size_t)data->channels) {
+                    sum[c] += p[k];
+                    sq[c] += (double)p[k] * p[k];
+                }
             }
-            n += per_image / (size_t)C;
-        }
-        const double mean = n ? sum / (double)n : 0;
-        const double var = n ? sq / (double)n - mean * mean : 0;
+    }
+    const size_t n = (size_t)data->count * (per_image / (size_t)(data->channels ? data->channels : 1));
+    for (int c = 0; !st && c < C; c++) {
+        const double mean = n ? sum[c] / (double)n : 0;
+        const double var = n ? sq[c] / (double)n - mean * mean : 0;
         model->mean[c] = (float)mean;
         /* a constant channel carries no information; 1 keeps it harmless */
         model->std[c] = var > 1e-12 ? (float)sqrt(var) : 1.0f;
     }
+    free(rows);
+    free(indices);
+    return st;
 }
 
 /* ---------------------------------------------------------------- writing */

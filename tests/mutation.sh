@@ -51,6 +51,9 @@ mutants=(
   "chunk tree adds a left sibling's first half twice|src/gemm.c|s/c##i##0 = _mm256_add_ps(_mm256_load_ps(left + i \* 16), c##i##0);/c##i##0 = _mm256_add_ps(_mm256_load_ps(left + i * 16), _mm256_add_ps(_mm256_load_ps(left + i * 16), c##i##0));/"
   "a process's slice of the tree drops the right subtrees|src/share.c|s/out\[i\] = out\[i\] + right\[i\];/out[i] = out[i] + 0 * right[i];/"
   "per-image draws keyed by the process's own row|src/train.c|s/mv_seed_mix(epoch_seed, (uint64_t)t->perm\[first + t->row0 + r\])/mv_seed_mix(epoch_seed, (uint64_t)r)/"
+  "8-bit pixels read as b / 256|src/prefetch.c|s/value\[b\] = b \/ 255.0f;/value[b] = b \/ 256.0f;/"
+  "the prefetch thread fills the batch lent out|src/prefetch.c|/^static void \*reader_main/,/^}/ s/p->rows\[!p->lent\]/p->rows[p->lent]/"
+  "a streamed folder skips the load's decoding pass|src/data.c|s/            ok\[i\] = 0;$/            ok[i] = storage == MV_STORAGE_STREAM; if (ok[i]) continue;/"
   "HTML escaper lets '<' through|src/cli/cli_html.c|s/case '<': fputs(\"\&lt;\", out); break;/case '<': fputc('<', out); break;/"
   "GIF loops once, not forever|src/cli/cli_gif.c|s/forever\[3\] = {1, 0, 0}/forever[3] = {1, 1, 0}/"
 )

@@ -319,8 +319,11 @@ int cli_load_data(const char *cmd, const char *path, const char *labels, const c
         const int rc = names ? cli_parse_class_names(cmd, names, &list, &n) : MV_EXIT_OK;
         if (rc)
             return rc;
-        status = list ? mv_dataset_load_idx(out, path, labels, (const char *const *)list, n)
-                      : mv_dataset_load_idx(out, path, labels, default_names, n_default);
+        const mv_storage storage = options ? options->storage : MV_STORAGE_FLOAT;
+        status = list ? mv_dataset_load_idx_as(out, path, labels, (const char *const *)list, n,
+                                               storage)
+                      : mv_dataset_load_idx_as(out, path, labels, default_names, n_default,
+                                               storage);
         cli_free_class_names(list, n);
     }
     if (status) {

@@ -31,6 +31,10 @@ static const char *const train_help =
     "      --size WxH         input size (default: the first image's)\n"
     "      --channels 1|3     (default 1 when every image is gray)\n"
     "      --skip-bad         skip unreadable images instead of stopping\n"
+    "      --stream           read the images from disk batch by batch, a thread reading\n"
+    "                         the next batch while one trains, instead of holding them in\n"
+    "                         memory: for data larger than memory; the same model, bit for\n"
+    "                         bit (IDX files must be uncompressed)\n"
     "network\n"
     "  -l, --layers LIST      hidden widths, e.g. 512,256 (default 256,128)\n"
     "  -a, --act NAME[,...]   hidden activation(s) (default relu; see gradcheck --help)\n"
@@ -158,7 +162,7 @@ enum {
     OPT_LR_GAMMA, OPT_MIN_LR, OPT_WD, OPT_DROPOUT, OPT_SMOOTH, OPT_SHIFT, OPT_FLIP, OPT_KEEP_BEST,
     OPT_RESUME, OPT_INIT, OPT_GRAD_CHUNKS, OPT_ADVERSARIAL, OPT_EPS, OPT_ADV_STEPS, OPT_ADV_STEP_SIZE, OPT_CLASS_STATS,
     OPT_CLASS_MIXTURE,
-    OPT_NORM, OPT_NOISE_AUG
+    OPT_NORM, OPT_NOISE_AUG, OPT_STREAM
 };
 
 static const struct option train_longopts[] = {
@@ -167,7 +171,8 @@ static const struct option train_longopts[] = {
     {"val-split", required_argument, 0, OPT_VAL_SPLIT},
     {"test", required_argument, 0, OPT_TEST},   {"size", required_argument, 0, OPT_SIZE},
     {"channels", required_argument, 0, OPT_CHANNELS},
-    {"skip-bad", no_argument, 0, OPT_SKIP_BAD}, {"layers", required_argument, 0, 'l'},
+    {"skip-bad", no_argument, 0, OPT_SKIP_BAD}, {"stream", no_argument, 0, OPT_STREAM},
+    {"layers", required_argument, 0, 'l'},
     {"act", required_argument, 0, 'a'},         {"epochs", required_argument, 0, 'e'},
     {"batch", required_argument, 0, 'b'},       {"opt", required_argument, 0, OPT_OPT},
     {"lr", required_argument, 0, OPT_LR},       {"momentum", required_argument, 0, OPT_MOMENTUM},
@@ -254,6 +259,7 @@ static int parse_train_option(int opt, const char *arg, train_options *o)
         o->load.channels = arg[0] - '0';
         break;
     case OPT_SKIP_BAD: o->load.skip_bad = 1; break;
+    case OPT_STREAM: o->load.storage = MV_STORAGE_STREAM; break;
     case 'l': o->layers = arg, o->arch_given = 1; break;
     case 'a': o->acts = arg, o->arch_given = 1; break;
     case OPT_INIT: o->init = arg; break;
@@ -384,7 +390,10 @@ static int build_model(const train_options *o, const mv_dataset *data, mv_model 
     (*out)->height = data->height;
     (*out)->width = data->width;
     mv_net_init((*out)->net, o->train.seed);
-    mv_model_fit_normalisation(*out, data);
+    if (mv_model_fit_normalisation(*out, data)) { /* a streamed file may be gone */
+        cli_error("train", "%s", mv_last_error());
+        return MV_EXIT_FAIL;
+    }
     return 0;
 }
 
@@ -458,8 +467,9 @@ static const struct option *long_option_named(const char *text)
 }
 
 /* Options that cannot change the trained weights; left out of the recorded command so that
- * a resumed run, one with other threads, or one written elsewhere gives the very same model
- * file. *skip_next is set when the option's value is the next argument. */
+ * a resumed run, one with other threads, one that streams its data, or one written elsewhere
+ * gives the very same model file. *skip_next is set when the option's value is the next
+ * argument. */
 static int changes_nothing(char **argv, int i, int *skip_next)
 {
     static const char no_effect[] = "totq"; /* --threads --out (and --resume) --quiet */
@@ -474,6 +484,8 @@ static int changes_nothing(char **argv, int i, int *skip_next)
         has_inline_value = strchr(arg, '=') != NULL;
         if (code == OPT_RESUME)
             code = 'o';
+        if (code == OPT_STREAM) /* a flag, like --quiet */
+            code = 'q';
     } else if (arg[0] == '-' && arg[1] && strchr(no_effect, arg[1])) {
         code = arg[1];
         has_inline_value = arg[2] != 0;
@@ -666,6 +678,9 @@ int cmd_train(int argc, char **argv)
                        .adversarial = "none", .adv_norm = "linf", .class_stats = 16,
                        .class_mixture = 8};
     mv_load_options_defaults(&o.load);
+    /* Training reads its data only through rows (mv_dataset_read_rows, mv_prefetch), so 8-bit
+     * images can stay bytes: a quarter of the memory, the same bits. */
+    o.load.storage = MV_STORAGE_BYTES;
     mv_train_defaults(&o.train);
     o.train.adv_eps = 0.1;
     int rc = parse_train_args(argc, argv, &o);

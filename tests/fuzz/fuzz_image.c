@@ -1,9 +1,10 @@
 /* fuzz_image.c: libFuzzer harness for the image-folder loader's per-file path: the header
  * probe (mv_image_info), then the decode at the image's own size and resized to 28 x 28, in
- * 1 or 3 channels, under a pixel limit as the loader applies it. */
+ * 1 or 3 channels, under a pixel limit as the loader applies it; and where the loader would
+ * keep bytes (8-bit samples, no luminance mix), the bytes must be the floats * 255 exactly. */
 #define _GNU_SOURCE /* memfd_create */
 #include "fuzz_file.h"
-#include "mlpviz.h"
+#include "internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -19,12 +20,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort(); /* the probe promises a size and 1..4 channels */
         const int channels = size && (data[size - 1] & 1) ? 3 : 1;
         if ((long long)w * h <= MAX_PIXELS) {
-            float *own = malloc(sizeof *own * (size_t)w * h * channels);
-            if (own && mv_image_load(f.path, channels, w, h, MAX_PIXELS, own) == MV_OK)
-                for (size_t i = 0; i < (size_t)w * h * channels; i++)
-                    if (!(own[i] >= 0 && own[i] <= 1))
-                        abort(); /* pixels are in [0, 1] */
+            const size_t n = (size_t)w * h * channels;
+            float *own = malloc(sizeof *own * n);
+            uint8_t *bytes = malloc(n);
+            const int loaded = own && mv_image_load(f.path, channels, w, h, MAX_PIXELS, own) == MV_OK;
+            for (size_t i = 0; loaded && i < n; i++)
+                if (!(own[i] >= 0 && own[i] <= 1))
+                    abort(); /* pixels are in [0, 1] */
+            int w2, h2, c2, sixteen;
+            const int exact = loaded && mv_image_probe(f.path, &w2, &h2, &c2, &sixteen) == MV_OK &&
+                              !sixteen && (c2 <= 2 || channels == 3);
+            if (exact && bytes &&
+                mv_image_load_bytes(f.path, channels, w, h, MAX_PIXELS, bytes) == MV_OK)
+                for (size_t i = 0; i < n; i++)
+                    if (bytes[i] / 255.0f != own[i])
+                        abort(); /* 8-bit storage gives the float loader's pixels */
             free(own);
+            free(bytes);
         }
         float small[28 * 28 * 3];
         (void)mv_image_load(f.path, channels, 28, 28, MAX_PIXELS, small);
