@@ -172,10 +172,15 @@ typedef struct {
 
 int mv_dist_agree(mv_status mine)
 {
+    return mv_dist_agree_reason(mine, mine ? mv_last_error() : NULL);
+}
+
+int mv_dist_agree_reason(mv_status mine, const char *reason)
+{
     const int n = mv_dist_size();
     agreement own = {.status = mine}, *all = calloc((size_t)n, sizeof *all);
     if (mine)
-        snprintf(own.message, sizeof own.message, "%s", mv_last_error());
+        snprintf(own.message, sizeof own.message, "%s", reason ? reason : "failed");
     if (!all) {
         mv_fail(MV_ERR_NOMEM, "rank %d: cannot allocate the agreement", mv_dist_rank());
         return mv_dist_rank();

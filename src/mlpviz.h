@@ -948,6 +948,9 @@ mv_status mv_dist_broadcast(void *data, size_t bytes, int root);
  * failure then becomes the last error, as "rank R: reason", so that any rank can report it.
  * A collective that itself fails counts as a failure of this rank. */
 int mv_dist_agree(mv_status mine);
+/* The same with the reason given (a caller's own message rather than the library's last
+ * error; NULL reads "failed"). */
+int mv_dist_agree_reason(mv_status mine, const char *reason);
 
 #ifdef __cplusplus
 }
