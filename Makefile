@@ -67,7 +67,7 @@ ONNX_PROTO  := /usr/include/onnx/onnx.proto
 GEN         := build/gen
 ONNX_SRC    := onnx_read onnx_graph onnx_meta onnx_write
 CLI_SRC     := cli cli_common cli_hints cli_draw cli_gradcheck cli_convert cli_model cli_train cli_eval cli_visualize \
-               cli_viz_output cli_viz_search cli_viz_watch cli_viz_html cli_html cli_pages cli_gif
+               cli_viz_output cli_viz_search cli_viz_watch cli_viz_html cli_viz_ranks cli_html cli_pages cli_gif
 
 F32_OBJ     := $(VARIANT_SRC:%=$(BUILD)/f32/%.o)
 F64_OBJ     := $(VARIANT_SRC:%=$(BUILD)/f64/%.o)
