@@ -87,7 +87,7 @@ TEST_TOOLS  := $(BUILD)/tests/tool_make_model $(BUILD)/tests/tool_make_dataset \
 GEN_GOLDEN  := $(BUILD)/tests/gen_golden
 
 .PHONY: all deps tests test check mutation demo model robust-model golden bench fuzz fuzzers valgrind clean
-.PHONY: browser-test
+.PHONY: browser-test check-mpi
 .PHONY: man pc install uninstall FORCE
 # Keep the objects of pattern rules: deleting them would rebuild them every time, and would
 # print "rm ..." after the test summary.
@@ -180,6 +180,14 @@ tests: $(TEST_BINS) $(TEST_TOOLS)
 check: $(BIN) $(LIB) $(TEST_BINS) $(TEST_TOOLS)
 	@MLPVIZ=$(BIN) TOOLS=$(BUILD)/tests MLPVIZ_SANITIZED=$(filter 1,$(SAN)) \
 	    tests/run.sh $(TEST_BINS)
+
+# Several processes: builds the MPI binary beside the default one and runs the suite that
+# compares them (tests/cli_mpi_visualize.sh; `make check` alone skips it, without MLPVIZ_MPI).
+check-mpi: $(BIN) $(TEST_TOOLS)
+	@$(MAKE) --no-print-directory MPI=1 all
+	@MLPVIZ=$(BIN) TOOLS=$(BUILD)/tests MLPVIZ_MPI=build/mpi/bin/mlpviz \
+	    bash tests/cli_mpi_visualize.sh | tee build/mpi/check.log
+	@grep -q '^ok - ' build/mpi/check.log && ! grep -q '^not ok - ' build/mpi/check.log
 
 # The ONNX export suite (tests/cli_onnx_export.sh) checks the files with Debian's onnx and
 # numpy for Python; `make check` alone skips those checks where they are missing.
