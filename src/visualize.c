@@ -907,6 +907,23 @@ static mv_status ascent_rows(ascent *a, const int *targets, const int *rows, int
     return MV_OK;
 }
 
+/* The diversity term's buffers, for a->n rows. */
+static mv_status diversity_buffers(ascent *a)
+{
+    const mv_arch *arch = &a->model->net->arch;
+    const int w = arch->widths[arch->n_layers - 1];
+    const size_t n = (size_t)a->n, K = (size_t)a->model->n_classes;
+    a->unit_features = malloc(sizeof *a->unit_features * n * w);
+    a->class_sums = malloc(sizeof *a->class_sums * K * w);
+    a->feature_norms = malloc(sizeof *a->feature_norms * n);
+    a->class_rows = malloc(sizeof *a->class_rows * K);
+    a->diversity_grad = malloc(sizeof *a->diversity_grad * a->D * n);
+    if (!a->unit_features || !a->class_sums || !a->feature_norms || !a->class_rows ||
+        !a->diversity_grad)
+        return mv_fail(MV_ERR_NOMEM, "cannot allocate the diversity term for %d images", a->n);
+    return MV_OK;
+}
+
 static mv_status ascent_init(ascent *a, const mv_model *model, const mv_viz_config *cfg,
                              const int *targets, int n_all, const int *rows, int n,
                              float *images)
@@ -940,18 +957,8 @@ static mv_status ascent_init(ascent *a, const mv_model *model, const mv_viz_conf
     a->sample_grad = smoothing ? malloc(sizeof *a->sample_grad * total) : NULL;
     a->gx = malloc(sizeof *a->gx * total);
     a->dx = malloc(sizeof *a->dx * (size_t)n);
-    if (cfg->diversity > 0) {
-        const int w = model->net->arch.widths[model->net->arch.n_layers - 1];
-        const size_t K = (size_t)model->n_classes;
-        a->unit_features = malloc(sizeof *a->unit_features * (size_t)n * w);
-        a->class_sums = malloc(sizeof *a->class_sums * K * w);
-        a->feature_norms = malloc(sizeof *a->feature_norms * (size_t)n);
-        a->class_rows = malloc(sizeof *a->class_rows * K);
-        a->diversity_grad = malloc(sizeof *a->diversity_grad * total);
-        if (!a->unit_features || !a->class_sums || !a->feature_norms || !a->class_rows ||
-            !a->diversity_grad)
-            return mv_fail(MV_ERR_NOMEM, "cannot allocate the diversity term for %d images", n);
-    }
+    if (cfg->diversity > 0 && (st = diversity_buffers(a)))
+        return st;
     if ((cfg->on_scores && !(a->scores = calloc((size_t)n, sizeof *a->scores))) ||
         (cfg->stop_prob > 0 && !(a->stopped = calloc((size_t)n, 1))))
         return mv_fail(MV_ERR_NOMEM, "cannot allocate visualization buffers for %d images", n);
