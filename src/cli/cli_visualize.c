@@ -315,8 +315,10 @@ static int parse_viz_args(int argc, char **argv, viz_options *o)
         case VIZ_OPT_GIF: o->gif = 1; break;
         case VIZ_OPT_NO_HTML: o->no_html = 1; break;
         case 'h':
-            fputs(visualize_help, stdout);
-            fputs(visualize_help_rest, stdout);
+            if (mv_dist_rank() == 0) { /* under mpirun, once */
+                fputs(visualize_help, stdout);
+                fputs(visualize_help_rest, stdout);
+            }
             return CLI_HELP_SHOWN;
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
