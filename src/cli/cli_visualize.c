@@ -402,8 +402,8 @@ static void resolve_class_start(viz_options *o, const mv_model *m, int unit_laye
     if (class_start && !o->init && (!mv_model_has_class_stats(m, NULL) || unit_layer >= 0)) {
         if (mv_dist_rank() == 0) /* every process falls back; one says so */
             fprintf(stderr, "mlpviz visualize: %s: %s; starting from gray\n", o->model_path,
-                unit_layer >= 0 ? "units have no class start"
-                                : "no class statistics for a class start");
+                    unit_layer >= 0 ? "units have no class start"
+                                    : "no class statistics for a class start");
         o->viz.init = MV_INIT_GRAY;
     }
 }
@@ -480,8 +480,9 @@ static int run_ascent(viz_options *o, const mv_model *m, viz_output *v, float *i
     }
     if (!rc)
         rc = viz_watch_start(w, o, m, n ? n : 1);
-    if (!rc && n && mv_visualize_rows(m, &o->viz, v->targets, v->rows, s.order + s.first[mv_dist_rank()], n,
-                                      init, mine, my_results)) {
+    const int *my_rows = rc ? NULL : s.order + s.first[mv_dist_rank()];
+    if (!rc && n && mv_visualize_rows(m, &o->viz, v->targets, v->rows, my_rows, n, init, mine,
+                                      my_results)) {
         cli_error("visualize", "%s", mv_last_error());
         rc = MV_EXIT_FAIL;
     }

@@ -207,8 +207,9 @@ static int shared_trials(trial_result *t, int n, const mv_model *m, const mv_mod
             rc = MV_EXIT_FAIL;
         }
     rc = cli_job_agree("visualize", rc);
-    trial_result *sent = rc ? NULL : malloc(sizeof *sent * (size_t)(count ? count : 1));
-    float *sent_sheet = rc ? NULL : malloc(sizeof *sent_sheet * D * n_targets * (size_t)(count ? count : 1));
+    const size_t sheet_row = D * (size_t)n_targets, some = (size_t)(count ? count : 1);
+    trial_result *sent = rc ? NULL : malloc(sizeof *sent * some);
+    float *sent_sheet = rc ? NULL : malloc(sizeof *sent_sheet * sheet_row * some);
     if (!rc && (!sent || !sent_sheet)) {
         cli_error("visualize", "out of memory for the search's results");
         rc = MV_EXIT_FAIL;
@@ -216,11 +217,11 @@ static int shared_trials(trial_result *t, int n, const mv_model *m, const mv_mod
     rc = cli_job_agree("visualize", rc);
     if (!rc) {
         memcpy(sent, mine, sizeof *sent * (size_t)count);
-        memcpy(sent_sheet, my_sheet, sizeof *sent_sheet * D * n_targets * (size_t)count);
+        memcpy(sent_sheet, my_sheet, sizeof *sent_sheet * sheet_row * (size_t)count);
         rc = viz_share_gather(&s, sent, sizeof *sent, 1, t);
     }
     if (!rc)
-        rc = viz_share_gather(&s, sent_sheet, sizeof *sent_sheet * D * n_targets, 1, sheet);
+        rc = viz_share_gather(&s, sent_sheet, sizeof *sent_sheet * sheet_row, 1, sheet);
     free(sent);
     free(sent_sheet);
     viz_share_free(&s);
