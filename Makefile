@@ -67,7 +67,7 @@ ONNX_PROTO  := /usr/include/onnx/onnx.proto
 GEN         := build/gen
 ONNX_SRC    := onnx_read onnx_graph onnx_meta onnx_write
 CLI_SRC     := cli cli_common cli_hints cli_draw cli_gradcheck cli_convert cli_model cli_train cli_eval cli_visualize \
-               cli_viz_output cli_viz_search cli_viz_watch cli_viz_html cli_html cli_pages cli_gif
+               cli_viz_output cli_viz_search cli_viz_watch cli_viz_html cli_viz_ranks cli_html cli_pages cli_gif
 
 F32_OBJ     := $(VARIANT_SRC:%=$(BUILD)/f32/%.o)
 F64_OBJ     := $(VARIANT_SRC:%=$(BUILD)/f64/%.o)
@@ -87,7 +87,7 @@ TEST_TOOLS  := $(BUILD)/tests/tool_make_model $(BUILD)/tests/tool_make_dataset \
 GEN_GOLDEN  := $(BUILD)/tests/gen_golden
 
 .PHONY: all deps tests test check mutation demo model robust-model golden bench fuzz fuzzers valgrind clean
-.PHONY: browser-test
+.PHONY: browser-test check-mpi
 .PHONY: man pc install uninstall FORCE
 # Keep the objects of pattern rules: deleting them would rebuild them every time, and would
 # print "rm ..." after the test summary.
@@ -187,6 +187,14 @@ endif
 check: $(BIN) $(LIB) $(TEST_BINS) $(TEST_TOOLS) $(MPI_BIN)
 	@MLPVIZ=$(BIN) TOOLS=$(BUILD)/tests MLPVIZ_SANITIZED=$(filter 1,$(SAN)) \
 	    MLPVIZ_MPI=$(MPI_BIN) tests/run.sh $(TEST_BINS)
+
+# Several processes alone: builds the MPI binary beside the default one and runs the two
+# suites that compare them (make check runs them too, where mpicc is installed).
+check-mpi: $(BIN) $(TEST_TOOLS)
+	@$(MAKE) --no-print-directory MPI=1 all
+	@for s in tests/cli_mpi_*.sh; do MLPVIZ=$(BIN) TOOLS=$(BUILD)/tests \
+	    MLPVIZ_MPI=build/mpi/bin/mlpviz bash $$s; done | tee build/mpi/check.log
+	@grep -q '^ok - ' build/mpi/check.log && ! grep -q '^not ok - ' build/mpi/check.log
 
 # The ONNX export suite (tests/cli_onnx_export.sh) checks the files with Debian's onnx and
 # numpy for Python; `make check` alone skips those checks where they are missing.

@@ -21,6 +21,10 @@ mv_status mv_fail(mv_status status, const char *fmt, ...) MV_PRINTF(2, 3);
  * argument: it writes the buffer it would read). Returns status. */
 mv_status mv_fail_context(mv_status status, const char *context);
 
+/* Moves rng past count draws of mv_rng_normal, as if they had been made (rng.c): a process
+ * that computes some rows of a batch skips the others' noise at the cost of the words. */
+void mv_rng_skip_normals(mv_rng *rng, size_t count);
+
 /* for (type i = 0; i < n; i++) body, split over the threads when `parallel` is true, and
  * without entering OpenMP at all otherwise: a parallel region that an `if` clause keeps on
  * one thread still allocates and frees a team in libgomp, and costs microseconds, which

@@ -895,6 +895,17 @@ const char *mv_viz_decay_to_name(mv_viz_decay_to decay_to);
 mv_status mv_visualize(const mv_model *model, const mv_viz_config *config, const int *targets,
                        int n, const float *init_image, float *images, mv_viz_result *results);
 
+/* The same batch of n_all rows (targets [n_all]), of which only rows [n] (ascending row
+ * indices; NULL: all, n = n_all) are computed here, into images [n][...] and results [n]: each
+ * row gets the very bytes mv_visualize gives it in the whole batch, so that processes can
+ * share a batch and put the rows back together. Every random draw of the other rows is made or
+ * skipped in order (cheap beside the passes). With config->diversity the rows of one target
+ * are coupled: a subset must hold all of them or none. on_frame and on_scores see the n rows
+ * computed here, in this order. */
+mv_status mv_visualize_rows(const mv_model *model, const mv_viz_config *config,
+                            const int *targets, int n_all, const int *rows, int n,
+                            const float *init_image, float *images, mv_viz_result *results);
+
 /* ---------------------------------------------------------------- gradient checking */
 
 typedef enum { MV_PREC_FLOAT, MV_PREC_DOUBLE } mv_precision;
@@ -982,7 +993,8 @@ mv_status mv_dist_broadcast(void *data, size_t bytes, int root);
  * failure then becomes the last error, as "rank R: reason", so that any rank can report it.
  * A collective that itself fails counts as a failure of this rank. */
 int mv_dist_agree(mv_status mine);
-/* mv_dist_agree with this rank's reason given (a caller's own message; NULL: mv_last_error()). */
+/* mv_dist_agree with this rank's reason given (a caller's own message rather than the
+ * library's last error; NULL: mv_last_error()). */
 int mv_dist_agree_reason(mv_status mine, const char *reason);
 
 #ifdef __cplusplus

@@ -2,7 +2,7 @@
  * filled by splitmix64, so that any 64-bit seed gives a well-mixed stream. */
 #include <math.h>
 
-#include "mlpviz.h"
+#include "internal.h"
 
 static uint64_t splitmix64(uint64_t *x)
 {
@@ -42,6 +42,12 @@ double mv_rng_normal(mv_rng *rng)
     double u = 1.0 - mv_rng_uniform(rng);
     double v = mv_rng_uniform(rng);
     return sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * v);
+}
+
+void mv_rng_skip_normals(mv_rng *rng, size_t count)
+{
+    /* mv_rng_normal takes exactly two words, whatever they are: skipping needs no logarithm */
+    for (size_t i = 0; i < 2 * count; i++) (void)mv_rng_next(rng);
 }
 
 uint32_t mv_rng_below(mv_rng *rng, uint32_t n)

@@ -321,7 +321,15 @@ static void octave_project(const octave_ops *o, float *g, float *tmp, int W, int
 typedef struct {
     const mv_model *model;
     const mv_viz_config *cfg;
-    const int *targets;
+    const int *targets;  /* [n] the target of each row computed here */
+    /* The batch these rows belong to: n_all rows, of which rows [n] (ascending) are computed
+     * here. Every random draw is made, or skipped, for every row of that batch in its order,
+     * so a row's bytes do not depend on which others are computed with it. */
+    const int *all_targets;
+    const int *rows;
+    int n_all;
+    int *own_targets; /* [n] targets and rows, owned (rows 0..n-1 for the whole batch) */
+    int *own_rows;
     int n, W, H, C;
     size_t D, P;     /* values and pixels per image */
     mv_workspace *ws;
@@ -352,7 +360,7 @@ typedef struct {
 static void ascent_free(ascent *a)
 {
     mv_workspace_free(a->ws);
-    void *buffers[] = {a->start, a->shifted, a->grad, a->scratch, a->m, a->v, a->measure, a->x,
+    void *buffers[] = {a->own_targets, a->own_rows, a->start, a->shifted, a->grad, a->scratch, a->m, a->v, a->measure, a->x,
                        a->gx, a->noisy, a->sample_grad, a->unit_features,
                        a->class_sums, a->feature_norms, a->class_rows, a->diversity_grad, a->stopped, a->scores, a->dx, a->dy, a->oct.down_x, a->oct.down_y,
                        a->oct.up_x, a->oct.up_y, a->oct.basis, a->oct.column};
@@ -376,41 +384,55 @@ static void roll(const float *src, float *dst, int W, int H, int C, int dx, int 
 
 static int class_objective(const mv_viz_config *c) { return c->objective != MV_OBJ_HIDDEN_PRE; }
 
+/* Row r's start (r of the whole batch) into p [D]: its own draws from rng. */
+static mv_status start_image(const ascent *a, int r, const float *init_image, mv_rng *rng,
+                             float *p)
+{
+    const mv_viz_config *c = a->cfg;
+    if (c->init == MV_INIT_CLASS_MEAN || c->init == MV_INIT_CLASS_SAMPLE) {
+        const double temperature = c->init == MV_INIT_CLASS_MEAN ? 0 : c->temperature;
+        return mv_class_sample(a->model, a->all_targets[r], temperature, rng, p);
+    }
+    if (c->init == MV_INIT_CLASS_MIXTURE)
+        return mv_class_mixture_sample(a->model, a->all_targets[r], c->temperature, rng, p);
+    for (size_t i = 0; i < a->D; i++) {
+        double v = 0.5;
+        if (c->init == MV_INIT_NOISE)
+            v = 0.5 + 0.1 * mv_rng_normal(rng);
+        else if (c->init == MV_INIT_MEAN)
+            v = a->model->mean[i % (size_t)a->C] + mv_rng_normal(rng) / 255;
+        else if (c->init == MV_INIT_IMAGE)
+            v = init_image[i];
+        p[i] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
+    }
+    return MV_OK;
+}
+
+/* The starts of every row of the batch, in row order from one stream; a row not computed here
+ * is drawn into scratch and dropped (its draws are what the next row's depend on). */
 static mv_status init_images(ascent *a, const float *init_image)
 {
     const mv_viz_config *c = a->cfg;
     mv_rng rng;
     mv_rng_seed(&rng, c->seed ^ 0x1417u);
-    for (int r = 0; r < a->n; r++) {
-        float *p = a->images + (size_t)r * a->D;
-        if (c->init == MV_INIT_CLASS_MEAN || c->init == MV_INIT_CLASS_SAMPLE) {
-            const double temperature = c->init == MV_INIT_CLASS_MEAN ? 0 : c->temperature;
-            mv_status st = mv_class_sample(a->model, a->targets[r], temperature, &rng, p);
-            if (st)
-                return st;
+    for (int r = 0, j = 0; r < a->n_all; r++) {
+        const int own = j < a->n && a->rows[j] == r;
+        mv_status st = start_image(a, r, init_image, &rng,
+                                   own ? a->images + (size_t)j * a->D : a->shifted);
+        if (st)
+            return st;
+        j += own;
+    }
+    for (int r = 0, j = 0; c->init_noise > 0 && r < a->n_all; r++) {
+        if (!(j < a->n && a->rows[j] == r)) {
+            mv_rng_skip_normals(&rng, a->D);
             continue;
         }
-        if (c->init == MV_INIT_CLASS_MIXTURE) {
-            mv_status st = mv_class_mixture_sample(a->model, a->targets[r], c->temperature,
-                                                   &rng, p);
-            if (st)
-                return st;
-            continue;
-        }
+        float *p = a->images + (size_t)j++ * a->D;
         for (size_t i = 0; i < a->D; i++) {
-            double v = 0.5;
-            if (c->init == MV_INIT_NOISE)
-                v = 0.5 + 0.1 * mv_rng_normal(&rng);
-            else if (c->init == MV_INIT_MEAN)
-                v = a->model->mean[i % (size_t)a->C] + mv_rng_normal(&rng) / 255;
-            else if (c->init == MV_INIT_IMAGE)
-                v = init_image[i];
+            const double v = p[i] + c->init_noise * mv_rng_normal(&rng);
             p[i] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
         }
-    }
-    for (size_t i = 0; c->init_noise > 0 && i < a->D * (size_t)a->n; i++) {
-        const double v = a->images[i] + c->init_noise * mv_rng_normal(&rng);
-        a->images[i] = (float)(v < 0 ? 0 : v > 1 ? 1 : v);
     }
     memcpy(a->start, a->images, sizeof *a->start * a->D * (size_t)a->n);
     return MV_OK;
@@ -460,9 +482,16 @@ static mv_status smoothed_gradient(ascent *a, mv_rng *rng)
     const size_t total = a->D * (size_t)a->n;
     memset(a->gx, 0, sizeof *a->gx * total);
     for (int k = 0; k < c->smooth_samples; k++) {
-        for (size_t i = 0; i < total; i++)
-            a->noisy[i] = a->x[i] + (mv_real)(c->smooth_sigma * mv_rng_normal(rng) /
-                                              a->model->std[i % (size_t)a->C]);
+        for (int r = 0, j = 0; r < a->n_all; r++) {
+            if (!(j < a->n && a->rows[j] == r)) { /* another process's row: its draws only */
+                mv_rng_skip_normals(rng, a->D);
+                continue;
+            }
+            const size_t at = (size_t)j++ * a->D;
+            for (size_t i = at; i < at + a->D; i++)
+                a->noisy[i] = a->x[i] + (mv_real)(c->smooth_sigma * mv_rng_normal(rng) /
+                                                  a->model->std[i % (size_t)a->C]);
+        }
         mv_status st = objective_gradient(a, a->noisy, a->sample_grad);
         if (st)
             return st;
@@ -518,9 +547,12 @@ static mv_status gradients(ascent *a, mv_rng *rng)
 {
     const mv_viz_config *c = a->cfg;
     const size_t D = a->D;
-    for (int r = 0; r < a->n; r++) { /* drawn in row order, whatever the thread count */
-        a->dx[r] = c->jitter ? (int)mv_rng_below(rng, 2 * (uint32_t)c->jitter + 1) - c->jitter : 0;
-        a->dy[r] = c->jitter ? (int)mv_rng_below(rng, 2 * (uint32_t)c->jitter + 1) - c->jitter : 0;
+    /* drawn in row order for the whole batch, whatever the thread count */
+    for (int r = 0, j = 0; r < a->n_all; r++) {
+        const int dx = c->jitter ? (int)mv_rng_below(rng, 2 * (uint32_t)c->jitter + 1) - c->jitter : 0;
+        const int dy = c->jitter ? (int)mv_rng_below(rng, 2 * (uint32_t)c->jitter + 1) - c->jitter : 0;
+        if (j < a->n && a->rows[j] == r)
+            a->dx[j] = dx, a->dy[j++] = dy;
     }
     /* Rows are independent here and below: with many images these copies are worth both
      * threads. An image that is not jittered goes to the network without a copy. */
@@ -710,7 +742,8 @@ static void update_row(ascent *a, int r, int step)
     if (c->step_noise > 0) { /* Langevin-style exploration, annealed to nothing by the end;
                                 the row's own stream, so threads cannot reorder draws */
         mv_rng rng;
-        mv_rng_seed(&rng, c->seed ^ (0x5EEDull << 40) ^ ((uint64_t)step << 20) ^ (uint64_t)r);
+        mv_rng_seed(&rng, c->seed ^ (0x5EEDull << 40) ^ ((uint64_t)step << 20) ^
+                              (uint64_t)a->rows[r]);
         const double sd = c->step_noise * (1 - (double)step / c->steps);
         for (size_t i = 0; i < D; i++) p[i] += (float)(sd * mv_rng_normal(&rng));
     }
@@ -834,11 +867,69 @@ static mv_status check_targets(const mv_model *model, const mv_viz_config *c, co
     return MV_OK;
 }
 
-static mv_status ascent_init(ascent *a, const mv_model *model, const mv_viz_config *cfg,
-                             const int *targets, int n, float *images)
+/* rows [n] of a batch of n_all with these targets: ascending, in range, and with the
+ * diversity term every row of a target that one of them has (the term couples them). */
+static mv_status check_rows(const mv_viz_config *c, const int *targets, int n_all,
+                           const int *rows, int n)
 {
-    *a = (ascent){.model = model, .cfg = cfg, .targets = targets, .n = n, .W = model->width,
-                  .H = model->height, .C = model->channels, .images = images};
+    for (int j = 0; j < n; j++)
+        if (rows[j] < 0 || rows[j] >= n_all || (j > 0 && rows[j] <= rows[j - 1]))
+            return mv_fail(MV_ERR_ARG, "rows to compute must ascend within 0..%d (row %d is "
+                                       "%d)", n_all - 1, j, rows[j]);
+    if (c->diversity <= 0)
+        return MV_OK;
+    for (int r = 0, j = 0; r < n_all; r++) {
+        const int own = j < n && rows[j] == r;
+        j += own;
+        for (int k = 0; !own && k < n; k++)
+            if (targets[rows[k]] == targets[r])
+                return mv_fail(MV_ERR_ARG, "with diversity, the rows of target %d are "
+                                           "computed together (row %d is missing)",
+                               targets[r], r);
+    }
+    return MV_OK;
+}
+
+/* The rows computed here and their targets: rows, or all when rows is NULL (then n is the
+ * whole batch). */
+static mv_status ascent_rows(ascent *a, const int *targets, const int *rows, int n)
+{
+    a->own_rows = malloc(sizeof *a->own_rows * (size_t)n);
+    a->own_targets = malloc(sizeof *a->own_targets * (size_t)n);
+    if (!a->own_rows || !a->own_targets)
+        return mv_fail(MV_ERR_NOMEM, "cannot allocate visualization buffers for %d images", n);
+    for (int j = 0; j < n; j++) {
+        a->own_rows[j] = rows ? rows[j] : j;
+        a->own_targets[j] = targets[a->own_rows[j]];
+    }
+    a->rows = a->own_rows;
+    a->targets = a->own_targets;
+    return MV_OK;
+}
+
+/* The diversity term's buffers, for a->n rows. */
+static mv_status diversity_buffers(ascent *a)
+{
+    const mv_arch *arch = &a->model->net->arch;
+    const int w = arch->widths[arch->n_layers - 1];
+    const size_t n = (size_t)a->n, K = (size_t)a->model->n_classes;
+    a->unit_features = malloc(sizeof *a->unit_features * n * w);
+    a->class_sums = malloc(sizeof *a->class_sums * K * w);
+    a->feature_norms = malloc(sizeof *a->feature_norms * n);
+    a->class_rows = malloc(sizeof *a->class_rows * K);
+    a->diversity_grad = malloc(sizeof *a->diversity_grad * a->D * n);
+    if (!a->unit_features || !a->class_sums || !a->feature_norms || !a->class_rows ||
+        !a->diversity_grad)
+        return mv_fail(MV_ERR_NOMEM, "cannot allocate the diversity term for %d images", a->n);
+    return MV_OK;
+}
+
+static mv_status ascent_init(ascent *a, const mv_model *model, const mv_viz_config *cfg,
+                             const int *targets, int n_all, const int *rows, int n,
+                             float *images)
+{
+    *a = (ascent){.model = model, .cfg = cfg, .all_targets = targets, .n_all = n_all, .n = n,
+                  .W = model->width, .H = model->height, .C = model->channels, .images = images};
     a->P = (size_t)a->W * a->H;
     a->D = a->P * (size_t)a->C;
     const int data_start = cfg->init == MV_INIT_CLASS_MEAN || cfg->init == MV_INIT_CLASS_SAMPLE ||
@@ -846,7 +937,10 @@ static mv_status ascent_init(ascent *a, const mv_model *model, const mv_viz_conf
     a->decay_to_mean = cfg->decay_to == MV_DECAY_TO_MEAN ||
                        (cfg->decay_to == MV_DECAY_TO_PRIOR && !data_start);
     mv_status st = check_config(model, cfg);
-    if (st || (st = check_targets(model, cfg, targets, n)) || (st = mv_workspace_create(&a->ws, &model->net->arch, n)))
+    if (st || (st = check_targets(model, cfg, targets, n_all)) ||
+        (rows && (st = check_rows(cfg, targets, n_all, rows, n))) ||
+        (st = ascent_rows(a, targets, rows, n)) ||
+        (st = mv_workspace_create(&a->ws, &model->net->arch, n)))
         return st;
     const size_t total = a->D * (size_t)n, side = (size_t)(a->W > a->H ? a->W : a->H);
     const int moments = cfg->optimizer != MV_PIXOPT_PLAIN, second = cfg->optimizer == MV_PIXOPT_ADAM;
@@ -863,18 +957,8 @@ static mv_status ascent_init(ascent *a, const mv_model *model, const mv_viz_conf
     a->sample_grad = smoothing ? malloc(sizeof *a->sample_grad * total) : NULL;
     a->gx = malloc(sizeof *a->gx * total);
     a->dx = malloc(sizeof *a->dx * (size_t)n);
-    if (cfg->diversity > 0) {
-        const int w = model->net->arch.widths[model->net->arch.n_layers - 1];
-        const size_t K = (size_t)model->n_classes;
-        a->unit_features = malloc(sizeof *a->unit_features * (size_t)n * w);
-        a->class_sums = malloc(sizeof *a->class_sums * K * w);
-        a->feature_norms = malloc(sizeof *a->feature_norms * (size_t)n);
-        a->class_rows = malloc(sizeof *a->class_rows * K);
-        a->diversity_grad = malloc(sizeof *a->diversity_grad * total);
-        if (!a->unit_features || !a->class_sums || !a->feature_norms || !a->class_rows ||
-            !a->diversity_grad)
-            return mv_fail(MV_ERR_NOMEM, "cannot allocate the diversity term for %d images", n);
-    }
+    if (cfg->diversity > 0 && (st = diversity_buffers(a)))
+        return st;
     if ((cfg->on_scores && !(a->scores = calloc((size_t)n, sizeof *a->scores))) ||
         (cfg->stop_prob > 0 && !(a->stopped = calloc((size_t)n, 1))))
         return mv_fail(MV_ERR_NOMEM, "cannot allocate visualization buffers for %d images", n);
@@ -923,12 +1007,19 @@ static mv_status climb(ascent *a, int first, int last, mv_rng *rng, mv_viz_resul
 mv_status mv_visualize(const mv_model *model, const mv_viz_config *cfg, const int *targets,
                        int n, const float *init_image, float *images, mv_viz_result *results)
 {
-    if (n < 1)
-        return mv_fail(MV_ERR_ARG, "nothing to visualize (%d targets)", n);
+    return mv_visualize_rows(model, cfg, targets, n, NULL, n, init_image, images, results);
+}
+
+mv_status mv_visualize_rows(const mv_model *model, const mv_viz_config *cfg,
+                            const int *targets, int n_all, const int *rows, int n,
+                            const float *init_image, float *images, mv_viz_result *results)
+{
+    if (n_all < 1 || n < 1 || n > n_all)
+        return mv_fail(MV_ERR_ARG, "nothing to visualize (%d rows of %d targets)", n, n_all);
     if (cfg->init == MV_INIT_IMAGE && !init_image)
         return mv_fail(MV_ERR_ARG, "an image start needs the image");
     ascent a;
-    mv_status st = ascent_init(&a, model, cfg, targets, n, images);
+    mv_status st = ascent_init(&a, model, cfg, targets, n_all, rows, n, images);
     if (st == MV_OK)
         st = init_images(&a, init_image);
     mv_rng rng;

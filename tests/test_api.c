@@ -77,6 +77,19 @@ static void test_zero_gradient_is_reported(void **state)
     assert_int_equal(mv_gradcheck_zero_tensor(&r), 1);
 }
 
+/* A job of this process alone: agreeing finds no failure, or names rank 0 with the reason
+ * given, as the CLI's processes report one. */
+static void test_job_of_one_agrees(void **state)
+{
+    (void)state;
+    assert_int_equal(mv_dist_size(), 1);
+    assert_int_equal(mv_dist_rank(), 0);
+    assert_int_equal(mv_dist_agree(MV_OK), -1);
+    assert_int_equal(mv_dist_agree_reason(MV_ERR_IO, "judge.mlp: cannot open"), 0);
+    assert_string_equal(mv_last_error(), "rank 0: judge.mlp: cannot open");
+    assert_int_equal(mv_dist_agree_reason(MV_OK, NULL), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -84,6 +97,7 @@ int main(void)
         cmocka_unit_test(test_gradcheck_float_is_coarse_but_right),
         cmocka_unit_test(test_gradcheck_rejects_bad_config),
         cmocka_unit_test(test_zero_gradient_is_reported),
+        cmocka_unit_test(test_job_of_one_agrees),
     };
     return cmocka_run_group_tests_name("public API (libmlpviz.a)", tests, NULL, NULL);
 }

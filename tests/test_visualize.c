@@ -819,6 +819,68 @@ static void test_diversity_spreads_the_seeds(void **state)
     mv_model_free(m);
 }
 
+/* on_scores of a run of some rows: the objective of each row at the last step. */
+static void keep_last_scores(int step, const double *scores, int n, void *user)
+{
+    if (step == 10)
+        memcpy(user, scores, sizeof *scores * (size_t)n);
+}
+
+/* Rows of a batch computed apart (as processes share it) get the bytes the whole batch gives
+ * them, with every random draw in play: noise starts, start noise, jitter, smoothing noise,
+ * step noise; and their results and per-step scores. Diversity couples the rows of a target,
+ * so they must come together; rows must ascend. */
+static void test_rows_match_the_whole_batch(void **state)
+{
+    (void)state;
+    mv_model *m = random_model();
+    enum { N = 8, D = 100 };
+    const int targets[N] = {0, 1, 2, 3, 0, 1, 2, 3};
+    float whole[N * D], part[N * D];
+    mv_viz_result rw[N], rp[N];
+    double scores_whole[N], scores_part[N];
+    mv_viz_config c;
+    mv_viz_preset(&c, "default");
+    c.init = MV_INIT_NOISE;
+    c.steps = 10;
+    c.smooth_samples = 2;
+    c.step_noise = 0.05;
+    c.jitter = 2;
+    c.octaves = 2;
+    c.on_scores = keep_last_scores;
+    c.user = scores_whole;
+    assert_int_equal(mv_visualize(m, &c, targets, N, NULL, whole, rw), MV_OK);
+    const int splits[3][N + 1] = {{3, 0, 2, 5}, {4, 1, 3, 4, 7}, {1, 6}}; /* count, rows */
+    for (int s = 0; s < 3; s++) {
+        const int n = splits[s][0], *rows = splits[s] + 1;
+        c.user = scores_part;
+        assert_int_equal(mv_visualize_rows(m, &c, targets, N, rows, n, NULL, part, rp), MV_OK);
+        for (int j = 0; j < n; j++) {
+            assert_memory_equal(part + j * D, whole + rows[j] * D, sizeof *part * D);
+            assert_memory_equal(&rp[j], &rw[rows[j]], sizeof *rp);
+            assert_memory_equal(&scores_part[j], &scores_whole[rows[j]], sizeof(double));
+        }
+    }
+    c.on_scores = NULL;
+    c.diversity = 1;
+    assert_int_equal(mv_visualize(m, &c, targets, N, NULL, whole, rw), MV_OK);
+    const int of_targets_1_and_3[4] = {1, 3, 5, 7}, half_of_target_1[3] = {1, 3, 7};
+    assert_int_equal(mv_visualize_rows(m, &c, targets, N, of_targets_1_and_3, 4, NULL, part, rp),
+                     MV_OK);
+    for (int j = 0; j < 4; j++)
+        assert_memory_equal(part + j * D, whole + of_targets_1_and_3[j] * D, sizeof *part * D);
+    assert_int_equal(mv_visualize_rows(m, &c, targets, N, half_of_target_1, 3, NULL, part, rp),
+                     MV_ERR_ARG);
+    assert_non_null(strstr(mv_last_error(), "target 1"));
+    c.diversity = 0;
+    const int descending[2] = {3, 1}, outside[1] = {N};
+    assert_int_equal(mv_visualize_rows(m, &c, targets, N, descending, 2, NULL, part, rp),
+                     MV_ERR_ARG);
+    assert_int_equal(mv_visualize_rows(m, &c, targets, N, outside, 1, NULL, part, rp),
+                     MV_ERR_ARG);
+    mv_model_free(m);
+}
+
 /* A row whose target already has stop_prob at its start is left as it started; the others
  * climb until they reach it. */
 static void test_stop_prob_keeps_clear_starts(void **state)
@@ -914,6 +976,7 @@ int main(void)
         cmocka_unit_test(test_diversity_gradient_matches_finite_differences),
         cmocka_unit_test(test_diversity_spreads_the_seeds),
         cmocka_unit_test(test_stop_prob_keeps_clear_starts),
+        cmocka_unit_test(test_rows_match_the_whole_batch),
     };
     return cmocka_run_group_tests_name("visualization", tests, NULL, NULL);
 }

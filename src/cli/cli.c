@@ -55,7 +55,7 @@ static int run(const command *c, int argc, char **argv)
     int rc = cli_take_hints(c->name, &argc, argv);
     if (!rc)
         rc = c->run(argc, argv);
-    if (help && rc == MV_EXIT_OK)
+    if (help && rc == MV_EXIT_OK && mv_dist_rank() == 0) /* under mpirun, once */
         cli_hints_help(stdout);
     cli_hints_free();
     return rc;

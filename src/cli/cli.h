@@ -14,13 +14,22 @@ enum { MV_EXIT_OK = 0, MV_EXIT_FAIL = 1, MV_EXIT_USAGE = 2 };
  * command then ends with MV_EXIT_OK. */
 enum { CLI_HELP_SHOWN = -1 };
 
-/* Prints "mlpviz CMD: message" on stderr. */
+/* Prints "mlpviz CMD: message" on stderr; in a job of several processes (after
+ * cli_job_start) keeps the first message for cli_job_agree instead. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* In a job of several processes (mpirun), every rank's rc is gathered: a failure on any rank
- * fails them all, and rank 0 prints another rank's reason (its last cli_error) as "rank R:
- * reason" (the other ranks' stderr is closed). Returns rc, or MV_EXIT_FAIL when only another
- * rank failed. Collective; alone, returns rc. */
+
+/* A command that splits its work across the processes of an MPI job calls cli_job_start
+ * first. In a job of several processes its errors are then held, and every process calls
+ * cli_job_agree at the same points, with its exit status so far, before the next collective
+ * call: when a process has failed, rank 0 alone prints "mlpviz CMD: rank R: reason" for the
+ * lowest failing rank, and every process gets a failing status (its own, else
+ * MV_EXIT_FAIL), once; later calls return it without communicating. Alone, errors print as
+ * they come and cli_job_agree returns rc. */
+void cli_job_start(void);
 int cli_job_agree(const char *cmd, int rc);
+/* Errors print as they come again (train: after its setup, the library agrees on its own
+ * failures and every process returns the same one; only rank 0's stderr is open). */
+void cli_job_end(void);
 
 /* Strict number parsing for option values: the whole text must be a number in [lo, hi].
  * On failure they print an error naming the option and return MV_EXIT_USAGE (else 0). */

@@ -11,27 +11,49 @@
 
 #include "cli.h"
 
-/* The last error printed, for cli_job_agree: under mpirun only rank 0's stderr is seen. */
-static char last_printed[480];
+/* The job's held error (cli_job_start): only one process may speak for the job, and it must
+ * first learn which one failed and why. */
+static struct {
+    int hold;      /* several processes: errors are held */
+    int reported;  /* a failure was agreed on and reported: the job is ending */
+    char reason[480];
+} job;
 
 void cli_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_printed, sizeof last_printed, fmt, ap);
+    if (job.hold) {
+        if (!job.reason[0])
+            vsnprintf(job.reason, sizeof job.reason, fmt, ap);
+        va_end(ap);
+        return;
+    }
+    fprintf(stderr, "mlpviz %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
     va_end(ap);
-    fprintf(stderr, "mlpviz %s: %s\n", cmd, last_printed);
 }
+
+void cli_job_start(void)
+{
+    job.hold = mv_dist_size() > 1;
+    job.reported = 0;
+    job.reason[0] = 0;
+}
+
+void cli_job_end(void) { job.hold = 0; }
 
 int cli_job_agree(const char *cmd, int rc)
 {
-    if (mv_dist_size() == 1)
+    if (!job.hold || job.reported)
         return rc;
-    const int failed = mv_dist_agree_reason(rc ? MV_ERR_IO : MV_OK,
-                                            last_printed[0] ? last_printed : "failed");
+    const int failed = mv_dist_agree_reason(rc ? MV_ERR_IO : MV_OK, job.reason[0] ? job.reason
+                                                                                : NULL);
     if (failed < 0)
-        return rc;
-    if (failed > 0 && mv_dist_rank() == 0) /* rank 0 printed its own */
+        return MV_EXIT_OK;
+    job.reported = 1;
+    if (mv_dist_rank() == 0)
         fprintf(stderr, "mlpviz %s: %s\n", cmd, mv_last_error());
     return rc ? rc : MV_EXIT_FAIL;
 }

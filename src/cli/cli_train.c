@@ -688,17 +688,18 @@ int cmd_train(int argc, char **argv)
         return rc == CLI_HELP_SHOWN ? MV_EXIT_OK : rc;
     if (o.threads > 0)
         omp_set_num_threads(o.threads);
+    cli_job_start(); /* until the processes agree that every one has its data */
     train_resources r = {0};
     r.csv = sibling_path(o.out, ".csv");
     r.ckpt = sibling_path(o.out, ".ckpt");
     r.command = join_command_line(argc, argv, cli_hints_text());
     if (!r.csv || !r.ckpt || !r.command) {
         cli_error("train", "out of memory");
-        release(&r);
-        return MV_EXIT_FAIL;
+        rc = MV_EXIT_FAIL;
     }
     mv_model *init = NULL;
-    rc = o.init ? init_model(&o, &init) : 0;
+    if (!rc && o.init)
+        rc = init_model(&o, &init);
     if (!rc)
         rc = load_all_data(&o, &r);
     if (!rc)
@@ -713,7 +714,8 @@ int cmd_train(int argc, char **argv)
         cli_error("train", "%s", mv_last_error());
         rc = MV_EXIT_FAIL;
     }
-    rc = cli_job_agree("train", rc);
+    rc = cli_job_agree("train", rc); /* each process reads the data and models itself */
+    cli_job_end();
     if (!rc)
         rc = run_training(&o, &r);
     release(&r);

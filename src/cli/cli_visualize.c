@@ -315,8 +315,10 @@ static int parse_viz_args(int argc, char **argv, viz_options *o)
         case VIZ_OPT_GIF: o->gif = 1; break;
         case VIZ_OPT_NO_HTML: o->no_html = 1; break;
         case 'h':
-            fputs(visualize_help, stdout);
-            fputs(visualize_help_rest, stdout);
+            if (mv_dist_rank() == 0) { /* under mpirun, once */
+                fputs(visualize_help, stdout);
+                fputs(visualize_help_rest, stdout);
+            }
             return CLI_HELP_SHOWN;
         default: return cli_bad_option(cmd, opt, argv[optind - 1]);
         }
@@ -398,9 +400,10 @@ static void resolve_class_start(viz_options *o, const mv_model *m, int unit_laye
 {
     const int class_start = o->viz.init == MV_INIT_CLASS_MEAN || o->viz.init == MV_INIT_CLASS_SAMPLE;
     if (class_start && !o->init && (!mv_model_has_class_stats(m, NULL) || unit_layer >= 0)) {
-        fprintf(stderr, "mlpviz visualize: %s: %s; starting from gray\n", o->model_path,
-                unit_layer >= 0 ? "units have no class start"
-                                : "no class statistics for a class start");
+        if (mv_dist_rank() == 0) /* every process falls back; one says so */
+            fprintf(stderr, "mlpviz visualize: %s: %s; starting from gray\n", o->model_path,
+                    unit_layer >= 0 ? "units have no class start"
+                                    : "no class statistics for a class start");
         o->viz.init = MV_INIT_GRAY;
     }
 }
@@ -421,16 +424,79 @@ static int resolve_init(viz_options *o, const mv_model *m, float **image)
     return 0;
 }
 
+/* Collective: *buffer [slices][this process's rows][item] becomes [slices][rows][item], every
+ * process's rows in their places. */
+static int gather_buffer(const viz_share *s, void **buffer, size_t item, int slices)
+{
+    void *all = malloc(item * (size_t)s->n * (size_t)slices + 1);
+    if (!all)
+        cli_error("visualize", "out of memory to gather %d frames of %d images", slices, s->n);
+    int rc = cli_job_agree("visualize", all ? MV_EXIT_OK : MV_EXIT_FAIL);
+    if (!rc)
+        rc = viz_share_gather(s, *buffer, item, slices, all);
+    free(rc ? all : *buffer);
+    if (!rc)
+        *buffer = all;
+    return rc;
+}
+
+/* Collective: the frames and the objective per step that each process recorded for its rows,
+ * put together as one process records them for all. Rank 0 always has rows: its counts are
+ * the run's. */
+static int gather_watch(const viz_share *s, viz_watch *w)
+{
+    int counts[2] = {w->count, w->n_trace};
+    int rc = MV_EXIT_OK;
+    if (mv_dist_broadcast(counts, sizeof counts, 0)) {
+        cli_error("visualize", "%s", mv_last_error());
+        rc = MV_EXIT_FAIL;
+    }
+    rc = cli_job_agree("visualize", rc);
+    if (!rc && w->frames)
+        rc = gather_buffer(s, (void **)&w->frames, sizeof *w->frames * w->D, counts[0]);
+    if (!rc && w->trace)
+        rc = gather_buffer(s, (void **)&w->trace, sizeof *w->trace, counts[1]);
+    w->count = counts[0];
+    w->n_trace = counts[1];
+    w->rows = s->n;
+    return rc;
+}
+
+/* This process's share of the rows (all of them alone), computed as the whole batch computes
+ * them; then every row's image, result, frames and trace, gathered on every process. */
 static int run_ascent(viz_options *o, const mv_model *m, viz_output *v, float *images,
                       mv_viz_result *results, viz_watch *w, const float *init)
 {
-    if (viz_watch_start(w, o, m, v->rows))
-        return MV_EXIT_FAIL;
-    if (mv_visualize(m, &o->viz, v->targets, v->rows, init, images, results)) {
-        cli_error("visualize", "%s", mv_last_error());
-        return MV_EXIT_FAIL;
+    const size_t D = (size_t)m->width * m->height * m->channels;
+    viz_share s = {0};
+    int rc = viz_share_rows(&s, v->targets, v->rows, o->viz.diversity > 0) ? MV_EXIT_FAIL : 0;
+    const int n = rc ? 0 : s.count[mv_dist_rank()];
+    /* a process without rows records nothing: buffers of one row keep the watch simple */
+    float *mine = malloc(sizeof *mine * D * (size_t)(n ? n : 1));
+    mv_viz_result *my_results = malloc(sizeof *my_results * (size_t)(n ? n : 1));
+    if (rc || !mine || !my_results) {
+        cli_error("visualize", "out of memory for %d images", v->rows);
+        rc = MV_EXIT_FAIL;
     }
-    return MV_EXIT_OK;
+    if (!rc)
+        rc = viz_watch_start(w, o, m, n ? n : 1);
+    const int *my_rows = rc ? NULL : s.order + s.first[mv_dist_rank()];
+    if (!rc && n && mv_visualize_rows(m, &o->viz, v->targets, v->rows, my_rows, n, init, mine,
+                                      my_results)) {
+        cli_error("visualize", "%s", mv_last_error());
+        rc = MV_EXIT_FAIL;
+    }
+    rc = cli_job_agree("visualize", rc);
+    if (!rc)
+        rc = viz_share_gather(&s, mine, sizeof *mine * D, 1, images);
+    if (!rc)
+        rc = viz_share_gather(&s, my_results, sizeof *my_results, 1, results);
+    if (!rc)
+        rc = gather_watch(&s, w);
+    free(mine);
+    free(my_results);
+    viz_share_free(&s);
+    return rc;
 }
 
 static void print_summary(const viz_output *v)
@@ -530,6 +596,7 @@ static int visualize_with(viz_options *o, const mv_model *m, const mv_model *jud
         cli_error("visualize", "--search tries its own starts: leave out --init %s", o->init);
         rc = MV_EXIT_USAGE;
     }
+    rc = cli_job_agree("visualize", rc); /* the start image may be unreadable on one process */
     if (!rc && o->search)
         rc = viz_search(o, m, judge, targets, rows, n_targets);
     char flags[1024];
@@ -540,7 +607,8 @@ static int visualize_with(viz_options *o, const mv_model *m, const mv_model *jud
     viz_watch w = {0};
     if (!rc)
         rc = run_ascent(o, m, &v, images, results, &w, init);
-    if (!rc && judge && mv_model_predict(judge, images, rows, judged)) {
+    const int writer = mv_dist_rank() == 0; /* in a job, rank 0 alone judges and writes */
+    if (!rc && writer && judge && mv_model_predict(judge, images, rows, judged)) {
         cli_error("visualize", "--judge %s: %s", o->judge_path, mv_last_error());
         rc = MV_EXIT_FAIL;
     }
@@ -554,7 +622,7 @@ static int visualize_with(viz_options *o, const mv_model *m, const mv_model *jud
     v.argc = argc;
     v.argv = argv;
     provenance_text(o, m, argc, argv, v.text, sizeof v.text);
-    if (!rc && !(rc = viz_write_outputs(&v)))
+    if (!rc && writer && !(rc = viz_write_outputs(&v)))
         print_summary(&v);
     free(targets);
     free(images);
@@ -565,7 +633,7 @@ static int visualize_with(viz_options *o, const mv_model *m, const mv_model *jud
     return rc;
 }
 
-int cmd_visualize(int argc, char **argv)
+static int visualize_job(int argc, char **argv)
 {
     viz_options o = {.classes = "all", .out = "out", .seeds = 1, .scale = 4, .gif_scale = 2};
     mv_viz_defaults(&o.viz);
@@ -578,13 +646,23 @@ int cmd_visualize(int argc, char **argv)
     }
     mv_model *m = NULL, *judge = NULL;
     if (cli_load_model("visualize", o.model_path, &m))
-        return MV_EXIT_FAIL;
-    if (o.judge_path && (cli_load_other_model("visualize", o.judge_path, &judge) ||
+        rc = MV_EXIT_FAIL;
+    if (!rc && o.judge_path && (cli_load_other_model("visualize", o.judge_path, &judge) ||
                          check_judge(m, judge, o.judge_path)))
         rc = MV_EXIT_FAIL;
+    rc = cli_job_agree("visualize", rc); /* each process reads the models itself */
     if (!rc)
         rc = visualize_with(&o, m, judge, argc, argv);
     mv_model_free(m);
     mv_model_free(judge);
     return rc;
+}
+
+/* Under mpirun every process runs this: they share the ascent (and the search), and rank 0
+ * writes every file; the processes agree on each step that one of them may fail, so that the
+ * job ends as one, with one message. */
+int cmd_visualize(int argc, char **argv)
+{
+    cli_job_start();
+    return cli_job_agree("visualize", visualize_job(argc, argv));
 }

@@ -107,6 +107,26 @@ int viz_parse_setting(int opt, const char *arg, mv_viz_config *v);
 int viz_search(viz_options *o, const mv_model *m, const mv_model *judge, const int *targets,
                int rows, int n_targets);
 
+/* How the items of a run (rows of the batch, trials of a search) are shared among the
+ * processes of the job (cli_viz_ranks.c): rank r computes items order[first[r] ..
+ * first[r] + count[r]), ascending; alone, every item. */
+typedef struct {
+    int n;
+    int *order;        /* [n] the items, rank after rank */
+    int *first, *count;/* [job size] */
+} viz_share;
+
+/* Shares n items in contiguous blocks. Returns 0, or -1 out of memory. */
+int viz_share_items(viz_share *s, int n);
+/* Shares the rows of a batch of these targets in blocks, or in blocks of targets when
+ * by_target (the diversity term couples the rows of one target). Returns 0, or -1. */
+int viz_share_rows(viz_share *s, const int *targets, int rows, int by_target);
+void viz_share_free(viz_share *s);
+/* Collective: mine holds this process's items as [slices][count[rank]][item bytes]; out
+ * receives everyone's as [slices][n][item], in item order. Returns the exit status, agreed
+ * by every process (cli_job_agree). */
+int viz_share_gather(const viz_share *s, const void *mine, size_t item, int slices, void *out);
+
 /* Option codes of the settings (long options only). */
 enum {
     VIZ_OPT_LR = 256, VIZ_OPT_NO_NORMALIZE, VIZ_OPT_OBJECTIVE, VIZ_OPT_L2, VIZ_OPT_DECAY,

@@ -16,8 +16,12 @@
 static void sample_setting(const mv_viz_config *base, int has_stats, int trial, mv_viz_config *c)
 {
     *c = *base;
+    /* no hooks: a trial reports nothing while it runs, and its result, this included, holds
+     * no pointer when the processes of a job exchange it */
     c->on_frame = NULL;
     c->on_step = NULL;
+    c->on_scores = NULL;
+    c->user = NULL;
     if (trial == 0)
         return;
     static const double lrs[] = {0.002, 0.003, 0.005, 0.01, 0.02}, decays[] = {0, 0.001, 0.002, 0.005, 0.01};
@@ -179,6 +183,51 @@ static void run_trials(trial_result *t, int n, const mv_model *m, const mv_model
     }
 }
 
+/* Collective: this process's block of the trials (all of them alone), its failures agreed on,
+ * then every trial's result and sheet row on every process. */
+static int shared_trials(trial_result *t, int n, const mv_model *m, const mv_model *judge,
+                         const int *targets, int rows, int n_targets, float *sheet)
+{
+    const size_t D = (size_t)m->width * m->height * m->channels;
+    viz_share s;
+    int rc = viz_share_items(&s, n) ? MV_EXIT_FAIL : MV_EXIT_OK;
+    if (rc)
+        cli_error("visualize", "out of memory for %d trials", n);
+    rc = cli_job_agree("visualize", rc);
+    if (rc)
+        return rc;
+    const int first = s.first[mv_dist_rank()], count = s.count[mv_dist_rank()];
+    trial_result *mine = t + first; /* computed in place; sent from a copy, since MPI
+                                     * may not send from the buffer it gathers into */
+    float *my_sheet = sheet + (size_t)first * n_targets * D;
+    run_trials(mine, count, m, judge, targets, rows, n_targets, my_sheet);
+    for (int i = 0; i < count && !rc; i++)
+        if (mine[i].status) {
+            cli_error("visualize", "--search trial %d: %s", first + i, mine[i].message);
+            rc = MV_EXIT_FAIL;
+        }
+    rc = cli_job_agree("visualize", rc);
+    const size_t sheet_row = D * (size_t)n_targets, some = (size_t)(count ? count : 1);
+    trial_result *sent = rc ? NULL : malloc(sizeof *sent * some);
+    float *sent_sheet = rc ? NULL : malloc(sizeof *sent_sheet * sheet_row * some);
+    if (!rc && (!sent || !sent_sheet)) {
+        cli_error("visualize", "out of memory for the search's results");
+        rc = MV_EXIT_FAIL;
+    }
+    rc = cli_job_agree("visualize", rc);
+    if (!rc) {
+        memcpy(sent, mine, sizeof *sent * (size_t)count);
+        memcpy(sent_sheet, my_sheet, sizeof *sent_sheet * sheet_row * (size_t)count);
+        rc = viz_share_gather(&s, sent, sizeof *sent, 1, t);
+    }
+    if (!rc)
+        rc = viz_share_gather(&s, sent_sheet, sizeof *sent_sheet * sheet_row, 1, sheet);
+    free(sent);
+    free(sent_sheet);
+    viz_share_free(&s);
+    return rc;
+}
+
 int viz_search(viz_options *o, const mv_model *m, const mv_model *judge, const int *targets,
                int rows, int n_targets)
 {
@@ -196,32 +245,29 @@ int viz_search(viz_options *o, const mv_model *m, const mv_model *judge, const i
     }
     const int has_stats = mv_model_has_class_stats(m, NULL);
     for (int i = 0; i < n; i++) sample_setting(&o->viz, has_stats, i, &t[i].cfg);
-    run_trials(t, n, m, judge, targets, rows, n_targets, sheet);
-    int rc = 0, best = 0;
-    for (int i = 0; i < n && !rc; i++) {
-        if (t[i].status) {
-            cli_error("visualize", "--search trial %d: %s", i, t[i].message);
-            rc = MV_EXIT_FAIL;
-        } else if (better(&t[i], &t[best])) {
+    int rc = shared_trials(t, n, m, judge, targets, rows, n_targets, sheet), best = 0;
+    for (int i = 1; i < n && !rc; i++)
+        if (better(&t[i], &t[best]))
             best = i;
-        }
-    }
     char buf[64];
     for (int k = 0; k < n_targets; k++)
         names[k] = o->units ? (snprintf(buf, sizeof buf, "%d", targets[k]), strdup(buf))
                             : strdup(m->class_names[targets[k]]);
-    cli_ensure_dir(o->out);
-    if (!rc)
+    const int writer = mv_dist_rank() == 0; /* in a job, rank 0 alone writes and reports */
+    if (!rc && writer)
+        cli_ensure_dir(o->out);
+    if (!rc && writer)
         rc = write_search_report(o, t, n, best) ||
                      write_search_sheet(o, m, t, n, sheet, n_targets, (const char *const *)names)
                  ? MV_EXIT_FAIL
                  : MV_EXIT_OK;
-    if (!rc) {
+    rc = cli_job_agree("visualize", rc); /* then every process goes on with the winner */
+    if (!rc && writer)
         fprintf(stderr, "mlpviz visualize: search: trial %d of %d wins (judge mean %.4f, own "
                         "mean %.4f); preset in %s/preset.txt\n",
                 best, n, t[best].judge_mean, t[best].own_mean, o->out);
+    if (!rc)
         o->viz = t[best].cfg;
-    }
     for (int k = 0; k < n_targets; k++) free(names[k]);
     free(names);
     free(t);

@@ -111,7 +111,9 @@ int viz_watch_start(viz_watch *w, viz_options *o, const mv_model *m, int rows)
     if (o->gif && !o->frames)
         o->frames = o->viz.steps > GIF_FRAMES ? o->viz.steps / GIF_FRAMES : 1;
     *w = (viz_watch){.rows = rows, .D = (size_t)m->width * m->height * m->channels,
-                     .save_every = o->frames, .bar = !o->quiet && isatty(STDERR_FILENO),
+                     .save_every = o->frames,
+                     /* in a job, one progress line: rank 0's, which has rows */
+                     .bar = !o->quiet && isatty(STDERR_FILENO) && mv_dist_rank() == 0,
                      .width = m->width, .height = m->height, .channels = m->channels};
     if (allocate(w, o)) {
         cli_error("visualize", "out of memory for %d frames of %d images", w->capacity, rows);
