@@ -106,13 +106,13 @@ static uint64_t hash_bytes(uint64_t h, const void *data, size_t n)
     return h;
 }
 
-/* CRC-32 of a dataset's pixels as floats, read in blocks whatever its storage. */
-static mv_status pixels_crc(const mv_dataset *d, uint32_t *crc)
+/* CRC-32 of a dataset's pixels as floats, read BLOCK images at a time (a batch: the memory
+ * of a streamed run stays that of its batches) whatever its storage. */
+static mv_status pixels_crc(const mv_dataset *d, int BLOCK, uint32_t *crc)
 {
-    enum { BLOCK = 256 };
     const size_t D = (size_t)d->channels * d->height * d->width;
-    float *rows = malloc(sizeof *rows * D * BLOCK);
-    int *index = malloc(sizeof *index * BLOCK);
+    float *rows = malloc(sizeof *rows * D * (size_t)BLOCK);
+    int *index = malloc(sizeof *index * (size_t)BLOCK);
     mv_status st = rows && index ? MV_OK : mv_fail(MV_ERR_NOMEM, "cannot allocate a block");
     *crc = 0;
     for (int first = 0; st == MV_OK && first < d->count; first += BLOCK) {
@@ -156,7 +156,7 @@ static mv_status run_fingerprint(const trainer *t, uint64_t *out)
     for (int k = 0; k < 2 && sets[k]; k++) {
         const mv_dataset *d = sets[k];
         uint32_t crc;
-        mv_status st = pixels_crc(d, &crc);
+        mv_status st = pixels_crc(d, t->cap, &crc);
         if (st)
             return st;
         h = hash_bytes(h, d->labels, sizeof *d->labels * (size_t)d->count);
@@ -809,45 +809,80 @@ typedef struct {
     long correct;
 } block_result;
 
+/* The loss is summed by blocks of EVAL_BLOCK images (a block's mean, then the blocks in
+ * order), which fixes its bits; a block is read and computed in pieces of at most `piece`
+ * images, which bounds the memory (a streamed dataset's rows). */
 enum { EVAL_BLOCK = 256 };
 
-/* Blocks [lo, hi) of EVAL_BLOCK images of data into out[0 .. hi - lo), and the confusion
- * counts added (may be NULL). */
+typedef struct {
+    const mv_model *model;
+    const mv_dataset *data;
+    mv_workspace *ws;
+    mv_real *x, *y;           /* [piece][D], [piece][K] (y zero between pieces) */
+    double *losses;           /* [piece] */
+    int *index;               /* [piece] */
+    long *confusion;          /* may be NULL */
+} evaluator;
+
+/* Images [first, first + rows) into the block's running loss total and hits. */
+static mv_status evaluate_piece(evaluator *e, int first, int rows, double *total,
+                                block_result *res)
+{
+    const mv_arch *arch = &e->model->net->arch;
+    const int K = arch->widths[arch->n_layers], L = arch->n_layers;
+    for (int r = 0; r < rows; r++) e->index[r] = first + r;
+    mv_status st = mv_dataset_read_rows(e->data, e->index, rows, e->x);
+    if (st)
+        return st;
+    mv_model_prepare_input(e->model, e->x, e->x, rows);
+    for (int r = 0; r < rows; r++) e->y[(size_t)r * K + e->data->labels[first + r]] = 1;
+    mv_forward(e->model->net, e->ws, e->x, rows);
+    mv_head_loss_rows(arch->head, e->ws->z[L - 1], e->ws->a[L - 1], e->y, NULL, rows, K, rows,
+                      e->losses);
+    for (int r = 0; r < rows; r++) {
+        const int truth = e->data->labels[first + r];
+        const int guess = mv_index_of_max(e->ws->a[L - 1] + (size_t)r * K, K);
+        *total += e->losses[r]; /* in row order, as mv_loss sums */
+        res->correct += guess == truth;
+        if (e->confusion)
+            e->confusion[(size_t)truth * K + guess]++;
+        e->y[(size_t)r * K + truth] = 0;
+    }
+    return MV_OK;
+}
+
+/* Blocks [lo, hi) of EVAL_BLOCK images of data into out[0 .. hi - lo), read `piece` images
+ * at a time, and the confusion counts added (may be NULL). */
 static mv_status evaluate_blocks(const mv_model *model, const mv_dataset *data, int lo, int hi,
-                                 block_result *out, long *confusion)
+                                 int piece, block_result *out, long *confusion)
 {
     const mv_arch *arch = &model->net->arch;
-    const int B = data->count < EVAL_BLOCK ? data->count : EVAL_BLOCK, D = arch->widths[0];
-    const int K = arch->widths[arch->n_layers];
-    mv_workspace *ws = NULL;
-    mv_real *x = malloc(sizeof *x * (size_t)B * D), *y = calloc((size_t)B * K, sizeof *y);
-    int *index = malloc(sizeof *index * (size_t)B);
-    mv_status st = x && y && index ? mv_workspace_create(&ws, arch, B)
-                                   : mv_fail(MV_ERR_NOMEM, "cannot allocate evaluation buffers");
+    const int D = arch->widths[0], K = arch->widths[arch->n_layers];
+    piece = piece < EVAL_BLOCK ? piece : EVAL_BLOCK;
+    piece = piece < data->count ? piece : data->count;
+    evaluator e = {.model = model, .data = data, .confusion = confusion,
+                   .x = malloc(sizeof(mv_real) * (size_t)piece * D),
+                   .y = calloc((size_t)piece * K, sizeof(mv_real)),
+                   .losses = malloc(sizeof(double) * (size_t)piece),
+                   .index = malloc(sizeof(int) * (size_t)piece)};
+    mv_status st = e.x && e.y && e.losses && e.index
+                       ? mv_workspace_create(&e.ws, arch, piece)
+                       : mv_fail(MV_ERR_NOMEM, "cannot allocate evaluation buffers");
     for (int blk = lo; st == MV_OK && blk < hi; blk++) {
         const int first = blk * EVAL_BLOCK;
-        const int rows = data->count - first < B ? data->count - first : B;
-        for (int r = 0; r < rows; r++) index[r] = first + r;
-        if ((st = mv_dataset_read_rows(data, index, rows, x)))
-            break;
-        mv_model_prepare_input(model, x, x, rows);
-        for (int r = 0; r < rows; r++) y[(size_t)r * K + data->labels[first + r]] = 1;
-        mv_forward(model->net, ws, x, rows);
-        block_result *res = &out[blk - lo];
-        *res = (block_result){.loss = mv_loss(model->net, ws, y, rows, 0)};
-        for (int r = 0; r < rows; r++) {
-            const int truth = data->labels[first + r];
-            const int guess = mv_index_of_max(ws->a[arch->n_layers - 1] + (size_t)r * K, K);
-            res->correct += guess == truth;
-            if (confusion)
-                confusion[(size_t)truth * K + guess]++;
-            y[(size_t)r * K + truth] = 0;
-        }
+        const int rows = data->count - first < EVAL_BLOCK ? data->count - first : EVAL_BLOCK;
+        double total = 0;
+        out[blk - lo] = (block_result){0};
+        for (int at = 0; st == MV_OK && at < rows; at += piece)
+            st = evaluate_piece(&e, first + at, rows - at < piece ? rows - at : piece, &total,
+                                &out[blk - lo]);
+        out[blk - lo].loss = total / rows;
     }
-    free(x);
-    free(y);
-    free(index);
-    mv_workspace_free(ws);
+    free(e.x);
+    free(e.y);
+    free(e.losses);
+    free(e.index);
+    mv_workspace_free(e.ws);
     return st;
 }
 
@@ -881,7 +916,7 @@ mv_status mv_evaluate(const mv_model *model, const mv_dataset *data, double *acc
         return mv_fail(MV_ERR_NOMEM, "cannot allocate evaluation buffers");
     if (confusion)
         memset(confusion, 0, sizeof *confusion * (size_t)K * K);
-    if ((st = evaluate_blocks(model, data, 0, blocks, res, confusion)) == MV_OK)
+    if ((st = evaluate_blocks(model, data, 0, blocks, EVAL_BLOCK, res, confusion)) == MV_OK)
         total_blocks(data, res, blocks, accuracy, loss);
     free(res);
     return st;
@@ -899,7 +934,7 @@ static mv_status evaluate_shared(const trainer *t, const mv_dataset *data, doubl
     size_t *bytes = malloc(sizeof *bytes * (size_t)n);
     mv_status st = res && bytes ? MV_OK : mv_fail(MV_ERR_NOMEM, "cannot allocate evaluation");
     if (st == MV_OK)
-        st = evaluate_blocks(t->model, data, lo, hi, res + lo, NULL);
+        st = evaluate_blocks(t->model, data, lo, hi, t->cap, res + lo, NULL);
     if ((st = agreed(st)) == MV_OK && n > 1) {
         for (int r = 0; r < n; r++)
             bytes[r] = sizeof *res * (size_t)((long)(r + 1) * blocks / n - (long)r * blocks / n);
