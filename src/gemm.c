@@ -476,9 +476,37 @@ static const tree_tile_fn tree_full[6] = {tree_full_1, tree_full_2, tree_full_3,
 static const tree_tile_fn tree_part[6] = {tree_part_1, tree_part_2, tree_part_3,
                                           tree_part_4, tree_part_5, tree_part_6};
 
-void mv_simd_dense_weight_grad_chunks(const float *in, const float *delta, float *dW, int B,
-                                      int K, int N, float *scratch, const int *bounds,
-                                      int n_chunks)
+/* db = delta^T 1 by chunks: the same tree tiles with one row whose A is a single 1 (steps of
+ * 0): fma(1, d, s) is d + s exactly, so each chunk's sum is the plain sum in row order. */
+static void bias_grad_chunks(const float *delta, float *db, int B, int N, const int *bounds,
+                             int n_chunks)
+{
+    enum { NC = 16 };
+    static const float one = 1;
+    float slots[MV_MAX_GRAD_LEVELS * 6 * NC] __attribute__((aligned(32)));
+    (void)B;
+    for (int k0 = 0; k0 < N; k0 += NC) {
+        const int width = N - k0 < NC ? N - k0 : NC;
+        const tree_tile_fn fn = width == NC ? tree_full[0] : tree_part[0];
+        fn(&one, 0, 0, delta + k0, (size_t)N, bounds, n_chunks, db + k0, 0, width, slots);
+    }
+}
+
+static void weight_grad_chunks(const float *in, const float *delta, float *dW, int B, int K,
+                               int N, float *scratch, const int *bounds, int n_chunks);
+
+void mv_simd_dense_param_grad_chunks(const float *in, const float *delta, float *dW,
+                                     float *db, int B, int K, int N, float *scratch,
+                                     const int *bounds, int n_chunks)
+{
+    if (db) /* before the transpose, which may overwrite nothing of delta but reads it */
+        bias_grad_chunks(delta, db, B, N, bounds, n_chunks);
+    if (dW)
+        weight_grad_chunks(in, delta, dW, B, K, N, scratch, bounds, n_chunks);
+}
+
+static void weight_grad_chunks(const float *in, const float *delta, float *dW, int B, int K,
+                               int N, float *scratch, const int *bounds, int n_chunks)
 {
     /* A = delta^T, transposed into scratch as in mv_simd_dense_weight_grad. Rows of dW go in
      * groups of 192 (a thread's share of A stays in its L2); the threads split the column

@@ -189,10 +189,10 @@ void mv_simd_dense_weight_grad(const float *in, const float *delta, float *dW, i
                                int N, float *scratch);
 void mv_simd_dense_input_grad(const float *delta, const float *W, float *din, int B, int K,
                               int N);
-/* dW of mv_dense_param_grad_chunks; B = bounds[n_chunks]. */
-void mv_simd_dense_weight_grad_chunks(const float *in, const float *delta, float *dW, int B,
-                                      int K, int N, float *scratch, const int *bounds,
-                                      int n_chunks);
+/* mv_dense_param_grad_chunks (dW and db, either may be NULL); B = bounds[n_chunks]. */
+void mv_simd_dense_param_grad_chunks(const float *in, const float *delta, float *dW,
+                                     float *db, int B, int K, int N, float *scratch,
+                                     const int *bounds, int n_chunks);
 #else
 #define MV_SIMD_KERNELS 0
 #endif

@@ -41,7 +41,7 @@ static inline void axpy(mv_real alpha, const mv_real *restrict x, mv_real *restr
 #define mv_simd_dense_forward(...) ((void)0)
 #define mv_simd_dense_weight_grad(...) ((void)0)
 #define mv_simd_dense_input_grad(...) ((void)0)
-#define mv_simd_dense_weight_grad_chunks(...) ((void)0)
+#define mv_simd_dense_param_grad_chunks(...) ((void)0)
 #endif
 
 void mv_dense_forward(const mv_real *in, const mv_real *W, const mv_real *b, mv_real *out_z,
@@ -169,19 +169,17 @@ void mv_dense_param_grad_chunks(const mv_real *in, const mv_real *delta, mv_real
     (void)scratch; /* only the float kernels use it */
     const int batch = bounds[n_chunks], levels = __builtin_ctz((unsigned)n_chunks);
     const long work = (long)batch * n_in * n_out;
-    int simd_done = 0;
-    if (USE_SIMD() && dW) {
-        mv_simd_dense_weight_grad_chunks(in, delta, dW, batch, n_in, n_out, scratch, bounds,
-                                         n_chunks);
-        simd_done = 1;
+    if (USE_SIMD()) {
+        mv_simd_dense_param_grad_chunks(in, delta, dW, db, batch, n_in, n_out, scratch, bounds,
+                                        n_chunks);
+        return;
     }
     /* One unit per iteration; its buffers are its own, so the threads share nothing. */
-    MV_FOR_EACH(int, o, n_out, !simd_done && work > MV_PARALLEL_DENSE_WORK, {
+    MV_FOR_EACH(int, o, n_out, dW && work > MV_PARALLEL_DENSE_WORK, {
         mv_real bias[(MV_MAX_GRAD_LEVELS + 2) * 2];
-        mv_real *buf = simd_done ? bias : malloc(sizeof *buf * (size_t)(levels + 2) * (n_in + 1));
+        mv_real *buf = !dW ? bias : malloc(sizeof *buf * (size_t)(levels + 2) * (n_in + 1));
         if (buf)
-            chunked_unit(in, delta, simd_done ? NULL : dW, db, o, simd_done ? 1 : n_in, n_out,
-                         bounds, n_chunks, buf);
+            chunked_unit(in, delta, dW, db, o, dW ? n_in : 1, n_out, bounds, n_chunks, buf);
         else /* no memory for 100 KB: NaN, which the trainer reports as a failure */
             for (int k = 0; k < n_in; k++) dW[(size_t)o * n_in + k] = (mv_real)NAN;
         if (buf != bias)

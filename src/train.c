@@ -558,11 +558,12 @@ static void seed_rows(trainer *t, long first)
 static void assemble_batch(trainer *t, long first, const float *pixels)
 {
     const size_t D = (size_t)t->D;
+    const int *image = t->perm + first + t->row0; /* pixels NULL: the dataset's own floats */
     const int s = t->cfg->shift, flip = t->cfg->flip, augmented = s > 0 || flip;
     const float smooth = t->cfg->label_smoothing, floor = smooth / (float)t->K;
     for (size_t i = 0; i < (size_t)t->local * t->K; i++) t->y[i] = floor;
     MV_FOR_EACH(int, r, t->local, (size_t)t->local * D > MV_PARALLEL_ROW_VALUES, {
-        const float *src = pixels + r * D;
+        const float *src = pixels ? pixels + r * D : t->train->pixels + (size_t)image[r] * D;
         mv_real *x = t->x + r * D;
         if (augmented) {
             mv_rng *rng = &t->rngs[r];
@@ -718,9 +719,14 @@ static mv_status start_fetch(trainer *t, long b)
     return mv_prefetch_start(t->prefetch, t->perm + first + row0, count);
 }
 
-/* This process's pixels of batch b [local][D] (borrowed), and the next batch's read begun. */
+/* This process's pixels of batch b [local][D] (borrowed), and the next batch's read begun;
+ * NULL for a dataset of floats in memory, which assemble_batch reads in place (a copy less). */
 static mv_status fetch_rows(trainer *t, long b, const float **pixels)
 {
+    if (t->train->storage == MV_STORAGE_FLOAT) { /* in memory as floats: read in place */
+        *pixels = NULL;
+        return MV_OK;
+    }
     mv_status st = t->fetched == b ? MV_OK : start_fetch(t, b);
     if (st == MV_OK)
         st = mv_prefetch_take(t->prefetch, pixels);
