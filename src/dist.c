@@ -70,7 +70,8 @@ mv_status mv_dist_allgather(const void *mine, size_t bytes, void *all)
     return st;
 }
 
-mv_status mv_dist_allgatherv(const void *mine, const size_t *counts, void *all)
+/* MPI_Allgatherv of byte counts; mine NULL: this rank's part is already in place in all. */
+static mv_status allgatherv_bytes(const void *mine, const size_t *counts, void *all)
 {
     int *recv = malloc(sizeof *recv * (size_t)dist_size);
     int *displ = malloc(sizeof *displ * (size_t)dist_size);
@@ -83,8 +84,10 @@ mv_status mv_dist_allgatherv(const void *mine, const size_t *counts, void *all)
         int offset = 0;
         for (int r = 0; r < dist_size; r++)
             recv[r] = (int)counts[r], displ[r] = offset, offset += recv[r];
-        const int code = MPI_Allgatherv(mine, recv[dist_rank], MPI_BYTE, all, recv, displ,
-                                        MPI_BYTE, MPI_COMM_WORLD);
+        const int code = mine ? MPI_Allgatherv(mine, recv[dist_rank], MPI_BYTE, all, recv, displ,
+                                               MPI_BYTE, MPI_COMM_WORLD)
+                              : MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, all, recv,
+                                               displ, MPI_BYTE, MPI_COMM_WORLD);
         if (code != MPI_SUCCESS)
             st = mpi_fail(code, "MPI_Allgatherv");
     }
@@ -93,27 +96,14 @@ mv_status mv_dist_allgatherv(const void *mine, const size_t *counts, void *all)
     return st;
 }
 
+mv_status mv_dist_allgatherv(const void *mine, const size_t *counts, void *all)
+{
+    return allgatherv_bytes(mine, counts, all);
+}
+
 mv_status mv_dist_allgatherv_in_place(void *all, const size_t *counts)
 {
-    int *recv = malloc(sizeof *recv * (size_t)dist_size);
-    int *displ = malloc(sizeof *displ * (size_t)dist_size);
-    size_t total = 0;
-    for (int r = 0; r < dist_size; r++) total += counts[r];
-    mv_status st = recv && displ ? MV_OK : mv_fail(MV_ERR_NOMEM, "cannot allocate counts");
-    if (st == MV_OK && total >= INT_MAX)
-        st = mv_fail(MV_ERR_ARG, "a gather of %zu bytes: MPI takes at most %d", total, INT_MAX);
-    if (st == MV_OK) {
-        int offset = 0;
-        for (int r = 0; r < dist_size; r++)
-            recv[r] = (int)counts[r], displ[r] = offset, offset += recv[r];
-        const int code = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, all, recv, displ,
-                                        MPI_BYTE, MPI_COMM_WORLD);
-        if (code != MPI_SUCCESS)
-            st = mpi_fail(code, "MPI_Allgatherv");
-    }
-    free(recv);
-    free(displ);
-    return st;
+    return allgatherv_bytes(NULL, counts, all);
 }
 
 mv_status mv_dist_broadcast(void *data, size_t bytes, int root)

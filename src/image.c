@@ -233,16 +233,29 @@ static void copy_bytes(const unsigned char *src, int stored, uint8_t *dst, int w
     }
 }
 
+/* Opens an image file and reads its header against the pixel limit (0: the default). *file
+ * is NULL when the file could not be opened; otherwise the caller closes it, whatever the
+ * status of the header. */
+static mv_status open_and_probe(const char *path, long long max_pixels, FILE **file, int *w,
+                                int *h, int *stored)
+{
+    mv_status status = open_regular_file(path, file);
+    if (status) {
+        *file = NULL;
+        return status;
+    }
+    return check_header(*file, path, max_pixels > 0 ? max_pixels : MV_DEFAULT_MAX_PIXELS, w,
+                        h, stored);
+}
+
 mv_status mv_image_load_bytes(const char *path, int channels, int width, int height,
                               long long max_pixels, uint8_t *out)
 {
     FILE *file;
-    mv_status status = open_regular_file(path, &file);
-    if (status)
-        return status;
     int w, h, stored;
-    status = check_header(file, path, max_pixels > 0 ? max_pixels : MV_DEFAULT_MAX_PIXELS, &w,
-                          &h, &stored);
+    mv_status status = open_and_probe(path, max_pixels, &file, &w, &h, &stored);
+    if (!file)
+        return status;
     unsigned char *raw = NULL; /* [h][w][stored] */
     if (!status && (w != width || h != height || (stored >= 3 && channels != 3)))
         status = mv_fail(MV_ERR_FORMAT, "%s: a %dx%d image of %d channels cannot be kept as "
@@ -272,12 +285,10 @@ mv_status mv_image_load(const char *path, int channels, int width, int height,
         return mv_fail(MV_ERR_ARG, "%s: bad target size %dx%d or pixel limit %lld", path, width,
                        height, max_pixels);
     FILE *file;
-    mv_status status = open_regular_file(path, &file);
-    if (status)
-        return status;
     int w, h, stored;
-    status = check_header(file, path, max_pixels > 0 ? max_pixels : MV_DEFAULT_MAX_PIXELS, &w,
-                          &h, &stored);
+    mv_status status = open_and_probe(path, max_pixels, &file, &w, &h, &stored);
+    if (!file)
+        return status;
     if (!status)
         status = decode_into(file, path, w, h, channels, width, height, out);
     fclose(file);

@@ -121,10 +121,14 @@ grep -qiE "rank 1|\[\[[0-9]+,1\],1\]" "$tmp/err" && ok "mpirun names the killed 
     || not_ok "mpirun names the killed rank" "$tmp/err"
 [ ! -e "$tmp/k.mlp" ] && ok "no model after the kill" || not_ok "no model after the kill"
 expect 0 "the last checkpoint loads" -- info "$tmp/k.ckpt"
-epochs=$(sed -n 's/.*train\.epoch=\([0-9]*\).*/\1/p' "$tmp/out" | head -n 1)
+epochs=$(sed -n 's/^ *train\.epoch = \([0-9]*\)$/\1/p' "$tmp/out" | head -n 1)
+[ -n "$epochs" ] && ok "the checkpoint says how many epochs it holds ($epochs)" \
+    || not_ok "the checkpoint says how many epochs it holds" "$tmp/out"
 expect_job 0 "the killed run resumes as 2 processes" 2 train "${common[@]}" --epochs 400 \
     --out "$tmp/k.mlp" --resume "$tmp/k.ckpt" --epochs "$(( ${epochs:-1} + 1 ))"
-[ -s "$tmp/k.mlp" ] && ok "the resumed run writes its model" || not_ok "the resumed run writes its model" "$tmp/err"
+expect 0 "the same epochs uninterrupted, one process" -- train "${common[@]}" --epochs 400 \
+    --out "$tmp/k1.mlp" --epochs "$(( ${epochs:-1} + 1 ))"
+same_file "the killed and resumed job writes the uninterrupted model" "$tmp/k.mlp" "$tmp/k1.mlp"
 
 # Settings a job refuses, said once by rank 0.
 expect_job 1 "more processes than gradient chunks" 3 train "${common[@]}" --grad-chunks 2 \
