@@ -3,6 +3,7 @@
  * Decoding, resizing and encoding come from stb (Debian's libstb, linked as -lstb); this file
  * adds what a training tool needs around them: the header is checked before any pixel is
  * decoded, conversions are exact (luminance weights, k/255), and PNGs are written atomically. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -85,6 +86,64 @@ static int png_header_size(FILE *file, uint32_t *width, uint32_t *height)
 /* Reads the header of an open image and refuses sizes no decoder should attempt: zero-size
  * images and images of more than `limit` pixels. Leaves the file position unchanged
  * (stbi_info_from_file restores it), so the caller can decode next. */
+/* Binary PNM (P5, P6), which the decoder reads past the end of a short file without noticing
+ * (the missing samples are whatever its buffer held: found by fuzz_image): the samples must
+ * all be in the file. The header is read as stb reads it: "P5" or "P6", then width, height
+ * and maxval, each after whitespace and '#' comments, then one byte; 2 bytes a sample above a
+ * maxval of 255. Other formats pass. The file position is kept. */
+static mv_status check_pnm_length(FILE *file, const char *path, int w, int h, int channels)
+{
+    unsigned char head[4096];
+    const long at = ftell(file);
+    const size_t n = fread(head, 1, sizeof head, file);
+    fseek(file, at, SEEK_SET);
+    if (at < 0 || n < 2 || head[0] != 'P' || (head[1] != '5' && head[1] != '6'))
+        return MV_OK;
+    size_t i = 2;
+    long long value[3] = {0, 0, 0};
+    for (int k = 0; k < 3; k++) {
+        while (i < n && (isspace(head[i]) || head[i] == '#'))
+            if (head[i++] == '#')
+                while (i < n && head[i] != '\n' && head[i] != '\r') i++;
+        for (; i < n && isdigit(head[i]); i++)
+            value[k] = value[k] < 100000000 ? value[k] * 10 + (head[i] - '0') : value[k];
+    }
+    struct stat st;
+    if ((i >= n && n == sizeof head) || fstat(fileno(file), &st) != 0)
+        return MV_OK; /* a header of comments longer than 4 KiB: left to the decoder */
+    const long long samples = (long long)st.st_size - at - (long long)(i + 1);
+    const long long needed = (long long)w * h * channels * (value[2] > 255 ? 2 : 1);
+    if (samples < needed)
+        return mv_fail(MV_ERR_FORMAT, "%s: PNM image of %dx%d is cut short (%lld bytes of "
+                       "samples, %lld needed)", path, w, h, samples < 0 ? 0 : samples, needed);
+    return MV_OK;
+}
+
+/* Uncompressed TGA (image types 1, 2, 3) has the same blind spot: the samples after its
+ * 18-byte header, image id and colour map must all be there. A file is taken for TGA as stb
+ * takes it, by a colour-map type of 0 or 1 and one of those image types: no other format the
+ * decoder knows starts that way. */
+static mv_status check_tga_length(FILE *file, const char *path, int w, int h)
+{
+    unsigned char b[18];
+    const long at = ftell(file);
+    const size_t n = fread(b, 1, sizeof b, file);
+    fseek(file, at, SEEK_SET);
+    if (at < 0 || n < sizeof b || b[1] > 1 || b[2] < 1 || b[2] > 3)
+        return MV_OK;
+    const long long map = b[1] ? (long long)(b[5] | b[6] << 8) * ((b[7] + 7) / 8) : 0;
+    const long long start = 18 + (long long)b[0] + map;
+    const long long needed = (long long)w * h * ((b[16] + 7) / 8);
+    struct stat st;
+    if (fstat(fileno(file), &st) != 0)
+        return MV_OK;
+    const long long samples = (long long)st.st_size - at - start;
+    if (samples < needed)
+        return mv_fail(MV_ERR_FORMAT, "%s: TGA image of %dx%d is cut short (%lld bytes of "
+                       "samples, %lld needed)", path, w, h, samples < 0 ? 0 : samples, needed);
+    return MV_OK;
+}
+
 static mv_status check_header(FILE *file, const char *path, long long limit, int *width,
                               int *height, int *channels)
 {
@@ -117,7 +176,8 @@ static mv_status check_header(FILE *file, const char *path, long long limit, int
     if ((long long)*width * *height > limit)
         return mv_fail(MV_ERR_FORMAT, "%s: image of %dx%d pixels is larger than the limit of %lld "
                        "pixels; not decoded", path, *width, *height, limit);
-    return MV_OK;
+    mv_status st = check_pnm_length(file, path, *width, *height, *channels);
+    return st ? st : check_tga_length(file, path, *width, *height);
 }
 
 mv_status mv_image_probe(const char *path, int *width, int *height, int *channels,

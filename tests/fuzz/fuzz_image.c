@@ -3,6 +3,8 @@
  * 1 or 3 channels, under a pixel limit as the loader applies it; and where the loader would
  * keep bytes (8-bit samples, no luminance mix), the bytes must be the floats * 255 exactly. */
 #define _GNU_SOURCE /* memfd_create */
+#include <string.h>
+
 #include "fuzz_file.h"
 #include "internal.h"
 
@@ -27,8 +29,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (size_t i = 0; loaded && i < n; i++)
                 if (!(own[i] >= 0 && own[i] <= 1))
                     abort(); /* pixels are in [0, 1] */
+            /* Some damaged files decode to pixels stb never wrote, which differ from one
+             * decode to the next: a paletted image (PNG, BMP of 8 bits or fewer, GIF, TGA with a
+             * colour map) whose indices run past its palette takes uninitialised entries of a
+             * palette on stb's stack (left out here: the two paths' stacks differ), and others
+             * show by decoding twice. Only files whose pixels are
+             * defined can hold bytes to floats (docs/RELIABILITY.md, "Not done yet"). */
+            const int palette = (size > 25 && memcmp(data, "\x89PNG", 4) == 0 && data[25] == 3) ||
+                                (size > 29 && memcmp(data, "BM", 2) == 0 && data[28] <= 8) ||
+                                (size > 3 && memcmp(data, "GIF", 3) == 0) ||
+                                (size > 2 && data[1] == 1 && (data[2] == 1 || data[2] == 9));
+            float *again = loaded && !palette ? malloc(sizeof *again * n) : NULL;
+            const int stable = again && mv_image_load(f.path, channels, w, h, MAX_PIXELS, again) ==
+                                            MV_OK && memcmp(again, own, sizeof *own * n) == 0;
+            free(again);
             int w2, h2, c2, sixteen;
-            const int exact = loaded && mv_image_probe(f.path, &w2, &h2, &c2, &sixteen) == MV_OK &&
+            const int exact = stable && mv_image_probe(f.path, &w2, &h2, &c2, &sixteen) == MV_OK &&
                               !sixteen && (c2 <= 2 || channels == 3);
             if (exact && bytes &&
                 mv_image_load_bytes(f.path, channels, w, h, MAX_PIXELS, bytes) == MV_OK)
