@@ -108,9 +108,11 @@ long=("${common[@]}" --epochs 400)
 job 2 train "${long[@]}" --out "$tmp/k.mlp" &
 runner=$!
 for _ in $(seq 600); do [ -s "$tmp/k.ckpt" ] && break; sleep 0.1; done
-victim=""
-for p in $(pgrep -f "$mpi_bin train"); do
-    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1" && victim=$p
+victim="" # rank 1: the process of our binary whose environment says so (no pgrep: procps
+            # is not in a minimal Debian)
+for d in /proc/[0-9]*; do
+    tr '\0' ' ' <"$d/cmdline" 2>/dev/null | grep -qF "$mpi_bin train" || continue
+    tr '\0' '\n' <"$d/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1" && victim=${d#/proc/}
 done
 [ -n "$victim" ] && kill -9 "$victim"
 wait "$runner"
