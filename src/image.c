@@ -138,8 +138,10 @@ static mv_status check_tga_length(FILE *file, const char *path, int w, int h)
     const long at = ftell(file);
     const size_t n = fread(b, 1, sizeof b, file);
     fseek(file, at, SEEK_SET);
-    if (at < 0 || n < sizeof b || b[1] > 1 || b[2] < 1 || b[2] > 3)
+    if (at < 0 || n < 3 || b[1] > 1 || b[2] < 1 || b[2] > 3)
         return MV_OK;
+    if (n < sizeof b) /* not even the header: stb reads zeros and garbage for the rest */
+        return mv_fail(MV_ERR_FORMAT, "%s: TGA header cut short (%zu bytes of 18)", path, n);
     const long long map = b[1] ? (long long)(b[5] | b[6] << 8) * ((b[7] + 7) / 8) : 0;
     const long long start = 18 + (long long)b[0] + map;
     struct stat st;
