@@ -500,6 +500,20 @@ static void test_bad_image_files(void **state)
     expect_error(mv_image_info(at("bad/deep.pgm"), &w, &h, &c), MV_ERR_FORMAT, "deep.pgm");
     write_bytes("bad/deep.pgm", "P5\n1 2\n65535\n\x12\x34\x56\x78", 17);
     assert_int_equal(mv_image_info(at("bad/deep.pgm"), &w, &h, &c), MV_OK);
+
+    /* Uncompressed gray TGA (type 3) of 2x2: 18-byte header, 4 samples; cut in the samples
+     * and cut in the header (the fuzzer's 17 bytes). */
+    static const unsigned char tga[22] = {0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 2, 0, 8, 0,
+                                          0, 64, 128, 255};
+    write_bytes("bad/whole.tga", tga, sizeof tga);
+    assert_int_equal(mv_image_load(at("bad/whole.tga"), 1, 2, 2, 0, px), MV_OK);
+    write_bytes("bad/cut.tga", tga, sizeof tga - 1);
+    expect_error(mv_image_load(at("bad/cut.tga"), 1, 2, 2, 0, px), MV_ERR_FORMAT, "cut.tga");
+    expect_message_has("TGA image of 2x2 is cut short (3 bytes of samples, 1 a pixel needed)");
+    static const unsigned char head[17] = {0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0x3b, 2, 0, 8};
+    write_bytes("bad/head.tga", head, sizeof head);
+    expect_error(mv_image_info(at("bad/head.tga"), &w, &h, &c), MV_ERR_FORMAT, "head.tga");
+    expect_message_has("TGA header cut short (17 bytes of 18)");
 }
 
 /* ---------------------------------------------------------------- writing PNGs */
